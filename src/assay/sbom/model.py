@@ -1,0 +1,55 @@
+"""The neutral package inventory that SBOM writers, the scanner and policy read.
+
+It is format-free: SPDX and CycloneDX writers, and the vulnerability matcher, all take an
+``Inventory``. Built images get one from the lock and the assembled file list; foreign images
+get one from the catalogers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["Distro", "Inventory", "Package"]
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    version: str
+    ecosystem: str  # "deb", "apk", "pypi", "npm"
+    purl: str
+    architecture: str = ""
+    source_name: str = ""  # Debian source package (or "" when same as name / not applicable)
+    source_version: str = ""
+    supplier: str = ""  # e.g. Maintainer field; "" = unknown (NOASSERTION)
+    license_expression: str = ""  # SPDX expression; "" = NOASSERTION
+    hashes: tuple[tuple[str, str], ...] = ()  # (algorithm e.g. "SHA256", hex)
+    files: tuple[str, ...] = ()  # absolute paths inside the image, sorted
+    depends_on: tuple[str, ...] = ()  # purls of direct dependencies
+    locations: tuple[str, ...] = ()  # where the cataloger found it (e.g. status.d path)
+
+    @property
+    def key(self) -> str:
+        return self.purl
+
+
+@dataclass(frozen=True)
+class Distro:
+    id: str  # "debian"
+    version_id: str  # "12"
+    codename: str = ""  # "bookworm"
+    pretty_name: str = ""
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Everything known about what an image contains."""
+
+    subject_name: str  # e.g. "localhost:5000/base/python" or "examples/python.yaml"
+    subject_digest: str  # "sha256:…" of the image manifest (or of the input when not an image)
+    architecture: str
+    distro: Distro | None
+    packages: tuple[Package, ...]
+    created: str = ""  # RFC 3339, from SOURCE_DATE_EPOCH where reproducibility is promised
+    tool: str = "assay"
+    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
