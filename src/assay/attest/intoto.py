@@ -1,0 +1,138 @@
+"""in-toto Statement v1 and cosign's predicate type aliases."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from assay.attest._gojson import go_json
+from assay.errors import UsageError, VerificationError
+
+__all__ = [
+    "PREDICATE_TYPES",
+    "STATEMENT_TYPE",
+    "STATEMENT_TYPES_ACCEPTED",
+    "Statement",
+    "build_statement",
+    "parse_statement",
+    "resolve_predicate_type",
+]
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+# cosign still writes v0.1 statements; both are read.
+STATEMENT_TYPES_ACCEPTED = frozenset({STATEMENT_TYPE, "https://in-toto.io/Statement/v0.1"})
+
+CUSTOM_PREDICATE_TYPE = "https://cosign.sigstore.dev/attestation/v1"
+
+# cosign's --type aliases (cmd/cosign/cli/options/predicate.go, pkg/cosign/attestation).
+PREDICATE_TYPES: dict[str, str] = {
+    "custom": CUSTOM_PREDICATE_TYPE,
+    "cyclonedx": "https://cyclonedx.org/bom",
+    "link": "https://in-toto.io/Link/v1",
+    "openvex": "https://openvex.dev/ns",
+    "slsaprovenance": "https://slsa.dev/provenance/v0.2",
+    "slsaprovenance02": "https://slsa.dev/provenance/v0.2",
+    "slsaprovenance1": "https://slsa.dev/provenance/v1",
+    "spdx": "https://spdx.dev/Document",
+    "spdxjson": "https://spdx.dev/Document",
+    "vuln": "https://cosign.sigstore.dev/attestation/vuln/v1",
+}
+
+MAX_STATEMENT = 16 << 20
+
+
+def resolve_predicate_type(alias_or_uri: str) -> str:
+    """A cosign alias (``slsaprovenance1``…) or an absolute URI → the predicate type URI."""
+    if alias_or_uri in PREDICATE_TYPES:
+        return PREDICATE_TYPES[alias_or_uri]
+    parsed = urlparse(alias_or_uri)
+    if parsed.scheme and (parsed.netloc or parsed.path):
+        return alias_or_uri
+    raise UsageError(
+        f"unknown predicate type {alias_or_uri!r}: use one of "
+        f"{', '.join(sorted(PREDICATE_TYPES))} or a URI"
+    )
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A parsed in-toto statement."""
+
+    type: str
+    subjects: tuple[tuple[str, str], ...]  # (name, sha256 hex)
+    predicate_type: str
+    predicate: Any
+    raw: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.raw)
+        return parsed
+
+
+def build_statement(
+    subject_name: str,
+    sha256_hex: str,
+    predicate_type: str,
+    predicate_bytes: bytes,
+    *,
+    timestamp: str,
+) -> bytes:
+    """Statement bytes for one subject. ``predicate_type`` may be an alias.
+
+    As cosign does, the ``custom`` type wraps the raw predicate file as
+    ``{"Data": <file text>, "Timestamp": <RFC 3339>}``; other types must be JSON documents.
+    """
+    uri = resolve_predicate_type(predicate_type)
+    predicate: Any
+    if uri == CUSTOM_PREDICATE_TYPE:
+        try:
+            text = predicate_bytes.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UsageError("custom predicate file is not UTF-8 text") from exc
+        predicate = {"Data": text, "Timestamp": timestamp}
+    else:
+        try:
+            predicate = json.loads(predicate_bytes)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise UsageError(f"predicate for type {uri} is not valid JSON: {exc}") from exc
+        if not isinstance(predicate, dict):
+            raise UsageError(f"predicate for type {uri} must be a JSON object")
+    statement = {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": subject_name, "digest": {"sha256": sha256_hex}}],
+        "predicateType": uri,
+        "predicate": predicate,
+    }
+    return go_json(statement)
+
+
+def parse_statement(raw: bytes) -> Statement:
+    """Parse a statement; raise VerificationError naming what is wrong."""
+    if len(raw) > MAX_STATEMENT:
+        raise VerificationError("in-toto statement is larger than 16 MiB; refusing it")
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise VerificationError(f"in-toto statement is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise VerificationError("in-toto statement is not a JSON object")
+    stype = doc.get("_type")
+    if stype not in STATEMENT_TYPES_ACCEPTED:
+        raise VerificationError(f"in-toto statement _type is {stype!r}, not an in-toto Statement")
+    ptype = doc.get("predicateType")
+    if not isinstance(ptype, str):
+        raise VerificationError("in-toto statement has no predicateType")
+    subjects = doc.get("subject")
+    if not isinstance(subjects, list) or not subjects:
+        raise VerificationError("in-toto statement has no subject")
+    parsed: list[tuple[str, str]] = []
+    for subject in subjects:
+        if not isinstance(subject, dict) or not isinstance(subject.get("digest"), dict):
+            raise VerificationError("in-toto statement subject has no digest")
+        sha = subject["digest"].get("sha256")
+        name = subject.get("name", "")
+        if isinstance(sha, str) and isinstance(name, str):
+            parsed.append((name, sha.lower()))
+    return Statement(str(stype), tuple(parsed), ptype, doc.get("predicate"), raw)
