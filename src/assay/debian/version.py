@@ -109,7 +109,9 @@ def parse_version(text: str) -> tuple[int, str, str]:
 _Key = tuple[int, tuple[tuple[tuple[int, ...], int], ...], tuple[tuple[tuple[int, ...], int], ...]]
 
 
-def _pad(key: tuple[tuple[tuple[int, ...], int], ...], n: int) -> tuple[tuple[tuple[int, ...], int], ...]:
+def _pad(
+    key: tuple[tuple[tuple[int, ...], int], ...], n: int
+) -> tuple[tuple[tuple[int, ...], int], ...]:
     return key + ((((0,), 0),) * (n - len(key)))
 
 

@@ -1,0 +1,455 @@
+"""Dependency resolution over a Packages index, making the choices apt makes.
+
+The algorithm follows apt's ``pkgDepCache::MarkInstall`` for a system with nothing installed:
+
+* every package name has one **candidate**: its highest version across all suites (so the
+  security suite's fixes win), unless the request pins ``name=version``;
+* the requested packages are marked first, then their ``Pre-Depends`` and ``Depends`` are walked
+  depth-first in field order;
+* a dependency group already satisfied by a marked package is skipped; otherwise the possible
+  solutions are the candidates satisfying each alternative in order (the named package's own
+  candidate, then candidates that ``Provides`` it — versioned provides satisfy versioned
+  dependencies), each alternative's solutions ordered like apt's ``CompareProviders`` (the real
+  package first, then Essential, then Priority), and the first one that can be installed wins;
+* a solution whose own dependencies cannot be met by any candidate is skipped (apt's
+  ``IsInstallOkDependenciesSatisfiableByCandidates``), as is one that conflicts with, or breaks,
+  a package already marked;
+* ``Recommends`` and ``Suggests`` are not followed and Essential packages are not added.
+
+Resolution is for one architecture at a time: records of that architecture and ``all`` take part,
+``:any`` is satisfied only by ``Multi-Arch: allowed`` packages (or by providers), ``:native`` and
+an explicit qualifier naming the architecture mean the package itself, and any other qualifier is
+unsatisfiable (no foreign architectures are configured).
+
+Everything is ordered by name or by field order, so the result is deterministic.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from assay.debian.model import PackageRecord
+from assay.debian.relations import Relation, parse_provides, parse_relations
+from assay.debian.version import version_key
+from assay.errors import InputError, ResolutionError
+
+__all__ = ["CandidateIndex", "Resolution", "resolve"]
+
+_PRIORITY = {"required": 1, "important": 2, "standard": 3, "optional": 4, "extra": 5}
+_MAX_DEPTH = 500
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The packages chosen for one architecture, and why each is there."""
+
+    arch: str
+    requested: tuple[str, ...]
+    packages: tuple[PackageRecord, ...]  # sorted by name
+    edges: tuple[tuple[str, str], ...]  # (package, dependency it pulled in), sorted
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.packages)
+
+    def get(self, name: str) -> PackageRecord | None:
+        for p in self.packages:
+            if p.name == name:
+                return p
+        return None
+
+    def depends_of(self, name: str) -> tuple[str, ...]:
+        """Names of the chosen packages that ``name``'s dependencies resolved to."""
+        return tuple(child for parent, child in self.edges if parent == name)
+
+    def why(self, name: str, limit: int = 20) -> list[list[str]]:
+        """Dependency chains from a requested package down to ``name`` (shortest first).
+
+        Each chain is a list of package names starting at a requested package and ending at
+        ``name``. A requested package yields ``[[name]]``. Unknown names yield ``[]``.
+        """
+        parents: dict[str, list[str]] = {}
+        for parent, child in self.edges:
+            parents.setdefault(child, []).append(parent)
+        if self.get(name) is None:
+            return []
+        chains: list[list[str]] = []
+        # Breadth-first from ``name`` upwards, so shorter chains come first.
+        queue: list[list[str]] = [[name]]
+        while queue and len(chains) < limit:
+            path = queue.pop(0)
+            head = path[0]
+            if head in self.requested:
+                chains.append(path)
+                continue
+            for parent in sorted(parents.get(head, [])):
+                if parent not in path:
+                    queue.append([parent, *path])
+        return chains
+
+
+@dataclass(frozen=True, slots=True)
+class _Provider:
+    record: PackageRecord
+    name: str  # the provided (virtual) name
+    version: str | None  # provided version, None for an unversioned Provides
+
+
+@dataclass
+class CandidateIndex:
+    """Candidates of one architecture, indexed by name and by provided name.
+
+    Build it once and pass it to ``resolve`` to resolve several requests against one index.
+    """
+
+    arch: str
+    candidates: dict[str, PackageRecord]
+    versions: dict[str, list[PackageRecord]]
+    _providers: dict[str, list[_Provider]] | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(cls, records: Iterable[PackageRecord], arch: str) -> CandidateIndex:
+        versions: dict[str, list[PackageRecord]] = {}
+        candidates: dict[str, PackageRecord] = {}
+        for rec in records:
+            if rec.architecture != arch and rec.architecture != "all":
+                continue
+            versions.setdefault(rec.name, []).append(rec)
+            best = candidates.get(rec.name)
+            # Highest version wins; on a tie the record seen first (first source) stays.
+            if best is None or version_key(rec.version) > version_key(best.version):
+                candidates[rec.name] = rec
+        return cls(arch, candidates, versions)
+
+    @property
+    def providers(self) -> dict[str, list[_Provider]]:
+        if self._providers is None:
+            prov: dict[str, list[_Provider]] = {}
+            for name in sorted(self.candidates):
+                rec = self.candidates[name]
+                if not rec.provides:
+                    continue
+                for rel in parse_provides(rec.provides):
+                    prov.setdefault(rel.name, []).append(_Provider(rec, rel.name, rel.version))
+            self._providers = prov
+        return self._providers
+
+    def pin(self, name: str, version: str) -> None:
+        """Make ``name``'s candidate the given version (``apt-get install name=version``)."""
+        for rec in self.versions.get(name, ()):
+            if version_key(rec.version) == version_key(version):
+                if self.candidates.get(name) is not rec:
+                    self.candidates[name] = rec
+                    self._providers = None
+                return
+        have = ", ".join(sorted({r.version for r in self.versions.get(name, ())}))
+        raise ResolutionError(
+            f"version {version} of {name} is not available for {self.arch}"
+            + (f" (available: {have})" if have else "")
+        )
+
+
+def _prio(rec: PackageRecord) -> int:
+    return _PRIORITY.get(rec.priority, 0)
+
+
+class _Resolver:
+    def __init__(self, index: CandidateIndex) -> None:
+        self.index = index
+        self.arch = index.arch
+        self.marked: dict[str, PackageRecord] = {}
+        self.marked_provides: dict[str, list[_Provider]] = {}
+        self.marked_negative: dict[str, list[tuple[PackageRecord, Relation]]] = {}
+
+    # -- satisfaction -------------------------------------------------------------------------
+
+    def _qualifier_ok(self, rel: Relation, rec: PackageRecord) -> bool:
+        q = rel.arch_qualifier
+        if q is None or q == "native" or q == self.arch:
+            return True
+        if q == "any":
+            return rec.multi_arch == "allowed"
+        return False
+
+    def satisfied_by_marked(self, rel: Relation) -> PackageRecord | None:
+        rec = self.marked.get(rel.name)
+        if rec is not None and self._qualifier_ok(rel, rec) and rel.version_ok(rec.version):
+            return rec
+        if rel.arch_qualifier not in (None, "any", "native", self.arch):
+            return None
+        for prov in self.marked_provides.get(rel.name, ()):
+            if rel.version_ok(prov.version):
+                return prov.record
+        return None
+
+    def solutions(self, rel: Relation) -> list[PackageRecord]:
+        """Candidates that satisfy ``rel``, in apt's CompareProviders order."""
+        out: list[PackageRecord] = []
+        cand = self.index.candidates.get(rel.name)
+        if cand is not None and self._qualifier_ok(rel, cand) and rel.version_ok(cand.version):
+            out.append(cand)
+        if rel.arch_qualifier in (None, "any", "native", self.arch):
+            for prov in self.index.providers.get(rel.name, ()):
+                if rel.version_ok(prov.version) and prov.record not in out:
+                    out.append(prov.record)
+        if len(out) > 1:
+            out.sort(
+                key=lambda r: (
+                    r.name != rel.name,
+                    not r.essential,
+                    r.extra.get("Important", "").lower() != "yes",
+                    _prio(r),
+                    r.name,
+                )
+            )
+        return out
+
+    def _groups(self, rec: PackageRecord) -> list[tuple[Relation, ...]]:
+        groups: list[tuple[Relation, ...]] = []
+        for text in (rec.pre_depends, rec.depends):
+            if not text:
+                continue
+            for group in parse_relations(text):
+                alts = tuple(a for a in group if a.applies_to(self.arch))
+                if alts:
+                    groups.append(alts)
+        return groups
+
+    def _negatives(self, rec: PackageRecord) -> list[tuple[str, Relation]]:
+        out: list[tuple[str, Relation]] = []
+        for kind, text in (("conflicts with", rec.conflicts), ("breaks", rec.breaks)):
+            if not text:
+                continue
+            for group in parse_relations(text):
+                for rel in group:
+                    if rel.applies_to(self.arch):
+                        out.append((kind, rel))
+        return out
+
+    def _provided(self, rec: PackageRecord) -> list[_Provider]:
+        if not rec.provides:
+            return []
+        return [_Provider(rec, r.name, r.version) for r in parse_provides(rec.provides)]
+
+    def conflict_of(self, rec: PackageRecord) -> str | None:
+        """Describe a Conflicts/Breaks between ``rec`` and a marked package, or None."""
+        for kind, rel in self._negatives(rec):
+            other = self.marked.get(rel.name)
+            if other is not None and other is not rec and rel.version_ok(other.version):
+                return f"{rec.name} {kind} {other.name} ({kind.split()[0]}: {rel})"
+            for prov in self.marked_provides.get(rel.name, ()):
+                if prov.record is not rec and rel.version_ok(prov.version):
+                    return (
+                        f"{rec.name} {kind} {prov.record.name}, which provides {rel.name}"
+                        f" ({kind.split()[0]}: {rel})"
+                    )
+        targets: list[tuple[str, str | None, bool]] = [(rec.name, rec.version, True)]
+        targets += [(rel.name, rel.version, False) for rel in parse_provides(rec.provides)]
+        for target, version, real in targets:
+            for other, rel in self.marked_negative.get(target, ()):
+                if other is rec:
+                    continue
+                if rel.version_ok(version):
+                    kind = "breaks" if rel in _breaks_of(other) else "conflicts with"
+                    via = "" if real else f", which {rec.name} provides"
+                    return f"{other.name} {kind} {target}{via} ({rel})"
+        return None
+
+    # -- marking ------------------------------------------------------------------------------
+
+    def _mark(self, rec: PackageRecord) -> None:
+        self.marked[rec.name] = rec
+        for prov in self._provided(rec):
+            self.marked_provides.setdefault(prov.name, []).append(prov)
+        for _kind, rel in self._negatives(rec):
+            self.marked_negative.setdefault(rel.name, []).append((rec, rel))
+
+    def _unmark(self, rec: PackageRecord) -> None:
+        if self.marked.get(rec.name) is rec:
+            del self.marked[rec.name]
+        for key, provs in list(self.marked_provides.items()):
+            kept = [p for p in provs if p.record is not rec]
+            if kept:
+                self.marked_provides[key] = kept
+            else:
+                del self.marked_provides[key]
+        for key, negs in list(self.marked_negative.items()):
+            kept_n = [n for n in negs if n[0] is not rec]
+            if kept_n:
+                self.marked_negative[key] = kept_n
+            else:
+                del self.marked_negative[key]
+
+    def explain_unsatisfiable(self, rel: Relation) -> str:
+        cand = self.index.candidates.get(rel.name)
+        if cand is not None:
+            if not self._qualifier_ok(rel, cand):
+                if rel.arch_qualifier == "any":
+                    return f"{rel.name} is not Multi-Arch: allowed, so {rel} cannot be met"
+                return f"architecture {rel.arch_qualifier} is not configured"
+            return f"only version {cand.version} is available"
+        if rel.name in self.index.providers:
+            return "no provider satisfies the version constraint"
+        return f"not available for {self.arch}"
+
+    def installable_by_candidates(self, rec: PackageRecord) -> list[str] | None:
+        """apt's one-level look-ahead: every dependency group has some candidate."""
+        for group in self._groups(rec):
+            if any(self.satisfied_by_marked(a) or self.solutions(a) for a in group):
+                continue
+            alt = group[0]
+            return [" | ".join(str(a) for a in group), self.explain_unsatisfiable(alt)]
+        return None
+
+    def mark_install(self, rec: PackageRecord, depth: int) -> list[str] | None:
+        """Mark ``rec`` and its dependencies. Return None, or the failing chain below ``rec``."""
+        if self.marked.get(rec.name) is rec:
+            return None
+        if depth > _MAX_DEPTH:
+            return [f"dependency chain deeper than {_MAX_DEPTH}"]
+        fail = self.installable_by_candidates(rec)
+        if fail is not None:
+            return fail
+        clash = self.conflict_of(rec)
+        if clash is not None:
+            return [clash]
+        self._mark(rec)
+        for group in self._groups(rec):
+            if any(self.satisfied_by_marked(a) for a in group):
+                continue
+            seen: list[PackageRecord] = []
+            for alt in group:
+                for sol in self.solutions(alt):
+                    if sol not in seen:
+                        seen.append(sol)
+            first_fail: list[str] | None = None
+            ok = False
+            for sol in seen:
+                if self.index.candidates.get(sol.name) is not sol:
+                    continue
+                sub = self.mark_install(sol, depth + 1)
+                if sub is None:
+                    ok = True
+                    break
+                if first_fail is None:
+                    first_fail = [f"{sol.name} ({sol.version})", *sub]
+            if not ok:
+                # Like apt, only this package is taken back; what its other dependencies
+                # pulled in stays marked.
+                self._unmark(rec)
+                text = " | ".join(str(a) for a in group)
+                if first_fail is None:
+                    return [text, self.explain_unsatisfiable(group[0])]
+                return [text, *first_fail]
+        return None
+
+
+def _breaks_of(rec: PackageRecord) -> tuple[Relation, ...]:
+    if not rec.breaks:
+        return ()
+    return tuple(r for g in parse_relations(rec.breaks) for r in g)
+
+
+def _parse_request(text: str) -> tuple[str, str | None]:
+    text = text.strip()
+    name, sep, version = text.partition("=")
+    name = name.strip()
+    if not name or (sep and not version.strip()):
+        raise InputError(f"malformed package request {text!r}; expected NAME or NAME=VERSION")
+    if sep:
+        version_key(version.strip())  # validates
+        return name, version.strip()
+    return name, None
+
+
+def _suggest(name: str, index: CandidateIndex) -> str:
+    pool = list(index.candidates) + list(index.providers)
+    close = difflib.get_close_matches(name, pool, n=3, cutoff=0.75)
+    if not close:
+        return ""
+    return "; did you mean " + " or ".join(close) + "?"
+
+
+def resolve(
+    index_for_arch: Sequence[PackageRecord] | CandidateIndex,
+    requests: Sequence[str],
+    arch: str,
+) -> Resolution:
+    """Resolve ``requests`` (``NAME`` or ``NAME=VERSION``) against one architecture's index.
+
+    Raises ResolutionError naming the failing chain, or suggesting close names for an unknown
+    package; InputError for a malformed request.
+    """
+    if isinstance(index_for_arch, CandidateIndex):
+        base = index_for_arch
+        index = CandidateIndex(base.arch, dict(base.candidates), base.versions, base._providers)
+    else:
+        index = CandidateIndex.build(index_for_arch, arch)
+    parsed = [_parse_request(r) for r in requests]
+    for name, version in parsed:
+        if version is not None:
+            if name not in index.versions:
+                raise ResolutionError(
+                    f"package {name} is not available for {arch}{_suggest(name, index)}"
+                )
+            index.pin(name, version)
+
+    res = _Resolver(index)
+    roots: list[PackageRecord] = []
+    for name, _version in parsed:
+        cand = index.candidates.get(name)
+        if cand is None:
+            provs = sorted({p.record.name for p in index.providers.get(name, ())})
+            if len(provs) == 1:
+                cand = index.candidates[provs[0]]
+            elif provs:
+                raise ResolutionError(
+                    f"{name} is a virtual package provided by {', '.join(provs)}; "
+                    "request one of them explicitly"
+                )
+            else:
+                raise ResolutionError(
+                    f"package {name} is not available for {arch}{_suggest(name, index)}"
+                )
+        roots.append(cand)
+
+    # Mark the requested packages first (apt marks the command line before auto-installing),
+    # checking conflicts among them.
+    for rec in roots:
+        clash = res.conflict_of(rec)
+        if clash is not None:
+            raise ResolutionError(f"cannot install {rec.name}: {clash}")
+        res._mark(rec)
+    for rec in roots:
+        res._unmark(rec)
+        fail = res.mark_install(rec, 0)
+        if fail is not None:
+            raise ResolutionError(
+                f"cannot install {rec.name} for {arch}: " + " → ".join([rec.name, *fail])
+            )
+
+    # Final consistency check: no Conflicts/Breaks among everything chosen.
+    chosen = dict(sorted(res.marked.items()))
+    for rec in chosen.values():
+        res._unmark(rec)
+        clash = res.conflict_of(rec)
+        res._mark(rec)
+        if clash is not None:
+            raise ResolutionError(f"the resolved set is inconsistent: {clash}")
+
+    edges: set[tuple[str, str]] = set()
+    for rec in chosen.values():
+        for group in res._groups(rec):
+            for alt in group:
+                sat = res.satisfied_by_marked(alt)
+                if sat is not None:
+                    if sat.name != rec.name:
+                        edges.add((rec.name, sat.name))
+                    break
+    return Resolution(
+        arch=arch,
+        requested=tuple(r.name for r in roots),
+        packages=tuple(chosen.values()),
+        edges=tuple(sorted(edges)),
+    )
