@@ -1,0 +1,411 @@
+"""The Debian repository client: verified InRelease, verified Packages indexes, parsed records.
+
+Trust chain: ``InRelease`` is checked with gpgv against the source's keyring (``signed_by``, else
+the client's keyrings, else :data:`~assay.debian.sources.DEFAULT_KEYRING`); only gpgv's signed
+output is parsed. Each ``Packages`` file is taken only when its size and SHA256 match the signed
+Release, and only then written to the cache (``<cache>/indexes/sha256/<hex>``), so a warm run
+downloads no index, only the small InRelease (revalidated with ETag / If-Modified-Since and
+verified again every time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import lzma
+import posixpath
+import threading
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from assay._atomic import atomic_write_bytes
+from assay.cachedir import cache_dir as default_cache_dir
+from assay.debian.fetch import MIRROR_HINT, http_get, make_client
+from assay.debian.model import PackageRecord, ReleaseInfo, RepoSource
+from assay.debian.openpgp import verify_clearsigned
+from assay.debian.release import IndexEntry, Release, parse_release
+from assay.debian.sources import DEFAULT_KEYRING
+from assay.errors import InputError, NetworkError, UsageError, VerificationError
+
+__all__ = ["RepoClient", "RepoIndex", "parse_packages"]
+
+log = logging.getLogger(__name__)
+
+MAX_INRELEASE = 32 << 20  # bytes
+MAX_INDEX_COMPRESSED = 256 << 20
+MAX_INDEX = 512 << 20  # decompressed Packages
+MAX_STANZA = 1 << 20
+_FORMATS = (".xz", ".gz", "")
+_EXTRA_FIELDS = (
+    "Recommends",
+    "Suggests",
+    "Enhances",
+    "Replaces",
+    "Built-Using",
+    "Static-Built-Using",
+    "Protected",
+    "Important",
+)
+
+
+@dataclass(frozen=True)
+class RepoIndex:
+    """Everything loaded for a set of sources: their Releases and, per architecture, records.
+
+    ``packages[arch]`` holds the records of every source's ``binary-ARCH`` index in source
+    order (``Architecture: all`` packages included as listed there).
+    """
+
+    releases: tuple[ReleaseInfo, ...]
+    packages: dict[str, tuple[PackageRecord, ...]]
+
+
+class RepoClient:
+    """Fetch and verify repository metadata. Thread-safe; use as a context manager."""
+
+    def __init__(
+        self,
+        cache_dir: Path | None = None,
+        keyrings: Sequence[Path] = (),
+        http: httpx.Client | None = None,
+        now: Callable[[], float] = time.time,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        root = cache_dir if cache_dir is not None else default_cache_dir()
+        self.index_dir = root / "indexes"
+        self.keyrings = tuple(Path(k) for k in keyrings)
+        self._own_http = http is None
+        self.http = http if http is not None else make_client()
+        self.now = now
+        self.progress = progress
+        self.attempts = 4
+        self.backoff = 0.5
+        self._lock = threading.Lock()
+        self._releases: dict[RepoSource, Release] = {}
+
+    # lifecycle ---------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._own_http:
+            self.http.close()
+
+    def __enter__(self) -> RepoClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _say(self, message: str) -> None:
+        log.debug("%s", message)
+        if self.progress is not None:
+            self.progress(message)
+
+    def _keyrings_for(self, source: RepoSource) -> list[Path]:
+        if source.signed_by:
+            return [Path(p) for p in source.signed_by.split(",") if p]
+        if self.keyrings:
+            return list(self.keyrings)
+        return [DEFAULT_KEYRING]
+
+    # InRelease ---------------------------------------------------------------------------
+    def release(self, source: RepoSource) -> ReleaseInfo:
+        """Fetch (or revalidate) ``dists/SUITE/InRelease``, verify it, return its summary."""
+        return self._release(source).info
+
+    def _release(self, source: RepoSource) -> Release:
+        with self._lock:
+            known = self._releases.get(source)
+        if known is not None:
+            return known
+        url = f"{source.uri}/dists/{source.suite}/InRelease"
+        key = hashlib.sha256(url.encode()).hexdigest()
+        body_path = self.index_dir / "inrelease" / key
+        meta_path = self.index_dir / "inrelease" / f"{key}.json"
+        headers: dict[str, str] = {}
+        cached: bytes | None = None
+        meta: dict[str, str] = {}
+        if body_path.is_file():
+            cached = body_path.read_bytes()
+            with contextlib.suppress(OSError, ValueError):
+                loaded = json.loads(meta_path.read_text())
+                if isinstance(loaded, dict) and loaded.get("sha256") == _sha(cached):
+                    meta = {k: str(v) for k, v in loaded.items()}
+            if meta.get("etag"):
+                headers["If-None-Match"] = meta["etag"]
+            if meta.get("last-modified"):
+                headers["If-Modified-Since"] = meta["last-modified"]
+
+        self._say(f"Get {url}")
+        got = http_get(self.http, url, MAX_INRELEASE, headers, self.attempts, self.backoff)
+        if got.status == 304 and cached is not None:
+            data = cached
+            fresh = False
+            self._say(f"Hit {url} (not modified)")
+        elif got.status == 200:
+            data = got.body
+            fresh = True
+        elif got.status == 404:
+            raise NetworkError(
+                f"{url}: HTTP 404: no InRelease for suite {source.suite!r} at {source.uri}; "
+                f"check the suite name, or {MIRROR_HINT}"
+            )
+        else:
+            raise NetworkError(f"{url}: HTTP {got.status}; {MIRROR_HINT}")
+
+        signed = verify_clearsigned(data, self._keyrings_for(source), url)
+        digest = _sha(data)
+        rel = parse_release(signed, source, url, digest, self.now())
+        if fresh:
+            atomic_write_bytes(body_path, data)
+            new_meta = {"url": url, "sha256": digest}
+            for name in ("etag", "last-modified"):
+                value = got.headers.get(name)
+                if value:
+                    new_meta[name] = value
+            atomic_write_bytes(meta_path, json.dumps(new_meta, sort_keys=True).encode())
+        with self._lock:
+            self._releases[source] = rel
+        return rel
+
+    # Packages ----------------------------------------------------------------------------
+    def packages(self, source: RepoSource, arch: str) -> list[PackageRecord]:
+        """Verified, parsed ``binary-ARCH/Packages`` records of every component of ``source``."""
+        rel = self._release(source)
+        if rel.architectures and arch not in rel.architectures:
+            raise UsageError(
+                f"{rel.info.url}: suite {source.suite} does not carry architecture {arch!r} "
+                f"(it has: {' '.join(rel.architectures)})"
+            )
+        out: list[PackageRecord] = []
+        for component in source.components:
+            entry, data = self._index(source, rel, f"{component}/binary-{arch}/Packages")
+            text = _decompress(data, entry.path, self._url(source, entry.path))
+            out.extend(parse_packages(text, source, component, self._url(source, entry.path)))
+        return out
+
+    def _url(self, source: RepoSource, path: str) -> str:
+        return f"{source.uri}/dists/{source.suite}/{path}"
+
+    def _index(self, source: RepoSource, rel: Release, base: str) -> tuple[IndexEntry, bytes]:
+        """Return the first available compressed form of ``base``, verified, from cache or net."""
+        candidates = [rel.files[base + ext] for ext in _FORMATS if base + ext in rel.files]
+        if not candidates:
+            raise InputError(
+                f"{rel.info.url}: expected {base}(.xz|.gz) in the Release SHA256 list, "
+                f"found none; check the component name (the Release lists components: "
+                f"{' '.join(rel.components) or '-'})"
+            )
+        last_error: NetworkError | None = None
+        for entry in candidates:
+            cached = self._cached_index(entry)
+            if cached is not None:
+                self._say(f"Hit {self._url(source, entry.path)} (cached by sha256)")
+                return entry, cached
+            try:
+                return entry, self._download_index(source, rel, entry)
+            except NetworkError as exc:
+                last_error = exc
+                if "HTTP 404" not in str(exc):
+                    raise
+        assert last_error is not None
+        raise last_error
+
+    def _index_path(self, sha256: str) -> Path:
+        return self.index_dir / "sha256" / sha256
+
+    def _cached_index(self, entry: IndexEntry) -> bytes | None:
+        path = self._index_path(entry.sha256)
+        try:
+            if path.stat().st_size != entry.size:
+                raise OSError("size differs")
+            data = path.read_bytes()
+        except OSError:
+            return None
+        if _sha(data) != entry.sha256:
+            log.warning("removing corrupt cached index %s", path)
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            return None
+        return data
+
+    def _download_index(self, source: RepoSource, rel: Release, entry: IndexEntry) -> bytes:
+        url = self._url(source, entry.path)
+        urls = []
+        if rel.acquire_by_hash:
+            urls.append(
+                self._url(source, f"{posixpath.dirname(entry.path)}/by-hash/SHA256/{entry.sha256}")
+            )
+        urls.append(url)
+        limit = min(entry.size, MAX_INDEX_COMPRESSED)
+        if entry.size > MAX_INDEX_COMPRESSED:
+            raise InputError(f"{url}: Release lists {entry.size} bytes, over the 256 MiB limit")
+        for i, get_url in enumerate(urls):
+            self._say(f"Get {get_url} ({entry.size} bytes)")
+            try:
+                got = http_get(self.http, get_url, limit, None, self.attempts, self.backoff)
+            except InputError:
+                raise VerificationError(
+                    f"{get_url}: size mismatch: expected {entry.size} bytes as listed in "
+                    f"{rel.info.url}, found a larger file; it was not cached"
+                ) from None
+            if got.status == 404 and i + 1 < len(urls):
+                continue  # by-hash not there (mirror mid-sync): fall back to the plain name
+            if got.status != 200:
+                raise NetworkError(f"cannot fetch {get_url}: HTTP {got.status}; {MIRROR_HINT}")
+            found = _sha(got.body)
+            if len(got.body) != entry.size or found != entry.sha256:
+                raise VerificationError(
+                    f"{get_url}: checksum mismatch: expected sha256 {entry.sha256} "
+                    f"({entry.size} bytes) as listed in {rel.info.url}, found sha256 {found} "
+                    f"({len(got.body)} bytes); the index was not cached"
+                )
+            atomic_write_bytes(self._index_path(entry.sha256), got.body)
+            return got.body
+        raise AssertionError("unreachable")
+
+    # all at once -------------------------------------------------------------------------
+    def load(self, sources: Sequence[RepoSource], archs: Sequence[str]) -> RepoIndex:
+        """Verify every source's Release and load its Packages for each architecture."""
+        if not sources:
+            raise UsageError("no repository to load; configure at least one source")
+        with ThreadPoolExecutor(max_workers=min(8, len(sources) * max(1, len(archs)))) as pool:
+            releases = list(pool.map(self._release, sources))
+            jobs = {
+                (i, arch): pool.submit(self.packages, src, arch)
+                for i, src in enumerate(sources)
+                for arch in archs
+            }
+            packages: dict[str, tuple[PackageRecord, ...]] = {}
+            for arch in archs:
+                records: list[PackageRecord] = []
+                for i in range(len(sources)):
+                    records.extend(jobs[(i, arch)].result())
+                packages[arch] = tuple(records)
+        return RepoIndex(releases=tuple(r.info for r in releases), packages=packages)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _decompress(data: bytes, path: str, url: str) -> bytes:
+    try:
+        if path.endswith(".xz"):
+            dx = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+            out = dx.decompress(data, max_length=MAX_INDEX + 1)
+            complete = dx.eof
+        elif path.endswith(".gz"):
+            dz = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            out = dz.decompress(data, MAX_INDEX + 1)
+            complete = dz.eof
+        else:
+            out, complete = data, True
+    except (lzma.LZMAError, zlib.error) as exc:
+        raise InputError(f"{url}: cannot decompress ({exc})") from None
+    if len(out) > MAX_INDEX:
+        raise InputError(f"{url}: decompressed index larger than 512 MiB; refusing it")
+    if not complete:
+        raise InputError(f"{url}: compressed index is truncated")
+    return out
+
+
+def _split_source(value: str, name: str, version: str) -> tuple[str, str]:
+    if not value:
+        return name, version
+    src, _, rest = value.partition(" ")
+    rest = rest.strip()
+    if rest.startswith("(") and rest.endswith(")"):
+        return src, rest[1:-1].strip()
+    return src, version
+
+
+def parse_packages(
+    data: bytes, repo: RepoSource, component: str, name: str = "<Packages>"
+) -> list[PackageRecord]:
+    """Parse a decompressed Packages index into records (a fast, bounded stanza splitter)."""
+    if len(data) > MAX_INDEX:
+        raise InputError(f"{name}: index larger than 512 MiB; refusing it")
+    text = data.decode("utf-8", "replace").replace("\r\n", "\n")
+    records: list[PackageRecord] = []
+    for stanza in text.split("\n\n"):
+        if not stanza.strip():
+            continue
+        if len(stanza) > MAX_STANZA:
+            raise InputError(f"{name}: a stanza is larger than 1 MiB; refusing the index")
+        f: dict[str, str] = {}
+        last = ""
+        for line in stanza.split("\n"):
+            if not line:
+                continue
+            c = line[0]
+            if c == " " or c == "\t":
+                if last:
+                    f[last] += "\n" + line
+                continue
+            k, sep, v = line.partition(":")
+            if not sep:
+                raise InputError(f"{name}: malformed line {line[:80]!r}")
+            last = k
+            f[k] = v.strip()
+        try:
+            pkg = f["Package"]
+            version = f["Version"]
+            arch = f["Architecture"]
+            filename = f["Filename"]
+            size = int(f["Size"])
+            sha256 = f["SHA256"]
+        except KeyError as exc:
+            raise InputError(
+                f"{name}: stanza {f.get('Package', '?')!r} lacks the {exc.args[0]} field"
+            ) from None
+        except ValueError:
+            raise InputError(f"{name}: package {pkg!r} has a non-numeric Size") from None
+        if len(sha256) != 64 or filename.startswith("/") or ".." in filename.split("/") or size < 0:
+            raise InputError(
+                f"{name}: package {pkg} has an invalid SHA256, Size or Filename ({filename!r})"
+            )
+        src, src_version = _split_source(f.get("Source", ""), pkg, version)
+        inst = f.get("Installed-Size", "0")
+        extra = {k: f[k] for k in _EXTRA_FIELDS if k in f}
+        records.append(
+            PackageRecord(
+                name=pkg,
+                version=version,
+                architecture=arch,
+                source=src,
+                source_version=src_version,
+                filename=filename,
+                size=size,
+                sha256=sha256.lower(),
+                repo=repo,
+                component=component,
+                depends=f.get("Depends", ""),
+                pre_depends=f.get("Pre-Depends", ""),
+                provides=f.get("Provides", ""),
+                conflicts=f.get("Conflicts", ""),
+                breaks=f.get("Breaks", ""),
+                multi_arch=f.get("Multi-Arch", ""),
+                essential=f.get("Essential", "no") == "yes",
+                priority=f.get("Priority", ""),
+                section=f.get("Section", ""),
+                maintainer=f.get("Maintainer", ""),
+                installed_size=int(inst) if inst.isdigit() else 0,
+                homepage=f.get("Homepage", ""),
+                description=f.get("Description", "").split("\n", 1)[0],
+                extra=extra,
+            )
+        )
+    return records
