@@ -277,7 +277,8 @@ def test_debian_via_osv_when_no_tracker_data(tmp_path: Path) -> None:
     (osvdir / "DSA-5417-1.json").write_text(
         '{"id": "DSA-5417-1", "modified": "2023-05-30T00:00:00Z", "upstream": ["CVE-2023-2650"],'
         '"affected": [{"package": {"ecosystem": "Debian:12", "name": "openssl"},'
-        '"ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.0.9-1"}]}]}]}'
+        '"ranges": [{"type": "ECOSYSTEM",'
+        ' "events": [{"introduced": "0"}, {"fixed": "3.0.9-1"}]}]}]}'
     )
     with AdvisoryDB(tmp_path / "d.db") as d:
         FEEDS["osv"].import_path(d, osvdir)
