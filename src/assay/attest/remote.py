@@ -1,0 +1,430 @@
+"""Signing, attesting and verifying images in a registry.
+
+Every operation first resolves the image to a digest (a tag is looked up once; the manifest's
+digest is computed from the bytes received) and then works only with that digest. Signatures go
+to the tag ``sha256-<hex>.sig`` (a second signer appends a layer), attestations to
+``sha256-<hex>.att`` and, as Sigstore bundles, to an OCI 1.1 referrer of the image.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+
+from assay import __version__
+from assay.attest import bundle as _bundle
+from assay.attest.dsse import Envelope, sign_envelope
+from assay.attest.intoto import build_statement, parse_statement, resolve_predicate_type
+from assay.attest.keys import PublicKey, SigningKey
+from assay.attest.simplesigning import (
+    ATTESTATION_LAYER_MEDIA_TYPE,
+    MAX_PAYLOAD,
+    OCI_CONFIG_MEDIA_TYPE,
+    OCI_MANIFEST_MEDIA_TYPE,
+    PREDICATE_TYPE_ANNOTATION,
+    SIGNATURE_ANNOTATION,
+    SIMPLESIGNING_MEDIA_TYPE,
+    SignedLayer,
+    append_layer,
+    build_payload,
+    cosign_tag,
+    parse_signature_manifest,
+    signature_manifest,
+)
+from assay.attest.verify import (
+    VerifiedAttestation,
+    VerifiedSignature,
+    check_attestation_envelope,
+    check_attestation_layer,
+    check_signature_layer,
+    check_statement_subject,
+    summarise_failures,
+)
+from assay.errors import AssayError, UsageError, VerificationError
+from assay.oci.digest import sha256_digest
+from assay.oci.registry import NotFoundError, RegistryClient
+
+__all__ = [
+    "ImageRef",
+    "ResolvedImage",
+    "SignResult",
+    "attest_image",
+    "parse_image_ref",
+    "resolve",
+    "sign_image",
+    "verify_image",
+    "verify_image_attestations",
+    "verify_image_keyless",
+]
+
+_log = logging.getLogger(__name__)
+
+_MAX_ENVELOPE_BLOB = 16 << 20
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """``HOST/REPO[:TAG][@sha256:…]`` split into its parts."""
+
+    host: str
+    repository: str
+    tag: str | None
+    digest: str | None
+
+    @property
+    def name(self) -> str:
+        return f"{self.host}/{self.repository}"
+
+    def __str__(self) -> str:
+        text = self.name
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+
+def parse_image_ref(text: str) -> ImageRef:
+    """Parse a registry image reference (``docker://`` prefix allowed; a host is required)."""
+    raw = text.strip()
+    if raw.startswith("docker://"):
+        raw = raw[len("docker://") :]
+    if raw.startswith(("oci:", "oci-archive:")):
+        raise UsageError(
+            f"{text!r} is an OCI layout; signatures live in a registry — push the image first "
+            "(assay push) and sign the registry reference"
+        )
+    digest: str | None = None
+    if "@" in raw:
+        raw, digest = raw.split("@", 1)
+        if not _DIGEST_RE.match(digest):
+            raise UsageError(f"{text!r}: {digest!r} is not a sha256 digest")
+    if "/" not in raw:
+        raise UsageError(f"{text!r} names no registry host; write HOST[:PORT]/REPOSITORY[:TAG]")
+    host, rest = raw.split("/", 1)
+    if not ("." in host or ":" in host or host == "localhost"):
+        raise UsageError(
+            f"{text!r}: {host!r} does not look like a registry host; write HOST[:PORT]/REPO"
+        )
+    tag: str | None = None
+    last = rest.rsplit("/", 1)[-1]
+    if ":" in last:
+        rest, tag = rest.rsplit(":", 1)
+        if not _TAG_RE.match(tag):
+            raise UsageError(f"{text!r}: {tag!r} is not a valid tag")
+    if not rest or rest != rest.lower():
+        raise UsageError(f"{text!r}: repository {rest!r} must be non-empty and lower case")
+    if tag is None and digest is None:
+        tag = "latest"
+    return ImageRef(host, rest, tag, digest)
+
+
+@dataclass(frozen=True)
+class ResolvedImage:
+    """An image pinned to a digest."""
+
+    ref: ImageRef
+    digest: str
+    media_type: str
+    size: int
+
+    @property
+    def pinned(self) -> str:
+        return f"{self.ref.name}@{self.digest}"
+
+
+def resolve(client: RegistryClient, ref: ImageRef) -> ResolvedImage:
+    """Look the image up once and pin it to the digest of the manifest bytes received."""
+    reference = ref.digest or ref.tag or "latest"
+    try:
+        fetched = client.get_manifest(ref.repository, reference)
+    except NotFoundError as exc:
+        raise VerificationError(f"image {ref} not found in the registry") from exc
+    if ref.digest and fetched.digest != ref.digest:  # the client checks this too
+        raise VerificationError(
+            f"registry returned a manifest with digest {fetched.digest} for {ref.digest}"
+        )
+    return ResolvedImage(ref, fetched.digest, fetched.media_type, fetched.size)
+
+
+def _timestamp() -> int:
+    sde = os.environ.get("SOURCE_DATE_EPOCH")
+    if sde is not None:
+        try:
+            return int(sde)
+        except ValueError as exc:
+            raise UsageError(f"SOURCE_DATE_EPOCH={sde!r} is not an integer") from exc
+    return int(time.time())
+
+
+def _rfc3339(epoch: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def _existing_layers(client: RegistryClient, repository: str, tag: str) -> list[SignedLayer]:
+    try:
+        fetched = client.get_manifest(repository, tag, accept=(OCI_MANIFEST_MEDIA_TYPE,))
+    except NotFoundError:
+        return []
+    return parse_signature_manifest(fetched.data)
+
+
+def _put_signature_image(
+    client: RegistryClient, repository: str, tag: str, layers: list[SignedLayer]
+) -> str:
+    manifest, config = signature_manifest(layers)
+    client.upload_blob(repository, sha256_digest(config), len(config), config)
+    return client.put_manifest(repository, tag, manifest, OCI_MANIFEST_MEDIA_TYPE)
+
+
+@dataclass(frozen=True)
+class SignResult:
+    image: ResolvedImage
+    tag: str
+    manifest_digest: str | None
+    added: bool
+
+
+def sign_image(client: RegistryClient, ref: ImageRef, key: SigningKey) -> SignResult:
+    """Sign the image (cosign layout). Re-signing with a key that already signed is a no-op."""
+    image = resolve(client, ref)
+    tag = cosign_tag(image.digest, "sig")
+    existing = _existing_layers(client, ref.repository, tag)
+    for layer in existing:
+        if layer.media_type != SIMPLESIGNING_MEDIA_TYPE or layer.size > MAX_PAYLOAD:
+            continue
+        try:
+            blob = client.get_blob(ref.repository, layer.digest, size=layer.size)
+            check_signature_layer(layer, blob, image.digest, key.public)
+        except AssayError:
+            continue
+        _log.info("%s is already signed with this key", image.pinned)
+        return SignResult(image, tag, None, False)
+    optional = {"creator": f"assay {__version__}", "timestamp": _timestamp()}
+    payload = build_payload(ref.name, image.digest, optional)
+    signature = key.sign(payload)
+    import base64
+
+    layer = SignedLayer(
+        SIMPLESIGNING_MEDIA_TYPE,
+        sha256_digest(payload),
+        len(payload),
+        {SIGNATURE_ANNOTATION: base64.b64encode(signature).decode("ascii")},
+    )
+    client.upload_blob(ref.repository, layer.digest, layer.size, payload)
+    digest = _put_signature_image(client, ref.repository, tag, append_layer(existing, layer))
+    return SignResult(image, tag, digest, True)
+
+
+def verify_image(
+    client: RegistryClient, ref: ImageRef, key: PublicKey
+) -> tuple[ResolvedImage, list[VerifiedSignature]]:
+    """Verify the image's cosign signatures with ``key``; at least one must verify."""
+    image = resolve(client, ref)
+    tag = cosign_tag(image.digest, "sig")
+    layers = _existing_layers(client, ref.repository, tag)
+    if not layers:
+        raise VerificationError(
+            f"no cosign signatures found for {image.pinned} (no tag {tag}); sign it first"
+        )
+    verified: list[VerifiedSignature] = []
+    failures: list[str] = []
+    for layer in layers:
+        try:
+            if layer.size > MAX_PAYLOAD:
+                raise VerificationError(f"signature payload is {layer.size} bytes; too large")
+            blob = client.get_blob(ref.repository, layer.digest, size=layer.size)
+            verified.append(check_signature_layer(layer, blob, image.digest, key))
+        except NotFoundError:
+            failures.append(f"payload blob {layer.digest} is missing from the registry")
+        except VerificationError as exc:
+            failures.append(str(exc))
+    if not verified:
+        raise VerificationError(
+            summarise_failures(f"no valid signature for {image.pinned}", failures)
+        )
+    return image, verified
+
+
+def attest_image(
+    client: RegistryClient,
+    ref: ImageRef,
+    key: SigningKey,
+    predicate_type: str,
+    predicate: bytes,
+    *,
+    referrer: bool = True,
+) -> tuple[ResolvedImage, str]:
+    """Attach a signed in-toto statement: as a ``.att`` layer and as a bundle referrer.
+
+    Returns the image and the predicate type URI.
+    """
+    uri = resolve_predicate_type(predicate_type)
+    image = resolve(client, ref)
+    now = _timestamp()
+    statement = build_statement(
+        ref.name, image.digest.split(":", 1)[1], predicate_type, predicate, timestamp=_rfc3339(now)
+    )
+    envelope = sign_envelope(key, statement)
+    # 1. cosign's tag layout
+    blob = envelope.to_json()
+    layer = SignedLayer(
+        ATTESTATION_LAYER_MEDIA_TYPE,
+        sha256_digest(blob),
+        len(blob),
+        {SIGNATURE_ANNOTATION: "", PREDICATE_TYPE_ANNOTATION: uri},
+    )
+    client.upload_blob(ref.repository, layer.digest, layer.size, blob)
+    tag = cosign_tag(image.digest, "att")
+    existing = _existing_layers(client, ref.repository, tag)
+    _put_signature_image(client, ref.repository, tag, append_layer(existing, layer))
+    # 2. OCI 1.1 referrer holding a Sigstore bundle (cosign v3's default)
+    if referrer:
+        bundle_json = _bundle.build_key_bundle(envelope, key.public)
+        client.upload_blob(
+            ref.repository, sha256_digest(bundle_json), len(bundle_json), bundle_json
+        )
+        empty = _bundle.EMPTY_CONFIG
+        client.upload_blob(ref.repository, sha256_digest(empty), len(empty), empty)
+        manifest = _bundle.bundle_referrer_manifest(
+            bundle_json,
+            image.media_type,
+            image.digest,
+            image.size,
+            predicate_type=uri,
+            created=_rfc3339(now),
+        )
+        client.put_manifest(ref.repository, sha256_digest(manifest), manifest, OCI_MANIFEST_MEDIA_TYPE)
+    return image, uri
+
+
+def _bundle_blobs(
+    client: RegistryClient, image: ResolvedImage, failures: list[str]
+) -> list[tuple[str, bytes]]:
+    """(manifest digest, bundle bytes) of every Sigstore bundle referrer of the image."""
+    repo = image.ref.repository
+    out: list[tuple[str, bytes]] = []
+    for desc in client.referrers(repo, image.digest):
+        if desc.artifact_type not in _bundle.BUNDLE_MEDIA_TYPES_ACCEPTED:
+            continue
+        try:
+            fetched = client.get_manifest(repo, desc.digest, accept=(OCI_MANIFEST_MEDIA_TYPE,))
+            doc = fetched.json()
+            subject = doc.get("subject")
+            if not isinstance(subject, dict) or subject.get("digest") != image.digest:
+                raise VerificationError(
+                    f"referrer {fetched.digest} does not name this image as its subject"
+                )
+            layers = doc.get("layers")
+            if not isinstance(layers, list) or len(layers) != 1 or not isinstance(layers[0], dict):
+                raise VerificationError(f"referrer {fetched.digest} must have exactly one layer")
+            layer = layers[0]
+            size = layer.get("size")
+            if type(size) is not int or size > _bundle.MAX_BUNDLE:
+                raise VerificationError(f"referrer {fetched.digest} bundle size is invalid")
+            blob = client.get_blob(repo, str(layer.get("digest")), size=size)
+            out.append((fetched.digest, blob))
+        except NotFoundError:
+            failures.append(f"referrer {desc.digest} or its bundle is missing")
+        except AssayError as exc:
+            failures.append(str(exc))
+    return out
+
+
+def verify_image_attestations(
+    client: RegistryClient, ref: ImageRef, key: PublicKey, predicate_type: str | None
+) -> tuple[ResolvedImage, list[VerifiedAttestation]]:
+    """Verify the image's attestations with ``key``, from ``.att`` and bundle referrers.
+
+    With ``predicate_type`` (alias or URI) only statements of that type count. At least one
+    must verify.
+    """
+    want = resolve_predicate_type(predicate_type) if predicate_type else None
+    image = resolve(client, ref)
+    failures: list[str] = []
+    verified: list[VerifiedAttestation] = []
+    for layer in _existing_layers(client, ref.repository, cosign_tag(image.digest, "att")):
+        if want and layer.annotations.get(PREDICATE_TYPE_ANNOTATION) not in (None, want):
+            continue
+        try:
+            if layer.size > _MAX_ENVELOPE_BLOB:
+                raise VerificationError(f"attestation layer is {layer.size} bytes; too large")
+            blob = client.get_blob(ref.repository, layer.digest, size=layer.size)
+            att = check_attestation_layer(layer, blob, image.digest, key)
+            if want and att.predicate_type != want:
+                raise VerificationError(
+                    f"attestation predicate type is {att.predicate_type}, not {want}"
+                )
+            verified.append(att)
+        except NotFoundError:
+            failures.append(f"attestation blob {layer.digest} is missing from the registry")
+        except VerificationError as exc:
+            failures.append(str(exc))
+    for _digest, raw in _bundle_blobs(client, image, failures):
+        try:
+            doc = _bundle.parse_bundle(raw)
+            if "publicKey" not in doc["verificationMaterial"]:
+                continue  # keyless bundle: verified with --certificate-identity instead
+            if "dsseEnvelope" not in doc:
+                raise VerificationError("bundle holds no DSSE envelope")
+            envelope = Envelope.from_dict(doc["dsseEnvelope"])
+            att = check_attestation_envelope(envelope, image.digest, key, "referrer-bundle")
+            if want and att.predicate_type != want:
+                continue
+            verified.append(att)
+        except VerificationError as exc:
+            failures.append(str(exc))
+    if not verified:
+        what = f"no valid attestation{' of type ' + want if want else ''} for {image.pinned}"
+        if not failures:
+            what += " (none attached)"
+        raise VerificationError(summarise_failures(what, failures))
+    return image, verified
+
+
+def verify_image_keyless(
+    client: RegistryClient,
+    ref: ImageRef,
+    *,
+    identity: str,
+    issuer: str,
+    staging: bool = False,
+    offline: bool = True,
+) -> tuple[ResolvedImage, list[VerifiedAttestation]]:
+    """Verify keyless Sigstore bundles attached to the image as referrers (DSSE statements)."""
+    image = resolve(client, ref)
+    failures: list[str] = []
+    verified: list[VerifiedAttestation] = []
+    for _digest, raw in _bundle_blobs(client, image, failures):
+        try:
+            doc = _bundle.parse_bundle(raw)
+            if "publicKey" in doc["verificationMaterial"]:
+                continue
+            if "dsseEnvelope" not in doc:
+                raise VerificationError(
+                    "keyless message-signature bundles on images are not supported yet"
+                )
+            result = _bundle.verify_keyless(
+                raw, identity=identity, issuer=issuer, staging=staging, offline=offline
+            )
+            assert result.payload is not None
+            statement = parse_statement(result.payload)
+            check_statement_subject(statement, image.digest)
+            verified.append(
+                VerifiedAttestation(
+                    image.digest, statement.predicate_type, "referrer-bundle", json.loads(result.payload)
+                )
+            )
+        except VerificationError as exc:
+            failures.append(str(exc))
+    if not verified:
+        raise VerificationError(
+            summarise_failures(f"no valid keyless signature for {image.pinned}", failures)
+        )
+    return image, verified

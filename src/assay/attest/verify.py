@@ -1,0 +1,133 @@
+"""Verification of cosign signatures and attestations, at the level of bytes already fetched.
+
+Every check fails closed: a layer counts as verified only when all of these hold —
+the layer has the expected media type; its signature decodes; the signature verifies with the
+key over the exact payload bytes; the payload (or in-toto statement) names the image's digest.
+The registry side (``assay.attest.remote``) fetches bytes and calls these functions.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from assay.attest.dsse import INTOTO_PAYLOAD_TYPE, Envelope
+from assay.attest.intoto import Statement, parse_statement
+from assay.attest.keys import PublicKey
+from assay.attest.simplesigning import (
+    ATTESTATION_LAYER_MEDIA_TYPE,
+    SIGNATURE_ANNOTATION,
+    SIMPLESIGNING_MEDIA_TYPE,
+    SignedLayer,
+    decode_signature_b64,
+    parse_payload,
+)
+from assay.errors import VerificationError
+
+__all__ = [
+    "VerifiedAttestation",
+    "VerifiedSignature",
+    "check_attestation_envelope",
+    "check_signature_layer",
+    "check_statement_subject",
+    "summarise_failures",
+]
+
+
+@dataclass(frozen=True)
+class VerifiedSignature:
+    """A simple-signing signature that verified for ``image_digest``."""
+
+    image_digest: str
+    docker_reference: str
+    layer_digest: str
+    payload: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "critical": self.payload.get("critical"),
+            "optional": self.payload.get("optional"),
+        }
+
+
+@dataclass(frozen=True)
+class VerifiedAttestation:
+    """An in-toto statement whose DSSE signature verified and whose subject is the image."""
+
+    image_digest: str
+    predicate_type: str
+    source: str  # "cosign-att" (sha256-….att tag) or "referrer-bundle" (OCI 1.1 referrer)
+    statement: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return self.statement
+
+
+def check_signature_layer(
+    layer: SignedLayer, payload: bytes, image_digest: str, key: PublicKey
+) -> VerifiedSignature:
+    """Verify one ``.sig`` layer whose blob is ``payload`` (already digest-checked)."""
+    if layer.media_type != SIMPLESIGNING_MEDIA_TYPE:
+        raise VerificationError(
+            f"layer media type is {layer.media_type!r}, not {SIMPLESIGNING_MEDIA_TYPE!r}"
+        )
+    signature = decode_signature_b64(layer.annotations.get(SIGNATURE_ANNOTATION))
+    key.verify(signature, payload)
+    parsed = parse_payload(payload)
+    if parsed.manifest_digest != image_digest:
+        raise VerificationError(
+            f"signature is valid but was made for {parsed.manifest_digest}, not for this image "
+            f"({image_digest}); it was copied from another image"
+        )
+    return VerifiedSignature(image_digest, parsed.docker_reference, layer.digest, parsed.to_json())
+
+
+def check_statement_subject(statement: Statement, image_digest: str) -> None:
+    """The statement must name the image's sha256 digest among its subjects."""
+    want = image_digest.split(":", 1)[1]
+    if not any(sha == want for _name, sha in statement.subjects):
+        named = ", ".join(f"sha256:{sha}" for _n, sha in statement.subjects) or "nothing"
+        raise VerificationError(
+            f"attestation is signed but its subject is {named}, not this image ({image_digest})"
+        )
+
+
+def check_attestation_envelope(
+    envelope: Envelope, image_digest: str, key: PublicKey, source: str
+) -> VerifiedAttestation:
+    """Verify a DSSE envelope holding an in-toto statement about ``image_digest``."""
+    if envelope.payload_type != INTOTO_PAYLOAD_TYPE:
+        raise VerificationError(
+            f"DSSE payload type is {envelope.payload_type!r}, expected {INTOTO_PAYLOAD_TYPE!r}"
+        )
+    payload = envelope.verify(key)
+    statement = parse_statement(payload)
+    check_statement_subject(statement, image_digest)
+    return VerifiedAttestation(
+        image_digest, statement.predicate_type, source, statement.to_json()
+    )
+
+
+def check_attestation_layer(
+    layer: SignedLayer, blob: bytes, image_digest: str, key: PublicKey
+) -> VerifiedAttestation:
+    """Verify one ``.att`` layer (a DSSE envelope blob)."""
+    if layer.media_type != ATTESTATION_LAYER_MEDIA_TYPE:
+        raise VerificationError(
+            f"layer media type is {layer.media_type!r}, not {ATTESTATION_LAYER_MEDIA_TYPE!r}"
+        )
+    return check_attestation_envelope(Envelope.from_json(blob), image_digest, key, "cosign-att")
+
+
+def summarise_failures(what: str, failures: list[str]) -> str:
+    """One message listing why each candidate failed (deduplicated, in order)."""
+    unique = list(dict.fromkeys(failures))
+    if not unique:
+        return what
+    return what + ": " + "; ".join(unique)
+
+
+def dumps_results(items: list[VerifiedSignature] | list[VerifiedAttestation]) -> str:
+    """The verified payloads as JSON (what ``-o json`` prints)."""
+    return json.dumps([item.to_json() for item in items], indent=2, sort_keys=False) + "\n"

@@ -1,0 +1,173 @@
+"""Byte-level formats: simple-signing payload, cosign manifests, DSSE, in-toto, bundles."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from assay.attest import bundle, dsse, intoto, keys, simplesigning
+from assay.errors import UsageError, VerificationError
+
+INTEROP = Path(__file__).resolve().parents[2] / ".." / "shared" / "interop"
+LAYOUT = INTEROP / "skopeo-1.13.3-signed-oci"
+IMAGE_DIGEST = "sha256:fad65fdb808f280a8c7dad07c8c94112c5620f8991b1a42af64760a820b0c178"
+SIG_MANIFEST = "sha256:72222d17ce07d2aa0a9d2a18d294da3a48c6a76fb1ca8f089bb7f07112f88572"
+
+
+def _blob(digest: str) -> bytes:
+    path = LAYOUT / "blobs" / "sha256" / digest.split(":", 1)[1]
+    if not path.exists():
+        pytest.fail(f"interop vector {path} is missing")
+    return path.read_bytes()
+
+
+def test_payload_bytes_match_containers_image() -> None:
+    layers = simplesigning.parse_signature_manifest(_blob(SIG_MANIFEST))
+    assert len(layers) == 1
+    skopeo_payload = _blob(layers[0].digest)
+    parsed = simplesigning.parse_payload(skopeo_payload)
+    ours = simplesigning.build_payload(
+        parsed.docker_reference, parsed.manifest_digest, parsed.optional
+    )
+    assert ours == skopeo_payload
+
+
+def test_payload_field_order_and_names() -> None:
+    raw = simplesigning.build_payload(
+        "localhost:5000/a/b", IMAGE_DIGEST, {"timestamp": 5, "creator": "assay"}
+    )
+    assert raw == (
+        b'{"critical":{"identity":{"docker-reference":"localhost:5000/a/b"},'
+        b'"image":{"docker-manifest-digest":"' + IMAGE_DIGEST.encode() + b'"},'
+        b'"type":"cosign container image signature"},'
+        b'"optional":{"creator":"assay","timestamp":5}}'
+    )
+    # cosign writes "optional":null when there are no annotations
+    assert simplesigning.build_payload("r", IMAGE_DIGEST).endswith(b'"optional":null}')
+
+
+def test_skopeo_signature_verifies_with_its_key() -> None:
+    public = keys.load_public_key((INTEROP / "skopeo-1.13.3-cosign.pub").read_bytes())
+    layer = simplesigning.parse_signature_manifest(_blob(SIG_MANIFEST))[0]
+    assert layer.media_type == simplesigning.SIMPLESIGNING_MEDIA_TYPE
+    sig = simplesigning.decode_signature_b64(layer.annotations[simplesigning.SIGNATURE_ANNOTATION])
+    payload = _blob(layer.digest)
+    public.verify(sig, payload)
+    with pytest.raises(VerificationError, match="does not verify"):
+        public.verify(sig, payload.replace(b"5.26.2", b"5.26.3"))
+
+
+@pytest.mark.parametrize("value", ["%%%notbase64", "MEYCIQ", ""])
+def test_bad_signature_annotation(value: str) -> None:
+    with pytest.raises(VerificationError):
+        simplesigning.decode_signature_b64(value)
+
+
+def test_signature_manifest_shape() -> None:
+    layer = simplesigning.SignedLayer(
+        simplesigning.SIMPLESIGNING_MEDIA_TYPE,
+        "sha256:" + "a" * 64,
+        10,
+        {simplesigning.SIGNATURE_ANNOTATION: "c2ln"},
+    )
+    manifest, config = simplesigning.signature_manifest([layer])
+    doc = json.loads(manifest)
+    assert doc["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert doc["config"]["mediaType"] == "application/vnd.oci.image.config.v1+json"
+    assert doc["config"]["digest"] == "sha256:" + hashlib.sha256(config).hexdigest()
+    assert json.loads(config)["rootfs"] == {"type": "layers", "diff_ids": [layer.digest]}
+    assert doc["layers"][0]["annotations"] == {"dev.cosignproject.cosign/signature": "c2ln"}
+    second = simplesigning.SignedLayer(layer.media_type, "sha256:" + "b" * 64, 3, {})
+    assert simplesigning.append_layer([layer], second) == [layer, second]
+    assert simplesigning.append_layer([layer], layer) == [layer]
+    assert simplesigning.cosign_tag(IMAGE_DIGEST, "sig") == (
+        "sha256-fad65fdb808f280a8c7dad07c8c94112c5620f8991b1a42af64760a820b0c178.sig"
+    )
+
+
+def test_pae_matches_the_spec_example() -> None:
+    # DSSE spec protocol.md: PAE("http://example.com/HelloWorld", "hello world")
+    assert dsse.pae("http://example.com/HelloWorld", b"hello world") == (
+        b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+    )
+
+
+def test_envelope_round_trip_and_type_check() -> None:
+    signing = keys.load_private_key(keys.generate_keypair(b"")[0], b"")
+    env = dsse.sign_envelope(signing, b'{"a":1}')
+    raw = env.to_json()
+    assert raw.startswith(b'{"payloadType":"application/vnd.in-toto+json","payload":"')
+    assert b'"signatures":[{"keyid":"","sig":"' in raw
+    back = dsse.Envelope.from_json(raw)
+    assert back.verify(signing.public) == b'{"a":1}'
+    changed = dsse.Envelope("application/json", back.payload, back.signatures)
+    with pytest.raises(VerificationError, match="DSSE payload type is 'application/json'"):
+        changed.verify(signing.public)
+    tampered = dsse.Envelope(back.payload_type, b'{"a":2}', back.signatures)
+    with pytest.raises(VerificationError, match="does not verify"):
+        tampered.verify(signing.public)
+
+
+def test_predicate_aliases() -> None:
+    assert intoto.resolve_predicate_type("slsaprovenance1") == "https://slsa.dev/provenance/v1"
+    assert intoto.resolve_predicate_type("spdxjson") == "https://spdx.dev/Document"
+    assert intoto.resolve_predicate_type("cyclonedx") == "https://cyclonedx.org/bom"
+    assert intoto.resolve_predicate_type("openvex") == "https://openvex.dev/ns"
+    assert intoto.resolve_predicate_type("vuln") == "https://cosign.sigstore.dev/attestation/vuln/v1"
+    assert intoto.resolve_predicate_type("custom") == "https://cosign.sigstore.dev/attestation/v1"
+    assert intoto.resolve_predicate_type("https://example.com/p/v1") == "https://example.com/p/v1"
+    with pytest.raises(UsageError):
+        intoto.resolve_predicate_type("nonsense")
+
+
+def test_statement_shape() -> None:
+    raw = intoto.build_statement(
+        "localhost:5000/a", "ab" * 32, "slsaprovenance1", b'{"b":1,"a":2}', timestamp="T"
+    )
+    doc = json.loads(raw)
+    assert list(doc) == ["_type", "subject", "predicateType", "predicate"]
+    assert doc["_type"] == "https://in-toto.io/Statement/v1"
+    assert doc["subject"] == [{"name": "localhost:5000/a", "digest": {"sha256": "ab" * 32}}]
+    st = intoto.parse_statement(raw)
+    assert st.subjects == (("localhost:5000/a", "ab" * 32),)
+    custom = json.loads(intoto.build_statement("n", "ab" * 32, "custom", b"text", timestamp="T"))
+    assert custom["predicate"] == {"Data": "text", "Timestamp": "T"}
+    with pytest.raises(VerificationError, match="_type"):
+        intoto.parse_statement(b'{"_type":"x","subject":[],"predicateType":"p"}')
+
+
+def test_key_bundle_and_referrer_manifest() -> None:
+    signing = keys.load_private_key(keys.generate_keypair(b"")[0], b"")
+    env = dsse.sign_envelope(signing, b"{}")
+    raw = bundle.build_key_bundle(env, signing.public)
+    doc = bundle.parse_bundle(raw)
+    assert doc["mediaType"] == "application/vnd.dev.sigstore.bundle.v0.3+json"
+    hint = base64.b64encode(hashlib.sha256(signing.public.der()).digest()).decode()
+    assert doc["verificationMaterial"]["publicKey"] == {"hint": hint}
+    assert bundle.verify_bundle_with_key(doc, signing.public).payload == b"{}"
+    manifest = json.loads(
+        bundle.bundle_referrer_manifest(
+            raw,
+            "application/vnd.oci.image.manifest.v1+json",
+            IMAGE_DIGEST,
+            345,
+            predicate_type="https://slsa.dev/provenance/v1",
+            created="2026-01-01T00:00:00Z",
+        )
+    )
+    assert manifest["artifactType"] == "application/vnd.dev.sigstore.bundle.v0.3+json"
+    assert manifest["config"] == {
+        "mediaType": "application/vnd.oci.empty.v1+json",
+        "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+        "size": 2,
+    }
+    assert manifest["subject"]["digest"] == IMAGE_DIGEST
+    assert manifest["layers"][0]["mediaType"] == "application/vnd.dev.sigstore.bundle.v0.3+json"
+    assert manifest["annotations"]["dev.sigstore.bundle.content"] == "dsse-envelope"
+    assert manifest["annotations"]["dev.sigstore.bundle.predicateType"] == (
+        "https://slsa.dev/provenance/v1"
+    )
