@@ -39,6 +39,16 @@ import httpx
 
 from assay.errors import InputError, NetworkError, UsageError, VerificationError
 from assay.oci.auth import Authenticator, Credentials, parse_challenges
+from assay.oci.digest import Digest
+from assay.oci.jsonc import canonical_json
+from assay.oci.mediatypes import (
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    INDEX_TYPES,
+    OCI_INDEX,
+    OCI_MANIFEST,
+)
+from assay.oci.model import Descriptor
 
 __all__ = [
     "MANIFEST_ACCEPT",
@@ -52,15 +62,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
-MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 
 #: Every manifest type assay reads, for the ``Accept`` header.
-MANIFEST_ACCEPT = (OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST)
+MANIFEST_ACCEPT = (OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST)
 
 MAX_MANIFEST_SIZE = 4 << 20  # the distribution spec's recommended manifest limit
 MAX_LIST_RESPONSE = 4 << 20  # one page of tags / referrers
@@ -146,11 +150,15 @@ class FetchedManifest:
 
     data: bytes
     media_type: str
-    digest: str
+    digest: Digest
 
     @property
     def size(self) -> int:
         return len(self.data)
+
+    @property
+    def descriptor(self) -> Descriptor:
+        return Descriptor(self.media_type, self.digest, len(self.data))
 
     def json(self) -> dict[str, Any]:
         try:
@@ -317,10 +325,12 @@ class RegistryClient:
         """Send with auth and retries; the caller must close the (streamed) response."""
         self._maybe_probe()
         target = url if isinstance(url, httpx.URL) else self._url(url)
-        if target.host != httpx.URL(self.base_url).host and not target.host == "":
+        base = httpx.URL(self.base_url)
+        if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
             raise NetworkError(
-                f"registry {self.host} pointed to another host ({target.host}); refusing to "
-                "send credentials there"
+                f"registry {self.host} pointed to another host ({target.scheme}://{target.host}"
+                f"{':' + str(target.port) if target.port else ''}); refusing to send requests "
+                "or credentials there"
             )
         attempt = 0
         auth_retried = False
@@ -759,9 +769,9 @@ class RegistryClient:
                     f"does not match the requested {reference}; refusing it — the registry or "
                     "something between it and you altered the content"
                 )
-            digest = reference
+            digest = Digest(reference)
         else:
-            digest = "sha256:" + hashlib.sha256(data).hexdigest()
+            digest = Digest("sha256:" + hashlib.sha256(data).hexdigest())
             if echoed and echoed.startswith("sha256:") and echoed != digest:
                 log.warning(
                     "registry %s says %s:%s is %s, but its bytes hash to %s; using the latter",
@@ -794,6 +804,10 @@ class RegistryClient:
             return header_type
         return OCI_INDEX if "manifests" in doc else OCI_MANIFEST
 
+    def resolve(self, repository: str, reference: str) -> Descriptor:
+        """The descriptor (media type, digest computed from the bytes, size) of a tag or digest."""
+        return self.get_manifest(repository, reference).descriptor
+
     def manifest_exists(self, repository: str, reference: str) -> bool:
         """``HEAD`` a manifest (by digest, for skipping uploads; tags are resolved with GET)."""
         _check_repo(repository)
@@ -822,7 +836,7 @@ class RegistryClient:
         media_type: str,
         *,
         update_referrers_fallback: bool = True,
-    ) -> str:
+    ) -> Digest:
         """Upload a manifest or index under a tag or its digest; returns its digest.
 
         If the document has a ``subject`` and the registry does not answer with ``OCI-Subject``
@@ -834,7 +848,7 @@ class RegistryClient:
             raise InputError(
                 f"manifest is {len(data)} bytes; registries accept at most {MAX_MANIFEST_SIZE}"
             )
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        digest = Digest("sha256:" + hashlib.sha256(data).hexdigest())
         if _DIGEST_RE.match(reference) and reference != digest:
             raise InputError(f"pushing a manifest by digest {reference} but its bytes are {digest}")
         resp = self._send(
@@ -918,15 +932,15 @@ class RegistryClient:
     # ------------------------------------------------------------------ referrers
     def referrers(
         self, repository: str, digest: str, *, artifact_type: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Descriptors (as JSON objects) of manifests whose ``subject`` is ``digest``."""
+    ) -> list[Descriptor]:
+        """Descriptors of the manifests whose ``subject`` is ``digest`` (OCI 1.1 or fallback)."""
         _check_repo(repository)
         _check_digest(digest)
         if self._referrers_api is not False:
             url = self._url(f"/v2/{repository}/referrers/{digest}")
             if artifact_type:
                 url = url.copy_merge_params({"artifactType": artifact_type})
-            out: list[dict[str, Any]] = []
+            out: list[Descriptor] = []
             filtered = False
             for _ in range(MAX_PAGES):
                 resp = self._send(
@@ -956,16 +970,16 @@ class RegistryClient:
                 raise NetworkError(f"registry {self.host} paginated referrers endlessly")
             if self._referrers_api:
                 if artifact_type and not filtered:
-                    out = [d for d in out if d.get("artifactType") == artifact_type]
+                    out = [d for d in out if d.artifact_type == artifact_type]
                 return out
         # fallback tag scheme
         entries = self._fallback_entries(repository, digest)
         if artifact_type:
-            entries = [d for d in entries if d.get("artifactType") == artifact_type]
+            entries = [d for d in entries if d.artifact_type == artifact_type]
         return entries
 
     @staticmethod
-    def _index_entries(body: bytes, what: str) -> list[dict[str, Any]]:
+    def _index_entries(body: bytes, what: str) -> list[Descriptor]:
         try:
             doc = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -975,20 +989,14 @@ class RegistryClient:
             return []
         if not isinstance(manifests, list):
             raise NetworkError(f"{what}: 'manifests' is not a list")
-        out = []
-        for m in manifests:
-            if (
-                not isinstance(m, dict)
-                or not isinstance(m.get("digest"), str)
-                or not _DIGEST_RE.match(m["digest"])
-                or not isinstance(m.get("size"), int)
-                or not isinstance(m.get("mediaType"), str)
-            ):
-                raise NetworkError(f"{what}: malformed descriptor in the index")
-            out.append(m)
-        return out
+        try:
+            return [
+                Descriptor.from_dict(m, what=f"{what} entry {i}") for i, m in enumerate(manifests)
+            ]
+        except InputError as exc:
+            raise NetworkError(f"malformed referrers index from the registry: {exc}") from exc
 
-    def _fallback_entries(self, repository: str, digest: str) -> list[dict[str, Any]]:
+    def _fallback_entries(self, repository: str, digest: str) -> list[Descriptor]:
         tag = referrers_fallback_tag(digest)
         try:
             fetched = self.get_manifest(repository, tag, accept=(OCI_INDEX,))
@@ -1018,31 +1026,35 @@ class RegistryClient:
             self.referrers(repository, subject["digest"])
         if self._referrers_api:
             return
-        entry: dict[str, Any] = {"mediaType": media_type, "digest": digest, "size": len(data)}
         artifact_type = doc.get("artifactType")
         if not isinstance(artifact_type, str) or not artifact_type:
             config = doc.get("config")
             artifact_type = config.get("mediaType") if isinstance(config, dict) else None
-        if isinstance(artifact_type, str) and artifact_type:
-            entry["artifactType"] = artifact_type
         annotations = doc.get("annotations")
-        if isinstance(annotations, dict) and annotations:
-            entry["annotations"] = annotations
+        entry = Descriptor(
+            media_type,
+            Digest(digest),
+            len(data),
+            annotations=dict(annotations)
+            if isinstance(annotations, dict) and annotations
+            else None,
+            artifact_type=artifact_type if isinstance(artifact_type, str) else "",
+        )
         self.add_referrer_fallback(repository, subject["digest"], entry)
 
     def add_referrer_fallback(
-        self, repository: str, subject: str, descriptor: dict[str, Any]
-    ) -> str:
+        self, repository: str, subject: str, descriptor: Descriptor
+    ) -> Digest:
         """Add ``descriptor`` to the fallback referrers index of ``subject`` (read-modify-write).
 
         Returns the new index's digest. An entry with the same digest is replaced.
         """
         _check_digest(subject)
         current = self._fallback_entries(repository, subject)
-        entries = [d for d in current if d.get("digest") != descriptor.get("digest")]
-        entries.append(descriptor)
+        entries = [d.to_dict() for d in current if d.digest != descriptor.digest]
+        entries.append(descriptor.to_dict())
         index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
-        data = json.dumps(index, separators=(",", ":"), ensure_ascii=False).encode()
+        data = canonical_json(index)
         return self.put_manifest(
             repository,
             referrers_fallback_tag(subject),
