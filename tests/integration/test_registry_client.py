@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -369,10 +370,9 @@ def _reply(h: BaseHTTPRequestHandler, code: int, body: bytes, headers: dict[str,
     h.send_header("Content-Length", str(len(body)))
     h.end_headers()
     if h.command != "HEAD":
-        try:
+        # the client may stop reading (an oversized body): that is the point
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             h.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client stopped reading (e.g. an oversized body): that is the point
 
 
 def test_manifest_with_wrong_digest_is_refused(http_server: Callable[..., str]) -> None:
