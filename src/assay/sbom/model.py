@@ -27,6 +27,9 @@ class Package:
     files: tuple[str, ...] = ()  # absolute paths inside the image, sorted
     depends_on: tuple[str, ...] = ()  # purls of direct dependencies
     locations: tuple[str, ...] = ()  # where the cataloger found it (e.g. status.d path)
+    # purls of language packages (pypi, npm…) whose files this package owns: reported once, here
+    embedded: tuple[str, ...] = ()
+    cataloger: str = ""  # which cataloger found it ("dpkg", "apk", "python", "npm", "lock")
 
     @property
     def key(self) -> str:
@@ -52,4 +55,6 @@ class Inventory:
     packages: tuple[Package, ...]
     created: str = ""  # RFC 3339, from SOURCE_DATE_EPOCH where reproducibility is promised
     tool: str = "assay"
+    lifecycle: str = "build"  # CycloneDX phase: "build" for built images, "post-build" otherwise
+    repository: str = ""  # registry/repository of the image, for the pkg:oci purl (may be "")
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)

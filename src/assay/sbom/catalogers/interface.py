@@ -1,0 +1,33 @@
+"""The one interface every cataloger implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from assay.sbom.fs import FileView
+from assay.sbom.model import Distro, Package
+
+__all__ = ["CatalogContext", "Cataloger"]
+
+
+@dataclass(frozen=True)
+class CatalogContext:
+    """What a cataloger may know besides the files: the detected distribution."""
+
+    distro: Distro | None = None
+
+
+class Cataloger(Protocol):
+    """Finds one kind of package in a filesystem view.
+
+    ``wants`` is called for every regular file path in the image (relative, no leading ``/``)
+    and must be cheap: the image source keeps the bytes only of wanted files. ``catalog`` then
+    reads them through the view and returns packages (any order; the caller sorts).
+    """
+
+    name: str
+
+    def wants(self, path: str) -> bool: ...
+
+    def catalog(self, view: FileView, context: CatalogContext) -> list[Package]: ...
