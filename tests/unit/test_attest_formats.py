@@ -117,7 +117,9 @@ def test_predicate_aliases() -> None:
     assert intoto.resolve_predicate_type("spdxjson") == "https://spdx.dev/Document"
     assert intoto.resolve_predicate_type("cyclonedx") == "https://cyclonedx.org/bom"
     assert intoto.resolve_predicate_type("openvex") == "https://openvex.dev/ns"
-    assert intoto.resolve_predicate_type("vuln") == "https://cosign.sigstore.dev/attestation/vuln/v1"
+    assert (
+        intoto.resolve_predicate_type("vuln") == "https://cosign.sigstore.dev/attestation/vuln/v1"
+    )
     assert intoto.resolve_predicate_type("custom") == "https://cosign.sigstore.dev/attestation/v1"
     assert intoto.resolve_predicate_type("https://example.com/p/v1") == "https://example.com/p/v1"
     with pytest.raises(UsageError):

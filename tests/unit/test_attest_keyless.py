@@ -9,7 +9,9 @@ import pytest
 from assay.attest.bundle import verify_keyless
 from assay.errors import VerificationError
 
-BUNDLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "interop" / "sigstore-python-bundles"
+BUNDLES = (
+    Path(__file__).resolve().parents[2] / ".." / "shared" / "interop" / "sigstore-python-bundles"
+)
 GH_IDENTITY = (
     "https://github.com/trailofbits/rfc8785.py/.github/workflows/release.yml@refs/tags/v0.1.2"
 )

@@ -125,7 +125,7 @@ def test_password_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_truncated_and_oversized_signatures_named() -> None:
     signing = keys.load_private_key(*keys.generate_keypair(b"")[:1], b"")
     sig = signing.sign(b"m")
-    with pytest.raises(VerificationError, match="not a valid ASN.1 DER"):
+    with pytest.raises(VerificationError, match=r"not a valid ASN\.1 DER"):
         signing.public.verify(sig[:-5], b"m")
     with pytest.raises(VerificationError, match="longer than any"):
         signing.public.verify(sig * 2, b"m")

@@ -116,7 +116,9 @@ class Envelope:
         raise VerificationError("DSSE envelope: " + "; ".join(dict.fromkeys(errors)))
 
 
-def sign_envelope(key: SigningKey, payload: bytes, payload_type: str = INTOTO_PAYLOAD_TYPE) -> Envelope:
+def sign_envelope(
+    key: SigningKey, payload: bytes, payload_type: str = INTOTO_PAYLOAD_TYPE
+) -> Envelope:
     """Sign ``payload`` (PAE) and wrap it in an envelope with an empty keyid, as cosign does."""
     return Envelope(payload_type, payload, (("", key.sign(pae(payload_type, payload))),))
 

@@ -138,7 +138,7 @@ def generate_keypair(password: bytes) -> tuple[bytes, bytes]:
 
 
 def encrypt_private_key(signing: SigningKey, password: bytes) -> bytes:
-    """Encrypt ``signing`` under ``password`` in cosign's ``ENCRYPTED SIGSTORE PRIVATE KEY`` form."""
+    """Encrypt ``signing`` under ``password`` in cosign's encrypted-key PEM format."""
     import nacl.secret
 
     der = signing.key.private_bytes(

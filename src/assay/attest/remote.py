@@ -23,7 +23,6 @@ from assay.attest.keys import PublicKey, SigningKey
 from assay.attest.simplesigning import (
     ATTESTATION_LAYER_MEDIA_TYPE,
     MAX_PAYLOAD,
-    OCI_CONFIG_MEDIA_TYPE,
     OCI_MANIFEST_MEDIA_TYPE,
     PREDICATE_TYPE_ANNOTATION,
     SIGNATURE_ANNOTATION,
@@ -300,7 +299,9 @@ def attest_image(
             predicate_type=uri,
             created=_rfc3339(now),
         )
-        client.put_manifest(ref.repository, sha256_digest(manifest), manifest, OCI_MANIFEST_MEDIA_TYPE)
+        client.put_manifest(
+            ref.repository, sha256_digest(manifest), manifest, OCI_MANIFEST_MEDIA_TYPE
+        )
     return image, uri
 
 
@@ -418,7 +419,10 @@ def verify_image_keyless(
             check_statement_subject(statement, image.digest)
             verified.append(
                 VerifiedAttestation(
-                    image.digest, statement.predicate_type, "referrer-bundle", json.loads(result.payload)
+                    image.digest,
+                    statement.predicate_type,
+                    "referrer-bundle",
+                    json.loads(result.payload),
                 )
             )
         except VerificationError as exc:

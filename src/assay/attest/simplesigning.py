@@ -121,7 +121,9 @@ def parse_payload(raw: bytes) -> SimpleSigningPayload:
     digest = image.get("docker-manifest-digest") if isinstance(image, dict) else None
     ref = identity.get("docker-reference") if isinstance(identity, dict) else None
     if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
-        raise VerificationError("signature payload has no valid critical.image.docker-manifest-digest")
+        raise VerificationError(
+            "signature payload has no valid critical.image.docker-manifest-digest"
+        )
     if not isinstance(ref, str):
         raise VerificationError("signature payload has no critical.identity.docker-reference")
     optional = doc.get("optional")
@@ -186,7 +188,9 @@ def parse_signature_manifest(raw: bytes) -> list[SignedLayer]:
         if type(size) is not int or size < 0:
             raise VerificationError("signature manifest layer has no valid size")
         if not isinstance(media_type, str) or not isinstance(annotations, dict):
-            raise VerificationError("signature manifest layer has a malformed mediaType/annotations")
+            raise VerificationError(
+                "signature manifest layer has a malformed mediaType/annotations"
+            )
         clean = {str(k): str(v) for k, v in annotations.items() if isinstance(v, str)}
         out.append(SignedLayer(media_type, digest, size, clean))
     return out

@@ -104,9 +104,7 @@ def check_attestation_envelope(
     payload = envelope.verify(key)
     statement = parse_statement(payload)
     check_statement_subject(statement, image_digest)
-    return VerifiedAttestation(
-        image_digest, statement.predicate_type, source, statement.to_json()
-    )
+    return VerifiedAttestation(image_digest, statement.predicate_type, source, statement.to_json())
 
 
 def check_attestation_layer(

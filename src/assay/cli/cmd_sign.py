@@ -1,0 +1,189 @@
+"""``assay sign`` and ``assay verify``: cosign-compatible image signatures."""
+
+from __future__ import annotations
+
+import enum
+import json
+from pathlib import Path
+
+import typer
+
+from assay.attest import remote
+from assay.attest.bundle import verify_keyless
+from assay.attest.intoto import parse_statement
+from assay.attest.keys import SigningKey, load_private_key, load_public_key
+from assay.attest.verify import check_statement_subject
+from assay.cli import _console
+from assay.errors import InputError, UsageError, VerificationError
+from assay.oci.registry import RegistryClient
+
+MAX_BLOB_FILE = 1 << 30
+
+
+class OutputFormat(enum.StrEnum):
+    text = "text"
+    json = "json"
+
+
+def read_file(path: Path, what: str, limit: int = 16 << 20) -> bytes:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from exc
+    if size > limit:
+        raise InputError(f"{what} {path} is {size} bytes; refusing over {limit}")
+    return path.read_bytes()
+
+
+def client_for(ref: remote.ImageRef, insecure: bool) -> RegistryClient:
+    if insecure:
+        _console.warn(f"--insecure-registry: talking to {ref.host} without TLS verification")
+    return RegistryClient(ref.host, insecure=insecure)
+
+
+def load_signing_key(path: Path) -> SigningKey:
+    from assay.cli.cmd_keygen import read_password
+
+    pem = read_file(path, "private key", 64 << 10)
+    return load_private_key(pem, read_password(confirm=False))
+
+
+def check_keyless_args(identity: str | None, issuer: str | None) -> None:
+    if bool(identity) != bool(issuer):
+        raise UsageError(
+            "keyless verification needs both --certificate-identity and --certificate-oidc-issuer"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("sign")
+    def sign(
+        image: str = typer.Argument(..., help="HOST/REPO[:TAG][@sha256:…] in a registry."),
+        key: Path = typer.Option(..., "--key", envvar="ASSAY_KEY", help="cosign.key to sign with."),  # noqa: B008
+        insecure_registry: bool = typer.Option(
+            False, "--insecure-registry", help="Allow plain HTTP / unverified TLS (unsafe)."
+        ),
+    ) -> None:
+        """Sign an image in a registry (cosign's layout: tag sha256-<hex>.sig)."""
+        ref = remote.parse_image_ref(image)
+        signing = load_signing_key(key)
+        with client_for(ref, insecure_registry) as client:
+            result = remote.sign_image(client, ref, signing)
+        if result.added:
+            _console.info(f"Signed {result.image.pinned} (tag {result.tag})")
+        else:
+            _console.info(f"{result.image.pinned} is already signed with this key; nothing added")
+        typer.echo(result.image.pinned)
+
+    @app.command("verify")
+    def verify(
+        image: str = typer.Argument(
+            ..., help="HOST/REPO[:TAG][@sha256:…], or a file when verifying with --bundle."
+        ),
+        key: Path | None = typer.Option(  # noqa: B008
+            None, "--key", envvar="ASSAY_PUBLIC_KEY", help="cosign.pub"
+        ),
+        certificate_identity: str | None = typer.Option(
+            None,
+            "--certificate-identity",
+            envvar="ASSAY_CERTIFICATE_IDENTITY",
+            help="Keyless: the exact identity (SAN) the signing certificate must name.",
+        ),
+        certificate_oidc_issuer: str | None = typer.Option(
+            None,
+            "--certificate-oidc-issuer",
+            envvar="ASSAY_CERTIFICATE_OIDC_ISSUER",
+            help="Keyless: the exact OIDC issuer the signing certificate must name.",
+        ),
+        bundle: Path | None = typer.Option(  # noqa: B008
+            None, "--bundle", help="Keyless: a Sigstore bundle file for IMAGE (a file or image)."
+        ),
+        staging: bool = typer.Option(
+            False, "--staging", help="Keyless: use the Sigstore staging trust root (testing only)."
+        ),
+        offline: bool = typer.Option(
+            True, "--offline/--online", help="Keyless: use the embedded trust root (default)."
+        ),
+        output: OutputFormat = typer.Option(  # noqa: B008
+            OutputFormat.text, "--output", "-o", envvar="ASSAY_OUTPUT", help="text or json"
+        ),
+        insecure_registry: bool = typer.Option(
+            False, "--insecure-registry", help="Allow plain HTTP / unverified TLS (unsafe)."
+        ),
+    ) -> None:
+        """Verify an image's signatures with a key, or keyless with an identity and issuer.
+
+        Exit 0 when at least one signature verifies for the image's digest, 1 otherwise.
+        """
+        check_keyless_args(certificate_identity, certificate_oidc_issuer)
+        if (key is None) == (certificate_identity is None):
+            raise UsageError(
+                "give either --key, or --certificate-identity with --certificate-oidc-issuer"
+            )
+        if staging:
+            _console.warn("--staging: verifying against the Sigstore *staging* trust root")
+        if key is not None:
+            if bundle is not None:
+                raise UsageError("--bundle is for keyless verification")
+            public = load_public_key(read_file(key, "public key", 64 << 10))
+            ref = remote.parse_image_ref(image)
+            with client_for(ref, insecure_registry) as client:
+                resolved, sigs = remote.verify_image(client, ref, public)
+            _report(resolved.pinned, [s.to_json() for s in sigs], output, "signature")
+            return
+        assert certificate_identity is not None and certificate_oidc_issuer is not None
+        if bundle is not None and Path(image).is_file():
+            raw = read_file(bundle, "bundle")
+            artifact = read_file(Path(image), "file", MAX_BLOB_FILE)
+            result = verify_keyless(
+                raw,
+                identity=certificate_identity,
+                issuer=certificate_oidc_issuer,
+                artifact=artifact,
+                staging=staging,
+                offline=offline,
+            )
+            _report(
+                image,
+                [{"identity": result.identity, "issuer": result.issuer, "file": image}],
+                output,
+                "signature",
+            )
+            return
+        ref = remote.parse_image_ref(image)
+        with client_for(ref, insecure_registry) as client:
+            if bundle is not None:
+                resolved = remote.resolve(client, ref)
+                result = verify_keyless(
+                    read_file(bundle, "bundle"),
+                    identity=certificate_identity,
+                    issuer=certificate_oidc_issuer,
+                    staging=staging,
+                    offline=offline,
+                )
+                if result.payload is None:
+                    raise VerificationError("bundle holds no DSSE statement about an image")
+                statement = parse_statement(result.payload)
+                check_statement_subject(statement, resolved.digest)
+                _report(resolved.pinned, [statement.to_json()], output, "signature")
+                return
+            resolved, atts = remote.verify_image_keyless(
+                client,
+                ref,
+                identity=certificate_identity,
+                issuer=certificate_oidc_issuer,
+                staging=staging,
+                offline=offline,
+            )
+        _report(resolved.pinned, [a.to_json() for a in atts], output, "signature")
+
+
+def _report(
+    subject: str, payloads: list[dict[str, object]], output: OutputFormat, what: str
+) -> None:
+    """Print verified payloads; only called after verification succeeded."""
+    if output is OutputFormat.json:
+        _console.emit(json.dumps(payloads, indent=2) + "\n")
+        return
+    _console.info(f"Verification OK for {subject}: {len(payloads)} valid {what}(s)")
+    typer.echo(subject)

@@ -1,0 +1,365 @@
+"""Signing, attesting and verifying against a real docker-registry on 127.0.0.1.
+
+Covers the interop vectors (skopeo-signed image), the round trip and the tamper matrix.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assay.attest import keys, remote
+from assay.attest.simplesigning import SIGNATURE_ANNOTATION, cosign_tag
+from assay.errors import VerificationError
+from assay.oci.registry import RegistryClient
+
+INTEROP = Path(__file__).resolve().parents[2] / ".." / "shared" / "interop"
+LAYOUT = INTEROP / "skopeo-1.13.3-signed-oci"
+IMAGE_DIGEST = "sha256:fad65fdb808f280a8c7dad07c8c94112c5620f8991b1a42af64760a820b0c178"
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def _interop(name: str) -> bytes:
+    path = INTEROP / name
+    if not path.exists():
+        pytest.fail(f"interop vector {path} is missing")
+    return path.read_bytes()
+
+
+def _layout_blob(digest: str) -> bytes:
+    return (LAYOUT / "blobs" / "sha256" / digest.split(":", 1)[1]).read_bytes()
+
+
+def _sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def push_manifest_tree(client: RegistryClient, repo: str, manifest: bytes, tag: str) -> str:
+    doc = json.loads(manifest)
+    for desc in [doc["config"], *doc["layers"]]:
+        blob = _layout_blob(desc["digest"])
+        client.upload_blob(repo, desc["digest"], len(blob), blob)
+    return client.put_manifest(repo, tag, manifest, MANIFEST)
+
+
+def push_interop(client: RegistryClient, repo: str) -> None:
+    """Push both manifests of the skopeo layout with their tags, exactly as they are."""
+    index = json.loads((LAYOUT / "index.json").read_bytes())
+    for desc in index["manifests"]:
+        manifest = _layout_blob(desc["digest"])
+        tag = desc["annotations"]["org.opencontainers.image.ref.name"]
+        assert push_manifest_tree(client, repo, manifest, tag) == desc["digest"]
+
+
+@pytest.fixture()
+def client(registry: Any) -> Iterator[RegistryClient]:
+    with RegistryClient(registry.host) as c:
+        yield c
+
+
+@pytest.fixture()
+def repo() -> str:
+    return "attest/" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="module")
+def skopeo_pub() -> keys.PublicKey:
+    return keys.load_public_key(_interop("skopeo-1.13.3-cosign.pub"))
+
+
+@pytest.fixture(scope="module")
+def signer() -> keys.SigningKey:
+    pem, _ = keys.generate_keypair(b"")
+    return keys.load_private_key(pem, b"")
+
+
+def ref(registry: Any, repo: str, suffix: str = ":v1") -> remote.ImageRef:
+    return remote.parse_image_ref(f"{registry.host}/{repo}{suffix}")
+
+
+# ----------------------------------------------------------------------------- interop
+
+
+def test_skopeo_signed_image_verifies(
+    registry: Any, client: RegistryClient, repo: str, skopeo_pub: keys.PublicKey
+) -> None:
+    push_interop(client, repo)
+    image, sigs = remote.verify_image(client, ref(registry, repo), skopeo_pub)
+    assert image.digest == IMAGE_DIGEST
+    assert len(sigs) == 1
+    assert sigs[0].payload["critical"]["image"]["docker-manifest-digest"] == IMAGE_DIGEST
+    assert sigs[0].docker_reference == "localhost:5099/interop/hello:v1"
+
+
+def test_skopeo_signed_image_fails_with_another_key(
+    registry: Any, client: RegistryClient, repo: str, signer: keys.SigningKey
+) -> None:
+    push_interop(client, repo)
+    with pytest.raises(VerificationError, match="does not verify with the given public key"):
+        remote.verify_image(client, ref(registry, repo), signer.public)
+
+
+def test_skopeo_key_signs_and_verifies(
+    registry: Any, client: RegistryClient, repo: str, skopeo_pub: keys.PublicKey
+) -> None:
+    push_interop(client, repo)
+    skopeo_key = keys.load_private_key(
+        _interop("skopeo-1.13.3-cosign.key"), _interop("skopeo-1.13.3-cosign.password")
+    )
+    # sign a second, unsigned image with the decrypted skopeo key
+    manifest = _layout_blob(IMAGE_DIGEST).replace(b'"schemaVersion":2', b'"schemaVersion": 2')
+    push_manifest_tree(client, repo, manifest, "v2")
+    result = remote.sign_image(client, ref(registry, repo, ":v2"), skopeo_key)
+    assert result.added
+    image, sigs = remote.verify_image(client, ref(registry, repo, ":v2"), skopeo_pub)
+    assert image.digest == _sha(manifest)
+    assert sigs[0].payload["optional"]["creator"].startswith("assay ")
+    # a second signer appends a layer; the skopeo signature on v1 still verifies
+    other_pem, other_pub = keys.generate_keypair(b"")
+    remote.sign_image(client, ref(registry, repo), keys.load_private_key(other_pem, b""))
+    sig_manifest = client.get_manifest(repo, cosign_tag(IMAGE_DIGEST, "sig")).json()
+    assert len(sig_manifest["layers"]) == 2
+    remote.verify_image(client, ref(registry, repo), skopeo_pub)
+    remote.verify_image(client, ref(registry, repo), keys.load_public_key(other_pub))
+    # re-signing with a key that already signed adds nothing
+    assert not remote.sign_image(client, ref(registry, repo), skopeo_key).added
+
+
+# ----------------------------------------------------------------------------- round trip
+
+
+def test_round_trip_sign_attest_verify(
+    registry: Any, client: RegistryClient, repo: str, signer: keys.SigningKey
+) -> None:
+    push_manifest_tree(client, repo, _layout_blob(IMAGE_DIGEST), "v1")
+    target = ref(registry, repo)
+    remote.sign_image(client, target, signer)
+    image, sigs = remote.verify_image(client, target, signer.public)
+    assert sigs[0].payload["critical"]["identity"]["docker-reference"] == f"{registry.host}/{repo}"
+    predicate = json.dumps({"buildDefinition": {"buildType": "x"}, "runDetails": {}}).encode()
+    remote.attest_image(client, target, signer, "slsaprovenance1", predicate)
+    _, atts = remote.verify_image_attestations(client, target, signer.public, "slsaprovenance1")
+    sources = sorted(a.source for a in atts)
+    assert sources == ["cosign-att", "referrer-bundle"]
+    for att in atts:
+        assert att.statement["subject"][0]["digest"]["sha256"] == IMAGE_DIGEST.split(":")[1]
+        assert att.statement["predicate"]["buildDefinition"] == {"buildType": "x"}
+    with pytest.raises(VerificationError, match="no valid attestation of type"):
+        remote.verify_image_attestations(client, target, signer.public, "spdxjson")
+    # the .att layout and the referrer are the formats cosign reads
+    att_manifest = client.get_manifest(repo, cosign_tag(image.digest, "att")).json()
+    layer = att_manifest["layers"][0]
+    assert layer["mediaType"] == "application/vnd.dsse.envelope.v1+json"
+    assert layer["annotations"]["predicateType"] == "https://slsa.dev/provenance/v1"
+    refs = client.referrers(repo, image.digest)
+    assert [r.artifact_type for r in refs] == ["application/vnd.dev.sigstore.bundle.v0.3+json"]
+
+
+# ----------------------------------------------------------------------------- tamper matrix
+
+
+def _signed(registry: Any, client: RegistryClient, repo: str, signer: keys.SigningKey) -> None:
+    push_manifest_tree(client, repo, _layout_blob(IMAGE_DIGEST), "v1")
+    remote.sign_image(client, ref(registry, repo), signer)
+
+
+def _rewrite_sig_layer(
+    client: RegistryClient, repo: str, digest: str, *, payload: Any = None, sig: Any = None
+) -> None:
+    """Replace the one signature layer's payload and/or signature annotation."""
+    tag = cosign_tag(digest, "sig")
+    doc = client.get_manifest(repo, tag).json()
+    layer = doc["layers"][0]
+    if payload is not None:
+        old = client.get_blob(repo, layer["digest"])
+        new = payload(old)
+        client.upload_blob(repo, _sha(new), len(new), new)
+        layer["digest"], layer["size"] = _sha(new), len(new)
+    if sig is not None:
+        layer["annotations"][SIGNATURE_ANNOTATION] = sig(layer["annotations"][SIGNATURE_ANNOTATION])
+    client.put_manifest(repo, tag, json.dumps(doc).encode(), MANIFEST)
+
+
+def test_tamper_wrong_key(
+    registry: Any, client: RegistryClient, repo: str, signer: keys.SigningKey
+) -> None:
+    _signed(registry, client, repo, signer)
+    wrong = keys.load_public_key(keys.generate_keypair(b"")[1])
+    with pytest.raises(VerificationError, match="does not verify with the given public key"):
+        remote.verify_image(client, ref(registry, repo), wrong)
+
+
+def test_tamper_payload_byte(
+    registry: Any, client: RegistryClient, repo: str, signer: keys.SigningKey
+) -> None:
+    _signed(registry, client, repo, signer)
+    _rewrite_sig_layer(client, repo, IMAGE_DIGEST, payload=lambda b: b.replace(b"assay", b"assaz"))
+    with pytest.raises(VerificationError, match="signed payload or signature was altered"):
+        remote.verify_image(client, ref(registry, repo), signer.public)
+
+
+def test_tamper_signature_byte(
+    registry: Any, client: RegistryClient, repo: str, signer: keys.SigningKey
+) -> None:
+    _signed(registry, client, repo, signer)
+
+    def flip(b64: str) -> str:
+        raw = bytearray(base64.b64decode(b64))
+        raw[-3] ^= 0x01  # inside the S integer: still DER, wrong value
+        return base64.b64encode(bytes(raw)).decode()
+
+    _rewrite_sig_layer(client, repo, IMAGE_DIGEST, sig=flip)
+    with pytest.raises(VerificationError, match="does not verify"):
+        remote.verify_image(client, ref(registry, repo), signer.public)
+
+
+def test_tamper_truncated_signature(
+    registry: Any, client: RegistryClient, repo: str, signer: keys.SigningKey
+) -> None:
+    _signed(registry, client, repo, signer)
+    _rewrite_sig_layer(
+        client,
+        repo,
+        IMAGE_DIGEST,
+        sig=lambda s: base64.b64encode(base64.b64decode(s)[:40]).decode(),
+    )
+    with pytest.raises(VerificationError, match=r"not a valid ASN\.1 DER ECDSA signature"):
+        remote.verify_image(client, ref(registry, repo), signer.public)
+
+
+def test_tamper_non_base64_signature(
+    registry: Any, client: RegistryClient, repo: str, signer: keys.SigningKey
+) -> None:
+    _signed(registry, client, repo, signer)
+    _rewrite_sig_layer(client, repo, IMAGE_DIGEST, sig=lambda s: s[:-6] + "!!*%$#")
+    with pytest.raises(VerificationError, match="not valid base64"):
+        remote.verify_image(client, ref(registry, repo), signer.public)
+
+
+def test_tamper_image_manifest_byte(
+    registry: Any, client: RegistryClient, repo: str, signer: keys.SigningKey
+) -> None:
+    _signed(registry, client, repo, signer)
+    # one byte more in the image manifest, pushed over the signed tag
+    changed = _layout_blob(IMAGE_DIGEST).replace(b'"schemaVersion":2', b'"schemaVersion": 2')
+    push_manifest_tree(client, repo, changed, "v1")
+    with pytest.raises(VerificationError, match="no cosign signatures found"):
+        remote.verify_image(client, ref(registry, repo), signer.public)
+
+
+def test_tamper_signature_for_other_digest_copied(
+    registry: Any, client: RegistryClient, repo: str, signer: keys.SigningKey
+) -> None:
+    _signed(registry, client, repo, signer)
+    other = _layout_blob(IMAGE_DIGEST).replace(b'"schemaVersion":2', b'"schemaVersion": 2')
+    other_digest = push_manifest_tree(client, repo, other, "v2")
+    sig_manifest = client.get_manifest(repo, cosign_tag(IMAGE_DIGEST, "sig")).data
+    client.put_manifest(repo, cosign_tag(other_digest, "sig"), sig_manifest, MANIFEST)
+    with pytest.raises(
+        VerificationError, match=r"was made for sha256:fad65fdb.*copied from another"
+    ):
+        remote.verify_image(client, ref(registry, repo, ":v2"), signer.public)
+
+
+def test_tamper_attestation_subject_other_digest(
+    registry: Any, client: RegistryClient, repo: str, signer: keys.SigningKey
+) -> None:
+    push_manifest_tree(client, repo, _layout_blob(IMAGE_DIGEST), "v1")
+    other = _layout_blob(IMAGE_DIGEST).replace(b'"schemaVersion":2', b'"schemaVersion": 2')
+    other_digest = push_manifest_tree(client, repo, other, "v2")
+    remote.attest_image(client, ref(registry, repo), signer, "custom", b"hello", referrer=False)
+    att_manifest = client.get_manifest(repo, cosign_tag(IMAGE_DIGEST, "att")).data
+    client.put_manifest(repo, cosign_tag(other_digest, "att"), att_manifest, MANIFEST)
+    with pytest.raises(VerificationError, match=r"its subject is sha256:fad65fdb.*not this image"):
+        remote.verify_image_attestations(client, ref(registry, repo, ":v2"), signer.public, None)
+
+
+def test_tamper_dsse_payload_type(
+    registry: Any, client: RegistryClient, repo: str, signer: keys.SigningKey
+) -> None:
+    push_manifest_tree(client, repo, _layout_blob(IMAGE_DIGEST), "v1")
+    remote.attest_image(client, ref(registry, repo), signer, "custom", b"hello", referrer=False)
+    tag = cosign_tag(IMAGE_DIGEST, "att")
+    doc = client.get_manifest(repo, tag).json()
+    layer = doc["layers"][0]
+    env = json.loads(client.get_blob(repo, layer["digest"]))
+    env["payloadType"] = "application/json"
+    new = json.dumps(env).encode()
+    client.upload_blob(repo, _sha(new), len(new), new)
+    layer["digest"], layer["size"] = _sha(new), len(new)
+    client.put_manifest(repo, tag, json.dumps(doc).encode(), MANIFEST)
+    with pytest.raises(VerificationError, match="DSSE payload type is 'application/json'"):
+        remote.verify_image_attestations(client, ref(registry, repo), signer.public, None)
+
+
+class _TamperingProxy:
+    """A real HTTP proxy on 127.0.0.1 in front of the registry that alters one byte of every
+    manifest it serves by digest (a registry or man-in-the-middle lying about content)."""
+
+    def __init__(self, upstream: str) -> None:
+        import http.server
+        import threading
+
+        import httpx
+
+        upstream_client = httpx.Client(base_url=upstream)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _relay(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in ("host", "content-length")
+                }
+                resp = upstream_client.request(
+                    self.command, self.path, headers=headers, content=body
+                )
+                data = resp.content
+                if "/manifests/sha256:" in self.path and self.command == "GET":
+                    data = data.replace(b'"schemaVersion":2', b'"schemaVersion":3')
+                self.send_response(resp.status_code)
+                for k, v in resp.headers.items():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = _relay
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_registry_manifest_digest_mismatch_refused(
+    registry: Any, client: RegistryClient, repo: str, signer: keys.SigningKey
+) -> None:
+    """A registry answering a request for digest D with bytes that hash to something else."""
+    _signed(registry, client, repo, signer)
+    proxy = _TamperingProxy(registry.url)
+    try:
+        with RegistryClient(proxy.host) as lying:
+            target = remote.parse_image_ref(f"{proxy.host}/{repo}@{IMAGE_DIGEST}")
+            with pytest.raises(VerificationError, match="does not match the requested"):
+                remote.verify_image(lying, target, signer.public)
+    finally:
+        proxy.close()
