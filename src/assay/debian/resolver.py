@@ -27,8 +27,8 @@ Everything is ordered by name or by field order, so the result is deterministic.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from assay.debian.model import PackageRecord
 from assay.debian.relations import Relation, parse_provides, parse_relations
@@ -96,54 +96,98 @@ class _Provider:
     version: str | None  # provided version, None for an unversioned Provides
 
 
-@dataclass
 class CandidateIndex:
-    """Candidates of one architecture, indexed by name and by provided name.
+    """Candidates of one architecture, indexed by name and (lazily) by provided name.
 
     Build it once and pass it to ``resolve`` to resolve several requests against one index.
     """
 
-    arch: str
-    candidates: dict[str, PackageRecord]
-    versions: dict[str, list[PackageRecord]]
-    _providers: dict[str, list[_Provider]] | None = field(default=None, repr=False)
+    def __init__(
+        self,
+        arch: str,
+        candidates: dict[str, PackageRecord],
+        records: Sequence[PackageRecord] = (),
+    ) -> None:
+        self.arch = arch
+        self.candidates = candidates
+        self._records = records
+        self._provider_names: dict[str, list[PackageRecord]] | None = None
+        self._providers: dict[str, list[_Provider]] = {}
 
     @classmethod
-    def build(cls, records: Iterable[PackageRecord], arch: str) -> CandidateIndex:
-        versions: dict[str, list[PackageRecord]] = {}
+    def build(cls, records: Sequence[PackageRecord], arch: str) -> CandidateIndex:
         candidates: dict[str, PackageRecord] = {}
+        get = candidates.get
         for rec in records:
-            if rec.architecture != arch and rec.architecture != "all":
+            a = rec.architecture
+            if a != arch and a != "all":
                 continue
-            versions.setdefault(rec.name, []).append(rec)
-            best = candidates.get(rec.name)
+            best = get(rec.name)
             # Highest version wins; on a tie the record seen first (first source) stays.
-            if best is None or version_key(rec.version) > version_key(best.version):
+            if best is None or (
+                rec.version != best.version and version_key(rec.version) > version_key(best.version)
+            ):
                 candidates[rec.name] = rec
-        return cls(arch, candidates, versions)
+        return cls(arch, candidates, records)
 
-    @property
-    def providers(self) -> dict[str, list[_Provider]]:
-        if self._providers is None:
-            prov: dict[str, list[_Provider]] = {}
+    def copy(self) -> CandidateIndex:
+        other = CandidateIndex(self.arch, dict(self.candidates), self._records)
+        other._provider_names = self._provider_names
+        other._providers = dict(self._providers)
+        return other
+
+    def versions(self, name: str) -> list[PackageRecord]:
+        """Every record of ``name`` for this architecture (all suites, all versions)."""
+        return [
+            r
+            for r in self._records
+            if r.name == name and (r.architecture == self.arch or r.architecture == "all")
+        ]
+
+    def _names_providing(self) -> dict[str, list[PackageRecord]]:
+        # A cheap split of every candidate's Provides by name only; the full parse (with
+        # validation) happens for the few names a resolution actually looks up.
+        if self._provider_names is None:
+            names: dict[str, list[PackageRecord]] = {}
             for name in sorted(self.candidates):
                 rec = self.candidates[name]
                 if not rec.provides:
                     continue
+                for part in rec.provides.split(","):
+                    pname = part.split("(", 1)[0].split(":", 1)[0].strip()
+                    if pname:
+                        lst = names.setdefault(pname, [])
+                        if not lst or lst[-1] is not rec:
+                            lst.append(rec)
+            self._provider_names = names
+        return self._provider_names
+
+    def providers_of(self, name: str) -> list[_Provider]:
+        """Candidates whose Provides names ``name`` (with the provided version)."""
+        got = self._providers.get(name)
+        if got is None:
+            got = []
+            for rec in self._names_providing().get(name, ()):
                 for rel in parse_provides(rec.provides):
-                    prov.setdefault(rel.name, []).append(_Provider(rec, rel.name, rel.version))
-            self._providers = prov
-        return self._providers
+                    if rel.name == name:
+                        got.append(_Provider(rec, rel.name, rel.version))
+            self._providers[name] = got
+        return got
+
+    def provided_names(self) -> list[str]:
+        return list(self._names_providing())
 
     def pin(self, name: str, version: str) -> None:
         """Make ``name``'s candidate the given version (``apt-get install name=version``)."""
-        for rec in self.versions.get(name, ()):
+        recs = self.versions(name)
+        for rec in recs:
             if version_key(rec.version) == version_key(version):
                 if self.candidates.get(name) is not rec:
                     self.candidates[name] = rec
-                    self._providers = None
+                    self._provider_names = None
+                    self._providers = {}
                 return
-        have = ", ".join(sorted({r.version for r in self.versions.get(name, ())}))
+        have = ", ".join(sorted({r.version for r in recs}))
         raise ResolutionError(
             f"version {version} of {name} is not available for {self.arch}"
             + (f" (available: {have})" if have else "")
@@ -190,7 +234,7 @@ class _Resolver:
         if cand is not None and self._qualifier_ok(rel, cand) and rel.version_ok(cand.version):
             out.append(cand)
         if rel.arch_qualifier in (None, "any", "native", self.arch):
-            for prov in self.index.providers.get(rel.name, ()):
+            for prov in self.index.providers_of(rel.name):
                 if rel.version_ok(prov.version) and prov.record not in out:
                     out.append(prov.record)
         if len(out) > 1:
@@ -289,7 +333,7 @@ class _Resolver:
                     return f"{rel.name} is not Multi-Arch: allowed, so {rel} cannot be met"
                 return f"architecture {rel.arch_qualifier} is not configured"
             return f"only version {cand.version} is available"
-        if rel.name in self.index.providers:
+        if self.index.providers_of(rel.name):
             return "no provider satisfies the version constraint"
         return f"not available for {self.arch}"
 
@@ -364,7 +408,7 @@ def _parse_request(text: str) -> tuple[str, str | None]:
 
 
 def _suggest(name: str, index: CandidateIndex) -> str:
-    pool = list(index.candidates) + list(index.providers)
+    pool = list(index.candidates) + index.provided_names()
     close = difflib.get_close_matches(name, pool, n=3, cutoff=0.75)
     if not close:
         return ""
@@ -382,14 +426,13 @@ def resolve(
     package; InputError for a malformed request.
     """
     if isinstance(index_for_arch, CandidateIndex):
-        base = index_for_arch
-        index = CandidateIndex(base.arch, dict(base.candidates), base.versions, base._providers)
+        index = index_for_arch.copy()
     else:
         index = CandidateIndex.build(index_for_arch, arch)
     parsed = [_parse_request(r) for r in requests]
     for name, version in parsed:
         if version is not None:
-            if name not in index.versions:
+            if name not in index.candidates:
                 raise ResolutionError(
                     f"package {name} is not available for {arch}{_suggest(name, index)}"
                 )
@@ -400,7 +443,7 @@ def resolve(
     for name, _version in parsed:
         cand = index.candidates.get(name)
         if cand is None:
-            provs = sorted({p.record.name for p in index.providers.get(name, ())})
+            provs = sorted({p.record.name for p in index.providers_of(name)})
             if len(provs) == 1:
                 cand = index.candidates[provs[0]]
             elif provs:

@@ -1,0 +1,348 @@
+"""The image spec: a YAML file shaped like apko's, describing a Debian-based image.
+
+```yaml
+contents:
+  repositories:            # optional; default: ASSAY_DEBIAN_MIRROR or the host's apt sources
+    - uri: http://MIRROR/debian
+      suites: [bookworm, bookworm-updates]
+      components: [main]
+      signed-by: /usr/share/keyrings/debian-archive-keyring.gpg
+  keyring: [keys/extra.gpg]  # extra OpenPGP keyrings (paths relative to the spec)
+  packages: [base-files, tzdata, "libssl3=3.0.15-1~deb12u1"]
+accounts:
+  users:  [{username: nonroot, uid: 65532, gid: 65532, homedir: /home/nonroot}]
+  groups: [{groupname: nonroot, gid: 65532}]
+  run-as: "65532:65532"      # or a user name
+entrypoint: {command: /usr/bin/python3}   # or a list: [/usr/bin/python3, -I]
+cmd: [app.py]
+work-dir: /app
+environment: {LANG: C.UTF-8}
+annotations: {org.opencontainers.image.source: https://example.invalid/app}
+paths: [{path: /app, type: directory, uid: 65532, gid: 65532, permissions: 0o755}]
+archs: [amd64, arm64]
+variant: default            # or dev: adds dev.packages (a shell, busybox…) to the image
+dev: {packages: [busybox]}
+layering: {strategy: package, budget: 10}
+source-date-epoch: 1700000000
+setuid-allow: []
+sbom: {embed: false}
+```
+
+Unknown keys are errors; every error names the key (``contents.packages[2]``) and the file.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from assay.debian.model import RepoSource
+from assay.debian.version import version_key
+from assay.errors import AssayError, UsageError
+
+__all__ = [
+    "Accounts",
+    "Contents",
+    "DevVariant",
+    "Entrypoint",
+    "Group",
+    "ImageSpec",
+    "Layering",
+    "PathEntry",
+    "Repository",
+    "SbomOptions",
+    "User",
+]
+
+_MAX_SPEC_BYTES = 1 << 20
+_PKG_NAME = re.compile(r"^[a-z0-9][a-z0-9+.\-]+$")
+_ARCHS = ("amd64", "arm64", "armhf", "armel", "i386", "ppc64el", "s390x", "mips64el", "riscv64")
+_NAME = re.compile(r"^[a-z_][a-z0-9_.\-]{0,31}\$?$")  # POSIX-ish user and group names
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Repository(_Model):
+    """One deb822-style repository entry."""
+
+    uri: str
+    suites: list[str] = Field(min_length=1)
+    components: list[str] = Field(default_factory=lambda: ["main"], min_length=1)
+    signed_by: str | None = Field(default=None, alias="signed-by")
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, v: str) -> str:
+        if not re.match(r"^(https?|file)://", v):
+            raise ValueError("must be an http://, https:// or file:// URI")
+        return v.rstrip("/")
+
+
+def _package_request(v: str) -> str:
+    name, sep, version = v.partition("=")
+    if not _PKG_NAME.match(name):
+        raise ValueError(f"{name!r} is not a Debian package name")
+    if sep:
+        try:
+            version_key(version)
+        except AssayError as exc:
+            raise ValueError(str(exc)) from None
+    return v
+
+
+PackageRequest = Annotated[str, BeforeValidator(lambda v: _package_request(str(v)))]
+
+
+class Contents(_Model):
+    repositories: list[Repository] | None = None
+    keyring: list[str] = Field(default_factory=list)
+    packages: list[PackageRequest] = Field(min_length=1)
+
+    @field_validator("packages")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        names = [p.partition("=")[0] for p in v]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"listed more than once: {', '.join(dup)}")
+        return v
+
+
+def _check_name(v: str) -> str:
+    if not _NAME.match(v):
+        raise ValueError(f"{v!r} is not a valid user or group name")
+    return v
+
+
+AccountName = Annotated[str, BeforeValidator(lambda v: _check_name(str(v)))]
+_Id = Annotated[int, Field(ge=0, le=2**31 - 1)]
+
+
+class User(_Model):
+    username: AccountName
+    uid: _Id
+    gid: _Id | None = None
+    homedir: str | None = None
+    shell: str | None = None
+
+
+class Group(_Model):
+    groupname: AccountName
+    gid: _Id
+    members: list[AccountName] = Field(default_factory=list)
+
+
+class Accounts(_Model):
+    users: list[User] = Field(default_factory=list)
+    groups: list[Group] = Field(default_factory=list)
+    run_as: str | None = Field(default=None, alias="run-as")
+
+    @field_validator("run_as", mode="before")
+    @classmethod
+    def _run_as(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        v = str(v)
+        if not (re.match(r"^\d+(:\d+)?$", v) or _NAME.match(v)):
+            raise ValueError("must be UID[:GID] or a user name")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Accounts:
+        for kind, names in (
+            ("user", [u.username for u in self.users]),
+            ("group", [g.groupname for g in self.groups]),
+        ):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise ValueError(f"{kind} listed more than once: {', '.join(dup)}")
+        users = {u.username for u in self.users}
+        if self.run_as and not self.run_as[0].isdigit() and self.run_as not in users:
+            raise ValueError(f"run-as names user {self.run_as!r}, which accounts.users lacks")
+        return self
+
+
+class Entrypoint(_Model):
+    command: str
+
+
+class PathEntry(_Model):
+    path: str
+    type: Literal["directory", "file", "symlink", "hardlink"]
+    uid: _Id = 0
+    gid: _Id = 0
+    permissions: int = Field(default=0o755, ge=0, le=0o7777)
+    source: str | None = None
+    content: str | None = None
+
+    @field_validator("permissions", mode="before")
+    @classmethod
+    def _octal(cls, v: Any) -> Any:
+        # YAML 1.1 reads 0755 as octal already; accept the string forms "0755" and "0o755".
+        if isinstance(v, str):
+            try:
+                return int(v.removeprefix("0o"), 8)
+            except ValueError:
+                raise ValueError("must be an octal mode such as 0o755") from None
+        return v
+
+    @field_validator("path")
+    @classmethod
+    def _abs(cls, v: str) -> str:
+        if not v.startswith("/") or "\0" in v or ".." in v.split("/"):
+            raise ValueError("must be an absolute path without '..'")
+        return v
+
+    @model_validator(mode="after")
+    def _fields_for_type(self) -> PathEntry:
+        if self.type in ("symlink", "hardlink") and not self.source:
+            raise ValueError(f"a {self.type} needs 'source' (its target)")
+        if self.type == "directory" and (self.content is not None or self.source):
+            raise ValueError("a directory takes neither 'content' nor 'source'")
+        if self.content is not None and self.source:
+            raise ValueError("give either 'content' or 'source', not both")
+        return self
+
+
+class DevVariant(_Model):
+    """What ``variant: dev`` adds: extra packages (a shell, busybox…) for debugging."""
+
+    packages: list[PackageRequest] = Field(default_factory=list)
+
+
+class Layering(_Model):
+    strategy: Literal["none", "package"] = "none"
+    budget: int = Field(default=10, ge=1, le=127)
+
+
+class SbomOptions(_Model):
+    embed: bool = False
+
+
+class ImageSpec(_Model):
+    """A validated image spec. Build it with :meth:`from_file` or :meth:`from_yaml`."""
+
+    contents: Contents
+    accounts: Accounts = Field(default_factory=Accounts)
+    entrypoint: Entrypoint | list[str] | None = None
+    cmd: str | list[str] | None = None
+    work_dir: str | None = Field(default=None, alias="work-dir")
+    environment: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    paths: list[PathEntry] = Field(default_factory=list)
+    archs: list[Literal[_ARCHS]] = Field(default_factory=lambda: ["amd64"], min_length=1)  # type: ignore[valid-type]
+    variant: Literal["default", "dev"] = "default"
+    dev: DevVariant = Field(default_factory=DevVariant)
+    layering: Layering = Field(default_factory=Layering)
+    source_date_epoch: int | None = Field(default=None, alias="source-date-epoch", ge=0)
+    setuid_allow: list[str] = Field(default_factory=list, alias="setuid-allow")
+    sbom: SbomOptions = Field(default_factory=SbomOptions)
+
+    @field_validator("archs")
+    @classmethod
+    def _archs_unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("an architecture is listed more than once")
+        return v
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _env(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            for key in v:
+                if not isinstance(key, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+                    raise ValueError(f"{key!r} is not a valid environment variable name")
+            return {
+                k: str(val) if isinstance(val, int | float | bool) else val for k, val in v.items()
+            }
+        return v
+
+    @model_validator(mode="after")
+    def _dev(self) -> ImageSpec:
+        if self.variant == "dev" and not self.dev.packages:
+            raise ValueError("variant is dev but dev.packages is empty")
+        return self
+
+    # -- loading ------------------------------------------------------------------------------
+
+    @classmethod
+    def from_yaml(cls, text: str | bytes, where: str = "<spec>") -> ImageSpec:
+        if len(text) > _MAX_SPEC_BYTES:
+            raise UsageError(f"{where}: spec is larger than 1 MiB")
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise UsageError(f"{where}: not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"{where}: expected a mapping at the top level (contents:, archs:, …)")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise UsageError(f"{where}: " + _describe(exc)) from None
+
+    @classmethod
+    def from_file(cls, path: Path | str) -> ImageSpec:
+        path = Path(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read spec {path}: {exc.strerror or exc}") from None
+        return cls.from_yaml(raw, str(path))
+
+    # -- derived ------------------------------------------------------------------------------
+
+    def package_requests(self) -> list[str]:
+        """The package requests for this spec's variant (dev adds ``dev.packages``)."""
+        reqs = list(self.contents.packages)
+        if self.variant == "dev":
+            have = {p.partition("=")[0] for p in reqs}
+            reqs += [p for p in self.dev.packages if p.partition("=")[0] not in have]
+        return reqs
+
+    def repo_sources(self) -> list[RepoSource]:
+        """The repositories to use: the spec's own, else ``ASSAY_DEBIAN_MIRROR`` / host apt."""
+        from assay.debian.sources import parse_repository_entries, sources_from_env_or_host
+
+        if self.contents.repositories is None:
+            return sources_from_env_or_host()
+        entries = [
+            r.model_dump(by_alias=True, exclude_none=True) for r in self.contents.repositories
+        ]
+        return parse_repository_entries(entries)
+
+    def keyring_paths(self, spec_dir: Path) -> list[Path]:
+        """Extra keyrings, relative paths taken from the spec's directory."""
+        return [p if (p := Path(k)).is_absolute() else spec_dir / p for k in self.contents.keyring]
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ""
+        for item in err["loc"]:
+            if isinstance(item, int):
+                loc += f"[{item}]"
+            elif not str(item).startswith(("function-", "literal[", "list[", "str", "int")):
+                loc += ("." if loc else "") + str(item)
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see the spec reference in the README)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        parts.append(f"{loc or '(top level)'}: {msg}")
+    more = len(exc.errors()) - 5
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")

@@ -1,0 +1,155 @@
+"""``assay lock SPEC``: resolve a spec to pinned packages and write ``SPEC.lock.json``."""
+
+from __future__ import annotations
+
+import json
+import os
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from assay.cli import _console
+from assay.errors import InputError, UsageError
+
+__all__ = ["register"]
+
+
+class LockOutput(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def _env_bool(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")
+
+
+def lock_command(
+    spec: Path = typer.Argument(
+        ..., help="The image spec (YAML). The lock is written next to it as NAME.lock.json."
+    ),
+    why: str | None = typer.Option(
+        None,
+        "--why",
+        metavar="PKG",
+        help="Print the dependency chain(s) that pull PKG into the image.",
+        envvar="ASSAY_LOCK_WHY",
+    ),
+    arch: list[str] = typer.Option(  # noqa: B008
+        [],
+        "--arch",
+        metavar="ARCH",
+        help="Resolve only this architecture (repeatable; default: the spec's archs).",
+        envvar="ASSAY_ARCH",
+    ),
+    check: bool = typer.Option(
+        False,
+        "--check",
+        help="Do not resolve: exit 1 if the lock is missing or no longer matches the spec.",
+        envvar="ASSAY_LOCK_CHECK",
+    ),
+    output: LockOutput = typer.Option(
+        LockOutput.text,
+        "--output",
+        "-o",
+        help="text: summary on stderr; json: also print the lock (or --why chains) on stdout.",
+        envvar="ASSAY_OUTPUT",
+    ),
+) -> None:
+    """Resolve SPEC's packages against the signed Debian repositories and write the lock.
+
+    Sources are the spec's contents.repositories, else ASSAY_DEBIAN_MIRROR, else the host's
+    apt sources. Index files are cached (ASSAY_CACHE_DIR); a warm run only revalidates the
+    signed InRelease files.
+
+    Exit codes: 0 ok; 1 resolution failed, a signature or hash check failed, or --check found
+    a stale lock; 2 bad spec or arguments.
+    """
+    from assay.build.lock import (
+        lock_matches_spec,
+        lock_path_for,
+        make_lock,
+        read_lock,
+        resolve_spec,
+        write_lock,
+    )
+    from assay.build.spec import ImageSpec
+
+    lock_path = lock_path_for(spec)
+    try:
+        spec_bytes = spec.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read spec {spec}: {exc.strerror or exc}") from None
+
+    if check:
+        if not lock_path.exists():
+            _console.error(f"{lock_path} does not exist; run 'assay lock {spec}'")
+            raise typer.Exit(1)
+        lock = read_lock(lock_path)
+        if not lock_matches_spec(lock, spec_bytes):
+            _console.error(
+                f"{lock_path} is stale: {spec} changed since it was locked; run 'assay lock {spec}'"
+            )
+            raise typer.Exit(1)
+        _console.info(f"{lock_path} matches {spec}")
+        return
+
+    image = ImageSpec.from_yaml(spec_bytes, str(spec))
+    archs = list(arch) or list(image.archs)
+    unknown = [a for a in archs if a not in image.archs]
+    if unknown:
+        raise UsageError(
+            f"--arch {', '.join(unknown)} is not in the spec's archs ({', '.join(image.archs)})"
+        )
+
+    from assay.debian.repo import RepoClient
+
+    progress = None if _env_bool("ASSAY_QUIET") else _console.info
+    with RepoClient(keyrings=image.keyring_paths(spec.parent), progress=progress) as client:
+        sources, index, resolutions = resolve_spec(image, client, archs)
+    requests = image.package_requests()
+
+    if why is not None:
+        chains: dict[str, list[list[str]]] = {}
+        for res in resolutions:
+            chains[res.arch] = res.why(why)
+        if not any(chains.values()):
+            raise UsageError(f"{why} is not part of the resolved image ({', '.join(archs)})")
+        if output is LockOutput.json:
+            _console.emit(json.dumps(chains, indent=2) + "\n")
+        else:
+            for res in resolutions:
+                rec = res.get(why)
+                if rec is None:
+                    typer.echo(f"{res.arch}: {why} is not installed")
+                    continue
+                typer.echo(f"{res.arch}: {why} {rec.version}")
+                for chain in chains[res.arch]:
+                    typer.echo("  " + " → ".join(chain))
+        return
+
+    lock = make_lock(spec, spec_bytes, requests, sources, index.releases, resolutions)
+    if arch and lock_path.exists():
+        # Keep the other architectures of an existing, still-matching lock.
+        try:
+            old = read_lock(lock_path)
+        except InputError:
+            old = None
+        if old is not None and lock_matches_spec(old, spec_bytes):
+            merged = dict(old.packages)
+            merged.update(lock.packages)
+            lock = lock.model_copy(update={"packages": dict(sorted(merged.items()))})
+    write_lock(lock_path, lock)
+    for res in resolutions:
+        size = sum(p.size for p in res.packages)
+        _console.info(
+            f"{res.arch}: {len(res.packages)} packages ({size / 1e6:.1f} MB of .deb files) "
+            f"for {len(requests)} requested"
+        )
+    _console.info(f"wrote {lock_path}")
+    if output is LockOutput.json:
+        _console.emit(lock.to_json())
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="lock")(lock_command)
