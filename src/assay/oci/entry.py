@@ -13,11 +13,17 @@ from enum import Enum
 __all__ = ["Entry", "EntryType"]
 
 
-class EntryType(str, Enum):
+class EntryType(str, Enum):  # noqa: UP042 - str() of members is relied on
     FILE = "file"
     DIR = "dir"
     SYMLINK = "symlink"
     HARDLINK = "hardlink"  # ``link`` names the earlier entry's path
+    # Only produced by the layer reader (``assay.oci.layer.read_layer``):
+    WHITEOUT = "whiteout"  # ``path`` was deleted by this layer (a ``.wh.NAME`` file)
+    OPAQUE = "opaque"  # directory ``path`` hides everything below it in lower layers
+    CHAR = "char"  # character device (``devmajor``/``devminor``); never written by assay
+    BLOCK = "block"  # block device; never written by assay
+    FIFO = "fifo"  # named pipe; never written by assay
 
 
 @dataclass(frozen=True)
@@ -38,7 +44,13 @@ class Entry:
     data: bytes = b""
     link: str = ""  # symlink target (verbatim) or hardlink target path
     owner: str = ""  # package that contributed it, "" for generated files
+    devmajor: int = 0
+    devminor: int = 0
+    # Set by the layer reader when it skipped a file's content (``data`` is then b""):
+    content_size: int | None = None
 
     @property
     def size(self) -> int:
-        return len(self.data) if self.type is EntryType.FILE else 0
+        if self.type is not EntryType.FILE:
+            return 0
+        return self.content_size if self.content_size is not None else len(self.data)

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -81,7 +81,16 @@ _REPO_RE = re.compile(
 )
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 
-BlobSource = bytes | Path | Callable[[], IO[bytes]]
+
+class Readable(Protocol):
+    """What ``upload_blob`` needs of a stream: ``read(n)`` and ``close()``."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+BlobSource = bytes | Path | Callable[[], Readable]
 
 
 class NotFoundError(NetworkError):
@@ -690,7 +699,7 @@ class RegistryClient:
 
     @staticmethod
     @contextlib.contextmanager
-    def _open_source(source: BlobSource) -> Iterator[IO[bytes]]:
+    def _open_source(source: BlobSource) -> Iterator[Readable]:
         import io
 
         if isinstance(source, bytes):

@@ -1,0 +1,133 @@
+"""``oci-archive:`` files: a tar of an OCI image layout, as skopeo reads and writes them.
+
+Writing is deterministic (sorted members, fixed mtime, uid/gid 0) and atomic. Reading extracts
+into a private temporary directory with a strict allow-list: only ``oci-layout``,
+``index.json`` and ``blobs/<alg>/<hex>`` regular files (and their directories) are accepted;
+links, devices, ``..`` and duplicate members are refused, and every blob is checked against its
+name while it is extracted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from assay._atomic import atomic_writer
+from assay.errors import InputError, VerificationError
+from assay.oci import _tar
+from assay.oci.layout import OciLayout, is_layout
+
+__all__ = ["open_oci_archive", "write_oci_archive"]
+
+MAX_ARCHIVE_SIZE = 64 << 30
+_BLOB_RE = re.compile(r"^blobs/(sha256/[0-9a-f]{64}|sha512/[0-9a-f]{128})$")
+_DIRS = {"blobs", "blobs/sha256", "blobs/sha512"}
+_FILES = {"oci-layout", "index.json"}
+
+
+def write_oci_archive(layout_dir: Path | str, dest_file: Path | str, *, mtime: int = 0) -> None:
+    """Write the layout at ``layout_dir`` as an uncompressed tar to ``dest_file`` (atomically)."""
+    layout = OciLayout.open(layout_dir)
+    root = layout.path
+    with atomic_writer(Path(dest_file)) as fh:
+        tw = _tar.TarWriter(fh)
+        for name in ("index.json", "oci-layout"):
+            data = (root / name).read_bytes()
+            tw.add(name, _tar.REGTYPE, mode=0o644, mtime=mtime, size=len(data), data=data)
+        tw.add("blobs/", _tar.DIRTYPE, mode=0o755, mtime=mtime)
+        algs = sorted(p.name for p in (root / "blobs").iterdir() if p.is_dir())
+        for alg in algs:
+            tw.add(f"blobs/{alg}/", _tar.DIRTYPE, mode=0o755, mtime=mtime)
+            for blob in sorted((root / "blobs" / alg).iterdir()):
+                if blob.name.startswith(".") or not blob.is_file():
+                    continue
+                size = blob.stat().st_size
+                with open(blob, "rb") as src:
+                    tw.add(
+                        f"blobs/{alg}/{blob.name}",
+                        _tar.REGTYPE,
+                        mode=0o644,
+                        mtime=mtime,
+                        size=size,
+                        source=src,
+                    )
+        tw.close()
+
+
+def _extract(archive: Path, dest: Path, max_size: int) -> None:
+    what = f"oci-archive {archive}"
+    seen: set[str] = set()
+    with open(archive, "rb") as fh:
+        head = fh.read(2)
+        fh.seek(0)
+        if head == b"\x1f\x8b":
+            raise InputError(f"{what}: is gzip-compressed; an oci-archive is a plain tar")
+        tr = _tar.TarReader(
+            fh, max_member_size=max_size, max_total_size=max_size, max_members=1_000_000, what=what
+        )
+        while (m := tr.next()) is not None:
+            parts = [c for c in m.name.split("/") if c not in ("", ".")]
+            if ".." in parts:
+                raise InputError(f"{what}: member {m.name!r} has a '..' component; refusing it")
+            name = "/".join(parts)
+            if not name:
+                continue
+            if name in seen:
+                raise InputError(
+                    f"{what}: duplicate member {name!r}; refusing an ambiguous archive"
+                )
+            seen.add(name)
+            if m.typeflag == _tar.DIRTYPE:
+                if name in _DIRS:
+                    (dest / name).mkdir(parents=True, exist_ok=True)
+                continue
+            if m.typeflag not in (_tar.REGTYPE, _tar.AREGTYPE):
+                raise InputError(
+                    f"{what}: member {m.name!r} is not a regular file (type {m.typeflag!r}); "
+                    "an OCI layout holds only files and directories"
+                )
+            blob = _BLOB_RE.match(name)
+            if name not in _FILES and not blob:
+                continue  # not part of the layout (e.g. a README); ignored
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            alg = name.split("/")[1] if blob else "sha256"
+            h = hashlib.new(alg)
+            with os.fdopen(fd, "wb") as out:
+                while chunk := tr.read_data(1 << 20):
+                    h.update(chunk)
+                    out.write(chunk)
+            if blob and h.hexdigest() != name.rsplit("/", 1)[1]:
+                raise VerificationError(
+                    f"{what}: blob {name} does not match its digest; the archive is corrupt"
+                )
+    if not is_layout(dest):
+        raise InputError(f"{what}: no oci-layout file; not an OCI archive")
+
+
+@contextlib.contextmanager
+def open_oci_archive(
+    file: Path | str, *, tmp_dir: Path | None = None, max_size: int = MAX_ARCHIVE_SIZE
+) -> Iterator[OciLayout]:
+    """Extract an oci-archive into a private temp directory and yield it as a layout.
+
+    The directory is removed when the block ends.
+    """
+    work = Path(tempfile.mkdtemp(prefix="assay-oci-archive-", dir=tmp_dir))
+    try:
+        try:
+            _extract(Path(file), work, max_size)
+        except FileNotFoundError:
+            raise InputError(f"oci-archive {file}: no such file") from None
+        except IsADirectoryError:
+            raise InputError(f"oci-archive {file}: is a directory; use oci:{file}") from None
+        yield OciLayout.open(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,619 @@
+"""Image layers: a deterministic writer, a hostile-input-safe streaming reader, and merging.
+
+``write_layer`` turns ``Entry`` values into a compressed layer blob whose digest depends only
+on the entries and SOURCE_DATE_EPOCH: entries sorted by path (parents first), mtimes clamped,
+owner names normalised, no atime/ctime, hardlinks kept, USTAR headers with PAX records only when
+a value does not fit, gzip without name or timestamp at a fixed level (or zstd at a fixed
+level). The tar stream is hashed (diff_id) and compressed in one pass to a temp file.
+
+``read_layer`` streams a gzip/zstd/plain layer and yields ``Entry`` values. It refuses ``..``
+components, hardlinks to anything not earlier in the same layer, members written through a
+symlink of the same layer, over-large members, and (unless told to skip or report them) device
+nodes. Leading ``/`` and ``./`` are normalised away (tar writers differ there; no path ever
+leaves the root after normalisation); pass ``allow_absolute=False`` to refuse ``/`` instead.
+Whiteouts come out as ``EntryType.WHITEOUT`` / ``EntryType.OPAQUE`` entries.
+
+``apply_layers`` merges layers into one filesystem view, honouring whiteouts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import tempfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, BinaryIO, Literal, cast
+
+import zstandard
+
+from assay.errors import InputError
+from assay.oci import _tar
+from assay.oci import mediatypes as mt
+from assay.oci.digest import Digest, DigestingWriter, Readable, VerifyingReader, digest_hex
+from assay.oci.entry import Entry, EntryType
+
+__all__ = [
+    "DEFAULT_GZIP_LEVEL",
+    "DEFAULT_ZSTD_LEVEL",
+    "LayerBlob",
+    "apply_layers",
+    "read_layer",
+    "read_tar",
+    "sort_key",
+    "write_layer",
+    "write_tar",
+]
+
+DEFAULT_GZIP_LEVEL = 9
+DEFAULT_ZSTD_LEVEL = 19
+MAX_MEMBER_SIZE = 4 << 30
+MAX_LAYER_SIZE = 64 << 30
+MAX_MEMBERS = 2_000_000
+_FLUSH = 1 << 20
+
+Compression = Literal["gzip", "zstd", "none"]
+DevicePolicy = Literal["refuse", "skip", "report"]
+
+_WH = ".wh."
+_OPQ = ".wh..wh..opq"
+
+
+@dataclass(frozen=True)
+class LayerBlob:
+    path: Path  # the compressed blob on disk
+    digest: Digest  # of the compressed blob
+    size: int  # of the compressed blob
+    diff_id: Digest  # of the uncompressed tar
+    media_type: str
+    uncompressed_size: int
+    entries: int = 0
+
+
+def sort_key(path: str) -> tuple[str, ...]:
+    """Order paths so that a directory comes right before its children."""
+    return tuple(path.split("/"))
+
+
+def _check_path(path: str) -> None:
+    if (
+        not path
+        or path.startswith("/")
+        or path.endswith("/")
+        or "\0" in path
+        or any(c in ("", ".", "..") for c in path.split("/"))
+    ):
+        raise InputError(
+            f"invalid layer path {path!r}: must be relative, without '.', '..' or empty "
+            "components and without a trailing '/'"
+        )
+
+
+def _tar_name(e: Entry) -> str:
+    if e.type is EntryType.WHITEOUT:
+        head, _, base = e.path.rpartition("/")
+        return f"{head}/{_WH}{base}" if head else f"{_WH}{base}"
+    if e.type is EntryType.OPAQUE:
+        return f"{e.path}/{_OPQ}" if e.path else _OPQ
+    return e.path
+
+
+def _prepare(entries: Iterable[Entry], epoch: int) -> list[Entry]:
+    """Validate, deduplicate directories, canonicalise hardlink groups, sort."""
+    by_path: dict[str, Entry] = {}
+    for e in entries:
+        if e.type is EntryType.OPAQUE and e.path == "":
+            pass
+        else:
+            _check_path(e.path)
+        if e.type in (EntryType.CHAR, EntryType.BLOCK, EntryType.FIFO):
+            raise InputError(
+                f"{e.path}: assay does not write device nodes or FIFOs into images"
+                + (f" (from {e.owner})" if e.owner else "")
+            )
+        mtime = max(0, min(e.mtime, epoch))
+        if mtime != e.mtime:
+            e = replace(e, mtime=mtime)
+        key = _tar_name(e)
+        old = by_path.get(key)
+        if old is not None:
+            if (
+                old.type is EntryType.DIR
+                and e.type is EntryType.DIR
+                and (old.mode, old.uid, old.gid) == (e.mode, e.uid, e.gid)
+            ):
+                if e.mtime > old.mtime:
+                    by_path[key] = e
+                continue
+            raise InputError(
+                f"duplicate path {e.path!r} in one layer"
+                + (f" (from {old.owner or 'generated'} and {e.owner or 'generated'})")
+                + "; resolve the conflict before writing the layer"
+            )
+        by_path[key] = e
+
+    # Hardlinks: every group (a file plus the links to it) is written with the first path in
+    # sort order as the file, so the target always precedes its links in the archive.
+    def root_of(e: Entry) -> Entry:
+        seen = 0
+        while e.type is EntryType.HARDLINK:
+            target = by_path.get(e.link)
+            if target is None or target.type not in (EntryType.FILE, EntryType.HARDLINK):
+                raise InputError(
+                    f"hardlink {e.path!r} points to {e.link!r}, which is not a regular file in "
+                    "this layer"
+                )
+            e = target
+            seen += 1
+            if seen > 64:
+                raise InputError(f"hardlink loop at {e.path!r}")
+        return e
+
+    groups: dict[str, list[str]] = {}
+    for key, e in by_path.items():
+        if e.type is EntryType.HARDLINK:
+            groups.setdefault(root_of(e).path, []).append(key)
+    for root_path, links in groups.items():
+        root = by_path[root_path]
+        members = sorted([root_path, *links], key=sort_key)
+        carrier = members[0]
+        by_path[carrier] = replace(root, path=carrier, owner=by_path[carrier].owner)
+        for p in members[1:]:
+            by_path[p] = Entry(
+                path=p,
+                type=EntryType.HARDLINK,
+                mode=root.mode,
+                uid=root.uid,
+                gid=root.gid,
+                mtime=root.mtime,
+                link=carrier,
+                owner=by_path[p].owner,
+            )
+    return [by_path[k] for k in sorted(by_path, key=sort_key)]
+
+
+def _owner_name(uid: int) -> str:
+    return "root" if uid == 0 else ""
+
+
+def write_tar(entries: Iterable[Entry], out: _tar.Writable, *, source_date_epoch: int) -> int:
+    """Write ``entries`` as a deterministic tar stream to ``out``; return the member count."""
+    tw = _tar.TarWriter(out)
+    n = 0
+    for e in _prepare(entries, source_date_epoch):
+        name = _tar_name(e)
+        mode = e.mode & 0o7777
+        data: bytes | None = None
+        link = ""
+        if e.type is EntryType.FILE:
+            flag, data = _tar.REGTYPE, e.data
+        elif e.type is EntryType.DIR:
+            flag, name = _tar.DIRTYPE, name + "/"
+        elif e.type is EntryType.SYMLINK:
+            if not e.link:
+                raise InputError(f"symlink {e.path!r} has an empty target")
+            flag, link, mode = _tar.SYMTYPE, e.link, mode or 0o777
+        elif e.type is EntryType.HARDLINK:
+            flag, link = _tar.LNKTYPE, e.link
+        else:  # whiteout / opaque marker: an empty file owned by root
+            tw.add(name, _tar.REGTYPE, mode=0, mtime=e.mtime)
+            n += 1
+            continue
+        tw.add(
+            name,
+            flag,
+            mode=mode,
+            uid=e.uid,
+            gid=e.gid,
+            mtime=e.mtime,
+            size=len(data) if data is not None else 0,
+            linkname=link,
+            uname=_owner_name(e.uid),
+            gname=_owner_name(e.gid),
+            data=data,
+        )
+        n += 1
+    tw.close()
+    return n
+
+
+class _Buffered:
+    """Collect small writes and hand them on in ~1 MiB chunks."""
+
+    def __init__(self, sink: Callable[[bytes], None]) -> None:
+        self._sink = sink
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def write(self, data: bytes) -> int:
+        self._parts.append(data)
+        self._size += len(data)
+        if self._size >= _FLUSH:
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        if self._parts:
+            self._sink(b"".join(self._parts))
+            self._parts.clear()
+            self._size = 0
+
+
+def write_layer(
+    entries: Iterable[Entry],
+    dest_dir: Path,
+    *,
+    source_date_epoch: int,
+    compression: Compression = "gzip",
+    level: int | None = None,
+) -> LayerBlob:
+    """Write a deterministic layer blob into ``dest_dir`` (named by its digest).
+
+    The same entries (in any order) and epoch always give the same digest. ``level`` defaults to
+    ``DEFAULT_GZIP_LEVEL`` / ``DEFAULT_ZSTD_LEVEL``; it is part of what makes the digest, so
+    callers that promise reproducibility must keep it fixed.
+    """
+    if source_date_epoch < 0:
+        raise ValueError("source_date_epoch must not be negative")
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-layer-", dir=dest_dir)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            blob = DigestingWriter(fh)
+            diff = DigestingWriter(None)
+            compress: Callable[[bytes], bytes]
+            finish: Callable[[], bytes]
+            if compression == "gzip":
+                lvl = DEFAULT_GZIP_LEVEL if level is None else level
+                # wbits=31: gzip wrapper with mtime 0, no file name, OS byte fixed by zlib.
+                co = zlib.compressobj(lvl, zlib.DEFLATED, 31, 9)
+                compress, finish = co.compress, co.flush
+                media_type, suffix = mt.OCI_LAYER_GZIP, ".tar.gz"
+            elif compression == "zstd":
+                lvl = DEFAULT_ZSTD_LEVEL if level is None else level
+                zc = zstandard.ZstdCompressor(
+                    level=lvl, write_checksum=True, write_content_size=False, threads=0
+                ).compressobj()
+                compress, finish = zc.compress, zc.flush
+                media_type, suffix = mt.OCI_LAYER_ZSTD, ".tar.zst"
+            elif compression == "none":
+                compress, finish = bytes, bytes
+                media_type, suffix = mt.OCI_LAYER_TAR, ".tar"
+            else:
+                raise ValueError(f"unknown compression {compression!r}")
+
+            def sink(chunk: bytes) -> None:
+                diff.write(chunk)
+                out = compress(chunk)
+                if out:
+                    blob.write(out)
+
+            buf = _Buffered(sink)
+            count = write_tar(entries, buf, source_date_epoch=source_date_epoch)
+            buf.flush()
+            tail = finish()
+            if tail:
+                blob.write(tail)
+            fh.flush()
+            os.fsync(fh.fileno())
+        final = dest_dir / (digest_hex(blob.digest) + suffix)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return LayerBlob(
+        path=final,
+        digest=blob.digest,
+        size=blob.size,
+        diff_id=diff.digest,
+        media_type=media_type,
+        uncompressed_size=diff.size,
+        entries=count,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+class _Prefixed:
+    """A stream that first returns ``head``, then reads from ``raw``."""
+
+    def __init__(self, head: bytes, raw: Readable) -> None:
+        self._head = head
+        self._raw = raw
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            if n < 0 or n >= len(self._head):
+                head, self._head = self._head, b""
+                if n < 0:
+                    return head + self._raw.read()
+                return head
+            head, self._head = self._head[:n], self._head[n:]
+            return head
+        return self._raw.read(n)
+
+    def readable(self) -> bool:
+        return True
+
+
+class _Guarded:
+    """Turn decompressor exceptions into InputError."""
+
+    def __init__(self, inner: _tar.Readable, kind: str, what: str) -> None:
+        self._inner = inner
+        self._kind = kind
+        self._what = what
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self._inner.read(n)
+        except (OSError, EOFError, zlib.error, zstandard.ZstdError) as e:
+            raise InputError(f"{self._what}: corrupt {self._kind} data: {e}") from None
+
+
+def _decompressed(stream: Readable, media_type: str, what: str) -> _tar.Readable:
+    if media_type and mt.layer_compression(media_type) is None:
+        raise InputError(f"{what}: media type {media_type!r} is not a layer type assay can read")
+    head = _tar.read_exact_from(stream, 4)
+    raw = _Prefixed(head, stream)
+    if head[:2] == b"\x1f\x8b":
+        return _Guarded(gzip.GzipFile(fileobj=cast(BinaryIO, raw), mode="rb"), "gzip", what)
+    if head == b"\x28\xb5\x2f\xfd":
+        reader = zstandard.ZstdDecompressor().stream_reader(
+            cast(BinaryIO, raw), read_across_frames=True, closefd=False
+        )
+        return _Guarded(reader, "zstd", what)
+    return raw
+
+
+def _normalise(name: str, *, allow_absolute: bool, what: str, kind: str = "path") -> str:
+    if name.startswith("/") and not allow_absolute:
+        raise InputError(f"{what}: absolute {kind} {name!r} refused")
+    parts = []
+    for c in name.split("/"):
+        if c in ("", "."):
+            continue
+        if c == "..":
+            raise InputError(f"{what}: {kind} {name!r} has a '..' component; refusing it")
+        parts.append(c)
+    return "/".join(parts)
+
+
+def read_tar(
+    stream: _tar.Readable,
+    *,
+    what: str = "layer",
+    allow_absolute: bool = True,
+    devices: DevicePolicy = "refuse",
+    want_data: Callable[[str], bool] | None = None,
+    max_member_size: int = MAX_MEMBER_SIZE,
+    max_total_size: int = MAX_LAYER_SIZE,
+    max_members: int = MAX_MEMBERS,
+    whiteouts: bool = True,
+) -> Iterator[Entry]:
+    """Yield the entries of an uncompressed tar stream (see the module docstring).
+
+    ``want_data(path)`` decides whose content is kept in memory (default: every file); skipped
+    files come with ``data=b""`` and ``content_size`` set. ``whiteouts=False`` treats ``.wh.``
+    names as ordinary files (for archives that are not image layers, e.g. a .deb's data.tar).
+    """
+    tr = _tar.TarReader(
+        stream,
+        max_member_size=max_member_size,
+        max_total_size=max_total_size,
+        max_members=max_members,
+        what=what,
+    )
+    files: set[str] = set()  # regular files (and hardlinks) seen so far
+    symlinks: set[str] = set()
+
+    def entry(m: _tar.TarMember, path: str, etype: EntryType, **kw: Any) -> Entry:
+        return Entry(path=path, type=etype, mode=m.mode, uid=m.uid, gid=m.gid, mtime=m.mtime, **kw)
+
+    while (m := tr.next()) is not None:
+        path = _normalise(m.name, allow_absolute=allow_absolute, what=what)
+        if symlinks:
+            parts = path.split("/")
+            for i in range(1, len(parts)):
+                parent = "/".join(parts[:i])
+                if parent in symlinks:
+                    raise InputError(
+                        f"{what}: {path!r} would be written through the symlink {parent!r} of "
+                        "the same layer; refusing it"
+                    )
+        t = m.typeflag
+        if not path:
+            if t == _tar.DIRTYPE:
+                continue  # the root directory itself ("./")
+            raise InputError(f"{what}: member {m.name!r} names the root but is not a directory")
+        base = path.rpartition("/")[2]
+        head = path.rpartition("/")[0]
+        if whiteouts and base.startswith(_WH):
+            if base == _OPQ:
+                yield Entry(path=head, type=EntryType.OPAQUE, mode=0, mtime=m.mtime)
+                continue
+            if base.startswith(_WH + _WH):
+                continue  # other AUFS metadata (.wh..wh.plnk etc.): not part of the image
+            hidden = base[len(_WH) :]
+            if hidden in ("", ".", ".."):
+                raise InputError(f"{what}: malformed whiteout {m.name!r}")
+            hidden_path = f"{head}/{hidden}" if head else hidden
+            yield Entry(path=hidden_path, type=EntryType.WHITEOUT, mode=0, mtime=m.mtime)
+            continue
+        symlinks.discard(path)
+        if t in (_tar.REGTYPE, _tar.AREGTYPE, _tar.CONTTYPE):
+            files.add(path)
+            if want_data is None or want_data(path):
+                data = tr.read_data()
+                yield entry(m, path, EntryType.FILE, data=data)
+            else:
+                yield entry(m, path, EntryType.FILE, content_size=m.size)
+        elif t == _tar.DIRTYPE:
+            files.discard(path)
+            yield entry(m, path, EntryType.DIR)
+        elif t == _tar.SYMTYPE:
+            if not m.linkname:
+                raise InputError(f"{what}: symlink {path!r} has an empty target")
+            files.discard(path)
+            symlinks.add(path)
+            yield entry(m, path, EntryType.SYMLINK, link=m.linkname)
+        elif t == _tar.LNKTYPE:
+            target = _normalise(
+                m.linkname, allow_absolute=allow_absolute, what=what, kind="hardlink target"
+            )
+            if target not in files:
+                raise InputError(
+                    f"{what}: hardlink {path!r} points to {m.linkname!r}, which is not an "
+                    "earlier regular file of the same archive (a link outside it); refusing it"
+                )
+            files.add(path)
+            yield entry(m, path, EntryType.HARDLINK, link=target)
+        elif t in (_tar.CHRTYPE, _tar.BLKTYPE, _tar.FIFOTYPE):
+            kind = {_tar.CHRTYPE: EntryType.CHAR, _tar.BLKTYPE: EntryType.BLOCK}.get(
+                t, EntryType.FIFO
+            )
+            if devices == "refuse":
+                raise InputError(
+                    f"{what}: {path!r} is a {kind.value} device node "
+                    f"({m.devmajor},{m.devminor}); refusing it"
+                )
+            if devices == "report":
+                yield entry(m, path, kind, devmajor=m.devmajor, devminor=m.devminor)
+        else:
+            raise InputError(
+                f"{what}: {m.name!r} has unsupported tar type {t!r} (sparse or multi-volume "
+                "members are not accepted)"
+            )
+    tr.drain()
+
+
+def read_layer(
+    stream: Readable,
+    *,
+    media_type: str = "",
+    diff_id: Digest | None = None,
+    what: str = "layer",
+    allow_absolute: bool = True,
+    devices: DevicePolicy = "refuse",
+    want_data: Callable[[str], bool] | None = None,
+    max_member_size: int = MAX_MEMBER_SIZE,
+    max_total_size: int = MAX_LAYER_SIZE,
+) -> Iterator[Entry]:
+    """Stream the entries of a layer blob (gzip, zstd or plain tar; detected from its bytes).
+
+    ``media_type``, when given, must be a layer type. With ``diff_id`` the uncompressed stream is
+    verified at its end (``VerificationError`` on mismatch) — consume the iterator fully.
+    """
+    plain: _tar.Readable = _decompressed(stream, media_type, what)
+    verifier = None
+    if diff_id is not None:
+        verifier = VerifyingReader(plain, diff_id, what=f"{what} (uncompressed)")
+        plain = verifier
+    yield from read_tar(
+        plain,
+        what=what,
+        allow_absolute=allow_absolute,
+        devices=devices,
+        want_data=want_data,
+        max_member_size=max_member_size,
+        max_total_size=max_total_size,
+    )
+    if verifier is not None:
+        verifier.drain()
+    with contextlib.suppress(OSError):
+        while stream.read(1 << 16):
+            pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Merging
+
+
+def _descendants_removed(view: dict[str, Entry], roots: set[str], *, keep_root: bool) -> None:
+    """Delete every path in ``view`` at or below one of ``roots`` (``""`` = everything)."""
+    if not roots:
+        return
+    if "" in roots:
+        view.clear()
+        return
+    doomed = []
+    for p in view:
+        parts = p.split("/")
+        for i in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:i])
+            if prefix in roots and (i < len(parts) or not keep_root):
+                doomed.append(p)
+                break
+    for p in doomed:
+        del view[p]
+
+
+def _resolve_parent(view: dict[str, Entry], path: str) -> str:
+    """Rewrite ``path`` so no parent component is a symlink, resolving inside the root."""
+    parts = path.split("/")
+    hops = 0
+    i = 0
+    while i < len(parts) - 1:
+        prefix = "/".join(parts[: i + 1])
+        e = view.get(prefix)
+        if e is not None and e.type is EntryType.SYMLINK:
+            hops += 1
+            if hops > 40:
+                raise InputError(f"too many levels of symlinks resolving {path!r}")
+            base = [] if e.link.startswith("/") else parts[:i]
+            resolved: list[str] = list(base)
+            for c in e.link.split("/"):
+                if c in ("", "."):
+                    continue
+                if c == "..":
+                    if resolved:
+                        resolved.pop()  # never above the root
+                    continue
+                resolved.append(c)
+            parts = resolved + parts[i + 1 :]
+            i = 0
+            continue
+        i += 1
+    return "/".join(parts)
+
+
+def apply_layers(layers: Iterable[Iterable[Entry]]) -> dict[str, Entry]:
+    """Merge layers (lowest first) into one view ``{path: Entry}``.
+
+    Whiteouts and opaque markers of a layer hide paths of lower layers only (OCI image spec).
+    An entry whose parent is a symlink from a lower layer lands where the symlink points,
+    resolved inside the image root, as a container runtime would place it. A non-directory
+    replacing a directory hides that directory's contents.
+    """
+    view: dict[str, Entry] = {}
+    for layer in layers:
+        upper: dict[str, Entry] = {}
+        removed: set[str] = set()
+        opaque: set[str] = set()
+        for e in layer:
+            if e.type is EntryType.WHITEOUT:
+                removed.add(e.path)
+            elif e.type is EntryType.OPAQUE:
+                opaque.add(e.path)
+            else:
+                upper[e.path] = e
+        _descendants_removed(view, removed, keep_root=False)
+        _descendants_removed(view, opaque, keep_root=True)
+        for path in sorted(upper, key=sort_key):
+            e = upper[path]
+            target = _resolve_parent(view, path)
+            if target != path:
+                e = replace(e, path=target)
+            old = view.get(target)
+            if old is not None and old.type is EntryType.DIR and e.type is not EntryType.DIR:
+                _descendants_removed(view, {target}, keep_root=False)
+            view[target] = e
+    return view
