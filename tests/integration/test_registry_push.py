@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fixtures.registry import RunningRegistry
 
 from assay.errors import VerificationError
 from assay.oci import mediatypes as mt
@@ -20,6 +19,7 @@ from assay.oci.model import Descriptor, Platform
 from assay.oci.push import PushEvent, copy_image, pull_image, push_image, push_layout
 from assay.oci.reference import parse_image_ref
 from assay.oci.registry import RegistryClient
+from fixtures.registry import RunningRegistry
 
 
 class Traffic:
