@@ -221,6 +221,16 @@ def _dpkg_owned(inventory: Inventory) -> dict[str, str]:
     return owned
 
 
+def _embedded(inventory: Inventory) -> dict[str, str]:
+    """Language-package purls that an OS package declares it embeds -> owning package name."""
+    out: dict[str, str] = {}
+    for p in inventory.packages:
+        if p.ecosystem == "deb":
+            for purl in getattr(p, "embedded", ()):
+                out[purl] = p.name
+    return out
+
+
 def _owner(p: Package, owned: dict[str, str]) -> str:
     for path in (*p.locations, *p.files):
         path = "/" + path.lstrip("/")
@@ -303,11 +313,12 @@ def scan_inventory(
         distro = f"{d.id} {d.version_id}" + (f" ({release})" if release else "")
     debs = [p for p in inventory.packages if p.ecosystem == "deb"]
     owned = _dpkg_owned(inventory)
+    embedded = _embedded(inventory)
     others: list[Package] = []
     for p in inventory.packages:
         if p.ecosystem == "deb":
             continue
-        owner = _owner(p, owned)
+        owner = embedded.get(p.purl) or _owner(p, owned)
         if owner:
             ctx.skipped.append((p.purl, f"owned by dpkg package {owner}; matched as that package"))
             continue

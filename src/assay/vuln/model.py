@@ -126,6 +126,8 @@ class ScanResult:
     skipped: tuple[tuple[str, str], ...] = ()  # (package purl or "", reason)
     db_built: dict[str, str] = field(default_factory=dict)  # source -> imported_at
     hidden_negligible: int = 0
+    # ``scan --updates``: {package, installed, candidate, suite, cves, entries, note}
+    updates: tuple[dict[str, Any], ...] | None = None
 
     def unsuppressed_at_or_above(self, threshold: Severity) -> list[Finding]:
         return [f for f in self.findings if not f.suppressed and f.severity.rank >= threshold.rank]

@@ -1,0 +1,77 @@
+"""assay's own JSON result: every finding, suppressed ones included with their VEX statement."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from assay.vuln.model import Finding, ScanResult, Severity
+
+__all__ = ["JsonFormatter", "finding_to_json", "result_to_json"]
+
+
+def finding_to_json(f: Finding) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": f.id,
+        "aliases": list(f.aliases),
+        "severity": f.severity.value,
+        "state": f.state.value,
+        "package": {
+            "name": f.package,
+            "version": f.version,
+            "purl": f.purl,
+            "ecosystem": f.ecosystem,
+        },
+        "fixed_in": f.fixed_in or None,
+        "reason": f.reason or None,
+        "data_source": f.source,
+        "severity_source": f.severity_source or None,
+        "cvss": {"score": f.cvss_score, "vector": f.cvss_vector} if f.cvss_vector else None,
+        "debian_urgency": f.urgency or None,
+        "kev": {"listed": f.kev, "due_date": f.kev_due or None},
+        "epss": (
+            {"score": f.epss, "percentile": f.epss_percentile} if f.epss is not None else None
+        ),
+        "first_seen": f.first_seen or None,
+        "due_date": f.due_date or None,
+        "description": f.description or None,
+        "locations": list(f.locations),
+        "vex_status": f.vex_status or None,
+        "suppressed": f.suppressed,
+        "suppressed_by": f.suppressed_by,
+    }
+    if f.source_name:
+        out["package"]["source"] = {"name": f.source_name, "version": f.source_version}
+    return out
+
+
+def result_to_json(result: ScanResult) -> dict[str, Any]:
+    by_sev = {s.value: 0 for s in sorted(Severity, key=lambda s: -s.rank)}
+    for f in result.findings:
+        if not f.suppressed:
+            by_sev[f.severity.value] += 1
+    return {
+        "schema": "https://assay.dev/schemas/scan/v1",
+        "subject": {
+            "name": result.subject_name,
+            "digest": result.subject_digest or None,
+            "purl": result.subject_purl or None,
+            "distro": result.distro or None,
+        },
+        "database": dict(sorted(result.db_built.items())),
+        "summary": {
+            "findings": len(result.findings),
+            "unsuppressed": sum(1 for f in result.findings if not f.suppressed),
+            "suppressed": sum(1 for f in result.findings if f.suppressed),
+            "hidden_negligible": result.hidden_negligible,
+            "unsuppressed_by_severity": by_sev,
+        },
+        "findings": [finding_to_json(f) for f in result.findings],
+        "skipped": [{"purl": p or None, "reason": r} for p, r in result.skipped],
+        **({"updates": list(result.updates)} if result.updates is not None else {}),
+    }
+
+
+class JsonFormatter:
+    def render(self, result: ScanResult) -> str:
+        return json.dumps(result_to_json(result), indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,68 @@
+"""A table for people: findings grouped by severity, with fixed-in versions and due dates."""
+
+from __future__ import annotations
+
+from assay.vuln.model import Finding, ScanResult, Severity
+
+__all__ = ["TableFormatter"]
+
+_COLUMNS = ("PACKAGE", "VERSION", "VULNERABILITY", "STATE", "FIXED-IN", "KEV", "EPSS", "DUE", "VEX")
+
+
+def _row(f: Finding) -> tuple[str, ...]:
+    state = f.state.value + (f" ({f.reason})" if f.reason else "")
+    return (
+        f.package,
+        f.version,
+        f.id,
+        state,
+        f.fixed_in or "-",
+        "yes" if f.kev else "",
+        f"{f.epss_percentile * 100:.0f}%" if f.epss_percentile is not None else "",
+        f.due_date,
+        (f.vex_status + (" (suppressed)" if f.suppressed else "")) if f.vex_status else "",
+    )
+
+
+class TableFormatter:
+    def render(self, result: ScanResult) -> str:
+        lines = [
+            f"{result.subject_name}"
+            + (f"@{result.subject_digest}" if result.subject_digest else "")
+            + (f" — {result.distro}" if result.distro else "")
+        ]
+        if not result.findings:
+            lines.append("no vulnerabilities found")
+        for sev in sorted(Severity, key=lambda s: -s.rank):
+            group = [f for f in result.findings if f.severity is sev]
+            if not group:
+                continue
+            open_n = sum(1 for f in group if not f.suppressed)
+            lines.append("")
+            lines.append(f"{sev.value.upper()} ({open_n} open, {len(group) - open_n} suppressed)")
+            rows = [_COLUMNS, *(_row(f) for f in group)]
+            widths = [max(len(r[i]) for r in rows) for i in range(len(_COLUMNS))]
+            for r in rows:
+                lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        if result.hidden_negligible:
+            lines.append("")
+            lines.append(
+                f"{result.hidden_negligible} negligible findings hidden"
+                " (--show-negligible shows them)"
+            )
+        if result.updates is not None:
+            lines.append("")
+            lines.append(f"updates available ({len(result.updates)}):")
+            for u in result.updates:
+                cves = ", ".join(u["cves"]) if u["cves"] else "no CVE named"
+                note = f" [{u['note']}]" if u.get("note") else ""
+                lines.append(
+                    f"  {u['package']} {u['installed']} -> {u['candidate']} ({u['suite']}): "
+                    f"{cves}{note}"
+                )
+        if result.skipped:
+            lines.append("")
+            lines.append(f"skipped ({len(result.skipped)}):")
+            for purl, reason in result.skipped:
+                lines.append(f"  {purl or '-'}: {reason}")
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,89 @@
+"""The scan pipeline the CLI drives: target -> inventory -> matches -> VEX -> filtered result."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from assay.errors import InputError, UsageError
+from assay.sbom.model import Inventory
+from assay.vuln.db import AdvisoryDB, SourceStatus
+from assay.vuln.matcher import scan_inventory
+from assay.vuln.model import ScanResult, Severity
+from assay.vuln.sbom_input import read_sbom
+from assay.vuln.vex import VexDocument, apply_vex
+
+__all__ = ["ScanOptions", "load_target", "run_scan", "stale_sources"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    show_negligible: bool = False
+    only_fixed: bool = False
+    vex: Sequence[VexDocument] = ()
+    today: dt.date | None = None
+    record_first_seen: bool = True
+    store_inventory: bool = False
+
+
+def run_scan(db: AdvisoryDB, inventory: Inventory, options: ScanOptions) -> ScanResult:
+    result = scan_inventory(
+        db, inventory, today=options.today, record_first_seen=options.record_first_seen
+    )
+    if options.vex:
+        result = apply_vex(result, options.vex)
+    findings = result.findings
+    hidden = 0
+    if not options.show_negligible:
+        kept = tuple(f for f in findings if f.severity is not Severity.NEGLIGIBLE)
+        hidden = len(findings) - len(kept)
+        findings = kept
+    if options.only_fixed:
+        findings = tuple(f for f in findings if f.fixed_in)
+    if options.store_inventory:
+        db.store_inventory(inventory.subject_digest or inventory.subject_name, inventory)
+    return replace(result, findings=findings, hidden_negligible=hidden)
+
+
+def stale_sources(
+    db: AdvisoryDB, max_age_days: float, now: dt.datetime | None = None
+) -> list[tuple[SourceStatus, float]]:
+    """Sources older than ``max_age_days`` (with their age in days)."""
+    return [(s, s.age_days(now)) for s in db.sources() if s.age_days(now) > max_age_days]
+
+
+def load_target(target: str, *, architecture: str = "", insecure: bool = False) -> Inventory:
+    """An inventory for an SBOM file or an image/dir reference (catalogued by ``assay.sbom``)."""
+    prefixes = ("dir:", "oci:", "oci-archive:", "docker-archive:", "docker://")
+    if not target.startswith(prefixes) and Path(target).is_file():
+        return read_sbom(Path(target))
+    if not target.startswith(prefixes) and "/" not in target:
+        raise InputError(
+            f"{target!r} is neither an SBOM file nor an image reference "
+            "(dir:PATH, oci:DIR[:TAG], oci-archive:FILE, HOST/REPO[:TAG][@sha256:…])"
+        )
+    try:
+        from assay.sbom.catalog import catalog_view, wants_any
+        from assay.sbom.catalogers import default_catalogers
+        from assay.sbom.source import load_image
+    except ImportError as exc:  # pragma: no cover - the sbom package is part of assay
+        raise UsageError(
+            f"cataloguing images needs assay.sbom ({exc}); scan an SBOM file instead"
+        ) from None
+    catalogers = default_catalogers()
+    view, info = load_image(
+        target, wants_any(catalogers), architecture=architecture, insecure=insecure
+    )
+    return catalog_view(
+        view,
+        subject_name=info.repository or info.name,
+        subject_digest=info.digest,
+        architecture=info.architecture,
+        catalogers=catalogers,
+        repository=info.repository,
+    )
