@@ -23,28 +23,35 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal, cast
 
 from assay.errors import InputError, UsageError
 from assay.oci import mediatypes as mt
-from assay.oci.digest import Digest
+from assay.oci.digest import Digest, VerifyingReader
 from assay.oci.layout import OciLayout, staged_layout, valid_tag
 from assay.oci.model import (
+    MAX_CONFIG_SIZE,
     MAX_MANIFEST_SIZE,
     Descriptor,
+    Platform,
+    config_platform,
     index_descriptors,
     manifest_config,
     manifest_layers,
+    parse_config,
     parse_index,
     parse_manifest,
 )
 from assay.oci.reference import ImageRef
 from assay.oci.registry import FetchedManifest, RegistryClient
+from assay.oci.source import ImageManifest, register_opener
 
 __all__ = [
     "CopyResult",
     "PushEvent",
+    "RegistryImageSource",
     "copy_image",
+    "open_registry_image",
     "pull_image",
     "push_image",
     "push_layout",
@@ -438,3 +445,120 @@ def copy_image(
     _run_parallel(jobs, transfer, list(plan.blobs.values()))
     _put_manifests(dst_client, repository, plan, dest_tag, progress)
     return _result(plan, counter)
+
+
+# --------------------------------------------------------------------------- registry as a source
+
+
+class RegistryImageSource:
+    """A registry image behind H-C's ``assay.oci.source.ImageSource`` interface.
+
+    Every manifest is verified against its digest; layers stream through ``VerifyingReader``.
+    Attestation manifests in an index (buildkit's ``unknown/unknown``) are skipped, as for
+    layouts.
+    """
+
+    def __init__(
+        self,
+        client: RegistryClient,
+        ref: ImageRef,
+        *,
+        platform: Platform | None = None,
+        own_client: bool = False,
+    ) -> None:
+        self.client = client
+        self.ref = ref
+        self._own = own_client
+        self._only = platform
+        self._top = _top(client, ref)
+        self._manifests: list[ImageManifest] | None = None
+
+    @property
+    def digest(self) -> Digest:
+        return self._top.digest
+
+    @property
+    def descriptor(self) -> Descriptor:
+        return self._top.descriptor
+
+    def _collect(self, desc: Descriptor, raw: bytes, depth: int, out: list[ImageManifest]) -> None:
+        repo = self.ref.repository
+        if desc.media_type in mt.INDEX_TYPES:
+            if depth >= 2:
+                raise InputError(f"index {desc.digest}: nested more than 2 deep")
+            doc = parse_index(raw, media_type=desc.media_type)
+            for child in index_descriptors(doc):
+                ann = child.annotations or {}
+                p = child.platform
+                if ann.get("vnd.docker.reference.type") == "attestation-manifest" or (
+                    p is not None and p.os == "unknown" and p.architecture == "unknown"
+                ):
+                    continue
+                if child.media_type in mt.MANIFEST_TYPES | mt.INDEX_TYPES:
+                    data = _fetch_reader(self.client, repo)(child)
+                    self._collect(child, data, depth + 1, out)
+            return
+        if desc.media_type not in mt.MANIFEST_TYPES:
+            raise InputError(f"{desc.digest}: media type {desc.media_type!r} is not an image")
+        manifest = parse_manifest(raw, media_type=desc.media_type)
+        cdesc = manifest_config(manifest)
+        if cdesc.size > MAX_CONFIG_SIZE:
+            raise InputError(f"config {cdesc.digest} is {cdesc.size} bytes, over the limit")
+        config = parse_config(self.client.get_blob(repo, cdesc.digest, size=cdesc.size))
+        layers = tuple(manifest_layers(manifest))
+        if len(config["rootfs"]["diff_ids"]) != len(layers):
+            raise InputError(
+                f"image {desc.digest}: {len(layers)} layers but "
+                f"{len(config['rootfs']['diff_ids'])} diff_ids in the config"
+            )
+        platform = desc.platform or config_platform(config)
+        out.append(ImageManifest(platform, manifest, config, desc, cdesc, layers))
+
+    def manifests(self) -> list[ImageManifest]:
+        if self._manifests is None:
+            found: list[ImageManifest] = []
+            self._collect(self._top.descriptor, self._top.data, 0, found)
+            if self._only is not None:
+                found = [m for m in found if m.platform == self._only]
+            self._manifests = found
+        return list(self._manifests)
+
+    def open_layer(self, desc: Descriptor) -> VerifyingReader:
+        chunks = self.client.iter_blob(self.ref.repository, desc.digest, size=desc.size)
+        return VerifyingReader(
+            cast(BinaryIO, _IterReader(chunks)),
+            desc.digest,
+            desc.size,
+            what=f"layer {desc.digest} of {self.ref}",
+        )
+
+    def close(self) -> None:
+        if self._own:
+            self.client.close()
+            self._own = False
+
+    def __enter__(self) -> RegistryImageSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_registry_image(ref: ImageRef, *, insecure: bool | None = None) -> RegistryImageSource:
+    """Open a ``docker://`` reference as an image source (owns its client).
+
+    ``insecure`` defaults to ``ASSAY_INSECURE_REGISTRY`` (1/true/yes).
+    """
+    import os
+
+    if insecure is None:
+        insecure = os.environ.get("ASSAY_INSECURE_REGISTRY", "").lower() in ("1", "true", "yes")
+    client = RegistryClient(ref.registry, insecure=insecure)
+    try:
+        return RegistryImageSource(client, ref, own_client=True)
+    except BaseException:
+        client.close()
+        raise
+
+
+register_opener("docker", open_registry_image)

@@ -1,0 +1,202 @@
+"""``assay push SRC DEST`` and ``assay copy SRC DEST``: images between layouts and registries."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from assay.cli import _console
+from assay.errors import UsageError
+
+if TYPE_CHECKING:
+    from assay.oci.layout import OciLayout
+    from assay.oci.push import CopyResult, PushEvent
+    from assay.oci.registry import RegistryClient
+
+__all__ = ["register"]
+
+
+class PushOutput(StrEnum):
+    text = "text"
+    json = "json"
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def _progress(quiet: bool) -> Callable[[PushEvent], None]:
+    def show(event: PushEvent) -> None:
+        if quiet:
+            return
+        short = event.digest.split(":", 1)[-1][:12]
+        if event.kind == "tag":
+            _console.info(f"tagged {event.reference} -> {event.digest}")
+        elif event.kind == "manifest":
+            _console.info(f"manifest {short}: {event.status}")
+        else:
+            _console.info(f"blob {short} ({_human(event.size)}): {event.status}")
+
+    return show
+
+
+def _client(host: str, insecure: bool) -> RegistryClient:
+    from assay.oci.registry import RegistryClient, is_loopback_host
+
+    if insecure and not is_loopback_host(host):
+        _console.warn(
+            f"--insecure-registry: talking to {host} without TLS verification (or over plain "
+            "HTTP); anyone on the path can read and change the traffic"
+        )
+    return RegistryClient(host, insecure=insecure)
+
+
+@contextlib.contextmanager
+def _local_layout(ref_path: str, transport: str) -> Iterator[OciLayout]:
+    from assay.oci.archive import open_oci_archive
+    from assay.oci.layout import OciLayout
+
+    if transport == "oci":
+        yield OciLayout.open(ref_path)
+    elif transport == "oci-archive":
+        with open_oci_archive(ref_path) as lay:
+            yield lay
+    else:
+        raise UsageError(
+            f"{transport}: sources cannot be pushed directly; use oci:DIR[:TAG] or "
+            "oci-archive:FILE[:TAG]"
+        )
+
+
+def _emit(result: CopyResult, dest_name: str, output: PushOutput) -> None:
+    if output is PushOutput.json:
+        doc = {"reference": f"{dest_name}@{result.digest}", **result.to_json()}
+        _console.emit(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    else:
+        _console.emit(result.digest + "\n")
+
+
+def _summary(result: CopyResult, verb: str) -> None:
+    _console.info(
+        f"{verb} {result.digest}: {result.uploaded} blob(s) {verb} "
+        f"({_human(result.uploaded_bytes)}), {result.skipped} already present, "
+        f"{result.mounted} mounted"
+    )
+
+
+_INSECURE_HELP = (
+    "Allow plain HTTP or unverified TLS to a non-loopback registry (unsafe; warns). "
+    "Loopback registries (127.0.0.0/8, localhost, [::1]) use plain HTTP anyway."
+)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("push")
+    def push(
+        src: str = typer.Argument(..., help="oci:DIR[:TAG] or oci-archive:FILE[:TAG]"),
+        dest: str = typer.Argument(..., help="HOST[:PORT]/REPO[:TAG] (docker:// optional)"),
+        insecure_registry: bool = typer.Option(
+            False, "--insecure-registry", envvar="ASSAY_INSECURE_REGISTRY", help=_INSECURE_HELP
+        ),
+        output: PushOutput = typer.Option(
+            PushOutput.text,
+            "--output",
+            "-o",
+            envvar="ASSAY_OUTPUT",
+            help="text: the pushed digest; json: digest, per-platform manifests, blob counts.",
+        ),
+        jobs: int = typer.Option(4, "--jobs", "-j", min=1, max=32, help="Parallel blob uploads."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-blob progress."),
+    ) -> None:
+        """Push an image (single or multi-arch) with all its blobs to a registry.
+
+        Blobs the registry already has are skipped, so a second push uploads nothing. Prints the
+        pushed digest on stdout. Credentials: ~/.docker/config.json, REGISTRY_AUTH_FILE or
+        $XDG_RUNTIME_DIR/containers/auth.json (credential helpers are not run).
+
+        Exit codes: 0 pushed; 1 registry or verification failure; 2 bad arguments or input.
+        """
+        from assay.oci.push import push_image
+        from assay.oci.reference import parse_image_ref
+
+        src_ref = parse_image_ref(src)
+        dest_ref = parse_image_ref(dest)
+        if not dest_ref.is_registry:
+            raise UsageError(f"{dest}: push needs a registry destination (HOST/REPO[:TAG])")
+        with (
+            _local_layout(src_ref.path, src_ref.transport) as lay,
+            _client(dest_ref.registry, insecure_registry) as client,
+        ):
+            result = push_image(
+                lay,
+                src_ref.tag or None,
+                dest_ref,
+                client,
+                _progress(quiet),
+                jobs=jobs,
+            )
+        _summary(result, "pushed")
+        _emit(result, dest_ref.name, output)
+
+    @app.command("copy")
+    def copy(
+        src: str = typer.Argument(..., help="oci:DIR[:TAG], oci-archive:FILE[:TAG] or HOST/REPO…"),
+        dest: str = typer.Argument(..., help="HOST/REPO[:TAG] or oci:DIR[:TAG]"),
+        insecure_registry: bool = typer.Option(
+            False, "--insecure-registry", envvar="ASSAY_INSECURE_REGISTRY", help=_INSECURE_HELP
+        ),
+        output: PushOutput = typer.Option(
+            PushOutput.text, "--output", "-o", envvar="ASSAY_OUTPUT", help="text or json"
+        ),
+        jobs: int = typer.Option(4, "--jobs", "-j", min=1, max=32, help="Parallel transfers."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-blob progress."),
+    ) -> None:
+        """Copy an image: layout → registry, registry → layout, or registry → registry.
+
+        All platforms of an index are copied. Registry-to-registry copies on one host mount
+        blobs instead of sending them again. Everything is verified against its digest.
+        """
+        from assay.oci.push import copy_image, pull_image, push_image
+        from assay.oci.reference import parse_image_ref
+
+        s = parse_image_ref(src)
+        d = parse_image_ref(dest)
+        progress = _progress(quiet)
+        if not s.is_registry and d.is_registry:
+            with (
+                _local_layout(s.path, s.transport) as lay,
+                _client(d.registry, insecure_registry) as client,
+            ):
+                result = push_image(lay, s.tag or None, d, client, progress, jobs=jobs)
+            _summary(result, "uploaded")
+            _emit(result, d.name, output)
+        elif s.is_registry and d.transport == "oci":
+            with _client(s.registry, insecure_registry) as client:
+                result = pull_image(client, s, Path(d.path), d.tag or None, progress, jobs=jobs)
+            _summary(result, "downloaded")
+            _emit(result, str(d), output)
+        elif s.is_registry and d.is_registry:
+            with _client(s.registry, insecure_registry) as sc:
+                if d.registry == s.registry:
+                    result = copy_image(sc, s, sc, d, progress, jobs=jobs)
+                else:
+                    with _client(d.registry, insecure_registry) as dc:
+                        result = copy_image(sc, s, dc, d, progress, jobs=jobs)
+            _summary(result, "uploaded")
+            _emit(result, d.name, output)
+        else:
+            raise UsageError(
+                f"cannot copy {s.transport}: to {d.transport}:; supported: oci/oci-archive → "
+                "registry, registry → oci, registry → registry"
+            )
