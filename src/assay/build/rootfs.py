@@ -186,14 +186,6 @@ class _Tree:
             resolved = []
         return "/".join(resolved)
 
-    def is_dir(self, path: str) -> bool:
-        try:
-            real = self.resolve_dir(path, "", path)
-        except InputError:
-            return False
-        node = self.nodes.get(real)
-        return node is not None and node.type is EntryType.DIR
-
 
 def _is_setuid_candidate(e: Entry) -> bool:
     return e.type in (EntryType.FILE, EntryType.HARDLINK) and bool(e.mode & 0o6000)
@@ -381,8 +373,12 @@ def _place(
     if old is not None:
         if e.type is EntryType.DIR and old.type is EntryType.DIR:
             return False
-        if e.type is EntryType.DIR and old.type is EntryType.SYMLINK and tree.is_dir(e.path):
-            return False  # dpkg keeps a symlink to a directory
+        if e.type is EntryType.DIR and old.type is EntryType.SYMLINK:
+            # dpkg keeps a symlink to a directory; resolving refuses escaping links
+            real = tree.resolve_dir(e.path, package, e.path)
+            node = tree.nodes.get(real)
+            if node is not None and node.type is EntryType.DIR:
+                return False
         same = False
         new_content = e.data if e.type is EntryType.FILE else hl_data
         if old.type in (EntryType.FILE, EntryType.HARDLINK) and new_content is not None:
@@ -416,20 +412,19 @@ def _place(
 
 
 def _prune_excluded_dirs(tree: _Tree, excluded_match: Callable[[str], bool]) -> None:
-    has_child: set[str] = set()
+    """Drop directories under an excluded pattern that ended up empty (deepest first)."""
+    children: dict[str, int] = {}
     for path in tree.nodes:
         parent = path.rpartition("/")[0]
-        while parent:
-            has_child.add(parent)
-            parent = parent.rpartition("/")[0]
+        children[parent] = children.get(parent, 0) + 1
     for path in sorted(tree.nodes, key=lambda p: -p.count("/")):
         node = tree.nodes[path]
-        if node.type is EntryType.DIR and excluded_match(path) and path not in has_child:
+        if node.type is not EntryType.DIR or children.get(path, 0):
+            continue
+        if excluded_match(path) or excluded_match(path + "/."):
             del tree.nodes[path]
             parent = path.rpartition("/")[0]
-            # the parent may have become empty; recompute for it
-            if parent and not any(p.startswith(parent + "/") for p in tree.nodes):
-                has_child.discard(parent)
+            children[parent] -= 1
 
 
 def _put_generated(tree: _Tree, e: Entry) -> None:
