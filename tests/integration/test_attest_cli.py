@@ -1,0 +1,157 @@
+"""The attest commands through the real ``assay`` entry point (exit codes, output)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assay.oci.registry import RegistryClient
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_attest_registry import IMAGE_DIGEST, _layout_blob, push_manifest_tree
+
+INTEROP = Path(__file__).resolve().parents[2] / ".." / "shared" / "interop"
+BUNDLES = INTEROP / "sigstore-python-bundles"
+GH_IDENTITY = (
+    "https://github.com/trailofbits/rfc8785.py/.github/workflows/release.yml@refs/tags/v0.1.2"
+)
+GH_ISSUER = "https://token.actions.githubusercontent.com"
+
+
+def assay(*args: str, cwd: Path, password: str | None = "pw") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("ASSAY_PASSWORD", "COSIGN_PASSWORD")}
+    if password is not None:
+        env["ASSAY_PASSWORD"] = password
+    return subprocess.run(
+        [sys.executable, "-c", "from assay.cli.main import run; run()", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_keygen_sign_verify_attest(registry: Any, tmp_path: Path) -> None:
+    repo = "cli/" + uuid.uuid4().hex[:10]
+    with RegistryClient(registry.host) as client:
+        push_manifest_tree(client, repo, _layout_blob(IMAGE_DIGEST), "v1")
+    image = f"{registry.host}/{repo}:v1"
+
+    r = assay("keygen", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (
+        (tmp_path / "cosign.key")
+        .read_bytes()
+        .startswith(b"-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----")
+    )
+    assert (tmp_path / "cosign.key").stat().st_mode & 0o077 == 0
+    r = assay("keygen", cwd=tmp_path)
+    assert r.returncode == 2 and "already exists" in r.stderr
+
+    r = assay("verify", image, "--key", "cosign.pub", cwd=tmp_path)
+    assert r.returncode == 1 and "no cosign signatures found" in r.stderr
+
+    r = assay("sign", image, "--key", "cosign.key", cwd=tmp_path, password="wrong")
+    assert r.returncode == 1 and "wrong passphrase" in r.stderr
+
+    r = assay("sign", image, "--key", "cosign.key", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"{registry.host}/{repo}@{IMAGE_DIGEST}"
+
+    r = assay("verify", image, "--key", "cosign.pub", "-o", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    payloads = json.loads(r.stdout)
+    assert payloads[0]["critical"]["image"]["docker-manifest-digest"] == IMAGE_DIGEST
+
+    other = tmp_path / "other"
+    other.mkdir()
+    assert assay("keygen", cwd=other).returncode == 0
+    r = assay("verify", image, "--key", str(other / "cosign.pub"), cwd=tmp_path)
+    assert r.returncode == 1 and "does not verify" in r.stderr
+    assert r.stdout == ""  # nothing printed as verified
+
+    (tmp_path / "p.json").write_text('{"buildDefinition": {"buildType": "t"}, "runDetails": {}}')
+    r = assay(
+        "attest",
+        image,
+        "--key",
+        "cosign.key",
+        "--type",
+        "slsaprovenance1",
+        "--predicate",
+        "p.json",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    r = assay(
+        "verify-attestation",
+        image,
+        "--key",
+        "cosign.pub",
+        "--type",
+        "slsaprovenance1",
+        "-o",
+        "json",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    statements = json.loads(r.stdout)
+    assert {s["predicateType"] for s in statements} == {"https://slsa.dev/provenance/v1"}
+    r = assay(
+        "verify-attestation", image, "--key", "cosign.pub", "--type", "spdxjson", cwd=tmp_path
+    )
+    assert r.returncode == 1
+    r = assay("verify-attestation", image, "--key", "cosign.pub", "--type", "bogus", cwd=tmp_path)
+    assert r.returncode == 2
+
+
+def test_verify_usage_errors(tmp_path: Path) -> None:
+    r = assay("verify", "127.0.0.1:1/x:y", cwd=tmp_path)
+    assert r.returncode == 2
+    r = assay("verify", "127.0.0.1:1/x:y", "--certificate-identity", "a", cwd=tmp_path)
+    assert r.returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("identity", "code"),
+    [(GH_IDENTITY, 0), ("https://github.com/other/repo/.github/workflows/r.yml@refs/heads/x", 1)],
+)
+def test_keyless_blob_bundle(tmp_path: Path, identity: str, code: int) -> None:
+    r = assay(
+        "verify",
+        str(BUNDLES / "bundle_v3_github.whl"),
+        "--bundle",
+        str(BUNDLES / "bundle_v3_github.whl.sigstore"),
+        "--certificate-identity",
+        identity,
+        "--certificate-oidc-issuer",
+        GH_ISSUER,
+        cwd=tmp_path,
+    )
+    assert r.returncode == code, r.stderr
+
+
+def test_keyless_cve_2022_36056_rejected(tmp_path: Path) -> None:
+    for extra in ([], ["--staging"]):
+        r = assay(
+            "verify",
+            str(BUNDLES / "bundle_cve_2022_36056.txt"),
+            "--bundle",
+            str(BUNDLES / "bundle_cve_2022_36056.txt.sigstore"),
+            "--certificate-identity",
+            "william@yossarian.net",
+            "--certificate-oidc-issuer",
+            "https://github.com/login/oauth",
+            *extra,
+            cwd=tmp_path,
+        )
+        assert r.returncode == 1, r.stderr
