@@ -1,0 +1,515 @@
+"""``assay build``: spec + lock → fetched .debs → rootfs → layers → OCI image(s) → evidence.
+
+Everything that goes into the image is a function of the spec, the lock (every .deb by digest)
+and SOURCE_DATE_EPOCH, so two builds anywhere give the same digests. Output is all-or-nothing:
+the layout is built in a staging directory and committed at the end (``oci.layout``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from assay.build import generated
+from assay.build.layering import plan_layers
+from assay.build.lock import Lock, LockedPackage, lock_matches_spec, lock_path_for, read_lock
+from assay.build.rootfs import AssemblyResult, assemble
+from assay.build.spec import ImageSpec
+from assay.errors import UsageError
+from assay.oci import mediatypes as mt
+from assay.oci.archive import write_oci_archive
+from assay.oci.entry import Entry, EntryType
+from assay.oci.layer import LayerBlob, write_layer
+from assay.oci.layout import OciLayout, staged_layout
+from assay.oci.model import Descriptor, Platform, history_entry, image_config, image_index, rfc3339
+from assay.oci.model import image_manifest as make_manifest
+from assay.oci.reference import ImageRef
+
+__all__ = [
+    "ArchImage",
+    "BuildObserver",
+    "BuildOptions",
+    "BuildResult",
+    "build_image",
+    "dependency_order",
+    "resolve_source_date_epoch",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+#: Go's and Debian's names for the architectures assay builds.
+PLATFORMS: Mapping[str, Platform] = {
+    "amd64": Platform("linux", "amd64"),
+    "arm64": Platform("linux", "arm64", "v8"),
+    "armhf": Platform("linux", "arm", "v7"),
+    "i386": Platform("linux", "386"),
+    "ppc64el": Platform("linux", "ppc64le"),
+    "s390x": Platform("linux", "s390x"),
+    "riscv64": Platform("linux", "riscv64"),
+}
+
+
+class BuildObserver(Protocol):
+    """Progress reporting without UI code in the library (the CLI renders it)."""
+
+    def stage(self, message: str) -> None: ...
+
+    def progress(self, task: str, done: int, total: int) -> None: ...
+
+
+class _Quiet:
+    def stage(self, message: str) -> None:
+        log.info("%s", message)
+
+    def progress(self, task: str, done: int, total: int) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    source_date_epoch: int | None = None  # overrides spec and lock
+    compression: Literal["gzip", "zstd"] = "gzip"
+    cache_dir: Path | None = None
+    archs: Sequence[str] | None = None  # a subset of the spec's archs (rebuild uses one)
+    lock_path: Path | None = None  # default: NAME.lock.json beside the spec
+    write_lock: bool = True  # write a missing lock beside the spec
+    debs: Mapping[str, Path] | None = None  # sha256 -> local .deb (rebuild's fresh cache)
+
+
+@dataclass(frozen=True)
+class ArchImage:
+    arch: str
+    platform: Platform
+    manifest: Descriptor
+    config: Descriptor
+    layers: tuple[LayerBlob, ...]
+    packages: tuple[LockedPackage, ...]
+    assembly: AssemblyResult = field(repr=False, compare=False)
+
+    @property
+    def compressed_size(self) -> int:
+        return sum(layer.size for layer in self.layers)
+
+    @property
+    def uncompressed_size(self) -> int:
+        return sum(layer.uncompressed_size for layer in self.layers)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    index: Descriptor
+    images: tuple[ArchImage, ...]
+    source_date_epoch: int
+    lock: Lock
+    spec: ImageSpec
+    spec_path: Path
+    spec_bytes: bytes
+    output: ImageRef
+    compression: str
+    layout: Path | None  # the committed OCI layout (None for oci-archive output)
+    lock_written: bool = False
+
+
+def resolve_source_date_epoch(
+    spec: ImageSpec, lock: Lock, override: int | None, env: Mapping[str, str] | None = None
+) -> int:
+    """--source-date-epoch, else $SOURCE_DATE_EPOCH, else the spec's, else the newest Release
+    Date in the lock. Never the wall clock."""
+    if override is not None:
+        return override
+    env = os.environ if env is None else env
+    raw = env.get("SOURCE_DATE_EPOCH", "").strip()
+    if raw:
+        if not raw.isdigit():
+            raise UsageError(f"SOURCE_DATE_EPOCH={raw!r} is not a non-negative integer")
+        return int(raw)
+    if spec.source_date_epoch is not None:
+        return spec.source_date_epoch
+    dates = [r.date_epoch for r in lock.releases]
+    if not dates:
+        raise UsageError(
+            "cannot choose SOURCE_DATE_EPOCH: the lock names no Release files; set "
+            "source-date-epoch in the spec or SOURCE_DATE_EPOCH"
+        )
+    return max(dates)
+
+
+def dependency_order(packages: Sequence[LockedPackage]) -> list[LockedPackage]:
+    """Dependencies before dependents (as dpkg would unpack them); ties and cycles by name."""
+    by_name = {p.name: p for p in packages}
+    deps = {p.name: sorted(d for d in p.depends if d in by_name and d != p.name) for p in packages}
+    done: set[str] = set()
+    order: list[LockedPackage] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in done or name in visiting:
+            return  # a cycle: broken where it closes, deterministically
+        visiting.add(name)
+        for dep in deps[name]:
+            visit(dep)
+        visiting.discard(name)
+        done.add(name)
+        order.append(by_name[name])
+
+    for name in sorted(by_name):
+        visit(name)
+    return order
+
+
+def _split_command(value: str | list[str] | None, what: str) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    try:
+        return shlex.split(value)
+    except ValueError as exc:
+        raise UsageError(f"{what}: cannot split {value!r}: {exc}") from None
+
+
+def accounts_for(spec: ImageSpec) -> tuple[generated.Accounts, str]:
+    """The image's users/groups and the ``User`` (uid:gid) it runs as."""
+    acc = spec.accounts
+    if not acc.users and not acc.groups:
+        accounts = generated.DEFAULT_ACCOUNTS
+    else:
+        users = [
+            generated.User(
+                u.username,
+                u.uid,
+                u.gid if u.gid is not None else u.uid,
+                u.homedir or (f"/home/{u.username}" if u.uid else "/root"),
+                u.shell or generated.NOLOGIN,
+                gecos=u.username,
+            )
+            for u in acc.users
+        ]
+        groups = [generated.Group(g.groupname, g.gid, tuple(g.members)) for g in acc.groups]
+        have_users = {u.name for u in users}
+        have_groups = {g.name for g in groups}
+        for u in generated.DEFAULT_ACCOUNTS.users:
+            if u.name == "root" and "root" not in have_users:
+                users.insert(0, u)
+        for g in generated.DEFAULT_ACCOUNTS.groups:
+            if g.name == "root" and "root" not in have_groups:
+                groups.insert(0, g)
+        accounts = generated.Accounts(tuple(users), tuple(groups))
+    run_as = acc.run_as or "65532:65532"
+    if ":" not in run_as and not run_as.isdigit():
+        match = [u for u in accounts.users if u.name == run_as]
+        if not match:
+            raise UsageError(
+                f"accounts.run-as names user {run_as!r}, which accounts does not define"
+            )
+        run_as = f"{match[0].uid}:{match[0].gid}"
+    elif run_as.isdigit():
+        uid = int(run_as)
+        gids = [u.gid for u in accounts.users if u.uid == uid]
+        run_as = f"{uid}:{gids[0] if gids else uid}"
+    return accounts, run_as
+
+
+def _spec_paths(spec: ImageSpec, spec_dir: Path, mtime: int) -> list[Entry]:
+    out: list[Entry] = []
+    for p in spec.paths:
+        path = p.path.strip("/")
+        if p.type == "directory":
+            out.append(Entry(path, EntryType.DIR, p.permissions, p.uid, p.gid, mtime))
+        elif p.type == "file":
+            if p.content is not None:
+                data = p.content.encode()
+            else:
+                src = Path(p.source or "")
+                src = src if src.is_absolute() else spec_dir / src
+                try:
+                    data = src.read_bytes()
+                except OSError as exc:
+                    raise UsageError(f"paths: cannot read {src} for {p.path}: {exc}") from None
+            out.append(Entry(path, EntryType.FILE, p.permissions, p.uid, p.gid, mtime, data))
+        elif p.type == "symlink":
+            out.append(
+                Entry(path, EntryType.SYMLINK, 0o777, p.uid, p.gid, mtime, link=p.source or "")
+            )
+        else:
+            out.append(
+                Entry(
+                    path,
+                    EntryType.HARDLINK,
+                    p.permissions,
+                    p.uid,
+                    p.gid,
+                    mtime,
+                    link=(p.source or "").strip("/"),
+                )
+            )
+    return out
+
+
+def load_lock_for(
+    spec: ImageSpec,
+    spec_path: Path,
+    spec_bytes: bytes,
+    options: BuildOptions,
+    resolve: Callable[[], Lock],
+) -> tuple[Lock, bool]:
+    """Use the lock beside the spec when it matches; resolve (and write it) when it is missing."""
+    from assay.build.lock import write_lock
+
+    path = options.lock_path or lock_path_for(spec_path)
+    if path.exists():
+        lock = read_lock(path)
+        if not lock_matches_spec(lock, spec_bytes):
+            raise UsageError(
+                f"{path} does not match {spec_path} (the spec changed since it was locked); "
+                f"run `assay lock {spec_path}` to update it"
+            )
+        return lock, False
+    lock = resolve()
+    if options.write_lock:
+        write_lock(path, lock)
+        return lock, True
+    return lock, False
+
+
+def build_image(
+    spec_path: Path,
+    output: ImageRef,
+    *,
+    options: BuildOptions = BuildOptions(),
+    lock: Lock | None = None,
+    spec_bytes: bytes | None = None,
+    observer: BuildObserver | None = None,
+) -> BuildResult:
+    """Build the spec's image for each architecture and commit it to ``output``."""
+    from assay.debian.fetch import DebCache
+
+    obs = observer or _Quiet()
+    if output.transport not in ("oci", "oci-archive"):
+        raise UsageError(
+            f"cannot build to {output}: use oci:DIR[:TAG] or oci-archive:FILE[:TAG] "
+            "(push with `assay push` or `assay build --push`)"
+        )
+    spec_bytes = spec_bytes if spec_bytes is not None else Path(spec_path).read_bytes()
+    spec = ImageSpec.from_yaml(spec_bytes, str(spec_path))
+    lock_written = False
+    if lock is None:
+        lock, lock_written = load_lock_for(
+            spec, spec_path, spec_bytes, options, lambda: _resolve(spec, spec_path, spec_bytes, obs)
+        )
+    archs = list(options.archs) if options.archs else list(spec.archs)
+    for arch in archs:
+        if arch not in lock.packages:
+            raise UsageError(f"the lock has no packages for {arch}; run `assay lock {spec_path}`")
+        if arch not in PLATFORMS:
+            raise UsageError(f"unsupported architecture {arch!r}")
+    epoch = resolve_source_date_epoch(spec, lock, options.source_date_epoch)
+
+    wanted = {p.sha256: p for a in archs for p in lock.packages[a]}
+    local = dict(options.debs or {})
+    missing = [(p.url, p.sha256, p.size) for sha, p in sorted(wanted.items()) if sha not in local]
+    obs.stage(f"fetching {len(wanted)} packages")
+    with DebCache(options.cache_dir) as cache:
+        paths = cache.fetch_all(missing, progress=lambda d, t: obs.progress("fetch", d, t))
+    paths.update(local)
+
+    accounts, run_as = accounts_for(spec)
+    tag = output.tag or "latest"
+    workdir = Path(tempfile.mkdtemp(prefix="assay-build-"))
+    images: list[ArchImage] = []
+    try:
+        if output.transport == "oci":
+            dest = Path(output.path)
+            with staged_layout(dest) as layout:
+                index = _build_all(
+                    layout,
+                    spec,
+                    spec_path,
+                    lock,
+                    archs,
+                    paths,
+                    accounts,
+                    run_as,
+                    epoch,
+                    options,
+                    workdir,
+                    obs,
+                    images,
+                )
+                layout.tag(tag, index)
+            layout_path: Path | None = dest
+        else:
+            stage_dir = workdir / "layout"
+            layout = OciLayout.create(stage_dir)
+            index = _build_all(
+                layout,
+                spec,
+                spec_path,
+                lock,
+                archs,
+                paths,
+                accounts,
+                run_as,
+                epoch,
+                options,
+                workdir,
+                obs,
+                images,
+            )
+            layout.tag(tag, index)
+            write_oci_archive(stage_dir, Path(output.path), mtime=epoch)
+            layout_path = None
+    finally:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+    return BuildResult(
+        index=index,
+        images=tuple(images),
+        source_date_epoch=epoch,
+        lock=lock,
+        spec=spec,
+        spec_path=Path(spec_path),
+        spec_bytes=spec_bytes,
+        output=output,
+        compression=options.compression,
+        layout=layout_path,
+        lock_written=lock_written,
+    )
+
+
+def _resolve(spec: ImageSpec, spec_path: Path, spec_bytes: bytes, obs: BuildObserver) -> Lock:
+    from assay.build.lock import lock_spec
+    from assay.debian.repo import RepoClient
+
+    obs.stage("resolving packages (no lock yet)")
+    with RepoClient(keyrings=spec.keyring_paths(Path(spec_path).parent)) as client:
+        return lock_spec(spec, spec_path, client, spec_bytes)
+
+
+def _build_all(
+    layout: OciLayout,
+    spec: ImageSpec,
+    spec_path: Path,
+    lock: Lock,
+    archs: Sequence[str],
+    debs: Mapping[str, Path],
+    accounts: generated.Accounts,
+    run_as: str,
+    epoch: int,
+    options: BuildOptions,
+    workdir: Path,
+    obs: BuildObserver,
+    images: list[ArchImage],
+) -> Descriptor:
+    manifests: list[Descriptor] = []
+    for arch in archs:
+        image = _build_arch(
+            layout,
+            spec,
+            spec_path,
+            lock,
+            arch,
+            debs,
+            accounts,
+            run_as,
+            epoch,
+            options,
+            workdir,
+            obs,
+        )
+        images.append(image)
+        manifests.append(image.manifest)
+    created = rfc3339(epoch)
+    index_doc = image_index(manifests, {"org.opencontainers.image.created": created})
+    return layout.put_json(index_doc, mt.OCI_INDEX)
+
+
+def _build_arch(
+    layout: OciLayout,
+    spec: ImageSpec,
+    spec_path: Path,
+    lock: Lock,
+    arch: str,
+    debs: Mapping[str, Path],
+    accounts: generated.Accounts,
+    run_as: str,
+    epoch: int,
+    options: BuildOptions,
+    workdir: Path,
+    obs: BuildObserver,
+) -> ArchImage:
+    ordered = dependency_order(lock.packages[arch])
+    obs.stage(f"assembling {arch} rootfs from {len(ordered)} packages")
+    result = assemble(
+        [(p, debs[p.sha256]) for p in ordered],
+        arch=arch,
+        accounts=accounts,
+        setuid_allow=[s.lstrip("/") for s in spec.setuid_allow],
+        extra_paths=_spec_paths(spec, Path(spec_path).parent, epoch),
+        mtime=epoch,
+        progress=lambda d, t: obs.progress(f"assemble {arch}", d, t),
+    )
+    plans = plan_layers(result.entries, spec.layering.strategy, spec.layering.budget)
+    blobs: list[LayerBlob] = []
+    history: list[dict[str, Any]] = []
+    for i, plan in enumerate(plans, 1):
+        obs.stage(f"writing {arch} layer {i}/{len(plans)}")
+        blob = write_layer(
+            plan.entries,
+            workdir / "layers",
+            source_date_epoch=epoch,
+            compression=options.compression,
+        )
+        layout.put_blob_file(blob.path, blob.digest, blob.size, move=True, verify=False)
+        blobs.append(blob)
+        what = f"package {plan.name}" if plan.name else f"{len(ordered)} Debian packages"
+        history.append(history_entry(epoch, f"assay build: {what}", "assay"))
+    env = {"PATH": DEFAULT_PATH}
+    if any(p.name == "ca-certificates" for p in ordered):
+        env["SSL_CERT_FILE"] = CA_BUNDLE
+    env.update(spec.environment)
+    platform = PLATFORMS[arch]
+    entrypoint = (
+        spec.entrypoint.command
+        if spec.entrypoint and not isinstance(spec.entrypoint, list)
+        else spec.entrypoint
+    )
+    config_doc = image_config(
+        arch=platform.architecture,
+        variant=platform.variant,
+        user=run_as,
+        env=[f"{k}={v}" for k, v in env.items()],
+        entrypoint=_split_command(entrypoint, "entrypoint"),  # type: ignore[arg-type]
+        cmd=_split_command(spec.cmd, "cmd"),
+        working_dir=spec.work_dir or "",
+        labels=spec.annotations or None,
+        created=epoch,
+        diff_ids=[b.diff_id for b in blobs],
+        history=history,
+    )
+    config = layout.put_json(config_doc, mt.OCI_CONFIG)
+    annotations = {"org.opencontainers.image.created": rfc3339(epoch), **spec.annotations}
+    manifest_doc = make_manifest(
+        config,
+        [Descriptor(media_type=b.media_type, digest=b.digest, size=b.size) for b in blobs],
+        annotations,
+    )
+    manifest = layout.put_json(manifest_doc, mt.OCI_MANIFEST).with_platform(platform)
+    return ArchImage(
+        arch=arch,
+        platform=platform,
+        manifest=manifest,
+        config=config,
+        layers=tuple(blobs),
+        packages=tuple(lock.packages[arch]),
+        assembly=result,
+    )

@@ -1,0 +1,177 @@
+"""``assay build``: build the image a spec describes, write its evidence, optionally push+sign."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from assay.cli import _console
+from assay.cli._progress import CliObserver
+
+HELP = """Build a minimal, reproducible OCI image from SPEC (YAML).
+
+Uses SPEC's lock (NAME.lock.json) when present and current, or resolves and writes it. Writes the
+image to --output (oci:DIR[:TAG] or oci-archive:FILE[:TAG]), and beside it the evidence:
+sbom-ARCH.spdx.json, sbom-ARCH.cdx.json and provenance-ARCH.json. With --push the image is
+pushed to a registry; with --sign-key it is also signed and the SBOMs and provenance attached
+as signed attestations.
+"""
+
+
+def build(
+    spec: Path = typer.Argument(..., help="The image spec (YAML).", exists=True, dir_okay=False),
+    output: str = typer.Option(
+        ...,
+        "--output",
+        "-O",
+                help="Where to write the image: oci:DIR[:TAG] or oci-archive:FILE[:TAG].",
+    ),
+    source_date_epoch: int | None = typer.Option(
+        None,
+        "--source-date-epoch",
+        min=0,
+        help="Timestamp for every file and the config (default: $SOURCE_DATE_EPOCH, the spec's, "
+        "else the newest Release date in the lock).",
+    ),
+    compression: str = typer.Option(
+        "gzip", "--compression", envvar="ASSAY_COMPRESSION", help="Layer compression: gzip or zstd."
+    ),
+    arch: list[str] = typer.Option(
+        [], "--arch", help="Build only these architectures (default: the spec's archs)."
+    ),
+    evidence_dir: Path | None = typer.Option(
+        None,
+        "--evidence-dir",
+        envvar="ASSAY_EVIDENCE_DIR",
+        help="Where SBOMs and provenance go (default: the layout dir, or beside the archive).",
+    ),
+    builder_id: str | None = typer.Option(
+        None,
+        "--builder-id",
+        envvar="ASSAY_BUILDER_ID",
+        help="runDetails.builder.id in the provenance.",
+    ),
+    push: str | None = typer.Option(
+        None, "--push", help="Also push to this registry reference (HOST/REPO[:TAG])."
+    ),
+    sign_key: Path | None = typer.Option(
+        None,
+        "--sign-key",
+        envvar="ASSAY_SIGN_KEY",
+        help="With --push: sign the image and attest SBOMs and provenance with this cosign key.",
+    ),
+    insecure_registry: bool = typer.Option(
+        False, "--insecure-registry", help="Allow plain HTTP to a non-loopback registry (unsafe)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+) -> None:
+    from assay.build.builder import BuildOptions, build_image
+    from assay.build.evidence import write_evidence
+    from assay.build.provenance import DEFAULT_BUILDER_ID, now
+    from assay.errors import UsageError
+    from assay.oci.reference import parse_image_ref
+
+    if compression not in ("gzip", "zstd"):
+        raise UsageError(f"--compression must be gzip or zstd, not {compression!r}")
+    if sign_key is not None and push is None:
+        raise UsageError("--sign-key needs --push: signatures live in the registry")
+    ref = parse_image_ref(output)
+    started = now()
+    options = BuildOptions(
+        source_date_epoch=source_date_epoch,
+        compression=compression,  # type: ignore[arg-type]
+        archs=arch or None,
+        cache_dir=Path(os.environ["ASSAY_CACHE_DIR"])
+        if os.environ.get("ASSAY_CACHE_DIR")
+        else None,
+    )
+    with CliObserver(enabled=not quiet) as observer:
+        result = build_image(spec, ref, options=options, observer=observer)
+        if evidence_dir is None:
+            evidence_dir = Path(ref.path) if ref.transport == "oci" else Path(ref.path).parent
+        observer.stage("writing SBOMs and provenance")
+        evidence = write_evidence(
+            result,
+            evidence_dir,
+            builder_id=builder_id or DEFAULT_BUILDER_ID,
+            started=started,
+            finished=now(),
+        )
+        pushed: dict[str, Any] | None = None
+        if push is not None:
+            from assay.build.publish import publish
+
+            pushed = publish(
+                result,
+                evidence,
+                push,
+                sign_key=sign_key,
+                insecure=insecure_registry,
+                observer=observer,
+            )
+    if result.lock_written:
+        _console.info(f"wrote lock {result.spec_path.with_suffix('')}.lock.json")
+    for image in result.images:
+        for line in image.assembly.setuid_dropped:
+            _console.warn(f"setuid/setgid bit dropped: {line} (allow it with setuid-allow)")
+        for line in image.assembly.warnings:
+            _console.warn(line)
+    summary = {
+        "output": str(ref),
+        "index": result.index.digest,
+        "sourceDateEpoch": result.source_date_epoch,
+        "images": [
+            {
+                "arch": img.arch,
+                "platform": str(img.platform),
+                "digest": img.manifest.digest,
+                "layers": len(img.layers),
+                "compressedSize": img.compressed_size,
+                "uncompressedSize": img.uncompressed_size,
+                "packages": len(img.packages),
+                "setuidDropped": img.assembly.setuid_dropped,
+            }
+            for img in result.images
+        ],
+        "evidence": {e.arch: {k: str(v) for k, v in e.files.items()} for e in evidence},
+    }
+    if pushed is not None:
+        summary["pushed"] = pushed
+    if json_out:
+        _console.emit(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        return
+    table = Table(title=f"{ref}  index {result.index.digest}", title_justify="left")
+    for col in ("arch", "digest", "layers", "size (compressed)", "unpacked", "packages"):
+        table.add_column(col, justify="right" if col in ("layers", "packages") else "left")
+    for img in result.images:
+        table.add_row(
+            img.arch,
+            img.manifest.digest,
+            str(len(img.layers)),
+            _human(img.compressed_size),
+            _human(img.uncompressed_size),
+            str(len(img.packages)),
+        )
+    _console.err.print(table)
+    if pushed is not None:
+        _console.info(f"pushed {pushed['reference']}")
+    typer.echo(result.index.digest)
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{n} B"
+        size /= 1000
+    return f"{n} B"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("build", help=HELP)(build)
