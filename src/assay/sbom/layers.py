@@ -133,13 +133,13 @@ def apply_layer(view: MemoryFileView, stream: Any, wants: Callable[[str], bool])
     opaque: list[str] = []
     count = 0
     try:
-        tar = tarfile.open(fileobj=stream, mode="r|", bufsize=_CHUNK)
+        tar = tarfile.open(fileobj=stream, mode="r|", bufsize=_CHUNK)  # noqa: SIM115
         for member in tar:
             count += 1
             if count > MAX_MEMBERS:
                 raise InputError(f"layer has more than {MAX_MEMBERS} entries; refusing it")
             if count % 2048 == 0:
-                tar.members = []  # stream mode would otherwise keep every header in memory
+                tar.members = []  # type: ignore[attr-defined]  # stream mode would otherwise keep every header in memory
             path = normalize_path(member.name)
             if not path:
                 continue
@@ -186,8 +186,8 @@ def apply_layer(view: MemoryFileView, stream: Any, wants: Callable[[str], bool])
         view.add_file(path, data)
     for path, target in hardlinks.items():
         if wants(path):
-            data = files.get(target, view.files.get(target))
-            if data is not None:
-                view.add_file(path, data)
+            linked = files.get(target, view.files.get(target))
+            if linked is not None:
+                view.add_file(path, linked)
         else:
             view.discard(path)

@@ -19,7 +19,7 @@ class Package:
     ecosystem: str  # "deb", "apk", "pypi", "npm"
     purl: str
     architecture: str = ""
-    source_name: str = ""  # Debian source package (or "" when same as name / not applicable)
+    source_name: str = ""  # source package (Debian Source, apk origin); "" when not applicable
     source_version: str = ""
     supplier: str = ""  # e.g. Maintainer field; "" = unknown (NOASSERTION)
     license_expression: str = ""  # SPDX expression; "" = NOASSERTION
@@ -57,4 +57,5 @@ class Inventory:
     tool: str = "assay"
     lifecycle: str = "build"  # CycloneDX phase: "build" for built images, "post-build" otherwise
     repository: str = ""  # registry/repository of the image, for the pkg:oci purl (may be "")
+    supplier: str = ""  # supplier of the image itself (spec / image vendor label); "" = unknown
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)

@@ -86,7 +86,9 @@ def npm_purl(name: str, version: str) -> str:
     return str(PackageURL(type="npm", namespace=namespace, name=name, version=version).to_string())
 
 
-def oci_purl(name: str, digest: str, *, arch: str = "", repository_url: str = "", tag: str = "") -> str:
+def oci_purl(
+    name: str, digest: str, *, arch: str = "", repository_url: str = "", tag: str = ""
+) -> str:
     """``pkg:oci/NAME@sha256%3A…?arch=…&repository_url=…`` per the purl spec's oci type.
 
     The spec writes the digest's ``:`` percent-encoded; packageurl-python leaves it raw, so the

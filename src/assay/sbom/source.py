@@ -20,6 +20,7 @@ import tarfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -49,10 +50,38 @@ class ImageInfo:
     """What the SBOM says about its subject."""
 
     name: str  # short image name, e.g. "python" (pkg:oci name)
-    digest: str  # manifest digest; config digest (image ID) for docker-archive; tree digest for dir:
+    # manifest digest; config digest (image ID) for docker-archive; tree digest for dir:
+    digest: str
     architecture: str
     repository: str = ""  # "localhost:5000/base/python" for registry images, else ""
     tag: str = ""
+    supplier: str = ""  # the image's vendor/authors label, when it has one
+    created: str = ""  # the config's creation time, RFC 3339 (UTC, seconds), when present
+
+
+_VENDOR_LABELS = ("org.opencontainers.image.vendor", "org.opencontainers.image.authors")
+
+
+def _config_facts(config: dict[str, Any], annotations: Any = None) -> dict[str, str]:
+    """Supplier (vendor label or annotation) and creation time from an image config."""
+    labels = (config.get("config") or {}).get("Labels") or {}
+    supplier = ""
+    for source in (annotations or {}, labels):
+        if isinstance(source, dict):
+            for key in _VENDOR_LABELS:
+                value = source.get(key)
+                if isinstance(value, str) and value.strip():
+                    supplier = supplier or value.strip()[:200]
+    created = ""
+    raw = config.get("created")
+    if isinstance(raw, str) and raw:
+        try:
+            stamp = datetime.fromisoformat(raw.replace("Z", "+00:00")[:32])
+            if stamp.tzinfo is not None:
+                created = stamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        except ValueError:
+            created = ""
+    return {"supplier": supplier, "created": created}
 
 
 @dataclass(frozen=True)
@@ -93,8 +122,8 @@ def split_reference(text: str) -> ImageRefText:
     host = ref.split("/", 1)[0]
     if "/" not in ref or not ("." in host or ":" in host or host == "localhost"):
         raise UsageError(
-            f"{text!r} is not an image reference assay understands: use dir:PATH, oci:DIR[:TAG], "
-            "oci-archive:FILE[:TAG], docker-archive:FILE[:TAG] or HOST/REPO[:TAG][@sha256:…] "
+            f"{text!r} is not an image reference assay understands: use dir:PATH, oci:DIR:TAG, "
+            "oci-archive:FILE, docker-archive:FILE, HOST/REPO:TAG or HOST/REPO@sha256:DIGEST "
             "(with the registry host spelled out)"
         )
     return ImageRefText("docker", ref, tag or ("" if digest else "latest"), digest)
@@ -146,12 +175,12 @@ class _Hashing:
     """Pass-through reader that hashes what it reads."""
 
     def __init__(self, raw: IO[bytes] | ChunkReader) -> None:
-        self.raw = raw
+        self.raw: Any = raw
         self.hash = hashlib.sha256()
         self.count = 0
 
     def read(self, n: int = -1) -> bytes:
-        data = self.raw.read(n)
+        data: bytes = self.raw.read(n)
         self.hash.update(data)
         self.count += len(data)
         return data
@@ -178,12 +207,12 @@ def _apply_verified(
     view: MemoryFileView, raw: IO[bytes] | ChunkReader, expected: set[str], wants: Wants, what: str
 ) -> None:
     hashing = _Hashing(raw)
-    apply_layer(view, decompressed(hashing), wants)
+    apply_layer(view, decompressed(hashing), wants)  # type: ignore[arg-type]
     got = hashing.finish()
     if got not in expected:
         raise VerificationError(
-            f"{what}: content hashes to {got}, expected {sorted(expected)[0]}; the image is corrupt "
-            "or was tampered with"
+            f"{what}: content hashes to {got}, expected {sorted(expected)[0]}; the image is "
+            "corrupt or was tampered with"
         )
 
 
@@ -233,7 +262,7 @@ class _TarBlobs:
         if not path.is_file():
             raise InputError(f"{path}: no such archive")
         try:
-            tar = tarfile.open(path, "r:*")
+            tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by the with below
         except tarfile.TarError as exc:
             raise InputError(f"{path}: not a tar archive: {exc}") from None
         with tar:
@@ -322,6 +351,7 @@ def _load_oci(
         digest=desc.digest,
         architecture=str(config.get("architecture", "")),
         tag=ref.tag,
+        **_config_facts(config, manifest.get("annotations")),
     )
 
 
@@ -370,16 +400,15 @@ def _load_docker_archive(
             with blobs.open(name) as fh:
                 _apply_verified(view, fh, expected, wants, f"{what} layer {i}")
         repo_tag = next((t for t in chosen.get("RepoTags") or [] if isinstance(t, str)), "")
-        repo, _, tag = repo_tag.rpartition(":") if ":" in repo_tag.rsplit("/", 1)[-1] else (
-            repo_tag,
-            "",
-            "",
-        )
+        repo, tag = repo_tag, ""
+        if ":" in repo_tag.rsplit("/", 1)[-1]:
+            repo, _, tag = repo_tag.rpartition(":")
         return view, ImageInfo(
             name=(repo or path.stem).rsplit("/", 1)[-1],
             digest="sha256:" + hashlib.sha256(cfg_raw).hexdigest(),
             architecture=str(config.get("architecture", "")),
             tag=tag,
+            **_config_facts(config),
         )
 
 
@@ -419,4 +448,5 @@ def _load_registry(
             architecture=str(config.get("architecture", "")),
             repository=f"{host}/{repository}",
             tag=ref.tag,
+            **_config_facts(config, manifest.get("annotations")),
         )

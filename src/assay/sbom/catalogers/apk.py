@@ -48,9 +48,7 @@ class ApkCataloger:
         packages: list[tuple[Package, list[str]]] = []
         by_name: dict[str, list[str]] = {}
         for block in text.split("\n\n"):
-            lines = [
-                (ln[0], ln[2:]) for ln in block.splitlines() if len(ln) >= 2 and ln[1] == ":"
-            ]
+            lines = [(ln[0], ln[2:]) for ln in block.splitlines() if len(ln) >= 2 and ln[1] == ":"]
             rec: dict[str, list[str]] = {}
             for key, value in lines:
                 rec.setdefault(key, []).append(value)

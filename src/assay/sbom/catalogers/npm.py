@@ -91,7 +91,9 @@ class NpmCataloger:
         return [
             replace(
                 pkg,
-                depends_on=tuple(sorted({p for d in deps for p in by_name.get(d, ())} - {pkg.purl})),
+                depends_on=tuple(
+                    sorted({p for d in deps for p in by_name.get(d, ())} - {pkg.purl})
+                ),
             )
             for pkg, deps in found
         ]

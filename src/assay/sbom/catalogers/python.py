@@ -130,7 +130,9 @@ class PythonCataloger:
         return [
             replace(
                 pkg,
-                depends_on=tuple(sorted({p for r in reqs for p in by_name.get(r, ())} - {pkg.purl})),
+                depends_on=tuple(
+                    sorted({p for r in reqs for p in by_name.get(r, ())} - {pkg.purl})
+                ),
             )
             for pkg, reqs in found
         ]

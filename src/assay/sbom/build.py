@@ -1,0 +1,175 @@
+"""The inventory (and SBOMs) of an image assay built, from the lock and the assembled files.
+
+No re-scan: the lock says which .debs went in (name, version, source, SHA256 of the .deb,
+maintainer, dependencies), the assembly says which files each package installed, and the
+copyright files come from the assembled entries. The result is byte-identical for the same
+lock, files and SOURCE_DATE_EPOCH.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from assay.sbom.catalog import detect_distro, sort_key
+from assay.sbom.fs import MemoryFileView
+from assay.sbom.licenses import parse_dep5
+from assay.sbom.model import Distro, Inventory, Package
+from assay.sbom.purl import deb_purl
+
+if TYPE_CHECKING:  # pragma: no cover
+    from assay.build.builder import ArchImage, BuildResult
+    from assay.oci.entry import Entry
+
+__all__ = [
+    "LockPackage",
+    "inventory_for_arch_image",
+    "inventory_from_build",
+    "rfc3339",
+    "sboms_for_build",
+]
+
+DEBIAN_12 = Distro(
+    id="debian", version_id="12", codename="bookworm", pretty_name="Debian GNU/Linux 12 (bookworm)"
+)
+_VENDOR_KEYS = ("org.opencontainers.image.vendor", "org.opencontainers.image.authors")
+
+
+class LockPackage(Protocol):
+    """What the SBOM needs from one locked package (``assay.build.lock.LockedPackage``)."""
+
+    name: str
+    version: str
+    architecture: str
+    source: str
+    source_version: str
+    sha256: str
+    maintainer: str
+    depends: list[str]
+
+
+def rfc3339(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def inventory_from_build(
+    lock_packages: Iterable[LockPackage],
+    entries_by_package: Mapping[str, Sequence[str]],
+    image_name: str,
+    image_digest: str,
+    arch: str,
+    distro: Distro | None,
+    source_date_epoch: int,
+    copyrights: Mapping[str, bytes],
+    *,
+    repository: str = "",
+    supplier: str = "",
+) -> Inventory:
+    """The inventory of a built image for one architecture.
+
+    ``entries_by_package`` maps a package name to the paths it installed (with or without a
+    leading ``/``); ``copyrights`` maps a package name to its ``/usr/share/doc/NAME/copyright``.
+    """
+    pkgs = list(lock_packages)
+    distro_id = distro.id if distro else "debian"
+    distro_version = distro.version_id if distro else ""
+    purls: dict[str, str] = {}
+    for p in pkgs:
+        purls[p.name] = deb_purl(
+            p.name,
+            p.version,
+            p.architecture,
+            source_name=p.source,
+            source_version=p.source_version,
+            distro_id=distro_id,
+            distro_version=distro_version,
+        )
+    out = []
+    for p in pkgs:
+        files = entries_by_package.get(p.name, ())
+        out.append(
+            Package(
+                name=p.name,
+                version=p.version,
+                ecosystem="deb",
+                purl=purls[p.name],
+                architecture=p.architecture,
+                source_name=p.source or p.name,
+                source_version=p.source_version or p.version,
+                supplier=p.maintainer,
+                license_expression=parse_dep5(copyrights.get(p.name)),
+                hashes=(("SHA256", p.sha256),) if p.sha256 else (),
+                files=tuple(sorted({"/" + f.lstrip("/") for f in files})),
+                depends_on=tuple(
+                    sorted({purls[d] for d in p.depends if d in purls} - {purls[p.name]})
+                ),
+                cataloger="lock",
+            )
+        )
+    return Inventory(
+        subject_name=image_name,
+        subject_digest=image_digest,
+        architecture=arch,
+        distro=distro,
+        packages=tuple(sorted(out, key=sort_key)),
+        created=rfc3339(source_date_epoch),
+        lifecycle="build",
+        repository=repository,
+        supplier=supplier,
+    )
+
+
+def _view_of(entries: Iterable[Entry]) -> MemoryFileView:
+    from assay.oci.entry import EntryType
+
+    view = MemoryFileView()
+    for e in entries:
+        path = e.path.strip("/")
+        if e.type is EntryType.SYMLINK:
+            view.add_symlink(path, e.link)
+        elif e.type is EntryType.FILE and (
+            path in ("etc/os-release", "usr/lib/os-release")
+            or (path.startswith("usr/share/doc/") and path.endswith("/copyright"))
+        ):
+            view.add_file(path, e.data)
+    return view
+
+
+def inventory_for_arch_image(result: BuildResult, image: ArchImage) -> Inventory:
+    """``inventory_from_build`` fed from the build's own result objects."""
+    assembly = image.assembly
+    view = _view_of(assembly.entries)
+    copyrights: dict[str, bytes] = {}
+    for p in image.packages:
+        data = view.read(f"usr/share/doc/{p.name}/copyright")
+        if data is not None:
+            copyrights[p.name] = data
+    ref = result.output
+    repository = ref.name if getattr(ref, "is_registry", False) else ""
+    name = (ref.repository or ref.tag or ref.path or "image").rstrip("/")
+    annotations: Mapping[str, Any] = getattr(result.spec, "annotations", {}) or {}
+    supplier = next((str(annotations[k]) for k in _VENDOR_KEYS if annotations.get(k)), "")
+    return inventory_from_build(
+        image.packages,
+        assembly.owners,
+        image_name=name,
+        image_digest=image.manifest.digest,
+        arch=image.arch,
+        distro=detect_distro(view) or DEBIAN_12,
+        source_date_epoch=result.source_date_epoch,
+        copyrights=copyrights,
+        repository=repository,
+        supplier=supplier,
+    )
+
+
+def sboms_for_build(result: BuildResult, image: ArchImage) -> dict[str, bytes]:
+    """``{"spdx": …, "cyclonedx": …}`` for one architecture of a build (``assay build``)."""
+    from assay.sbom.formats import SbomFormat, render
+
+    inv = inventory_for_arch_image(result, image)
+    return {
+        "spdx": render(inv, SbomFormat.SPDX_JSON),
+        "cyclonedx": render(inv, SbomFormat.CYCLONEDX_JSON),
+    }
