@@ -75,3 +75,70 @@ def result_to_json(result: ScanResult) -> dict[str, Any]:
 class JsonFormatter:
     def render(self, result: ScanResult) -> str:
         return json.dumps(result_to_json(result), indent=2, ensure_ascii=False) + "\n"
+
+
+def _f(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def result_from_json(doc: Any, where: str = "scan result") -> ScanResult:
+    """Read back a result written by :class:`JsonFormatter` (for ``vex apply``)."""
+    from assay.errors import InputError
+    from assay.vuln.model import State, VulnId
+
+    try:
+        if doc.get("schema") != "https://assay.dev/schemas/scan/v1":
+            raise InputError(f"{where} is not an assay JSON scan result (schema field)")
+        subj = doc["subject"]
+        findings = []
+        for f in doc["findings"]:
+            pkg = f["package"]
+            src = pkg.get("source") or {}
+            cvss = f.get("cvss") or {}
+            kev = f.get("kev") or {}
+            epss = f.get("epss") or {}
+            findings.append(
+                Finding(
+                    id=VulnId(str(f["id"])),
+                    aliases=tuple(str(a) for a in f.get("aliases") or ()),
+                    package=str(pkg["name"]),
+                    version=str(pkg["version"]),
+                    purl=str(pkg["purl"]),
+                    ecosystem=str(pkg.get("ecosystem") or ""),
+                    state=State(f["state"]),
+                    severity=Severity(f["severity"]),
+                    source=str(f.get("data_source") or ""),
+                    source_name=str(src.get("name") or ""),
+                    source_version=str(src.get("version") or ""),
+                    fixed_in=str(f.get("fixed_in") or ""),
+                    reason=str(f.get("reason") or ""),
+                    urgency=str(f.get("debian_urgency") or ""),
+                    cvss_score=_f(cvss.get("score")),
+                    cvss_vector=str(cvss.get("vector") or ""),
+                    severity_source=str(f.get("severity_source") or ""),
+                    description=str(f.get("description") or ""),
+                    kev=bool(kev.get("listed")),
+                    kev_due=str(kev.get("due_date") or ""),
+                    epss=_f(epss.get("score")),
+                    epss_percentile=_f(epss.get("percentile")),
+                    first_seen=str(f.get("first_seen") or ""),
+                    due_date=str(f.get("due_date") or ""),
+                    locations=tuple(str(x) for x in f.get("locations") or ()),
+                    suppressed_by=f.get("suppressed_by") or None,
+                    vex_status=str(f.get("vex_status") or ""),
+                )
+            )
+        return ScanResult(
+            subject_name=str(subj["name"]),
+            subject_digest=str(subj.get("digest") or ""),
+            subject_purl=str(subj.get("purl") or ""),
+            distro=str(subj.get("distro") or ""),
+            findings=tuple(findings),
+            skipped=tuple(
+                (str(s.get("purl") or ""), str(s["reason"])) for s in doc.get("skipped") or ()
+            ),
+            db_built={str(k): str(v) for k, v in (doc.get("database") or {}).items()},
+            hidden_negligible=int(doc.get("summary", {}).get("hidden_negligible") or 0),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"{where} is not a valid assay JSON scan result: {exc!r}") from None

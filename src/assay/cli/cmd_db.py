@@ -1,0 +1,197 @@
+"""``assay db update|import|status``: the local vulnerability database."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from assay.cli import _console
+from assay.errors import UsageError
+
+if TYPE_CHECKING:
+    from assay.vuln.db import AdvisoryDB
+
+__all__ = ["register"]
+
+db_app = typer.Typer(
+    name="db",
+    help="Manage the local vulnerability database (Debian tracker, OSV, CISA KEV, EPSS).",
+    no_args_is_help=True,
+)
+
+_DB_OPTION = typer.Option(
+    None,
+    "--db",
+    help="Database file (default: ASSAY_VULN_DB, else CACHE_DIR/vuln.db).",
+    envvar="ASSAY_VULN_DB",
+)
+
+
+class StatusOutput(str, Enum):  # noqa: UP042 - typer choices
+    text = "text"
+    json = "json"
+
+
+def _open(db: Path | None, create: bool = True) -> AdvisoryDB:
+    from assay.vuln.db import AdvisoryDB, default_db_path
+
+    return AdvisoryDB(db or default_db_path(), create=create)
+
+
+@db_app.command("update")
+def update_command(
+    db: Path | None = _DB_OPTION,
+    debian_tracker_url: str = typer.Option(
+        "",
+        "--debian-tracker-url",
+        envvar="ASSAY_FEED_DEBIAN_TRACKER",
+        help="Debian security tracker JSON URL (default: the tracker's official JSON).",
+    ),
+    osv_url: str = typer.Option(
+        "",
+        "--osv-url",
+        envvar="ASSAY_FEED_OSV",
+        help="OSV archive URL; '{ecosystem}' is replaced by each --osv-ecosystem.",
+    ),
+    osv_ecosystem: list[str] = typer.Option(
+        [],
+        "--osv-ecosystem",
+        envvar="ASSAY_OSV_ECOSYSTEMS",
+        help="OSV ecosystem to fetch (repeatable; default: PyPI, npm, Go).",
+    ),
+    kev_url: str = typer.Option(
+        "", "--kev-url", envvar="ASSAY_FEED_KEV", help="CISA KEV JSON URL."
+    ),
+    epss_url: str = typer.Option(
+        "", "--epss-url", envvar="ASSAY_FEED_EPSS", help="FIRST EPSS CSV URL."
+    ),
+    only: list[str] = typer.Option(
+        [], "--only", help="Update only this feed (debian-tracker, osv, kev, epss; repeatable)."
+    ),
+) -> None:
+    """Download the feeds from their official (or configured) URLs and import them.
+
+    Exit codes: 0 ok; 1 a download failed (earlier feeds stay imported); 2 a feed was malformed.
+    """
+    from assay.vuln.update import DEFAULT_OSV_ECOSYSTEMS, feed_urls, update_feeds
+
+    overrides = {
+        k: v
+        for k, v in {
+            "debian-tracker": debian_tracker_url,
+            "osv": osv_url,
+            "kev": kev_url,
+            "epss": epss_url,
+        }.items()
+        if v
+    }
+    ecos: list[str] = []
+    for e in osv_ecosystem:
+        ecos.extend(x.strip() for x in e.split(",") if x.strip())
+    urls = feed_urls(overrides, ecos or DEFAULT_OSV_ECOSYSTEMS)
+    if only:
+        unknown = set(only) - {u.feed for u in urls}
+        if unknown:
+            raise UsageError(f"unknown feed(s) {', '.join(sorted(unknown))}")
+        urls = [u for u in urls if u.feed in only]
+    with _open(db) as adb:
+        counts = update_feeds(adb, urls, progress=_console.info)
+    for name, n in sorted(counts.items()):
+        _console.info(f"{name}: {n} records")
+
+
+@db_app.command("import")
+def import_command(
+    db: Path | None = _DB_OPTION,
+    debian_tracker: Path | None = typer.Option(
+        None, "--debian-tracker", help="Debian security tracker JSON file (may be .gz)."
+    ),
+    osv: list[Path] = typer.Option(
+        [], "--osv", help="OSV record file, directory of records, or all.zip (repeatable)."
+    ),
+    kev: Path | None = typer.Option(None, "--kev", help="CISA KEV JSON file."),
+    epss: Path | None = typer.Option(None, "--epss", help="FIRST EPSS CSV (may be .gz)."),
+) -> None:
+    """Import feed files offline (air-gapped machines). Each feed is imported atomically.
+
+    Exit codes: 0 ok; 2 a file is missing or malformed (that feed keeps its previous data).
+    """
+    from assay.vuln.feeds import FEEDS
+
+    jobs: list[tuple[str, Path]] = []
+    if debian_tracker:
+        jobs.append(("debian-tracker", debian_tracker))
+    jobs.extend(("osv", p) for p in osv)
+    if kev:
+        jobs.append(("kev", kev))
+    if epss:
+        jobs.append(("epss", epss))
+    if not jobs:
+        raise UsageError("nothing to import: give --debian-tracker, --osv, --kev and/or --epss")
+    for _, path in jobs:
+        if not path.exists():
+            raise UsageError(f"{path}: no such file or directory")
+    with _open(db) as adb:
+        for name, path in jobs:
+            n = FEEDS[name].import_path(adb, path)
+            _console.info(f"{name}: imported {n} records from {path}")
+
+
+@db_app.command("status")
+def status_command(
+    db: Path | None = _DB_OPTION,
+    max_age: float = typer.Option(
+        7.0, "--max-age", envvar="ASSAY_DB_MAX_AGE", help="Warn about sources older than DAYS."
+    ),
+    output: StatusOutput = typer.Option(
+        StatusOutput.text, "--output", "-o", envvar="ASSAY_OUTPUT", help="text or json."
+    ),
+) -> None:
+    """Show each source's age, origin and record count; warn when a source is stale.
+
+    Exit codes: 0 ok (also when stale: that is a warning); 2 no database.
+    """
+    with _open(db, create=False) as adb:
+        sources = adb.sources()
+        counts = adb.counts()
+        path = adb.path
+    rows = [
+        {
+            "source": s.name,
+            "imported_at": s.imported_at,
+            "age_days": round(s.age_days(), 2),
+            "records": s.records,
+            "origin": s.origin,
+            "detail": s.detail,
+            "stale": s.age_days() > max_age,
+        }
+        for s in sources
+    ]
+    if output is StatusOutput.json:
+        doc = {"database": str(path), "sources": rows, "tables": counts}
+        _console.emit(json.dumps(doc, indent=2) + "\n")
+    else:
+        lines = [f"database: {path}"]
+        if not rows:
+            lines.append("no sources imported yet: run `assay db update` or `assay db import`")
+        for r in rows:
+            lines.append(
+                f"{r['source']:<15} {r['records']:>9} records  age {r['age_days']:>6.1f} d  "
+                f"imported {r['imported_at']}  from {r['origin']}"
+                + (f"  ({r['detail']})" if r["detail"] else "")
+            )
+        _console.emit("\n".join(lines) + "\n")
+    for r in rows:
+        if r["stale"]:
+            _console.warn(
+                f"source {r['source']} is {r['age_days']:.1f} days old (more than {max_age:g}); "
+                "run `assay db update`"
+            )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")

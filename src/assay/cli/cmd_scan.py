@@ -1,0 +1,167 @@
+"""``assay scan IMAGE|SBOM``: vulnerabilities from the local database, with VEX applied."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from assay.cli import _console
+from assay.errors import AssayError, InputError, UsageError
+
+__all__ = ["register"]
+
+
+def scan_command(
+    target: str = typer.Argument(
+        ...,
+        help="oci:DIR[:TAG], oci-archive:FILE, dir:PATH, HOST/REPO[:TAG][@sha256:…], "
+        "or an SPDX/CycloneDX JSON SBOM file.",
+    ),
+    output: str = typer.Option(
+        "table",
+        "--output",
+        "-o",
+        envvar="ASSAY_SCAN_OUTPUT",
+        help="table, json, sarif or cyclonedx-vex.",
+    ),
+    file: Path | None = typer.Option(
+        None, "--file", envvar="ASSAY_SCAN_FILE", help="Write the result to FILE, not stdout."
+    ),
+    db: Path | None = typer.Option(None, "--db", envvar="ASSAY_VULN_DB", help="Database file."),
+    vex: list[Path] = typer.Option(
+        [], "--vex", envvar="ASSAY_VEX", help="OpenVEX document to apply (repeatable)."
+    ),
+    fail_on: str = typer.Option(
+        "",
+        "--fail-on",
+        envvar="ASSAY_FAIL_ON",
+        help="Exit 1 when an unsuppressed finding is at or above SEVERITY "
+        "(negligible, unknown, low, medium, high, critical).",
+    ),
+    only_fixed: bool = typer.Option(
+        False, "--only-fixed", envvar="ASSAY_ONLY_FIXED", help="Only findings with a fix."
+    ),
+    show_negligible: bool = typer.Option(
+        False,
+        "--show-negligible",
+        envvar="ASSAY_SHOW_NEGLIGIBLE",
+        help="Show findings Debian rates unimportant (hidden by default).",
+    ),
+    warn_db_age: float = typer.Option(
+        7.0, "--warn-db-age", envvar="ASSAY_WARN_DB_AGE", help="Warn when a feed is older (days)."
+    ),
+    max_db_age: float | None = typer.Option(
+        None,
+        "--max-db-age",
+        envvar="ASSAY_MAX_DB_AGE",
+        help="Fail (exit 1) when a feed is older than DAYS.",
+    ),
+    updates: bool = typer.Option(
+        False,
+        "--updates",
+        envvar="ASSAY_UPDATES",
+        help="Also list newer versions in the configured suites and the CVEs their "
+        "changelogs name.",
+    ),
+    updates_source: str = typer.Option(
+        "",
+        "--updates-source",
+        envvar="ASSAY_UPDATES_SOURCE",
+        help="Suites for --updates, as 'URI SUITE[,SUITE] [COMPONENT…]' entries separated by ';' "
+        "(default: ASSAY_DEBIAN_MIRROR, else the host's apt sources).",
+    ),
+    arch: str = typer.Option("", "--arch", envvar="ASSAY_ARCH", help="Platform of an index."),
+    store: bool = typer.Option(
+        False,
+        "--store",
+        envvar="ASSAY_SCAN_STORE",
+        help="Keep the inventory in the database for fleet rescans.",
+    ),
+    insecure_registry: bool = typer.Option(
+        False, "--insecure-registry", help="Allow plain HTTP to a non-loopback registry."
+    ),
+) -> None:
+    """Scan an image, directory or SBOM against the local vulnerability database.
+
+    Debian packages match the Debian security tracker by source package and release; other
+    packages match OSV. Exit codes: 0 ok; 1 --fail-on threshold reached or the database is
+    older than --max-db-age; 2 bad input or no database.
+    """
+    from assay.vuln.db import AdvisoryDB, default_db_path
+    from assay.vuln.formats import FORMATTERS, OutputFormat
+    from assay.vuln.model import Severity
+    from assay.vuln.scanner import ScanOptions, load_target, run_scan, stale_sources
+    from assay.vuln.vex import load_vex
+
+    try:
+        fmt = OutputFormat(output)
+    except ValueError:
+        raise UsageError(
+            f"unknown output {output!r}; use one of: {', '.join(f.value for f in OutputFormat)}"
+        ) from None
+    threshold = None
+    if fail_on:
+        try:
+            threshold = Severity.parse(fail_on)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    vex_docs = [load_vex(v) for v in vex]
+    if insecure_registry:
+        _console.warn("--insecure-registry: registry traffic may be unencrypted")
+    inventory = load_target(target, architecture=arch, insecure=insecure_registry)
+    with AdvisoryDB(db or default_db_path(), create=False) as adb:
+        if not adb.sources():
+            raise UsageError(
+                f"the vulnerability database {adb.path} is empty; run `assay db update` "
+                "(or `assay db import …`)"
+            )
+        if max_db_age is not None:
+            too_old = stale_sources(adb, max_db_age)
+            if too_old:
+                names = ", ".join(f"{s.name} ({age:.1f} d)" for s, age in too_old)
+                raise AssayError(
+                    f"vulnerability database older than --max-db-age {max_db_age:g} days: "
+                    f"{names}; run `assay db update`"
+                )
+        for s, age in stale_sources(adb, warn_db_age):
+            _console.warn(f"feed {s.name} is {age:.1f} days old; run `assay db update`")
+        result = run_scan(
+            adb,
+            inventory,
+            ScanOptions(
+                show_negligible=show_negligible,
+                only_fixed=only_fixed,
+                vex=vex_docs,
+                store_inventory=store,
+            ),
+        )
+    if updates:
+        result = _with_updates(result, inventory, updates_source)
+    _console.emit(FORMATTERS[fmt].render(result), file)
+    if threshold is not None:
+        hits = result.unsuppressed_at_or_above(threshold)
+        if hits:
+            raise AssayError(
+                f"{len(hits)} unsuppressed finding(s) at or above {threshold.value} (--fail-on); "
+                "fix them or record a VEX statement"
+            )
+
+
+def _with_updates(result, inventory, updates_source: str):  # type: ignore[no-untyped-def]
+    from dataclasses import asdict, replace
+
+    from assay.debian.sources import sources_from_env_or_host
+    from assay.vuln.updates import check_updates
+
+    env = {"ASSAY_DEBIAN_MIRROR": updates_source} if updates_source else None
+    try:
+        sources = sources_from_env_or_host(env)
+    except InputError as exc:
+        raise UsageError(f"--updates: {exc}") from None
+    infos = check_updates(inventory, sources, progress=_console.info)
+    return replace(result, updates=tuple(asdict(i) for i in infos))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("scan")(scan_command)
