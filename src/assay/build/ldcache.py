@@ -371,7 +371,7 @@ def parse_cache(data: bytes) -> list[tuple[str, int, str]]:
     """(soname, flags, path) of each entry, in file order; for tests and ``inspect``."""
     if data[:20] != MAGIC:
         raise ValueError("not a glibc-ld.so.cache1.1 file")
-    end = "<" if data[32] == 2 else ">"
+    end = "<" if data[28] == 2 else ">"
     nlibs = struct.unpack_from(end + "I", data, 20)[0]
 
     def cstr(off: int) -> str:
