@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import platform
 import shutil
@@ -95,7 +96,7 @@ def test_libcmp_matches_glibc_examples() -> None:
 @given(st.lists(st.from_regex(r"lib[a-z0-9._+-]{0,12}", fullmatch=True), max_size=20))
 def test_libcmp_is_a_consistent_order(names: list[str]) -> None:
     ordered = sorted(names, key=functools.cmp_to_key(libcmp))
-    for a, b in zip(ordered, ordered[1:], strict=False):
+    for a, b in itertools.pairwise(ordered):
         assert libcmp(a, b) <= 0 and libcmp(b, a) >= 0
 
 
