@@ -377,7 +377,10 @@ class TarReader:
                 self.ended = True
                 return None
             header_at = self.position - BLOCK
-            stored = _parse_number(block[148:156], "checksum")
+            try:
+                stored = _parse_number(block[148:156], "checksum")
+            except InputError:
+                stored = -1
             unsigned = sum(block[:148]) + 256 + sum(block[156:])
             signed = (
                 sum((b - 256 if b > 127 else b) for b in block[:148])

@@ -92,7 +92,7 @@ def _extract(archive: Path, dest: Path, max_size: int) -> None:
                     f"{what}: member {m.name!r} is not a regular file (type {m.typeflag!r}); "
                     "an OCI layout holds only files and directories"
                 )
-            blob = _BLOB_RE.match(name)
+            blob = _BLOB_RE.fullmatch(name)
             if name not in _FILES and not blob:
                 continue  # not part of the layout (e.g. a README); ignored
             target = dest / name

@@ -49,7 +49,7 @@ def parse_digest(text: str) -> Digest:
     Raises ``InputError`` for anything else (upper-case hex, other algorithms, wrong length),
     because a digest that cannot be checked must never be accepted.
     """
-    if not isinstance(text, str) or not _DIGEST_RE.match(text):
+    if not isinstance(text, str) or not _DIGEST_RE.fullmatch(text):
         shown = repr(text)[:100]
         raise InputError(
             f"invalid digest {shown}: expected 'sha256:' and 64 lowercase hex digits "

@@ -60,7 +60,7 @@ T = TypeVar("T")
 
 def valid_tag(name: str) -> bool:
     """Whether ``name`` is a valid ``org.opencontainers.image.ref.name``."""
-    return len(name) <= 255 and bool(_REF_RE.match(name))
+    return len(name) <= 255 and bool(_REF_RE.fullmatch(name))
 
 
 def is_layout(path: Path) -> bool:

@@ -112,7 +112,7 @@ class Descriptor:
         if not isinstance(d, Mapping):
             raise InputError(f"{what}: expected an object, got {type(d).__name__}")
         media_type = d.get("mediaType")
-        if not isinstance(media_type, str) or not _MEDIA_TYPE_RE.match(media_type):
+        if not isinstance(media_type, str) or not _MEDIA_TYPE_RE.fullmatch(media_type):
             raise InputError(f"{what}: missing or invalid 'mediaType' {media_type!r}"[:200])
         raw_digest = d.get("digest")
         if not isinstance(raw_digest, str):

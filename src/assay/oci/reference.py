@@ -109,17 +109,17 @@ def _parse_registry(text: str, rest: str) -> ImageRef:
             f"{_EXAMPLE} (assay never assumes a default registry). "
             "For a local layout or archive use oci:DIR[:TAG] or oci-archive:FILE[:TAG]",
         )
-    if not _HOST_RE.match(host):
+    if not _HOST_RE.fullmatch(host):
         raise _bad(text, f"registry host {host!r} is not a valid host[:port]")
     tag = ""
     last = remainder.rsplit("/", 1)[-1]
     if ":" in last:
         repo, _, tag = remainder.rpartition(":")
-        if not _TAG_RE.match(tag):
+        if not _TAG_RE.fullmatch(tag):
             raise _bad(text, f"tag {tag!r} must be 1-128 of letters, digits, '_', '.', '-'")
     else:
         repo = remainder
-    if not repo or len(repo) > 255 or not _REPO_RE.match(repo):
+    if not repo or len(repo) > 255 or not _REPO_RE.fullmatch(repo):
         raise _bad(
             text,
             f"repository {repo!r} must be lowercase path components of letters and digits "
@@ -167,7 +167,7 @@ def _parse_path_ref(text: str, transport: Transport, rest: str) -> ImageRef:
         if tag and any(c in tag for c in "\0\n"):
             raise _bad(text, "malformed image name inside the archive")
         return ImageRef("docker-archive", path=path, tag=tag)
-    if tag and (len(tag) > 255 or not _OCI_TAG_RE.match(tag)):
+    if tag and (len(tag) > 255 or not _OCI_TAG_RE.fullmatch(tag)):
         raise _bad(
             text,
             f"tag {tag!r} is not a valid OCI layout tag (letters and digits joined by "
