@@ -363,3 +363,52 @@ def test_registry_manifest_digest_mismatch_refused(
                 remote.verify_image(lying, target, signer.public)
     finally:
         proxy.close()
+
+
+# ----------------------------------------------------------------------------- keyless referrers
+
+BEACON = (
+    "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/"
+    ".github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main"
+)
+GH_ISSUER = "https://token.actions.githubusercontent.com"
+
+
+def _attach_keyless_bundle(client: RegistryClient, repo: str) -> None:
+    from assay.attest.bundle import EMPTY_CONFIG, bundle_referrer_manifest
+
+    raw = _interop("sigstore-python-bundles/a.dsse.staging-rekor-v2.txt.sigstore.json")
+    client.upload_blob(repo, _sha(raw), len(raw), raw)
+    client.upload_blob(repo, _sha(EMPTY_CONFIG), len(EMPTY_CONFIG), EMPTY_CONFIG)
+    manifest = bundle_referrer_manifest(
+        raw,
+        MANIFEST,
+        IMAGE_DIGEST,
+        len(_layout_blob(IMAGE_DIGEST)),
+        predicate_type="https://slsa.dev/provenance/v1",
+        created="2026-01-01T00:00:00Z",
+    )
+    client.put_manifest(repo, _sha(manifest), manifest, MANIFEST)
+
+
+def test_keyless_referrer_bundle_for_another_subject_rejected(
+    registry: Any, client: RegistryClient, repo: str
+) -> None:
+    """A genuine keyless bundle (staging) attached to an image it does not describe."""
+    push_manifest_tree(client, repo, _layout_blob(IMAGE_DIGEST), "v1")
+    _attach_keyless_bundle(client, repo)
+    target = ref(registry, repo)
+    # the bundle itself verifies (staging root, right identity) but names a.txt, not the image
+    with pytest.raises(VerificationError, match=r"its subject is sha256:a0cfc712.*not this image"):
+        remote.verify_image_keyless(client, target, identity=BEACON, issuer=GH_ISSUER, staging=True)
+    with pytest.raises(VerificationError, match="keyless verification failed"):
+        remote.verify_image_keyless(
+            client, target, identity="https://example.com/other", issuer=GH_ISSUER, staging=True
+        )
+    # production trust root does not accept a staging bundle
+    with pytest.raises(VerificationError, match="keyless verification failed"):
+        remote.verify_image_keyless(client, target, identity=BEACON, issuer=GH_ISSUER)
+    # and key-based attestation verification ignores keyless bundles: nothing verified
+    wrong = keys.load_public_key(keys.generate_keypair(b"")[1])
+    with pytest.raises(VerificationError, match="no valid attestation"):
+        remote.verify_image_attestations(client, target, wrong, None)

@@ -25,14 +25,14 @@ def register(app: typer.Typer) -> None:
     @app.command("attest")
     def attest(
         image: str = typer.Argument(..., help="HOST/REPO[:TAG][@sha256:…] in a registry."),
-        key: Path = typer.Option(..., "--key", envvar="ASSAY_KEY", help="cosign.key to sign with."),  # noqa: B008
+        key: Path = typer.Option(..., "--key", envvar="ASSAY_KEY", help="cosign.key to sign with."),
         predicate_type: str = typer.Option(
             "custom",
             "--type",
             envvar="ASSAY_PREDICATE_TYPE",
             help="slsaprovenance1|spdxjson|cyclonedx|openvex|vuln|custom|… or a URI.",
         ),
-        predicate: Path = typer.Option(..., "--predicate", help="The predicate file."),  # noqa: B008
+        predicate: Path = typer.Option(..., "--predicate", help="The predicate file."),
         referrer: bool = typer.Option(
             True,
             "--referrer/--no-referrer",
@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
     @app.command("verify-attestation")
     def verify_attestation(
         image: str = typer.Argument(..., help="HOST/REPO[:TAG][@sha256:…] in a registry."),
-        key: Path | None = typer.Option(  # noqa: B008
+        key: Path | None = typer.Option(
             None, "--key", envvar="ASSAY_PUBLIC_KEY", help="cosign.pub"
         ),
         predicate_type: str | None = typer.Option(
@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
         ),
         staging: bool = typer.Option(False, "--staging", help="Keyless: staging trust root."),
         offline: bool = typer.Option(True, "--offline/--online"),
-        output: OutputFormat = typer.Option(  # noqa: B008
+        output: OutputFormat = typer.Option(
             OutputFormat.text, "--output", "-o", envvar="ASSAY_OUTPUT", help="text or json"
         ),
         insecure_registry: bool = typer.Option(

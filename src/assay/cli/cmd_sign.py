@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
     @app.command("sign")
     def sign(
         image: str = typer.Argument(..., help="HOST/REPO[:TAG][@sha256:…] in a registry."),
-        key: Path = typer.Option(..., "--key", envvar="ASSAY_KEY", help="cosign.key to sign with."),  # noqa: B008
+        key: Path = typer.Option(..., "--key", envvar="ASSAY_KEY", help="cosign.key to sign with."),
         insecure_registry: bool = typer.Option(
             False, "--insecure-registry", help="Allow plain HTTP / unverified TLS (unsafe)."
         ),
@@ -80,7 +80,7 @@ def register(app: typer.Typer) -> None:
         image: str = typer.Argument(
             ..., help="HOST/REPO[:TAG][@sha256:…], or a file when verifying with --bundle."
         ),
-        key: Path | None = typer.Option(  # noqa: B008
+        key: Path | None = typer.Option(
             None, "--key", envvar="ASSAY_PUBLIC_KEY", help="cosign.pub"
         ),
         certificate_identity: str | None = typer.Option(
@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
             envvar="ASSAY_CERTIFICATE_OIDC_ISSUER",
             help="Keyless: the exact OIDC issuer the signing certificate must name.",
         ),
-        bundle: Path | None = typer.Option(  # noqa: B008
+        bundle: Path | None = typer.Option(
             None, "--bundle", help="Keyless: a Sigstore bundle file for IMAGE (a file or image)."
         ),
         staging: bool = typer.Option(
@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
         offline: bool = typer.Option(
             True, "--offline/--online", help="Keyless: use the embedded trust root (default)."
         ),
-        output: OutputFormat = typer.Option(  # noqa: B008
+        output: OutputFormat = typer.Option(
             OutputFormat.text, "--output", "-o", envvar="ASSAY_OUTPUT", help="text or json"
         ),
         insecure_registry: bool = typer.Option(
