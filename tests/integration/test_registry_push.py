@@ -46,17 +46,18 @@ def client(reg: RunningRegistry, traffic: Traffic | None = None) -> RegistryClie
 def build_layout(path: Path, *, big_layer: bool = False) -> OciLayout:
     """A two-platform image index in a fresh layout, tagged ``python``."""
     lay = OciLayout.create(path)
-    shared = lay.put_blob(os.urandom(2048), mt.OCI_LAYER_GZIP)
+    # uncompressed-tar media type, so a layer's diff_id is its own digest
+    shared = lay.put_blob(os.urandom(2048), mt.OCI_LAYER_TAR)
     children = []
     for arch in ("amd64", "arm64"):
         own = lay.put_blob(
-            os.urandom((6 << 20) if big_layer and arch == "amd64" else 1024), mt.OCI_LAYER_GZIP
+            os.urandom((6 << 20) if big_layer and arch == "amd64" else 1024), mt.OCI_LAYER_TAR
         )
         cfg = lay.put_json(
             {
                 "architecture": arch,
                 "os": "linux",
-                "rootfs": {"type": "layers", "diff_ids": []},
+                "rootfs": {"type": "layers", "diff_ids": [shared.digest, own.digest]},
                 "config": {},
             },
             mt.OCI_CONFIG,
@@ -230,3 +231,24 @@ def test_single_manifest_push(registry: RunningRegistry, tmp_path: Path) -> None
         result = push_image(lay, "arm64", dest, c)
         assert result.digest == child.digest and result.manifests == []
         assert c.get_manifest(dest.repository, "arm").media_type == mt.OCI_MANIFEST
+
+
+def test_registry_image_source_reads_platforms_and_verified_layers(
+    registry: RunningRegistry, tmp_path: Path
+) -> None:
+    from assay.oci.source import open_local_image
+
+    lay = build_layout(tmp_path / "out")
+    dest = parse_image_ref(f"{registry.host}/base/src-{uuid.uuid4().hex[:8]}:v1")
+    with client(registry) as c:
+        digest = push_layout(lay, "python", dest, c)
+    with open_local_image(dest) as source:
+        assert source.digest == digest
+        images = source.manifests()
+        assert sorted(str(m.platform) for m in images) == ["linux/amd64", "linux/arm64"]
+        for m in images:
+            for layer in m.layers:
+                with source.open_layer(layer) as reader:
+                    data = reader.read()
+                assert reader.verified
+                assert data == lay.read_blob(layer.digest)
