@@ -59,7 +59,8 @@ class Version:
         self._key = version_key(text)
 
     def __str__(self) -> str:
-        prefix = f"{self.epoch}:" if self.epoch else ""
+        # An upstream part containing ':' needs its epoch written out, even when it is 0.
+        prefix = f"{self.epoch}:" if self.epoch or ":" in self.upstream else ""
         suffix = f"-{self.revision}" if self.revision else ""
         return f"{prefix}{self.upstream}{suffix}"
 
