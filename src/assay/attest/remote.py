@@ -45,6 +45,8 @@ from assay.attest.verify import (
 )
 from assay.errors import AssayError, UsageError, VerificationError
 from assay.oci.digest import sha256_digest
+from assay.oci.reference import ImageRef as OciImageRef
+from assay.oci.reference import parse_image_ref as _parse_oci_ref
 from assay.oci.registry import NotFoundError, RegistryClient
 
 __all__ = [
@@ -64,7 +66,6 @@ _log = logging.getLogger(__name__)
 
 _MAX_ENVELOPE_BLOB = 16 << 20
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -88,40 +89,25 @@ class ImageRef:
             text += f"@{self.digest}"
         return text
 
+    @classmethod
+    def from_reference(cls, ref: OciImageRef) -> ImageRef:
+        """From ``assay.oci.reference.ImageRef``; only registry references can be signed."""
+        if not ref.is_registry:
+            raise UsageError(
+                f"{ref} is not in a registry; signatures and attestations live in a registry — "
+                "push the image first (assay push) and use the registry reference"
+            )
+        return cls(ref.registry, ref.repository, ref.tag or None, ref.digest or None)
+
 
 def parse_image_ref(text: str) -> ImageRef:
-    """Parse a registry image reference (``docker://`` prefix allowed; a host is required)."""
-    raw = text.strip()
-    if raw.startswith("docker://"):
-        raw = raw[len("docker://") :]
-    if raw.startswith(("oci:", "oci-archive:")):
-        raise UsageError(
-            f"{text!r} is an OCI layout; signatures live in a registry — push the image first "
-            "(assay push) and sign the registry reference"
-        )
-    digest: str | None = None
-    if "@" in raw:
-        raw, digest = raw.split("@", 1)
-        if not _DIGEST_RE.match(digest):
-            raise UsageError(f"{text!r}: {digest!r} is not a sha256 digest")
-    if "/" not in raw:
-        raise UsageError(f"{text!r} names no registry host; write HOST[:PORT]/REPOSITORY[:TAG]")
-    host, rest = raw.split("/", 1)
-    if not ("." in host or ":" in host or host == "localhost"):
-        raise UsageError(
-            f"{text!r}: {host!r} does not look like a registry host; write HOST[:PORT]/REPO"
-        )
-    tag: str | None = None
-    last = rest.rsplit("/", 1)[-1]
-    if ":" in last:
-        rest, tag = rest.rsplit(":", 1)
-        if not _TAG_RE.match(tag):
-            raise UsageError(f"{text!r}: {tag!r} is not a valid tag")
-    if not rest or rest != rest.lower():
-        raise UsageError(f"{text!r}: repository {rest!r} must be non-empty and lower case")
-    if tag is None and digest is None:
-        tag = "latest"
-    return ImageRef(host, rest, tag, digest)
+    """Parse a registry reference ``[docker://]HOST/REPO[:TAG][@sha256:…]`` (no tag → latest)."""
+    parsed = ImageRef.from_reference(_parse_oci_ref(text))
+    if parsed.digest is not None and not _DIGEST_RE.match(parsed.digest):
+        raise UsageError(f"{text!r}: assay verifies sha256 digests only")
+    if parsed.tag is None and parsed.digest is None:
+        return ImageRef(parsed.host, parsed.repository, "latest", None)
+    return parsed
 
 
 @dataclass(frozen=True)
