@@ -223,6 +223,17 @@ class _Slice(io.RawIOBase):
         super().close()
 
 
+def _names_match(repo_tag: object, wanted: str) -> bool:
+    """``wanted`` equals the archive's tag, or the tag is ``HOST/wanted`` (a host-qualified tag,
+    as tools normalise short names when they write an archive)."""
+    if not isinstance(repo_tag, str):
+        return False
+    if repo_tag == wanted:
+        return True
+    host, _, rest = repo_tag.partition("/")
+    return rest == wanted and ("." in host or ":" in host or host == "localhost")
+
+
 class DockerArchiveSource:
     """A ``docker save`` tarball: ``manifest.json`` plus config and layer tar members.
 
@@ -297,7 +308,9 @@ class DockerArchiveSource:
                 raise UsageError(f"{what}: has {len(doc)} images; index @{i} is out of range")
             chosen = doc[i]
         elif name:
-            matches = [x for x in doc if name in (x.get("RepoTags") or [])]
+            matches = [
+                x for x in doc if any(_names_match(t, name) for t in x.get("RepoTags") or [])
+            ]
             if not matches:
                 tags = sorted(t for x in doc for t in (x.get("RepoTags") or []))
                 raise UsageError(f"{what}: no image {name!r} (images: {', '.join(tags) or 'none'})")
