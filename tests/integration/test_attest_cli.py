@@ -155,3 +155,48 @@ def test_keyless_cve_2022_36056_rejected(tmp_path: Path) -> None:
             cwd=tmp_path,
         )
         assert r.returncode == 1, r.stderr
+
+
+def test_push_sign_attest_verify_round_trip(registry: Any, tmp_path: Path) -> None:
+    """assay push (an OCI layout) → sign → attest → verify → verify-attestation, all via the CLI."""
+    layout = INTEROP / "skopeo-1.13.3-signed-oci"
+    image = f"{registry.host}/roundtrip/{uuid.uuid4().hex[:8]}:1"
+    r = assay("push", f"oci:{layout}:v1", image, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert assay("keygen", cwd=tmp_path, password="").returncode == 0
+    r = assay("sign", image, "--key", "cosign.key", cwd=tmp_path, password="")
+    assert r.returncode == 0, r.stderr
+    pinned = r.stdout.strip()
+    assert pinned.endswith("@" + IMAGE_DIGEST)
+    (tmp_path / "vex.json").write_text('{"@context": "https://openvex.dev/ns/v0.2.0"}')
+    r = assay(
+        "attest",
+        pinned,
+        "--key",
+        "cosign.key",
+        "--type",
+        "openvex",
+        "--predicate",
+        "vex.json",
+        cwd=tmp_path,
+        password="",
+    )
+    assert r.returncode == 0, r.stderr
+    r = assay("verify", image, "--key", "cosign.pub", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == pinned
+    r = assay(
+        "verify-attestation",
+        image,
+        "--key",
+        "cosign.pub",
+        "--type",
+        "openvex",
+        "-o",
+        "json",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    statements = json.loads(r.stdout)
+    assert len(statements) == 2  # the .att layer and the bundle referrer
+    assert all(s["predicate"]["@context"] == "https://openvex.dev/ns/v0.2.0" for s in statements)
