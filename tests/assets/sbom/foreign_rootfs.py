@@ -206,6 +206,7 @@ Requests is an HTTP library.
 FOOBAR_METADATA = """Metadata-Version: 2.1
 Name: Foo_Bar
 Version: 1.0
+Author-email: Foo Dev <foo@example.org>
 License-Expression: MIT
 """
 
@@ -296,7 +297,10 @@ def build_debian_rootfs(root: Path) -> None:
     _write(
         root,
         f"{nm}/left-pad/package.json",
-        json.dumps({"name": "left-pad", "version": "1.3.0", "license": "WTFPL"}, indent=2),
+        json.dumps(
+            {"name": "left-pad", "version": "1.3.0", "license": "WTFPL", "author": "azer"},
+            indent=2,
+        ),
     )
     _write(
         root,
@@ -306,6 +310,7 @@ def build_debian_rootfs(root: Path) -> None:
                 "name": "@scope/util",
                 "version": "2.0.1",
                 "license": "MIT",
+                "author": {"name": "Scope Maintainers", "email": "dev@scope.example"},
                 "dependencies": {"left-pad": "^1.3.0"},
             }
         ),
@@ -313,7 +318,7 @@ def build_debian_rootfs(root: Path) -> None:
     _write(
         root,
         f"{nm}/@scope/util/node_modules/ms/package.json",
-        json.dumps({"name": "ms", "version": "2.1.3", "license": "MIT"}),
+        json.dumps({"name": "ms", "version": "2.1.3", "license": "MIT", "author": "Vercel"}),
     )
 
 
@@ -425,14 +430,17 @@ def _config(layers_raw: list[bytes], arch: str) -> bytes:
         {
             "architecture": arch,
             "os": "linux",
-            "config": {},
+            "created": "2024-01-02T03:04:05Z",
+            "config": {"Labels": {"org.opencontainers.image.vendor": "Assay Test Fixtures"}},
             "rootfs": {"type": "layers", "diff_ids": [_sha(raw) for raw in layers_raw]},
         },
         sort_keys=True,
     ).encode()
 
 
-def write_oci_layout(out: Path, layers_raw: list[bytes], tag: str = "test", arch: str = "amd64") -> str:
+def write_oci_layout(
+    out: Path, layers_raw: list[bytes], tag: str = "test", arch: str = "amd64"
+) -> str:
     """Write an OCI image layout; return the manifest digest."""
     blobs = out / "blobs" / "sha256"
     blobs.mkdir(parents=True, exist_ok=True)
