@@ -68,7 +68,7 @@ _register()
 def run() -> None:
     """Console-script entry point."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except AssayError as exc:
         if _console.state.verbose >= 2 or os.environ.get("ASSAY_DEBUG"):
             raise
@@ -86,4 +86,4 @@ def run() -> None:
             exc.show()
             sys.exit(2)
         raise
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)

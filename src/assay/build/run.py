@@ -1,0 +1,184 @@
+"""``assay run``: unpack an image for the host architecture and run it with runc.
+
+For smoke tests and demos, not a container runtime: one process, no network (a fresh network
+namespace with only a loopback device), read-only root with a tmpfs on /tmp, the image's user,
+no capabilities beyond runc's defaults, and ``noNewPrivileges``. The exit code is passed through.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform as host_platform
+import shutil
+import stat
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from assay.errors import InputError, UsageError
+from assay.oci.entry import Entry, EntryType
+from assay.oci.layer import apply_layers, read_layer
+from assay.oci.reference import ImageRef
+from assay.oci.source import ImageManifest, ImageSource, open_local_image
+
+__all__ = ["host_arch", "run_image", "select_platform", "unpack_rootfs"]
+
+_MACHINE_TO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le"}
+
+
+def host_arch() -> str:
+    machine = host_platform.machine()
+    return _MACHINE_TO_ARCH.get(machine, machine)
+
+
+def select_platform(source: ImageSource, arch: str | None = None) -> ImageManifest:
+    arch = arch or host_arch()
+    images = source.manifests()
+    for image in images:
+        if image.platform.os == "linux" and image.platform.architecture == arch:
+            return image
+    have = ", ".join(str(i.platform) for i in images) or "none"
+    raise UsageError(f"the image has no linux/{arch} platform (it has: {have})")
+
+
+def _safe_parent(root: Path, rel: str) -> Path:
+    """The on-disk parent of ``rel`` under ``root``; refuse if any component is not a real dir."""
+    cur = root
+    for part in rel.split("/")[:-1]:
+        cur = cur / part
+        st = os.lstat(cur)
+        if not stat.S_ISDIR(st.st_mode):
+            raise InputError(f"refusing to write {rel!r}: {cur} is not a directory inside the root")
+    return cur
+
+
+def unpack_rootfs(view: Mapping[str, Entry], root: Path) -> None:
+    """Write a merged layer view to ``root`` (an empty directory), owners and modes included."""
+    am_root = os.geteuid() == 0
+    dir_modes: list[tuple[Path, int]] = []
+    for path in sorted(view, key=lambda p: p.split("/")):
+        e = view[path]
+        parent = _safe_parent(root, path)
+        target = parent / path.rsplit("/", 1)[-1]
+        if e.type is EntryType.DIR:
+            if not target.is_dir() or target.is_symlink():
+                os.mkdir(target, 0o700)
+            dir_modes.append((target, e.mode))
+        elif e.type is EntryType.FILE:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(e.data)
+            os.chmod(target, e.mode & 0o7777)
+        elif e.type is EntryType.SYMLINK:
+            os.symlink(e.link, target)
+        elif e.type is EntryType.HARDLINK:
+            src = _safe_parent(root, e.link) / e.link.rsplit("/", 1)[-1]
+            if src.is_symlink() or not src.is_file():
+                raise InputError(f"hardlink {path!r} points at {e.link!r}, which is not a file")
+            os.link(src, target)
+            continue
+        else:
+            continue  # devices and fifos are not unpacked
+        if am_root:
+            os.lchown(target, e.uid, e.gid)
+    for target, mode in reversed(dir_modes):
+        os.chmod(target, mode & 0o7777)
+
+
+def _user(config: Mapping[str, Any], root: Path) -> tuple[int, int]:
+    user = str(config.get("User") or "0:0")
+    name, _, group = user.partition(":")
+
+    def lookup(file: str, key: str, field: int) -> int:
+        if key.isdigit():
+            return int(key)
+        try:
+            for line in (root / "etc" / file).read_text().splitlines():
+                parts = line.split(":")
+                if parts[0] == key and len(parts) > field:
+                    return int(parts[field])
+        except OSError:
+            pass
+        raise UsageError(f"image user {user!r}: {key!r} is not in /etc/{file}")
+
+    uid = lookup("passwd", name, 2)
+    gid = lookup("group", group, 2) if group else uid
+    return uid, gid
+
+
+def _runc_config(bundle: Path, config: Mapping[str, Any], args: Sequence[str]) -> None:
+    subprocess.run(["runc", "spec", "--bundle", str(bundle)], check=True, capture_output=True)
+    spec_path = bundle / "config.json"
+    spec = json.loads(spec_path.read_text())
+    uid, gid = _user(config, bundle / "rootfs")
+    entrypoint = list(config.get("Entrypoint") or [])
+    cmd = list(args) if args else list(config.get("Cmd") or [])
+    argv = entrypoint + cmd
+    if not argv:
+        raise UsageError("the image has no entrypoint or cmd; pass a command after --")
+    process = spec["process"]
+    process["terminal"] = False
+    process["args"] = argv
+    process["env"] = list(config.get("Env") or [])
+    process["cwd"] = config.get("WorkingDir") or "/"
+    process["user"] = {"uid": uid, "gid": gid}
+    spec["root"] = {"path": "rootfs", "readonly": True}
+    spec["hostname"] = "assay-run"
+    spec["mounts"].append(
+        {
+            "destination": "/tmp",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nosuid", "nodev", "mode=1777", "size=65536k"],
+        }
+    )
+    namespaces = {n["type"] for n in spec["linux"]["namespaces"]}
+    if "network" not in namespaces:  # no network: a namespace with only loopback
+        spec["linux"]["namespaces"].append({"type": "network"})
+    spec_path.write_text(json.dumps(spec, indent=2))
+
+
+def run_image(
+    ref: ImageRef,
+    args: Sequence[str],
+    *,
+    arch: str | None = None,
+    keep: Path | None = None,
+    timeout: float | None = None,
+) -> int:
+    """Run ``ref`` for the host arch with runc; return the container's exit code."""
+    if shutil.which("runc") is None:
+        raise UsageError("runc is not installed (Debian package runc); assay run needs it")
+    if os.geteuid() != 0:
+        raise UsageError("assay run needs root to start runc (rootless runc is not set up)")
+    with open_local_image(ref) as source:
+        image = select_platform(source, arch)
+        layers = [
+            read_layer(
+                source.open_layer(d),
+                media_type=d.media_type,
+                diff_id=diff,
+                what=f"layer {d.digest}",
+            )
+            for d, diff in zip(image.layers, image.diff_ids, strict=True)
+        ]
+        view = apply_layers(layers)
+        config = image.config.get("config") or {}
+    bundle = keep or Path(tempfile.mkdtemp(prefix="assay-run-"))
+    try:
+        (bundle / "rootfs").mkdir(parents=True, exist_ok=False)
+        unpack_rootfs(view, bundle / "rootfs")
+        _runc_config(bundle, config, args)
+        container = f"assay-{uuid.uuid4().hex[:12]}"
+        proc = subprocess.run(
+            ["runc", "run", "--bundle", str(bundle), container], timeout=timeout, check=False
+        )
+        subprocess.run(["runc", "delete", "--force", container], capture_output=True, check=False)
+        return proc.returncode
+    finally:
+        if keep is None:
+            shutil.rmtree(bundle, ignore_errors=True)
