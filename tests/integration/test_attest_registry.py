@@ -132,6 +132,27 @@ def test_skopeo_key_signs_and_verifies(
     assert not remote.sign_image(client, ref(registry, repo), skopeo_key).added
 
 
+@pytest.mark.parametrize("what", ["payload", "signature"])
+def test_skopeo_signature_tampered_fails(
+    registry: Any, client: RegistryClient, repo: str, skopeo_pub: keys.PublicKey, what: str
+) -> None:
+    push_interop(client, repo)
+
+    def flip_sig(b64: str) -> str:
+        raw = bytearray(base64.b64decode(b64))
+        raw[-1] ^= 0x01
+        return base64.b64encode(bytes(raw)).decode()
+
+    if what == "payload":
+        _rewrite_sig_layer(
+            client, repo, IMAGE_DIGEST, payload=lambda b: b.replace(b"5.26.2", b"5.26.3")
+        )
+    else:
+        _rewrite_sig_layer(client, repo, IMAGE_DIGEST, sig=flip_sig)
+    with pytest.raises(VerificationError, match="does not verify with the given public key"):
+        remote.verify_image(client, ref(registry, repo), skopeo_pub)
+
+
 # ----------------------------------------------------------------------------- round trip
 
 

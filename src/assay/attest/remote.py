@@ -65,6 +65,7 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 _MAX_ENVELOPE_BLOB = 16 << 20
+_MAX_BUNDLE_REFERRERS = 100
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
@@ -297,9 +298,17 @@ def _bundle_blobs(
     """(manifest digest, bundle bytes) of every Sigstore bundle referrer of the image."""
     repo = image.ref.repository
     out: list[tuple[str, bytes]] = []
-    for desc in client.referrers(repo, image.digest):
-        if desc.artifact_type not in _bundle.BUNDLE_MEDIA_TYPES_ACCEPTED:
-            continue
+    bundles = [
+        d
+        for d in client.referrers(repo, image.digest)
+        if d.artifact_type in _bundle.BUNDLE_MEDIA_TYPES_ACCEPTED
+    ]
+    if len(bundles) > _MAX_BUNDLE_REFERRERS:
+        failures.append(
+            f"{len(bundles)} bundle referrers; only the first {_MAX_BUNDLE_REFERRERS} were checked"
+        )
+        bundles = bundles[:_MAX_BUNDLE_REFERRERS]
+    for desc in bundles:
         try:
             fetched = client.get_manifest(repo, desc.digest, accept=(OCI_MANIFEST_MEDIA_TYPE,))
             doc = fetched.json()
