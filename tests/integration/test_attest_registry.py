@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from assay.attest import keys, remote
+from assay.attest import keys, remote, simplesigning
 from assay.attest.simplesigning import SIGNATURE_ANNOTATION, cosign_tag
 from assay.errors import VerificationError
 from assay.oci.registry import RegistryClient
@@ -164,6 +164,18 @@ def test_round_trip_sign_attest_verify(
     remote.sign_image(client, target, signer)
     image, sigs = remote.verify_image(client, target, signer.public)
     assert sigs[0].payload["critical"]["identity"]["docker-reference"] == f"{registry.host}/{repo}"
+    # the stored signature is cosign's layout, and the payload bytes are cosign's serialisation
+    sig_doc = client.get_manifest(repo, cosign_tag(image.digest, "sig")).json()
+    assert sig_doc["mediaType"] == MANIFEST
+    (sig_layer,) = sig_doc["layers"]
+    assert sig_layer["mediaType"] == "application/vnd.dev.cosign.simplesigning.v1+json"
+    assert list(sig_layer["annotations"]) == ["dev.cosignproject.cosign/signature"]
+    stored = client.get_blob(repo, sig_layer["digest"])
+    assert stored == simplesigning.build_payload(
+        f"{registry.host}/{repo}", image.digest, sigs[0].payload["optional"]
+    )
+    assert list(sigs[0].payload["optional"]) == ["creator", "timestamp"]
+    assert isinstance(sigs[0].payload["optional"]["timestamp"], int)
     predicate = json.dumps({"buildDefinition": {"buildType": "x"}, "runDetails": {}}).encode()
     remote.attest_image(client, target, signer, "slsaprovenance1", predicate)
     _, atts = remote.verify_image_attestations(client, target, signer.public, "slsaprovenance1")

@@ -173,3 +173,12 @@ def test_key_bundle_and_referrer_manifest() -> None:
     assert manifest["annotations"]["dev.sigstore.bundle.predicateType"] == (
         "https://slsa.dev/provenance/v1"
     )
+
+
+def test_go_json_escapes_like_go() -> None:
+    from assay.attest._gojson import go_json
+
+    assert go_json({"b": "<&>", "a": "é\u2028"}) == (
+        b'{"b":"\\u003c\\u0026\\u003e","a":"\xc3\xa9\\u2028"}'
+    )
+    assert go_json({"b": 1, "a": 2}, sort_keys=True) == b'{"a":2,"b":1}'
