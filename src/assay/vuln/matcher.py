@@ -41,11 +41,13 @@ _BINNMU = re.compile(r"\+b\d+$")
 def source_of(pkg: Package) -> tuple[str, str]:
     """(source package, source version) of a Debian binary package.
 
-    Without an explicit source version, a binNMU suffix (``+b1``) is dropped: binNMUs rebuild
-    the same source, so the tracker's source versions do not carry it.
+    A binNMU suffix (``+b1``) is dropped: binNMUs rebuild the same source, so the tracker's
+    source versions do not carry it.
     """
     name = pkg.source_name or pkg.name
-    version = pkg.source_version or _BINNMU.sub("", pkg.version)
+    # Debian source versions never carry "+bN" (reserved for binNMUs), so a cataloger that
+    # copied the binary version into source_version is corrected here too.
+    version = _BINNMU.sub("", pkg.source_version or pkg.version)
     return name, version
 
 
