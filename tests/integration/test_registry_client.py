@@ -100,17 +100,36 @@ def test_monolithic_upload_then_exists_and_fetch(registry: RunningRegistry) -> N
         assert t.count("PUT", "digest=") == 1
 
 
-def test_chunked_upload_of_a_large_blob(registry: RunningRegistry, tmp_path: object) -> None:
-    t = Traffic()
-    data = os.urandom((5 << 20) + 123_457)  # just over 5 MiB: two chunks at the default size
+def test_chunked_upload_of_a_large_blob(registry: RunningRegistry) -> None:
+    data = os.urandom((5 << 20) + 123_457)  # over the 5 MiB monolithic limit
     d, n, _ = blob(data)
-    with make_client(registry, t) as c:
+    for chunk_size, patches in ((None, 1), (2 << 20, 3)):
+        t = Traffic()
+        kw = {"chunk_size": chunk_size} if chunk_size else {}
+        with make_client(registry, t, **kw) as c:
+            name = repo()
+            assert c.upload_blob(name, d, n, data) == "uploaded"
+            assert t.count("PATCH") == patches
+            assert t.count("PUT", "digest=") == 1
+            got = hashlib.sha256(b"".join(c.iter_blob(name, d, size=n))).hexdigest()
+            assert "sha256:" + got == d
+
+
+def test_chunked_upload_refuses_corrupt_local_data_before_commit(
+    registry: RunningRegistry,
+) -> None:
+    t = Traffic()
+    data = os.urandom((5 << 20) + 10)
+    d, n, _ = blob(data)
+    bad = bytes([data[0] ^ 1]) + data[1:]
+    with make_client(registry, t, chunk_size=4 << 20) as c:
         name = repo()
-        assert c.upload_blob(name, d, n, data) == "uploaded"
+        with pytest.raises(VerificationError, match="corrupt"):
+            c.upload_blob(name, d, n, bad)
         assert t.count("PATCH") == 2
-        assert t.count("PUT", "digest=") == 1
-        got = hashlib.sha256(b"".join(c.iter_blob(name, d, size=n))).hexdigest()
-        assert "sha256:" + got == d
+        assert t.count("PUT", "digest=") == 0
+        assert t.count("DELETE", "/blobs/uploads/") == 1  # the session was cancelled
+        assert not c.blob_exists(name, d)
 
 
 def test_upload_refuses_local_data_that_does_not_match_its_digest(

@@ -70,7 +70,8 @@ MAX_MANIFEST_SIZE = 4 << 20  # the distribution spec's recommended manifest limi
 MAX_LIST_RESPONSE = 4 << 20  # one page of tags / referrers
 MAX_ERROR_BODY = 64 << 10
 MAX_PAGES = 10_000
-DEFAULT_CHUNK_SIZE = 5 << 20  # blobs larger than this go up in chunks of this size
+MONOLITHIC_LIMIT = 5 << 20  # blobs up to this size go up in one PUT
+DEFAULT_CHUNK_SIZE = 16 << 20  # larger blobs go up in PATCH chunks of this size
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _MAX_RETRY_AFTER = 30.0
 
@@ -242,6 +243,7 @@ class RegistryClient:
         backoff: float = 0.5,
         timeout: float = 60.0,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        monolithic_limit: int = MONOLITHIC_LIMIT,
     ) -> None:
         scheme: str | None = None
         h = host.strip()
@@ -283,6 +285,7 @@ class RegistryClient:
         self.retries = max(0, retries)
         self.backoff = backoff
         self.chunk_size = max(1, chunk_size)
+        self.monolithic_limit = max(0, monolithic_limit)
         self._referrers_api: bool | None = None
         self._lock = threading.Lock()
 
@@ -607,8 +610,9 @@ class RegistryClient:
 
         ``source`` is the blob's bytes, a file path, or a callable opening a binary stream. The
         data are hashed as they are read; if they do not match ``digest`` the upload is cancelled
-        before it is committed (VerificationError). Blobs up to ``chunk_size`` bytes go up in one
-        ``PUT``; larger ones in ``PATCH`` chunks of ``chunk_size`` with ``Content-Range``.
+        before it is committed (VerificationError). Blobs up to ``monolithic_limit`` bytes go up in
+        one ``PUT``; larger ones in ``PATCH`` chunks of ``chunk_size`` with ``Content-Range``,
+        then a ``PUT ?digest=`` that commits them once the local hash has been checked.
         """
         _check_repo(repository)
         _check_digest(digest)
@@ -622,7 +626,7 @@ class RegistryClient:
         try:
             with self._open_source(source) as fh:
                 h = _hasher(digest)
-                if size <= self.chunk_size:
+                if size <= self.monolithic_limit:
                     data = fh.read(size + 1)
                     h.update(data)
                     self._check_local(digest, size, h, len(data))
