@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ __all__ = ["AdvisoryDB", "SourceStatus", "default_db_path", "release_of"]
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
+_BINNMU = re.compile(r"\+b\d+$")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -264,7 +266,9 @@ class AdvisoryDB:
                         p.ecosystem,
                         p.purl,
                         (p.source_name or p.name) if p.ecosystem == "deb" else "",
-                        (p.source_version or p.version) if p.ecosystem == "deb" else "",
+                        _BINNMU.sub("", p.source_version or p.version)
+                        if p.ecosystem == "deb"
+                        else "",
                     )
                     for p in inventory.packages
                 ],
