@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ GH_ISSUER = "https://token.actions.githubusercontent.com"
 
 
 def assay(*args: str, cwd: Path, password: str | None = "pw") -> subprocess.CompletedProcess[str]:
+    """Run the real ``assay`` entry point in a subprocess."""
     env = {k: v for k, v in os.environ.items() if k not in ("ASSAY_PASSWORD", "COSIGN_PASSWORD")}
     if password is not None:
         env["ASSAY_PASSWORD"] = password
@@ -40,7 +42,42 @@ def assay(*args: str, cwd: Path, password: str | None = "pw") -> subprocess.Comp
     )
 
 
-def test_keygen_sign_verify_attest(registry: Any, tmp_path: Path) -> None:
+@pytest.fixture()
+def run_cli(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """The same entry point (``assay.cli.main.run``) in-process: exit code, stdout, stderr.
+
+    Saves the interpreter start-up per call; one test below still goes through a subprocess.
+    """
+    from assay.cli.main import run
+
+    def call(
+        *args: str, cwd: Path, password: str | None = "pw"
+    ) -> subprocess.CompletedProcess[str]:
+        with monkeypatch.context() as m:
+            m.delenv("ASSAY_PASSWORD", raising=False)
+            m.delenv("COSIGN_PASSWORD", raising=False)
+            if password is not None:
+                m.setenv("ASSAY_PASSWORD", password)
+            m.chdir(cwd)
+            m.setattr(sys, "argv", ["assay", *args])
+            capfd.readouterr()
+            try:
+                run()
+                code = 0
+            except SystemExit as exc:
+                code = int(exc.code or 0)
+            out, err = capfd.readouterr()
+        return subprocess.CompletedProcess(list(args), code, out, err)
+
+    return call
+
+
+def test_keygen_sign_verify_attest(
+    registry: Any, tmp_path: Path, run_cli: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    assay = run_cli
     repo = "cli/" + uuid.uuid4().hex[:10]
     with RegistryClient(registry.host) as client:
         push_manifest_tree(client, repo, _layout_blob(IMAGE_DIGEST), "v1")
@@ -114,7 +151,10 @@ def test_keygen_sign_verify_attest(registry: Any, tmp_path: Path) -> None:
     assert r.returncode == 2
 
 
-def test_verify_usage_errors(tmp_path: Path) -> None:
+def test_verify_usage_errors(
+    tmp_path: Path, run_cli: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    assay = run_cli
     r = assay("verify", "127.0.0.1:1/x:y", cwd=tmp_path)
     assert r.returncode == 2
     r = assay("verify", "127.0.0.1:1/x:y", "--certificate-identity", "a", cwd=tmp_path)
@@ -125,7 +165,13 @@ def test_verify_usage_errors(tmp_path: Path) -> None:
     ("identity", "code"),
     [(GH_IDENTITY, 0), ("https://github.com/other/repo/.github/workflows/r.yml@refs/heads/x", 1)],
 )
-def test_keyless_blob_bundle(tmp_path: Path, identity: str, code: int) -> None:
+def test_keyless_blob_bundle(
+    tmp_path: Path,
+    identity: str,
+    code: int,
+    run_cli: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    assay = run_cli
     r = assay(
         "verify",
         str(BUNDLES / "bundle_v3_github.whl"),
@@ -140,7 +186,10 @@ def test_keyless_blob_bundle(tmp_path: Path, identity: str, code: int) -> None:
     assert r.returncode == code, r.stderr
 
 
-def test_keyless_cve_2022_36056_rejected(tmp_path: Path) -> None:
+def test_keyless_cve_2022_36056_rejected(
+    tmp_path: Path, run_cli: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    assay = run_cli
     for extra in ([], ["--staging"]):
         r = assay(
             "verify",
@@ -157,19 +206,22 @@ def test_keyless_cve_2022_36056_rejected(tmp_path: Path) -> None:
         assert r.returncode == 1, r.stderr
 
 
-def test_push_sign_attest_verify_round_trip(registry: Any, tmp_path: Path) -> None:
-    """assay push (an OCI layout) → sign → attest → verify → verify-attestation, all via the CLI."""
+def test_push_sign_attest_verify_round_trip(
+    registry: Any, tmp_path: Path, run_cli: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    """assay push (an OCI layout) → sign → attest → verify → verify-attestation, all via the CLI
+    (the verify step in a real subprocess)."""
     layout = INTEROP / "skopeo-1.13.3-signed-oci"
     image = f"{registry.host}/roundtrip/{uuid.uuid4().hex[:8]}:1"
-    r = assay("push", f"oci:{layout}:v1", image, cwd=tmp_path)
+    r = run_cli("push", f"oci:{layout}:v1", image, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert assay("keygen", cwd=tmp_path, password="").returncode == 0
-    r = assay("sign", image, "--key", "cosign.key", cwd=tmp_path, password="")
+    assert run_cli("keygen", cwd=tmp_path, password="").returncode == 0
+    r = run_cli("sign", image, "--key", "cosign.key", cwd=tmp_path, password="")
     assert r.returncode == 0, r.stderr
     pinned = r.stdout.strip()
     assert pinned.endswith("@" + IMAGE_DIGEST)
     (tmp_path / "vex.json").write_text('{"@context": "https://openvex.dev/ns/v0.2.0"}')
-    r = assay(
+    r = run_cli(
         "attest",
         pinned,
         "--key",
@@ -185,7 +237,7 @@ def test_push_sign_attest_verify_round_trip(registry: Any, tmp_path: Path) -> No
     r = assay("verify", image, "--key", "cosign.pub", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == pinned
-    r = assay(
+    r = run_cli(
         "verify-attestation",
         image,
         "--key",
