@@ -425,3 +425,50 @@ def test_decompression_bound(
     with serve(small_repo.root) as url, client(tmp_path / "c") as c:
         with pytest.raises(InputError, match="decompressed index larger"):
             c.packages(small_repo.sources(url)[0], "amd64")
+
+
+def test_decompressed_index_must_match_release(tmp_path: Path, test_key: TestKey) -> None:
+    """The .xz matches the Release but what it expands to does not: rejected, nothing cached."""
+    repo = make_repo(tmp_path / "repo", small_suites(), key=test_key)
+    release = repo.dist("stable") / "Release"
+    plain = repo.packages_file("stable", "amd64", "")
+    real = hashlib.sha256(plain.read_bytes()).hexdigest()
+    fake = hashlib.sha256(b"not the index").hexdigest()
+    release.write_text(release.read_text().replace(real, fake))
+    repo.resign("stable")
+    cache = tmp_path / "cache"
+    with serve(repo.root) as url, client(cache) as c:
+        with pytest.raises(VerificationError) as info:
+            c.packages(repo.sources(url)[0], "amd64")
+    msg = str(info.value)
+    assert "decompressed content does not match" in msg
+    assert f"expected sha256 {fake}" in msg and f"found sha256 {real}" in msg
+    assert not any("sha256" in f for f in valid_cache_files(cache))
+
+
+def test_parse_packages_general_path_matches_fast_path() -> None:
+    """Continuation lines, tabs and odd spacing parse the same as the plain layout."""
+    plain = (
+        STANZA
+        + "Description: short\nTag: a::b, c::d\n\n"
+        + STANZA.replace("Package: a", "Package: b")
+    )
+    odd = (
+        STANZA.replace("Version: 1", "Version:   1  ")
+        + "Description: short\n long line\n .\n more\nTag: a::b,\n\tc::d\n\n\n"
+        + STANZA.replace("Package: a", "Package: b")
+    )
+    one = parse_packages(plain.encode(), SRC, "main")
+    two = parse_packages(odd.encode(), SRC, "main")
+    assert [(r.name, r.version, r.description) for r in two] == [
+        ("a", "1", "short"),
+        ("b", "1", ""),
+    ]
+    assert [(r.name, r.version, r.description) for r in one] == [
+        (r.name, r.version, r.description) for r in two
+    ]
+    assert one[0].extra == {} and two[0].extra == {}
+    rec = parse_packages((STANZA + "Recommends: x,\n y\n").encode(), SRC, "main")[0]
+    assert rec.extra == {"Recommends": "x,\n y"}
+    with pytest.raises(InputError, match="malformed line"):
+        parse_packages((STANZA + "garbage line\n").encode(), SRC, "main")

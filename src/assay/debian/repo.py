@@ -11,10 +11,12 @@ verified again every time).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
 import lzma
+import operator
 import posixpath
 import threading
 import time
@@ -24,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 
@@ -67,6 +70,10 @@ class RepoIndex:
 
     releases: tuple[ReleaseInfo, ...]
     packages: dict[str, tuple[PackageRecord, ...]]
+
+
+class _NotFound(NetworkError):
+    """HTTP 404 for an index file: the next compression format may still be there."""
 
 
 class RepoClient:
@@ -191,16 +198,27 @@ class RepoClient:
             )
         out: list[PackageRecord] = []
         for component in source.components:
-            entry, data = self._index(source, rel, f"{component}/binary-{arch}/Packages")
-            text = _decompress(data, entry.path, self._url(source, entry.path))
-            out.extend(parse_packages(text, source, component, self._url(source, entry.path)))
+            base = f"{component}/binary-{arch}/Packages"
+            text = self._packages_text(source, rel, base)
+            out.extend(parse_packages(text, source, component, self._url(source, base)))
         return out
 
     def _url(self, source: RepoSource, path: str) -> str:
         return f"{source.uri}/dists/{source.suite}/{path}"
 
-    def _index(self, source: RepoSource, rel: Release, base: str) -> tuple[IndexEntry, bytes]:
-        """Return the first available compressed form of ``base``, verified, from cache or net."""
+    def _packages_text(self, source: RepoSource, rel: Release, base: str) -> bytes:
+        """The uncompressed index ``base``, verified against the Release, from cache or net.
+
+        When the Release lists the uncompressed file's hash (Debian's do), the decompressed
+        text is checked against it too and cached under that hash, so a warm run neither
+        downloads nor decompresses.
+        """
+        plain = rel.files.get(base)
+        if plain is not None:
+            cached = self._cached_index(plain)
+            if cached is not None:
+                self._say(f"Hit {self._url(source, base)} (cached by sha256)")
+                return cached
         candidates = [rel.files[base + ext] for ext in _FORMATS if base + ext in rel.files]
         if not candidates:
             raise InputError(
@@ -210,16 +228,29 @@ class RepoClient:
             )
         last_error: NetworkError | None = None
         for entry in candidates:
-            cached = self._cached_index(entry)
-            if cached is not None:
-                self._say(f"Hit {self._url(source, entry.path)} (cached by sha256)")
-                return entry, cached
-            try:
-                return entry, self._download_index(source, rel, entry)
-            except NetworkError as exc:
-                last_error = exc
-                if "HTTP 404" not in str(exc):
-                    raise
+            url = self._url(source, entry.path)
+            data = self._cached_index(entry)
+            if data is not None:
+                self._say(f"Hit {url} (cached by sha256)")
+            else:
+                try:
+                    data = self._download_index(source, rel, entry)
+                except _NotFound as exc:
+                    last_error = exc
+                    continue  # try the next compression format
+            text = _decompress(data, entry.path, url)
+            if plain is not None and entry is not plain:
+                found = _sha(text)
+                if len(text) != plain.size or found != plain.sha256:
+                    raise VerificationError(
+                        f"{url}: decompressed content does not match the Release: expected "
+                        f"sha256 {plain.sha256} ({plain.size} bytes) for {base} as listed in "
+                        f"{rel.info.url}, found sha256 {found} ({len(text)} bytes); not cached"
+                    )
+                atomic_write_bytes(self._index_path(plain.sha256), text)
+            elif plain is None:
+                atomic_write_bytes(self._index_path(entry.sha256), data)
+            return text
         assert last_error is not None
         raise last_error
 
@@ -242,6 +273,7 @@ class RepoClient:
         return data
 
     def _download_index(self, source: RepoSource, rel: Release, entry: IndexEntry) -> bytes:
+        """Download one index file and check it against the Release. Does not cache."""
         url = self._url(source, entry.path)
         urls = []
         if rel.acquire_by_hash:
@@ -249,20 +281,21 @@ class RepoClient:
                 self._url(source, f"{posixpath.dirname(entry.path)}/by-hash/SHA256/{entry.sha256}")
             )
         urls.append(url)
-        limit = min(entry.size, MAX_INDEX_COMPRESSED)
         if entry.size > MAX_INDEX_COMPRESSED:
             raise InputError(f"{url}: Release lists {entry.size} bytes, over the 256 MiB limit")
         for i, get_url in enumerate(urls):
             self._say(f"Get {get_url} ({entry.size} bytes)")
             try:
-                got = http_get(self.http, get_url, limit, None, self.attempts, self.backoff)
+                got = http_get(self.http, get_url, entry.size, None, self.attempts, self.backoff)
             except InputError:
                 raise VerificationError(
                     f"{get_url}: size mismatch: expected {entry.size} bytes as listed in "
                     f"{rel.info.url}, found a larger file; it was not cached"
                 ) from None
-            if got.status == 404 and i + 1 < len(urls):
-                continue  # by-hash not there (mirror mid-sync): fall back to the plain name
+            if got.status == 404:
+                if i + 1 < len(urls):
+                    continue  # by-hash not there (mirror mid-sync): fall back to the plain name
+                raise _NotFound(f"cannot fetch {get_url}: HTTP 404; {MIRROR_HINT}")
             if got.status != 200:
                 raise NetworkError(f"cannot fetch {get_url}: HTTP {got.status}; {MIRROR_HINT}")
             found = _sha(got.body)
@@ -272,7 +305,6 @@ class RepoClient:
                     f"({entry.size} bytes) as listed in {rel.info.url}, found sha256 {found} "
                     f"({len(got.body)} bytes); the index was not cached"
                 )
-            atomic_write_bytes(self._index_path(entry.sha256), got.body)
             return got.body
         raise AssertionError("unreachable")
 
@@ -332,80 +364,162 @@ def _split_source(value: str, name: str, version: str) -> tuple[str, str]:
     return src, version
 
 
+_FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(PackageRecord))
+_split_field = operator.methodcaller("split", ": ", 1)
+
+
+def _record(values: dict[str, Any]) -> PackageRecord:
+    """Build a PackageRecord from a complete field dict.
+
+    PackageRecord is a frozen dataclass without ``__post_init__``; filling ``__dict__`` directly
+    is several times faster than its generated ``__init__`` for the 60k+ records of an index.
+    Used only when ``values`` names exactly the dataclass's fields (checked by the caller).
+    """
+    rec = object.__new__(PackageRecord)
+    object.__setattr__(rec, "__dict__", values)
+    return rec
+
+
+def _stanza_fields(stanza: str, name: str) -> dict[str, str]:
+    """General field parser for one stanza (continuation lines, odd spacing)."""
+    f: dict[str, str] = {}
+    last = ""
+    for line in stanza.split("\n"):
+        if not line:
+            continue
+        if line[0] in " \t":
+            if last:
+                f[last] += "\n" + line
+            continue
+        k, sep, v = line.partition(":")
+        if not sep or not k:
+            raise InputError(f"{name}: malformed line {line[:80]!r}")
+        last = k
+        f[k] = v.strip()
+    return f
+
+
 def parse_packages(
     data: bytes, repo: RepoSource, component: str, name: str = "<Packages>"
 ) -> list[PackageRecord]:
-    """Parse a decompressed Packages index into records (a fast, bounded stanza splitter)."""
+    """Parse a decompressed Packages index into records (a fast, bounded stanza splitter).
+
+    Refuses an index over 512 MiB or a stanza over 1 MiB. Lines of the common exact form
+    ``Field: value`` are split in C; a stanza with continuation lines or unusual spacing goes
+    through the general parser.
+    """
     if len(data) > MAX_INDEX:
         raise InputError(f"{name}: index larger than 512 MiB; refusing it")
-    text = data.decode("utf-8", "replace").replace("\r\n", "\n")
+    text = data.decode("utf-8", "replace")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # Fast path: fold continuation lines into their field with a marker (\r, absent now), so
+    # every line is "Field: value" and splits in C. Text with tabs, trailing blanks or double
+    # spaces after a colon takes the general parser, which strips values as deb822 says.
+    fast = not ("\t" in text or " \n" in text or ":  " in text)
+    if fast:
+        text = text.replace("\n ", "\r ")
     records: list[PackageRecord] = []
+    append = records.append
+    extra_fields = _EXTRA_FIELDS
+    fast_record = _FIELD_NAMES == _RECORD_KEYS
     for stanza in text.split("\n\n"):
-        if not stanza.strip():
+        if not stanza or stanza.isspace():
             continue
         if len(stanza) > MAX_STANZA:
             raise InputError(f"{name}: a stanza is larger than 1 MiB; refusing the index")
-        f: dict[str, str] = {}
-        last = ""
-        for line in stanza.split("\n"):
-            if not line:
-                continue
-            c = line[0]
-            if c == " " or c == "\t":
-                if last:
-                    f[last] += "\n" + line
-                continue
-            k, sep, v = line.partition(":")
-            if not sep:
-                raise InputError(f"{name}: malformed line {line[:80]!r}")
-            last = k
-            f[k] = v.strip()
+        if stanza[0] == "\n":
+            stanza = stanza.lstrip("\n")
+        f: dict[str, str]
+        if fast:
+            try:
+                f = dict(map(_split_field, stanza.rstrip("\n").split("\n")))
+            except ValueError:
+                f = _stanza_fields(stanza.replace("\r", "\n"), name)
+            else:
+                if "\r" in stanza:
+                    f = {k: v.replace("\r", "\n") for k, v in f.items()}
+        else:
+            f = _stanza_fields(stanza, name)
+        g = f.get
         try:
             pkg = f["Package"]
             version = f["Version"]
             arch = f["Architecture"]
             filename = f["Filename"]
-            size = int(f["Size"])
+            size_text = f["Size"]
             sha256 = f["SHA256"]
         except KeyError as exc:
             raise InputError(
-                f"{name}: stanza {f.get('Package', '?')!r} lacks the {exc.args[0]} field"
+                f"{name}: stanza {g('Package', '?')!r} lacks the {exc.args[0]} field"
             ) from None
-        except ValueError:
-            raise InputError(f"{name}: package {pkg!r} has a non-numeric Size") from None
-        if len(sha256) != 64 or filename.startswith("/") or ".." in filename.split("/") or size < 0:
+        if not size_text.isdigit():
+            raise InputError(f"{name}: package {pkg!r} has a non-numeric Size")
+        if len(sha256) != 64 or filename[:1] == "/" or ".." in filename.split("/"):
             raise InputError(
                 f"{name}: package {pkg} has an invalid SHA256, Size or Filename ({filename!r})"
             )
-        src, src_version = _split_source(f.get("Source", ""), pkg, version)
-        inst = f.get("Installed-Size", "0")
-        extra = {k: f[k] for k in _EXTRA_FIELDS if k in f}
-        records.append(
-            PackageRecord(
-                name=pkg,
-                version=version,
-                architecture=arch,
-                source=src,
-                source_version=src_version,
-                filename=filename,
-                size=size,
-                sha256=sha256.lower(),
-                repo=repo,
-                component=component,
-                depends=f.get("Depends", ""),
-                pre_depends=f.get("Pre-Depends", ""),
-                provides=f.get("Provides", ""),
-                conflicts=f.get("Conflicts", ""),
-                breaks=f.get("Breaks", ""),
-                multi_arch=f.get("Multi-Arch", ""),
-                essential=f.get("Essential", "no") == "yes",
-                priority=f.get("Priority", ""),
-                section=f.get("Section", ""),
-                maintainer=f.get("Maintainer", ""),
-                installed_size=int(inst) if inst.isdigit() else 0,
-                homepage=f.get("Homepage", ""),
-                description=f.get("Description", "").split("\n", 1)[0],
-                extra=extra,
-            )
-        )
+        source_field = g("Source")
+        if source_field:
+            src, src_version = _split_source(source_field, pkg, version)
+        else:
+            src, src_version = pkg, version
+        inst = g("Installed-Size", "0")
+        values: dict[str, Any] = {
+            "name": pkg,
+            "version": version,
+            "architecture": arch,
+            "source": src,
+            "source_version": src_version,
+            "filename": filename,
+            "size": int(size_text),
+            "sha256": sha256.lower(),
+            "repo": repo,
+            "component": component,
+            "depends": g("Depends", ""),
+            "pre_depends": g("Pre-Depends", ""),
+            "provides": g("Provides", ""),
+            "conflicts": g("Conflicts", ""),
+            "breaks": g("Breaks", ""),
+            "multi_arch": g("Multi-Arch", ""),
+            "essential": g("Essential") == "yes",
+            "priority": g("Priority", ""),
+            "section": g("Section", ""),
+            "maintainer": g("Maintainer", ""),
+            "installed_size": int(inst) if inst.isdigit() else 0,
+            "homepage": g("Homepage", ""),
+            "description": g("Description", "").split("\n", 1)[0],
+            "extra": {k: f[k] for k in extra_fields if k in f},
+        }
+        append(_record(values) if fast_record else PackageRecord(**values))
     return records
+
+
+_RECORD_KEYS = frozenset(
+    [
+        "name",
+        "version",
+        "architecture",
+        "source",
+        "source_version",
+        "filename",
+        "size",
+        "sha256",
+        "repo",
+        "component",
+        "depends",
+        "pre_depends",
+        "provides",
+        "conflicts",
+        "breaks",
+        "multi_arch",
+        "essential",
+        "priority",
+        "section",
+        "maintainer",
+        "installed_size",
+        "homepage",
+        "description",
+        "extra",
+    ]
+)
