@@ -1,0 +1,297 @@
+"""assay's resolution equals apt's own choice for the same request.
+
+apt runs in a throw-away configuration (tests/assets/resolver/aptsim.py): its own Dir::State,
+Dir::Cache and sources, the fixture key as signed-by, one architecture, and an EMPTY dpkg status
+so nothing counts as installed. For each request we compare ``apt-get install
+--no-install-recommends -s`` with assay's resolution over the same signed indexes, as sets of
+(name, version).
+
+Fixture repositories are built here (real .debs, gpg-signed InRelease) and served on 127.0.0.1.
+The ``network`` tests do the same for the three shipped examples against the real mirror from
+the host's apt sources, on amd64 and arm64.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import httpx
+import pytest
+
+from assay.build.spec import ImageSpec
+from assay.debian.model import PackageRecord, RepoSource
+from assay.debian.repo import RepoClient
+from assay.debian.resolver import resolve
+from assay.errors import ResolutionError
+from fixtures.debrepo import FakePkg, FakeRepo, TestKey, make_repo, sample_repo, serve, test_key
+
+__all__ = ["sample_repo", "test_key"]  # pytest fixtures used below
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "resolver"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+_spec = importlib.util.spec_from_file_location("aptsim", ASSETS / "aptsim.py")
+assert _spec and _spec.loader
+aptsim = importlib.util.module_from_spec(_spec)
+sys.modules["aptsim"] = aptsim
+_spec.loader.exec_module(aptsim)
+
+pytestmark = pytest.mark.skipif(shutil.which("apt-get") is None, reason="apt-get not installed")
+
+
+def apt_root(tmp: Path, sources: Sequence[RepoSource], arch: str) -> aptsim.AptRoot:
+    root = aptsim.AptRoot(
+        tmp,
+        [aptsim.AptSource(s.uri, s.suite, s.components, s.signed_by) for s in sources],
+        arch,
+    )
+    root.update()
+    return root
+
+
+def assay_choice(
+    client: RepoClient, sources: Sequence[RepoSource], arch: str, packages: Sequence[str]
+) -> dict[str, str]:
+    index = client.load(sources, [arch])
+    res = resolve(index.packages[arch], packages, arch)
+    return {p.name: p.version for p in res.packages}
+
+
+def compare(
+    apt: aptsim.AptRoot,
+    client: RepoClient,
+    sources: Sequence[RepoSource],
+    arch: str,
+    packages: Sequence[str],
+) -> None:
+    try:
+        expected = apt.simulate(packages)
+    except RuntimeError:
+        expected = None
+    if expected is None:
+        with pytest.raises(ResolutionError):
+            assay_choice(client, sources, arch, packages)
+        return
+    got = assay_choice(client, sources, arch, packages)
+    assert got == expected, {
+        "only apt": sorted(set(expected.items()) - set(got.items())),
+        "only assay": sorted(set(got.items()) - set(expected.items())),
+    }
+
+
+# -- a repository written to trip resolvers up ---------------------------------------------------
+
+
+def tricky_suites() -> dict[str, list[FakePkg]]:
+    """Cases where a plausible resolver and apt differ; every list below is compared."""
+    main = [
+        FakePkg("libc6", "2.36-9", multi_arch="same", priority="required"),
+        # alternatives: first installable wins; skip one whose own deps have no candidate
+        FakePkg("alt-user", "1.0", depends="broken-alt | good-alt, libc6"),
+        FakePkg("broken-alt", "1.0", depends="does-not-exist"),
+        FakePkg("good-alt", "1.0"),
+        # alternative whose version is too old
+        FakePkg("old-first", "1.0", depends="oldie (>= 2) | fresh"),
+        FakePkg("oldie", "1.5"),
+        FakePkg("fresh", "1.0"),
+        # virtual packages: several providers, Priority decides; a real package beats providers
+        FakePkg("needs-mta", "1.0", depends="mail-transport-agent"),
+        FakePkg("exim4-daemon", "4.96-1", provides="mail-transport-agent", priority="optional"),
+        FakePkg("postfix", "3.7.6-0", provides="mail-transport-agent", priority="standard"),
+        FakePkg("needs-awk", "1.0", depends="awk"),
+        FakePkg("awk", "1.0"),
+        FakePkg("mawk", "1.3.4", provides="awk", priority="required"),
+        # versioned provides (and an unversioned one that must not count)
+        FakePkg("needs-abi", "1.0", depends="libbar-abi-3 (>= 3.1)"),
+        FakePkg("libbar3", "3.2-1", provides="libbar-abi-3 (= 3.2)"),
+        FakePkg("libbar-compat", "1.0", provides="libbar-abi-3"),
+        # an or-group satisfied by something marked earlier in the walk
+        FakePkg("walker", "1.0", depends="first-dep, either-a | either-b"),
+        FakePkg("first-dep", "1.0", depends="either-b"),
+        FakePkg("either-a", "1.0"),
+        FakePkg("either-b", "1.0"),
+        # Pre-Depends, :any on a Multi-Arch: allowed package, ignored Recommends
+        FakePkg("py-tool", "1.0", pre_depends="libc6", depends="python3:any (>= 3.11)"),
+        FakePkg("python3", "3.11.2-1", multi_arch="allowed", recommends="python3-doc"),
+        FakePkg("python3-doc", "3.11.2-1", arch="all"),
+        # every version operator
+        FakePkg("ops", "1.0", depends="o1 (<< 2), o2 (<= 2), o3 (= 2), o4 (>= 2), o5 (>> 2)"),
+        FakePkg("o1", "1.9"),
+        FakePkg("o2", "2"),
+        FakePkg("o3", "2"),
+        FakePkg("o4", "2"),
+        FakePkg("o5", "2+b1"),
+        # Essential is not pulled in implicitly
+        FakePkg("base-files", "12.4", essential=True, priority="required"),
+        # Breaks steer the choice of an alternative
+        FakePkg("breaker", "1.0", breaks="fragile (<< 2)"),
+        FakePkg("needs-fragile-or-sturdy", "1.0", depends="fragile | sturdy"),
+        FakePkg("fragile", "1.0"),
+        FakePkg("sturdy", "1.0"),
+        # a newer version in the second suite
+        FakePkg("libssl3", "3.0.11-1", multi_arch="same", depends="libc6 (>= 2.34)"),
+        FakePkg("wants-new-ssl", "1.0", depends="libssl3 (>= 3.0.15)"),
+    ]
+    updates = [
+        FakePkg("libssl3", "3.0.15-1~deb12u1", multi_arch="same", depends="libc6 (>= 2.34)"),
+        FakePkg("updates-only", "1.0", depends="libssl3"),
+    ]
+    return {"stable": main, "stable-updates": updates}
+
+
+TRICKY_REQUESTS = [
+    ["alt-user"],
+    ["old-first"],
+    ["needs-mta"],
+    ["needs-awk"],
+    ["needs-abi"],
+    ["walker"],
+    ["py-tool"],
+    ["ops"],
+    ["base-files"],
+    ["breaker", "needs-fragile-or-sturdy"],
+    ["needs-fragile-or-sturdy", "breaker"],
+    ["wants-new-ssl"],
+    ["updates-only"],
+    ["libssl3=3.0.11-1"],
+    ["either-a", "walker"],
+    ["alt-user", "needs-mta", "needs-abi", "walker", "py-tool", "ops", "updates-only"],
+]
+
+SAMPLE_REQUESTS = [
+    ["python3.11-minimal"],
+    ["ca-certificates"],
+    ["needs-awk"],
+    ["foo-tool"],
+    ["security-only"],
+    ["openssl", "tzdata", "base-files"],
+    ["gawk", "needs-awk"],
+    ["sysvinit-core"],
+    ["needs-amd64-only"],
+]
+
+
+@pytest.fixture(scope="module")
+def tricky_repo(
+    tmp_path_factory: pytest.TempPathFactory, test_key: TestKey
+) -> Iterator[tuple[FakeRepo, str]]:
+    repo = make_repo(
+        tmp_path_factory.mktemp("tricky-repo"), tricky_suites(), archs=("amd64",), key=test_key
+    )
+    with serve(repo.root) as url:
+        yield repo, url
+
+
+@pytest.fixture(scope="module")
+def tricky_apt(
+    tmp_path_factory: pytest.TempPathFactory, tricky_repo: tuple[FakeRepo, str]
+) -> tuple[aptsim.AptRoot, list[RepoSource]]:
+    repo, url = tricky_repo
+    sources = repo.sources(url)
+    return apt_root(tmp_path_factory.mktemp("apt-tricky"), sources, "amd64"), sources
+
+
+@pytest.mark.parametrize("packages", TRICKY_REQUESTS, ids=lambda p: "+".join(p))
+def test_tricky_repo_matches_apt(
+    tricky_apt: tuple[aptsim.AptRoot, list[RepoSource]],
+    packages: list[str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    apt, sources = tricky_apt
+    with RepoClient(cache_dir=tmp_path_factory.getbasetemp() / "tricky-cache") as client:
+        compare(apt, client, sources, "amd64", packages)
+
+
+@pytest.fixture(scope="module")
+def sample_apt(
+    tmp_path_factory: pytest.TempPathFactory, sample_repo: tuple[FakeRepo, str]
+) -> dict[str, tuple[aptsim.AptRoot, list[RepoSource]]]:
+    repo, url = sample_repo
+    sources = repo.sources(url)
+    return {
+        arch: (apt_root(tmp_path_factory.mktemp(f"apt-sample-{arch}"), sources, arch), sources)
+        for arch in ("amd64", "arm64")
+    }
+
+
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+@pytest.mark.parametrize("packages", SAMPLE_REQUESTS, ids=lambda p: "+".join(p))
+def test_sample_repo_matches_apt(
+    sample_apt: dict[str, tuple[aptsim.AptRoot, list[RepoSource]]],
+    arch: str,
+    packages: list[str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    apt, sources = sample_apt[arch]
+    with RepoClient(cache_dir=tmp_path_factory.getbasetemp() / "sample-cache") as client:
+        compare(apt, client, sources, arch, packages)
+
+
+def test_comparison_can_fail(
+    tricky_apt: tuple[aptsim.AptRoot, list[RepoSource]],
+) -> None:
+    """apt really disagrees with a naive choice: the harness is not comparing x with x."""
+    apt, _ = tricky_apt
+    assert apt.simulate(["alt-user"]).get("good-alt") == "1.0"
+    assert "broken-alt" not in apt.simulate(["alt-user"])
+    assert apt.simulate(["needs-mta"]).keys() == {"needs-mta", "postfix"}
+
+
+# -- the real mirror -------------------------------------------------------------------------
+
+
+def _host_sources_or_skip() -> list[RepoSource]:
+    from assay.debian.sources import sources_from_env_or_host
+    from assay.errors import UsageError
+
+    try:
+        sources = sources_from_env_or_host()
+    except UsageError as exc:
+        pytest.skip(f"NETWORK TEST SKIPPED: no Debian sources configured ({exc})")
+    probe = f"{sources[0].uri}/dists/{sources[0].suite}/InRelease"
+    try:
+        httpx.head(probe, timeout=10, follow_redirects=True).raise_for_status()
+    except httpx.HTTPError as exc:
+        pytest.skip(f"NETWORK TEST SKIPPED: the Debian mirror is unreachable ({probe}: {exc})")
+    return sources
+
+
+@pytest.fixture(scope="module")
+def mirror_apt(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, tuple[aptsim.AptRoot, list[RepoSource]]]]:
+    sources = _host_sources_or_skip()
+    yield {
+        arch: (apt_root(tmp_path_factory.mktemp(f"apt-mirror-{arch}"), sources, arch), sources)
+        for arch in ("amd64", "arm64")
+    }
+
+
+@pytest.mark.network
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+@pytest.mark.parametrize("example", ["static", "base", "python", "python-dev"])
+def test_examples_match_apt_on_the_real_mirror(
+    mirror_apt: dict[str, tuple[aptsim.AptRoot, list[RepoSource]]], arch: str, example: str
+) -> None:
+    apt, sources = mirror_apt[arch]
+    spec = ImageSpec.from_file(EXAMPLES / f"{example}.yaml")
+    assert arch in spec.archs
+    if arch not in _MIRROR_INDEX:  # parse each architecture's indexes once per run
+        with RepoClient() as client:
+            _MIRROR_INDEX[arch] = client.load(sources, [arch]).packages[arch]
+    expected = apt.simulate(spec.package_requests())
+    res = resolve(_MIRROR_INDEX[arch], spec.package_requests(), arch)
+    got = {p.name: p.version for p in res.packages}
+    assert got == expected, {
+        "only apt": sorted(set(expected.items()) - set(got.items())),
+        "only assay": sorted(set(got.items()) - set(expected.items())),
+    }
+    assert {"base-files", "tzdata", "netbase"} <= got.keys()
+
+
+_MIRROR_INDEX: dict[str, tuple[PackageRecord, ...]] = {}
