@@ -348,3 +348,10 @@ def test_device_entry_never_reaches_the_layer(tmp_path: Path) -> None:
     a = write_deb(tmp_path / "a.deb", "a", [M("./dev/null", "chr")])
     with pytest.raises(InputError, match="device node"):
         _asm([("a", a)])
+
+
+def test_directory_replaced_by_symlink_is_refused(tmp_path: Path) -> None:
+    a = write_deb(tmp_path / "a.deb", "a", [f("./usr/lib/app/x", b"1")])
+    b = write_deb(tmp_path / "b.deb", "b", [sym("./usr/lib/app", "/etc")], Replaces="a")
+    with pytest.raises(InputError, match=r"package b: /usr/lib/app would replace the directory"):
+        _asm([("a", a), ("b", b)])

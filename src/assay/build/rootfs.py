@@ -113,8 +113,11 @@ def _glob_re(pattern: str) -> re.Pattern[str]:
 
 
 def _matcher(patterns: Iterable[str]) -> Callable[[str], bool]:
-    compiled = [_glob_re(p) for p in patterns]
-    return lambda path: any(c.match(path) for c in compiled)
+    parts = [_glob_re(p).pattern for p in patterns]
+    if not parts:
+        return lambda path: False
+    combined = re.compile("|".join(f"(?:{p})" for p in parts))
+    return lambda path: combined.match(path) is not None
 
 
 def _replaces(control: dict[str, str]) -> set[str]:
@@ -150,6 +153,9 @@ class _Tree:
         Missing directories are not created here; the caller does. Raises when a symlink on the
         way is absolute or climbs out of the root.
         """
+        node = self.nodes.get(path)
+        if node is not None and node.type is EntryType.DIR:
+            return path  # fast path: only DIR nodes are stored under a resolved parent chain
         hops = 0
         parts = [p for p in path.split("/") if p]
         resolved: list[str] = []
@@ -204,11 +210,14 @@ def assemble(
     mtime: int = 0,
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
+    unpack_cache: Path | None = None,
 ) -> AssemblyResult:
     """Unpack ``debs`` in order and add the generated files; see the module docstring.
 
     ``mtime`` is used for generated files (pass SOURCE_DATE_EPOCH); package files keep the
-    mtimes from their archives (the layer writer clamps them).
+    mtimes from their archives (the layer writer clamps them). ``unpack_cache`` is a directory
+    for decoded data.tar copies (see :func:`assay.debian.debfile.read_data_member`): a warm
+    build then skips xz decoding, most of the unpacking cost.
     """
     excluded_match = _matcher(exclude)
     keep_match = _matcher(keep)
@@ -244,7 +253,8 @@ def assemble(
     nworkers = workers or min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=max(1, nworkers)) as pool:
         futures: list[Future[bytes]] = [
-            pool.submit(read_data_member, p, package=name, deb=info) for name, p, info in controls
+            pool.submit(read_data_member, p, package=name, deb=info, cache_dir=unpack_cache)
+            for name, p, info in controls
         ]
         for idx, ((name, p, info), fut) in enumerate(zip(controls, futures, strict=True)):
             data = fut.result()
@@ -338,7 +348,8 @@ def _unpack(
             setuid_dropped.append(f"/{final} ({package})")
             e = replace(e, mode=e.mode & ~0o6000)
         deb_path = e.path
-        e = replace(e, path=final, owner=package)
+        if final != e.path or e.owner != package:
+            e = replace(e, path=final, owner=package)
         _place(tree, e, package, replaces, warnings, hl_data)
         if e.type is not EntryType.DIR:
             placed[deb_path] = final
@@ -379,6 +390,11 @@ def _place(
             node = tree.nodes.get(real)
             if node is not None and node.type is EntryType.DIR:
                 return False
+        if old.type is EntryType.DIR:
+            raise InputError(
+                f"package {package}: /{e.path} would replace the directory installed by "
+                f"{old.owner or 'assay'} with a {e.type.value} — refusing the package"
+            )
         same = False
         new_content = e.data if e.type is EntryType.FILE else hl_data
         if old.type in (EntryType.FILE, EntryType.HARDLINK) and new_content is not None:

@@ -20,7 +20,9 @@ packages can be decoded on several threads).
 from __future__ import annotations
 
 import bz2
+import hashlib
 import io
+import logging
 import lzma
 import tarfile
 import zlib
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from assay._atomic import atomic_write_bytes
 from assay.errors import InputError
 from assay.oci.entry import Entry, EntryType
 
@@ -41,6 +44,8 @@ __all__ = [
     "parse_control",
     "read_data_member",
 ]
+
+logger = logging.getLogger(__name__)
 
 AR_MAGIC = b"!<arch>\n"
 MAX_MEMBERS = 16  # deb(5) has three; tolerate a few extra (signatures: _gpgorigin, ...)
@@ -298,11 +303,172 @@ def open_deb(path: Path, *, package_hint: str = "") -> DebFile:
 # ------------------------------------------------------------------------------------- data
 
 
-def read_data_member(path: Path, *, package: str, deb: DebFile | None = None) -> bytes:
-    """Return the uncompressed ``data.tar`` of the package at ``path`` (bounded)."""
+_CACHE_MAGIC = b"ASSAY-DATA-TAR-1\n"
+
+
+def read_data_member(
+    path: Path, *, package: str, deb: DebFile | None = None, cache_dir: Path | None = None
+) -> bytes:
+    """Return the uncompressed ``data.tar`` of the package at ``path`` (bounded).
+
+    With ``cache_dir``, the decoded tar is kept there re-compressed with zstd (fast to decode;
+    xz decoding is most of the cost of unpacking), keyed by the SHA-256 of the compressed
+    member. A cached copy is used only if its recorded SHA-256 of the decoded tar matches; a
+    damaged or altered cache file is ignored and rewritten.
+    """
     deb = deb or open_deb(path, package_hint=package)
     raw = _read_range(Path(path), deb.data_offset, deb.data_size)
-    return _decompress(raw, deb.data_member, MAX_DATA_TAR, f"{Path(path).name} ({package})")
+    where = f"{Path(path).name} ({package})"
+    if cache_dir is None or deb.data_member.endswith(".tar"):
+        return _decompress(raw, deb.data_member, MAX_DATA_TAR, where)
+    key = hashlib.sha256(raw).hexdigest()
+    cached = Path(cache_dir) / key[:2] / f"{key}.tar.zst"
+    hit = _read_cached(cached, where)
+    if hit is not None:
+        return hit
+    data = _decompress(raw, deb.data_member, MAX_DATA_TAR, where)
+    import zstandard
+
+    body = zstandard.ZstdCompressor(level=3).compress(data)
+    try:
+        atomic_write_bytes(cached, _CACHE_MAGIC + hashlib.sha256(data).digest() + body)
+    except OSError as exc:
+        logger.warning("cannot write unpack cache %s: %s", cached, exc)
+    return data
+
+
+def _read_cached(cached: Path, where: str) -> bytes | None:
+    try:
+        blob = cached.read_bytes()
+    except OSError:
+        return None
+    head = len(_CACHE_MAGIC) + 32
+    if not blob.startswith(_CACHE_MAGIC) or len(blob) < head:
+        return None
+    try:
+        data = _decompress(blob[head:], ".zst", MAX_DATA_TAR, where)
+    except InputError:
+        return None
+    if hashlib.sha256(data).digest() != blob[len(_CACHE_MAGIC) : head]:
+        logger.warning("unpack cache %s does not match its checksum; ignoring it", cached)
+        return None
+    return data
+
+
+@dataclass(frozen=True)
+class _TarMember:
+    name: str
+    kind: str  # tar typeflag: "0" file, "1" hardlink, "2" symlink, "3"/"4" device, "5" dir, ...
+    mode: int
+    uid: int
+    gid: int
+    mtime: int
+    linkname: str
+    offset: int  # of the content in the tar
+    size: int
+
+
+def _tar_num(field: bytes, what: str, package: str) -> int:
+    if field and field[0] & 0x80:  # GNU base-256
+        if field[0] == 0xFF:
+            raise InputError(f"package {package}: negative {what} in data.tar")
+        return int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
+    text = field.split(b"\0", 1)[0].strip(b" ")
+    if not text:
+        return 0
+    try:
+        return int(text, 8)
+    except ValueError:
+        raise InputError(f"package {package}: corrupt {what} field in data.tar") from None
+
+
+def _tar_str(field: bytes) -> str:
+    return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+def _pax_records(blob: bytes, package: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    pos = 0
+    while pos < len(blob):
+        sp = blob.find(b" ", pos)
+        if sp < 0:
+            break
+        try:
+            length = int(blob[pos:sp])
+        except ValueError:
+            raise InputError(f"package {package}: corrupt PAX header in data.tar") from None
+        if length <= 0 or pos + length > len(blob):
+            raise InputError(f"package {package}: corrupt PAX header in data.tar")
+        key, _, value = blob[sp + 1 : pos + length - 1].partition(b"=")
+        out[key.decode("utf-8", "replace")] = value.decode("utf-8", "surrogateescape")
+        pos += length
+    return out
+
+
+def _iter_tar(data: bytes, package: str) -> Iterator[_TarMember]:
+    """A strict reader for the ustar/GNU/PAX tar that dpkg-deb writes (faster than tarfile)."""
+    pos = 0
+    total = len(data)
+    long_name: str | None = None
+    long_link: str | None = None
+    pax: dict[str, str] = {}
+    while pos + 512 <= total:
+        header = data[pos : pos + 512]
+        if header == b"\0" * 512:
+            return
+        chk = _tar_num(header[148:156], "checksum", package)
+        if chk != sum(header[:148]) + 256 + sum(header[156:]):
+            raise InputError(f"package {package}: data.tar header checksum mismatch at {pos}")
+        kind = chr(header[156]) if header[156] else "0"
+        size = _tar_num(header[124:136], "size", package)
+        start = pos + 512
+        if start + size > total:
+            raise InputError(f"package {package}: data.tar member runs past the end")
+        pos = start + ((size + 511) // 512) * 512
+        if kind in ("L", "K"):
+            if size > MAX_PATH + 1:
+                raise InputError(f"package {package}: over-long name in data.tar")
+            value = _tar_str(data[start : start + size])
+            if kind == "L":
+                long_name = value
+            else:
+                long_link = value
+            continue
+        if kind in ("x", "g"):
+            if size > 1 << 20:
+                raise InputError(f"package {package}: over-large PAX header in data.tar")
+            records = _pax_records(data[start : start + size], package)
+            if kind == "x":
+                pax = records
+            continue
+        name = _tar_str(header[0:100])
+        if header[257:263] == b"ustar\0":  # POSIX ustar: prefix field
+            prefix = _tar_str(header[345:500])
+            if prefix:
+                name = f"{prefix}/{name}"
+        if long_name is not None:
+            name = long_name
+        link = long_link if long_link is not None else _tar_str(header[157:257])
+        mode = _tar_num(header[100:108], "mode", package)
+        uid = _tar_num(header[108:116], "uid", package)
+        gid = _tar_num(header[116:124], "gid", package)
+        mtime = _tar_num(header[136:148], "mtime", package)
+        if pax:
+            name = pax.get("path", name)
+            link = pax.get("linkpath", link)
+            try:
+                uid = int(pax.get("uid", uid))
+                gid = int(pax.get("gid", gid))
+                mtime = int(float(pax.get("mtime", mtime)))
+                if "size" in pax:
+                    raise InputError(f"package {package}: PAX size records are not supported")
+            except ValueError:
+                raise InputError(f"package {package}: corrupt PAX record in data.tar") from None
+        long_name = long_link = None
+        pax = {}
+        yield _TarMember(name, kind, mode, uid, gid, mtime, link, start, size)
+    if pos < total and data[pos:].strip(b"\0"):
+        raise InputError(f"package {package}: trailing garbage or truncated data.tar")
 
 
 def iter_data(
@@ -316,91 +482,47 @@ def iter_data(
     if data is None:
         data = read_data_member(path, package=package, deb=deb)
     files_seen: set[str] = set()
-    try:
-        tf = tarfile.open(fileobj=io.BytesIO(data), mode="r:")  # noqa: SIM115 (closed below)
-    except tarfile.TarError as exc:
-        raise InputError(f"package {package}: corrupt data.tar: {exc}") from None
-    with tf:
-        while True:
-            try:
-                info = tf.next()
-            except tarfile.TarError as exc:
-                raise InputError(f"package {package}: corrupt data.tar: {exc}") from None
-            if info is None:
-                break
-            rel = _norm_path(info.name, package)
-            if not rel:
-                continue
-            mode, uid, gid, mtime = info.mode & 0o7777, info.uid, info.gid, int(info.mtime)
-            if info.isreg():
-                fobj = tf.extractfile(info)
-                assert fobj is not None
-                content = fobj.read()
-                files_seen.add(rel)
-                yield Entry(
-                    rel,
-                    EntryType.FILE,
-                    data=content,
-                    owner=package,
-                    mode=mode,
-                    uid=uid,
-                    gid=gid,
-                    mtime=mtime,
-                )
-            elif info.isdir():
-                yield Entry(
-                    rel, EntryType.DIR, owner=package, mode=mode, uid=uid, gid=gid, mtime=mtime
-                )
-            elif info.issym():
-                target = info.linkname
-                if not target or "\0" in target or len(target) > MAX_PATH:
-                    raise InputError(f"package {package}: symlink {rel} has an invalid target")
-                yield Entry(
-                    rel,
-                    EntryType.SYMLINK,
-                    link=target,
-                    owner=package,
-                    mode=mode,
-                    uid=uid,
-                    gid=gid,
-                    mtime=mtime,
-                )
-            elif info.islnk():
-                if info.linkname.startswith("/"):
-                    raise InputError(
-                        f"package {package}: hardlink {rel} points to absolute path "
-                        f"{info.linkname!r} — refusing the package"
-                    )
-                parts = [p for p in info.linkname.split("/") if p not in ("", ".")]
-                if ".." in parts:
-                    raise InputError(
-                        f"package {package}: hardlink {rel} points outside the package "
-                        f"({info.linkname!r}) — refusing the package"
-                    )
-                target = "/".join(parts)
-                if target not in files_seen:
-                    raise InputError(
-                        f"package {package}: hardlink {rel} points to {info.linkname!r}, which "
-                        "is not a regular file earlier in the archive — refusing the package"
-                    )
-                yield Entry(
-                    rel,
-                    EntryType.HARDLINK,
-                    link=target,
-                    owner=package,
-                    mode=mode,
-                    uid=uid,
-                    gid=gid,
-                    mtime=mtime,
-                )
-            elif info.ischr() or info.isblk():
+    for m in _iter_tar(data, package):
+        rel = _norm_path(m.name, package)
+        if not rel:
+            continue
+        mode, uid, gid, mtime = m.mode & 0o7777, m.uid, m.gid, m.mtime
+        if m.kind in ("0", "7"):
+            files_seen.add(rel)
+            content = data[m.offset : m.offset + m.size]
+            yield Entry(rel, EntryType.FILE, mode, uid, gid, mtime, content, "", package)
+        elif m.kind == "5":
+            yield Entry(rel, EntryType.DIR, mode, uid, gid, mtime, b"", "", package)
+        elif m.kind == "2":
+            target = m.linkname
+            if not target or "\0" in target or len(target) > MAX_PATH:
+                raise InputError(f"package {package}: symlink {rel} has an invalid target")
+            yield Entry(rel, EntryType.SYMLINK, mode, uid, gid, mtime, b"", target, package)
+        elif m.kind == "1":
+            if m.linkname.startswith("/"):
                 raise InputError(
-                    f"package {package}: device node {rel} in data.tar — images carry no "
-                    "device nodes (the runtime provides /dev); refusing the package"
+                    f"package {package}: hardlink {rel} points to absolute path "
+                    f"{m.linkname!r} — refusing the package"
                 )
-            elif info.isfifo():
-                raise InputError(f"package {package}: FIFO {rel} in data.tar — refusing")
-            else:
+            parts = [p for p in m.linkname.split("/") if p not in ("", ".")]
+            if ".." in parts:
                 raise InputError(
-                    f"package {package}: unsupported tar member type {info.type!r} at {rel}"
+                    f"package {package}: hardlink {rel} points outside the package "
+                    f"({m.linkname!r}) — refusing the package"
                 )
+            target = "/".join(parts)
+            if target not in files_seen:
+                raise InputError(
+                    f"package {package}: hardlink {rel} points to {m.linkname!r}, which "
+                    "is not a regular file earlier in the archive — refusing the package"
+                )
+            yield Entry(rel, EntryType.HARDLINK, mode, uid, gid, mtime, b"", target, package)
+        elif m.kind in ("3", "4"):
+            raise InputError(
+                f"package {package}: device node {rel} in data.tar — images carry no "
+                "device nodes (the runtime provides /dev); refusing the package"
+            )
+        elif m.kind == "6":
+            raise InputError(f"package {package}: FIFO {rel} in data.tar — refusing")
+        else:
+            raise InputError(f"package {package}: unsupported tar member type {m.kind!r} at {rel}")
