@@ -63,7 +63,6 @@ def provenance_for(
         internal={
             "sourceDateEpoch": result.source_date_epoch,
             "compression": result.compression,
-            "archs": [image.arch],
         },
         builder_id=builder_id,
         started=started,

@@ -111,12 +111,13 @@ def build_provenance(
 ) -> dict[str, Any]:
     """Assemble the in-toto statement (a plain dict, ready for canonical JSON).
 
-    ``lock`` is the lock document as written to ``NAME.lock.json``; its packages become the
+    ``lock`` is the lock document as written to ``NAME.lock.json`` (``Lock.model_dump(by_alias=
+    True)``, possibly cut down to one architecture); its packages become the
     ``.deb`` resolvedDependencies and its releases the Release-file ones.
     """
     external: dict[str, Any] = {
         "spec": {"path": spec_path, "content": spec_content},
-        "archs": sorted(lock.get("archs", {})),
+        "archs": sorted(lock.get("packages", {})),
     }
     if git is not None:
         external["source"] = {"uri": git.uri, "commit": git.commit, "path": git.path}
@@ -133,8 +134,8 @@ def build_provenance(
                 },
             }
         )
-    for arch, entry in sorted(lock.get("archs", {}).items()):
-        for pkg in entry.get("packages", []):
+    for arch, packages in sorted(lock.get("packages", {}).items()):
+        for pkg in packages:
             annotations = {k: v for k, v in sorted(pkg.items()) if k not in {"url", "sha256"}}
             annotations["kind"] = "deb"
             annotations["lockArch"] = arch
@@ -147,7 +148,7 @@ def build_provenance(
                     "annotations": annotations,
                 }
             )
-    lock_meta = {k: v for k, v in sorted(lock.items()) if k not in {"archs", "releases"}}
+    lock_meta = {k: v for k, v in sorted(lock.items()) if k not in {"packages", "releases"}}
     return {
         "_type": STATEMENT_TYPE,
         "subject": [
@@ -250,9 +251,7 @@ def parse_provenance(data: bytes | Mapping[str, Any]) -> ParsedProvenance:
 
     lock: dict[str, Any] = dict(internal.get("lock", {}))
     releases: list[dict[str, Any]] = []
-    archs: dict[str, dict[str, list[dict[str, Any]]]] = {
-        a: {"packages": []} for a in external.get("archs", [])
-    }
+    archs: dict[str, list[dict[str, Any]]] = {a: [] for a in external.get("archs", [])}
     for i, dep in enumerate(deps):
         where = f"resolvedDependencies[{i}]"
         uri = need(dep, "uri", where, str)
@@ -265,11 +264,11 @@ def parse_provenance(data: bytes | Mapping[str, Any]) -> ParsedProvenance:
             arch = str(ann.pop("lockArch", ""))
             if arch not in archs:
                 raise InputError(f"{where} names architecture {arch!r} that the build did not")
-            archs[arch]["packages"].append({**ann, "url": uri, "sha256": sha})
+            archs[arch].append({**ann, "url": uri, "sha256": sha})
         else:
             raise InputError(f"{where}.annotations.kind is {kind!r}; expected 'deb' or 'release'")
     lock["releases"] = releases
-    lock["archs"] = archs
+    lock["packages"] = {a: p for a, p in archs.items() if p}
     return ParsedProvenance(
         statement=doc,
         subjects=tuple(subjects),

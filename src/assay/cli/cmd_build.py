@@ -29,7 +29,7 @@ def build(
         ...,
         "--output",
         "-O",
-                help="Where to write the image: oci:DIR[:TAG] or oci-archive:FILE[:TAG].",
+        help="Where to write the image: oci:DIR[:TAG] or oci-archive:FILE[:TAG].",
     ),
     source_date_epoch: int | None = typer.Option(
         None,
@@ -82,6 +82,11 @@ def build(
     if sign_key is not None and push is None:
         raise UsageError("--sign-key needs --push: signatures live in the registry")
     ref = parse_image_ref(output)
+    key = None
+    if sign_key is not None:  # ask for the passphrase before the build, not after it
+        from assay.cli.cmd_sign import load_signing_key
+
+        key = load_signing_key(sign_key)
     started = now()
     options = BuildOptions(
         source_date_epoch=source_date_epoch,
@@ -107,13 +112,10 @@ def build(
         if push is not None:
             from assay.build.publish import publish
 
+            if insecure_registry:
+                _console.warn("--insecure-registry: plain HTTP / unverified TLS to the registry")
             pushed = publish(
-                result,
-                evidence,
-                push,
-                sign_key=sign_key,
-                insecure=insecure_registry,
-                observer=observer,
+                result, evidence, push, key=key, insecure=insecure_registry, observer=observer
             )
     if result.lock_written:
         _console.info(f"wrote lock {result.spec_path.with_suffix('')}.lock.json")

@@ -1,0 +1,177 @@
+"""``assay verify-provenance`` and ``assay rebuild``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from assay.cli import _console
+
+VERIFY_HELP = """Verify the SLSA provenance attached to IMAGE (slsa-verifier style).
+
+The provenance attestation's signature must verify with --key, its subject must be the image's
+digest (each platform's manifest for an index), runDetails.builder.id must equal --builder-id,
+and the source repository/commit must match when given. Exit 0 when every platform passes.
+"""
+
+REBUILD_HELP = """Rebuild IMAGE from its provenance alone and compare digests.
+
+The provenance comes from IMAGE's verified slsaprovenance1 attestation (--key), or from
+--provenance FILE. Every .deb is fetched by its sha256 into a fresh temporary cache (from the
+recorded URI, or --snapshot-mirror when the mirror no longer serves that version). Exit 0 when
+every platform's manifest digest is identical; otherwise print a file-level diff and exit 1.
+"""
+
+
+def _platform_refs(image: str, insecure: bool) -> tuple[Any, list[tuple[str, str]]]:
+    """(registry ref, [(arch, manifest digest)]) for a registry IMAGE (index or manifest)."""
+    import assay.oci.push  # noqa: F401  (registers docker://)
+    from assay.attest import remote
+    from assay.oci.reference import parse_image_ref
+    from assay.oci.source import open_local_image
+
+    ref = parse_image_ref(image)
+    rref = remote.ImageRef.from_reference(ref)
+    with open_local_image(ref) as source:
+        platforms = [(img.platform.architecture, str(img.digest)) for img in source.manifests()]
+    return rref, platforms
+
+
+def _statements(image: str, key: Path, insecure: bool) -> list[tuple[str, str, dict[str, Any]]]:
+    from assay.attest import remote
+    from assay.attest.keys import load_public_key
+    from assay.cli.cmd_sign import read_file
+    from assay.oci.registry import RegistryClient
+
+    public = load_public_key(read_file(key, "public key", 64 << 10))
+    rref, platforms = _platform_refs(image, insecure)
+    out: list[tuple[str, str, dict[str, Any]]] = []
+    with RegistryClient(rref.host, insecure=insecure) as client:
+        for arch, digest in platforms:
+            pinned = remote.ImageRef(rref.host, rref.repository, None, digest)
+            _image, atts = remote.verify_image_attestations(
+                client, pinned, public, "slsaprovenance1"
+            )
+            out.append((arch, digest, atts[-1].statement))  # the most recently attached
+    return out
+
+
+def verify_provenance(
+    image: str = typer.Argument(..., help="Registry reference HOST/REPO[:TAG][@sha256:…]"),
+    key: Path = typer.Option(..., "--key", help="cosign public key (PEM)."),
+    builder_id: str = typer.Option(
+        ..., "--builder-id", envvar="ASSAY_EXPECTED_BUILDER_ID", help="Expected builder.id."
+    ),
+    source_uri: str | None = typer.Option(None, "--source-uri", help="Expected source repo."),
+    source_commit: str | None = typer.Option(None, "--source-commit", help="Expected commit."),
+    insecure_registry: bool = typer.Option(False, "--insecure-registry"),
+    output: str = typer.Option("text", "--output", "-o", help="text or json"),
+) -> None:
+    from assay.build.rebuild import ProvenanceCheck, check_provenance
+
+    expect = ProvenanceCheck(builder_id, source_uri, source_commit)
+    checked = []
+    for arch, digest, statement in _statements(image, key, insecure_registry):
+        prov = check_provenance(statement, digest, expect)
+        checked.append(
+            {
+                "arch": arch,
+                "digest": digest,
+                "builderId": prov.builder_id,
+                "source": prov.source,
+                "statement": statement,
+            }
+        )
+        _console.info(f"provenance OK for {arch} {digest} (builder {prov.builder_id})")
+    if output == "json":
+        _console.emit(json.dumps(checked, indent=2, sort_keys=True) + "\n")
+
+
+def rebuild(
+    image: str | None = typer.Argument(
+        None, help="The image to reproduce (registry ref, or oci:DIR[:TAG] with --provenance)."
+    ),
+    key: Path | None = typer.Option(None, "--key", help="cosign public key (PEM)."),
+    provenance: Path | None = typer.Option(
+        None, "--provenance", help="Use this provenance file instead of the attestation."
+    ),
+    snapshot_mirror: str | None = typer.Option(
+        None,
+        "--snapshot-mirror",
+        envvar="ASSAY_SNAPSHOT_MIRROR",
+        help="Fetch .debs from this archive root (Filename appended) instead of the recorded URI.",
+    ),
+    use_cache: bool = typer.Option(
+        True,
+        "--use-cache/--no-cache",
+        help="Seed the fresh cache with .debs already in assay's cache (each re-hashed).",
+    ),
+    insecure_registry: bool = typer.Option(False, "--insecure-registry"),
+    output: str = typer.Option("text", "--output", "-o", help="text or json"),
+) -> None:
+    from assay.build.provenance import parse_provenance
+    from assay.build.rebuild import rebuild_from_provenance
+    from assay.cachedir import cache_dir
+    from assay.cli._progress import CliObserver
+    from assay.cli.cmd_sign import read_file
+    from assay.errors import UsageError
+    from assay.oci.reference import parse_image_ref
+
+    if provenance is None and (image is None or key is None):
+        raise UsageError("give IMAGE and --key (signed attestation), or --provenance FILE")
+    provs = []
+    if provenance is not None:
+        provs.append(parse_provenance(read_file(provenance, "provenance", 64 << 20)))
+    else:
+        assert image is not None and key is not None
+        for _arch, _digest, statement in _statements(image, key, insecure_registry):
+            provs.append(parse_provenance(statement))
+    original = parse_image_ref(image) if image else None
+    results = []
+    with CliObserver(enabled=output != "json") as observer:
+        for prov in provs:
+            results += rebuild_from_provenance(
+                prov,
+                original=original,
+                snapshot_mirror=snapshot_mirror,
+                seed_cache=cache_dir() if use_cache else None,
+                observer=observer,
+            )
+    ok = all(r.identical for r in results)
+    if output == "json":
+        _console.emit(
+            json.dumps(
+                [
+                    {
+                        "arch": r.arch,
+                        "expected": r.expected,
+                        "actual": r.actual,
+                        "identical": r.identical,
+                        "diff": r.diff.lines() if r.diff else [],
+                        "notes": r.notes,
+                    }
+                    for r in results
+                ],
+                indent=2,
+            )
+            + "\n"
+        )
+    else:
+        for r in results:
+            if r.identical:
+                _console.info(f"{r.arch}: identical {r.actual}")
+                continue
+            _console.error(f"{r.arch}: rebuilt {r.actual}, provenance names {r.expected}")
+            for line in r.diff.lines() if r.diff else []:
+                _console.info(f"  {line}")
+            for note in r.notes:
+                _console.warn(note)
+    raise typer.Exit(0 if ok else 1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("verify-provenance", help=VERIFY_HELP)(verify_provenance)
+    app.command("rebuild", help=REBUILD_HELP)(rebuild)
