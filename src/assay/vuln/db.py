@@ -16,16 +16,18 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from assay.debian.version import version_key
 from assay.errors import InputError, UsageError
-from assay.sbom.model import Inventory
+from assay.sbom.model import Inventory, Package
+from assay.vuln.vkey import deb_sort_key
 
 __all__ = ["AdvisoryDB", "SourceStatus", "default_db_path", "release_of"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 _BINNMU = re.compile(r"\+b\d+$")
 
 _SCHEMA = """
@@ -38,6 +40,7 @@ CREATE TABLE IF NOT EXISTS debian (
     release TEXT NOT NULL, source TEXT NOT NULL, vuln TEXT NOT NULL,
     status TEXT NOT NULL, fixed_version TEXT NOT NULL, urgency TEXT NOT NULL,
     nodsa TEXT NOT NULL, nodsa_reason TEXT NOT NULL,
+    fixed_key BLOB,  -- assay.vuln.vkey.deb_sort_key(fixed_version): memcmp order = dpkg order
     PRIMARY KEY (release, source, vuln)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS descriptions (
@@ -75,7 +78,8 @@ CREATE TABLE IF NOT EXISTS inventories (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS inventory_packages (
     subject TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, ecosystem TEXT NOT NULL,
-    purl TEXT NOT NULL, source_name TEXT NOT NULL, source_version TEXT NOT NULL
+    purl TEXT NOT NULL, source_name TEXT NOT NULL, source_version TEXT NOT NULL,
+    source_key BLOB  -- deb_sort_key(source_version)
 );
 CREATE INDEX IF NOT EXISTS inventory_packages_subject ON inventory_packages (subject);
 """
@@ -257,22 +261,25 @@ class AdvisoryDB:
                 (subject, inventory.subject_name, release_of(inventory), now),
             )
             conn.executemany(
-                "INSERT INTO inventory_packages VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        subject,
-                        p.name,
-                        p.version,
-                        p.ecosystem,
-                        p.purl,
-                        (p.source_name or p.name) if p.ecosystem == "deb" else "",
-                        _BINNMU.sub("", p.source_version or p.version)
-                        if p.ecosystem == "deb"
-                        else "",
-                    )
-                    for p in inventory.packages
-                ],
+                "INSERT INTO inventory_packages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [_inventory_row(subject, p) for p in inventory.packages],
             )
+
+
+def _inventory_row(subject: str, p: Package) -> tuple[str, str, str, str, str, str, str, Any]:
+    if p.ecosystem != "deb":
+        return (subject, p.name, p.version, p.ecosystem, p.purl, "", "", None)
+    src_version = _BINNMU.sub("", p.source_version or p.version)
+    return (
+        subject,
+        p.name,
+        p.version,
+        p.ecosystem,
+        p.purl,
+        p.source_name or p.name,
+        src_version,
+        deb_sort_key(src_version),
+    )
 
 
 def _chunks(items: list[str], n: int) -> Iterator[list[str]]:

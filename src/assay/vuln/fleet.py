@@ -1,8 +1,8 @@
 """Fleet rescans: match every stored inventory against the advisory DB as one SQL join.
 
 Inventories are kept with ``AdvisoryDB.store_inventory`` (``assay scan --store``). The join runs
-inside SQLite (dpkg ordering through the registered ``deb_lt`` function), so the same query
-ports to any SQL engine that has a Debian version comparison; Python only classifies the rows.
+inside SQLite and compares Debian versions as byte keys (``assay.vuln.vkey``, memcmp order =
+dpkg order), so the same query runs on any SQL engine; Python only classifies the rows.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ JOIN inventories AS i ON i.subject = ip.subject
 JOIN debian AS d ON d.release = i.release AND d.source = ip.source_name
 WHERE ip.ecosystem = 'deb'
   AND d.fixed_version NOT IN ('0', '<not-affected>')
-  AND (d.status != 'resolved' OR deb_lt(ip.source_version, d.fixed_version) = 1)
+  AND (d.status != 'resolved' OR ip.source_key < d.fixed_key)
 """
 
 

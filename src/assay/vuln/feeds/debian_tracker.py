@@ -16,12 +16,13 @@ from typing import Any
 from assay.errors import InputError
 from assay.vuln.db import AdvisoryDB
 from assay.vuln.feeds._interface import load_json, read_bounded
+from assay.vuln.vkey import deb_sort_key
 
 __all__ = ["DebianTrackerFeed", "parse_tracker"]
 
 log = logging.getLogger(__name__)
 
-_Row = tuple[str, str, str, str, str, str, str, str]
+_Row = tuple[str, str, str, str, str, str, str, str, bytes | None]
 
 
 def _text(value: Any, what: str) -> str:
@@ -68,6 +69,9 @@ def parse_tracker(doc: Any) -> tuple[list[_Row], dict[str, str]]:
                         _text(r.get("urgency"), f"{where} urgency"),
                         _text(r.get("nodsa"), f"{where} nodsa"),
                         _text(r.get("nodsa_reason"), f"{where} nodsa_reason"),
+                        deb_sort_key(fixed)
+                        if (fixed := _text(r.get("fixed_version"), where))
+                        else None,
                     )
                 )
     return rows, descriptions
@@ -84,7 +88,7 @@ class DebianTrackerFeed:
         sources = len(doc)
         with db.transaction() as conn:
             conn.execute("DELETE FROM debian")
-            conn.executemany("INSERT OR REPLACE INTO debian VALUES (?,?,?,?,?,?,?,?)", rows)
+            conn.executemany("INSERT OR REPLACE INTO debian VALUES (?,?,?,?,?,?,?,?,?)", rows)
             conn.executemany(
                 "INSERT OR REPLACE INTO descriptions VALUES (?, ?)", descriptions.items()
             )
