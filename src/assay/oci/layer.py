@@ -33,6 +33,7 @@ import zstandard
 from assay.errors import InputError
 from assay.oci import _tar
 from assay.oci import mediatypes as mt
+from assay.oci._pgzip import ParallelGzip
 from assay.oci.digest import Digest, DigestingWriter, Readable, VerifyingReader, digest_hex
 from assay.oci.entry import Entry, EntryType
 
@@ -48,8 +49,8 @@ __all__ = [
     "write_tar",
 ]
 
-DEFAULT_GZIP_LEVEL = 9
-DEFAULT_ZSTD_LEVEL = 19
+DEFAULT_GZIP_LEVEL = 6  # gzip's own default; 9 is ~6x slower for ~1.5% smaller layers
+DEFAULT_ZSTD_LEVEL = 9  # ~15% smaller than gzip -6 in about the same time
 MAX_MEMBER_SIZE = 4 << 30
 MAX_LAYER_SIZE = 64 << 30
 MAX_MEMBERS = 2_000_000
@@ -242,6 +243,10 @@ class _Buffered:
             self._size = 0
 
 
+def _nothing() -> None:
+    pass
+
+
 def write_layer(
     entries: Iterable[Entry],
     dest_dir: Path,
@@ -249,18 +254,21 @@ def write_layer(
     source_date_epoch: int,
     compression: Compression = "gzip",
     level: int | None = None,
+    workers: int | None = None,
 ) -> LayerBlob:
     """Write a deterministic layer blob into ``dest_dir`` (named by its digest).
 
     The same entries (in any order) and epoch always give the same digest. ``level`` defaults to
     ``DEFAULT_GZIP_LEVEL`` / ``DEFAULT_ZSTD_LEVEL``; it is part of what makes the digest, so
-    callers that promise reproducibility must keep it fixed.
+    callers that promise reproducibility must keep it fixed. ``workers`` (gzip only; default:
+    the usable CPUs, at most 8) changes the speed, never the bytes.
     """
     if source_date_epoch < 0:
         raise ValueError("source_date_epoch must not be negative")
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-layer-", dir=dest_dir)
+    cleanup: Callable[[], None] = _nothing
     try:
         with os.fdopen(fd, "wb") as fh:
             blob = DigestingWriter(fh)
@@ -269,9 +277,10 @@ def write_layer(
             finish: Callable[[], bytes]
             if compression == "gzip":
                 lvl = DEFAULT_GZIP_LEVEL if level is None else level
-                # wbits=31: gzip wrapper with mtime 0, no file name, OS byte fixed by zlib.
-                co = zlib.compressobj(lvl, zlib.DEFLATED, 31, 9)
-                compress, finish = co.compress, co.flush
+                # One gzip member, no name, mtime 0, fixed OS byte, 1 MiB blocks on all cores.
+                pgz = ParallelGzip(lvl, workers)
+                cleanup = pgz.close
+                compress, finish = pgz.compress, pgz.flush
                 media_type, suffix = mt.OCI_LAYER_GZIP, ".tar.gz"
             elif compression == "zstd":
                 lvl = DEFAULT_ZSTD_LEVEL if level is None else level
@@ -304,6 +313,7 @@ def write_layer(
         os.chmod(tmp, 0o644)
         os.replace(tmp, final)
     except BaseException:
+        cleanup()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
