@@ -489,3 +489,80 @@ def test_plain_http_to_a_non_loopback_host_is_refused_before_connecting() -> Non
     assert insecure.base_url == "http://192.0.2.10:5000"
     assert t.seen == []
     http.close()
+
+
+# ----------------------------------------------------------------------------- lost answers
+
+
+class DroppingProxy:
+    """A real HTTP proxy on 127.0.0.1 in front of docker-registry that forwards every request
+    but, for the first request matching ``drop``, closes the connection instead of answering
+    (the registry has processed it; the client never hears back)."""
+
+    def __init__(self, upstream: str, drop: Callable[[str, str], bool]) -> None:
+        self.upstream = upstream
+        self.drop = drop
+        self.dropped: list[tuple[str, str]] = []
+        self.seen: list[tuple[str, str]] = []
+        proxy = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a: object) -> None:
+                pass
+
+            def _relay(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "content-length"}
+                with httpx.Client(timeout=30) as up:
+                    resp = up.request(
+                        self.command, proxy.upstream + self.path, headers=headers, content=body
+                    )
+                proxy.seen.append((self.command, self.path))
+                if not proxy.dropped and proxy.drop(self.command, self.path):
+                    proxy.dropped.append((self.command, self.path))
+                    self.close_connection = True
+                    return  # processed upstream, answer lost
+                self.send_response(resp.status_code)
+                for k, v in resp.headers.items():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(resp.content)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(resp.content)
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _relay
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("what", "drop"),
+    [
+        ("first chunk", lambda m, p: m == "PATCH"),
+        ("commit", lambda m, p: m == "PUT" and "digest=" in p),
+    ],
+)
+def test_upload_survives_a_lost_answer(
+    registry: RunningRegistry, what: str, drop: Callable[[str, str], bool]
+) -> None:
+    proxy = DroppingProxy(registry.url, drop)
+    try:
+        data = os.urandom((5 << 20) + 1000)
+        d, n, _ = blob(data)
+        with RegistryClient(proxy.host, chunk_size=4 << 20, backoff=0.01) as c:
+            name = repo()
+            assert c.upload_blob(name, d, n, data) == "uploaded"
+            assert proxy.dropped, f"the proxy never dropped the {what}"
+            assert c.get_blob(name, d) == data
+    finally:
+        proxy.close()

@@ -53,6 +53,7 @@ from assay.oci.model import Descriptor
 __all__ = [
     "MANIFEST_ACCEPT",
     "MAX_MANIFEST_SIZE",
+    "AccessDeniedError",
     "FetchedManifest",
     "NotFoundError",
     "RegistryClient",
@@ -96,6 +97,10 @@ BlobSource = bytes | Path | Callable[[], Readable]
 
 class NotFoundError(NetworkError):
     """The registry answered 404 for a manifest, blob or repository."""
+
+
+class AccessDeniedError(NetworkError):
+    """The registry answered 401/403: missing or insufficient credentials."""
 
 
 def is_loopback_host(host: str) -> bool:
@@ -333,8 +338,13 @@ class RegistryClient:
         headers: dict[str, str] | None = None,
         content: bytes | None = None,
         follow_redirects: bool = False,
+        retry: bool = True,
     ) -> httpx.Response:
-        """Send with auth and retries; the caller must close the (streamed) response."""
+        """Send with auth and retries; the caller must close the (streamed) response.
+
+        ``retry=False`` for requests inside an upload session: resending one after a lost answer
+        confuses the session, so the whole upload is retried instead (``upload_blob``).
+        """
         self._maybe_probe()
         target = url if isinstance(url, httpx.URL) else self._url(url)
         base = httpx.URL(self.base_url)
@@ -355,7 +365,7 @@ class RegistryClient:
             try:
                 resp = self.http.send(request, stream=True, follow_redirects=follow_redirects)
             except httpx.TransportError as exc:
-                if attempt < self.retries:
+                if retry and attempt < self.retries:
                     delay = self.backoff * (2**attempt)
                     log.info("%s %s failed (%s); retrying in %.1fs", method, target, exc, delay)
                     time.sleep(delay)
@@ -385,7 +395,7 @@ class RegistryClient:
                 self.auth.invalidate(scopes)
                 auth_retried = True
                 continue
-            if resp.status_code in _RETRY_STATUS and attempt < self.retries:
+            if retry and resp.status_code in _RETRY_STATUS and attempt < self.retries:
                 delay = self.backoff * (2**attempt)
                 ra = resp.headers.get("retry-after", "")
                 if ra.isdigit():
@@ -415,9 +425,11 @@ class RegistryClient:
                 if creds
                 else " (no credentials found)"
             )
-            return NetworkError(f"{what}: registry {where} denied access{who}{tail}; {_LOGIN_HINT}")
+            return AccessDeniedError(
+                f"{what}: registry {where} denied access{who}{tail}; {_LOGIN_HINT}"
+            )
         if code == 403:
-            return NetworkError(
+            return AccessDeniedError(
                 f"{what}: registry {where} forbids this{tail}; the account lacks permission — "
                 "ask the registry's administrator or use another repository"
             )
@@ -616,9 +628,33 @@ class RegistryClient:
         """
         _check_repo(repository)
         _check_digest(digest)
-        scopes = self._scopes(repository, push=True)
         if check_exists and self.blob_exists(repository, digest):
             return "exists"
+        attempt = 0
+        while True:
+            try:
+                return self._upload_once(repository, digest, size, source, mount_from)
+            except NetworkError as exc:
+                if attempt >= self.retries or isinstance(exc, AccessDeniedError):
+                    raise
+                delay = self.backoff * (2**attempt)
+                attempt += 1
+                log.info("upload of %s failed (%s); restarting in %.1fs", digest, exc, delay)
+                time.sleep(delay)
+                # the commit may have succeeded with its answer lost
+                if self.blob_exists(repository, digest):
+                    return "uploaded"
+
+    def _upload_once(
+        self,
+        repository: str,
+        digest: str,
+        size: int,
+        source: BlobSource,
+        mount_from: str | None,
+    ) -> str:
+        """One upload session: POST, then PUT (small) or PATCH chunks + PUT; no retries."""
+        scopes = self._scopes(repository, push=True)
         state, location = self._start_upload(repository, digest, mount_from)
         if state == "mounted":
             return "mounted"
@@ -638,6 +674,7 @@ class RegistryClient:
                         scopes=scopes,
                         headers={"Content-Type": "application/octet-stream"},
                         content=data,
+                        retry=False,
                     )
                 else:
                     offset = 0
@@ -662,6 +699,7 @@ class RegistryClient:
                                 "Content-Range": f"{offset}-{end}",
                             },
                             content=chunk,
+                            retry=False,
                         )
                         try:
                             if resp.status_code != 202:
@@ -685,6 +723,7 @@ class RegistryClient:
                         scopes=scopes,
                         headers={"Content-Length": "0"},
                         content=b"",
+                        retry=False,
                     )
         except BaseException:
             self._cancel_upload(location)
