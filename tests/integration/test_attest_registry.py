@@ -192,15 +192,44 @@ def test_round_trip_sign_attest_verify(
     assert layer["mediaType"] == "application/vnd.dsse.envelope.v1+json"
     assert layer["annotations"]["predicateType"] == "https://slsa.dev/provenance/v1"
     refs = client.referrers(repo, image.digest)
-    assert [r.artifact_type for r in refs] == ["application/vnd.dev.sigstore.bundle.v0.3+json"]
+    assert {r.artifact_type for r in refs} == {"application/vnd.dev.sigstore.bundle.v0.3+json"}
+    predicate_types = sorted(
+        (r.annotations or {})["dev.sigstore.bundle.predicateType"] for r in refs
+    )
+    assert predicate_types == [
+        "https://sigstore.dev/cosign/sign/v1",
+        "https://slsa.dev/provenance/v1",
+    ]
+
+
+def test_v3_bundle_signature_verifies_without_legacy_sig(
+    registry: Any, client: RegistryClient, repo: str, signer: keys.SigningKey
+) -> None:
+    """cosign v3's layout alone (no .sig tag): the signature bundle referrer verifies."""
+    push_manifest_tree(client, repo, _layout_blob(IMAGE_DIGEST), "v1")
+    remote.sign_image(client, ref(registry, repo), signer)
+    client.delete_manifest(repo, client.get_manifest(repo, cosign_tag(IMAGE_DIGEST, "sig")).digest)
+    image, sigs = remote.verify_image(client, ref(registry, repo), signer.public)
+    assert [s.payload["critical"]["type"] for s in sigs] == ["https://sigstore.dev/cosign/sign/v1"]
+    assert sigs[0].payload["critical"]["image"]["docker-manifest-digest"] == image.digest
+    wrong = keys.load_public_key(keys.generate_keypair(b"")[1])
+    with pytest.raises(VerificationError, match="does not verify with the given public key"):
+        remote.verify_image(client, ref(registry, repo), wrong)
+    # an attestation bundle is not a signature
+    other_repo = repo + "-att"
+    push_manifest_tree(client, other_repo, _layout_blob(IMAGE_DIGEST), "v1")
+    remote.attest_image(client, ref(registry, other_repo), signer, "custom", b"x")
+    with pytest.raises(VerificationError, match="no cosign signatures found"):
+        remote.verify_image(client, ref(registry, other_repo), signer.public)
 
 
 # ----------------------------------------------------------------------------- tamper matrix
 
 
 def _signed(registry: Any, client: RegistryClient, repo: str, signer: keys.SigningKey) -> None:
+    """An image signed in cosign's legacy .sig layout only (no v3 bundle to fall back on)."""
     push_manifest_tree(client, repo, _layout_blob(IMAGE_DIGEST), "v1")
-    remote.sign_image(client, ref(registry, repo), signer)
+    remote.sign_image(client, ref(registry, repo), signer, referrer=False)
 
 
 def _rewrite_sig_layer(

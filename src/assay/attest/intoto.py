@@ -12,6 +12,7 @@ from assay.errors import UsageError, VerificationError
 
 __all__ = [
     "PREDICATE_TYPES",
+    "SIGN_PREDICATE_TYPE",
     "STATEMENT_TYPE",
     "STATEMENT_TYPES_ACCEPTED",
     "Statement",
@@ -25,6 +26,8 @@ STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 STATEMENT_TYPES_ACCEPTED = frozenset({STATEMENT_TYPE, "https://in-toto.io/Statement/v0.1"})
 
 CUSTOM_PREDICATE_TYPE = "https://cosign.sigstore.dev/attestation/v1"
+# cosign v3 writes an image signature as a DSSE statement of this type in a bundle referrer.
+SIGN_PREDICATE_TYPE = "https://sigstore.dev/cosign/sign/v1"
 
 # cosign's --type aliases (cmd/cosign/cli/options/predicate.go, pkg/cosign/attestation).
 PREDICATE_TYPES: dict[str, str] = {

@@ -8,6 +8,7 @@ to the tag ``sha256-<hex>.sig`` (a second signer appends a layer), attestations 
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -18,7 +19,12 @@ from dataclasses import dataclass
 from assay import __version__
 from assay.attest import bundle as _bundle
 from assay.attest.dsse import Envelope, sign_envelope
-from assay.attest.intoto import build_statement, parse_statement, resolve_predicate_type
+from assay.attest.intoto import (
+    SIGN_PREDICATE_TYPE,
+    build_statement,
+    parse_statement,
+    resolve_predicate_type,
+)
 from assay.attest.keys import PublicKey, SigningKey
 from assay.attest.simplesigning import (
     ATTESTATION_LAYER_MEDIA_TYPE,
@@ -66,6 +72,7 @@ _log = logging.getLogger(__name__)
 
 _MAX_ENVELOPE_BLOB = 16 << 20
 _MAX_BUNDLE_REFERRERS = 100
+_PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
@@ -177,8 +184,15 @@ class SignResult:
     added: bool
 
 
-def sign_image(client: RegistryClient, ref: ImageRef, key: SigningKey) -> SignResult:
-    """Sign the image (cosign layout). Re-signing with a key that already signed is a no-op."""
+def sign_image(
+    client: RegistryClient, ref: ImageRef, key: SigningKey, *, referrer: bool = True
+) -> SignResult:
+    """Sign the image. Re-signing with a key that already signed is a no-op.
+
+    Writes cosign's legacy layout (a layer of the ``sha256-<hex>.sig`` image) and, unless
+    ``referrer`` is False, cosign v3's: a Sigstore bundle referrer holding a DSSE statement of
+    type ``https://sigstore.dev/cosign/sign/v1`` whose subject is the image digest.
+    """
     image = resolve(client, ref)
     tag = cosign_tag(image.digest, "sig")
     existing = _existing_layers(client, ref.repository, tag)
@@ -192,11 +206,10 @@ def sign_image(client: RegistryClient, ref: ImageRef, key: SigningKey) -> SignRe
             continue
         _log.info("%s is already signed with this key", image.pinned)
         return SignResult(image, tag, None, False)
-    optional = {"creator": f"assay {__version__}", "timestamp": _timestamp()}
+    now = _timestamp()
+    optional = {"creator": f"assay {__version__}", "timestamp": now}
     payload = build_payload(ref.name, image.digest, optional)
     signature = key.sign(payload)
-    import base64
-
     layer = SignedLayer(
         SIMPLESIGNING_MEDIA_TYPE,
         sha256_digest(payload),
@@ -205,20 +218,50 @@ def sign_image(client: RegistryClient, ref: ImageRef, key: SigningKey) -> SignRe
     )
     client.upload_blob(ref.repository, layer.digest, layer.size, payload)
     digest = _put_signature_image(client, ref.repository, tag, append_layer(existing, layer))
+    if referrer:
+        statement = build_statement(
+            ref.name,
+            image.digest.split(":", 1)[1],
+            SIGN_PREDICATE_TYPE,
+            b"{}",
+            timestamp=_rfc3339(now),
+        )
+        _put_bundle_referrer(client, image, sign_envelope(key, statement), key, now)
     return SignResult(image, tag, digest, True)
+
+
+def _put_bundle_referrer(
+    client: RegistryClient, image: ResolvedImage, envelope: Envelope, key: SigningKey, now: int
+) -> str:
+    """Store a key-signed DSSE bundle as an OCI 1.1 referrer of ``image``."""
+    repo = image.ref.repository
+    statement = parse_statement(envelope.payload)
+    bundle_json = _bundle.build_key_bundle(envelope, key.public)
+    client.upload_blob(repo, sha256_digest(bundle_json), len(bundle_json), bundle_json)
+    empty = _bundle.EMPTY_CONFIG
+    client.upload_blob(repo, sha256_digest(empty), len(empty), empty)
+    manifest = _bundle.bundle_referrer_manifest(
+        bundle_json,
+        image.media_type,
+        image.digest,
+        image.size,
+        predicate_type=statement.predicate_type,
+        created=_rfc3339(now),
+    )
+    return client.put_manifest(repo, sha256_digest(manifest), manifest, OCI_MANIFEST_MEDIA_TYPE)
 
 
 def verify_image(
     client: RegistryClient, ref: ImageRef, key: PublicKey
 ) -> tuple[ResolvedImage, list[VerifiedSignature]]:
-    """Verify the image's cosign signatures with ``key``; at least one must verify."""
+    """Verify the image's signatures with ``key``; at least one must verify.
+
+    cosign's legacy ``.sig`` layout is checked first; only when none of those verifies are
+    cosign v3 signature bundles (OCI 1.1 referrers) consulted.
+    """
     image = resolve(client, ref)
     tag = cosign_tag(image.digest, "sig")
     layers = _existing_layers(client, ref.repository, tag)
-    if not layers:
-        raise VerificationError(
-            f"no cosign signatures found for {image.pinned} (no tag {tag}); sign it first"
-        )
     verified: list[VerifiedSignature] = []
     failures: list[str] = []
     for layer in layers:
@@ -231,11 +274,51 @@ def verify_image(
             failures.append(f"payload blob {layer.digest} is missing from the registry")
         except VerificationError as exc:
             failures.append(str(exc))
+    if verified:
+        return image, verified
+    bundles = _bundle_blobs(client, image, failures, predicate_type=SIGN_PREDICATE_TYPE)
+    for manifest_digest, raw in bundles:
+        try:
+            doc = _bundle.parse_bundle(raw)
+            if "publicKey" not in doc["verificationMaterial"]:
+                continue  # keyless: verified with --certificate-identity instead
+            if "dsseEnvelope" not in doc:
+                raise VerificationError("signature bundle holds no DSSE envelope")
+            envelope = Envelope.from_dict(doc["dsseEnvelope"])
+            att = check_attestation_envelope(envelope, image.digest, key, "referrer-bundle")
+            if att.predicate_type != SIGN_PREDICATE_TYPE:
+                raise VerificationError(
+                    f"signature bundle holds a {att.predicate_type} statement, "
+                    f"not {SIGN_PREDICATE_TYPE}"
+                )
+            verified.append(_bundle_signature(att, manifest_digest))
+        except VerificationError as exc:
+            failures.append(str(exc))
     if not verified:
+        if not layers and not bundles and not failures:
+            raise VerificationError(
+                f"no cosign signatures found for {image.pinned} (no tag {tag} and no signature "
+                "bundle referrers); sign it first"
+            )
         raise VerificationError(
             summarise_failures(f"no valid signature for {image.pinned}", failures)
         )
     return image, verified
+
+
+def _bundle_signature(att: VerifiedAttestation, manifest_digest: str) -> VerifiedSignature:
+    """A verified cosign v3 signature statement, shown as ``cosign verify`` shows it."""
+    subjects = att.statement.get("subject") or [{}]
+    name = subjects[0].get("name", "") if isinstance(subjects[0], dict) else ""
+    payload = {
+        "critical": {
+            "identity": {"docker-reference": name},
+            "image": {"docker-manifest-digest": att.image_digest},
+            "type": SIGN_PREDICATE_TYPE,
+        },
+        "optional": {},
+    }
+    return VerifiedSignature(att.image_digest, str(name), manifest_digest, payload)
 
 
 def attest_image(
@@ -272,36 +355,32 @@ def attest_image(
     _put_signature_image(client, ref.repository, tag, append_layer(existing, layer))
     # 2. OCI 1.1 referrer holding a Sigstore bundle (cosign v3's default)
     if referrer:
-        bundle_json = _bundle.build_key_bundle(envelope, key.public)
-        client.upload_blob(
-            ref.repository, sha256_digest(bundle_json), len(bundle_json), bundle_json
-        )
-        empty = _bundle.EMPTY_CONFIG
-        client.upload_blob(ref.repository, sha256_digest(empty), len(empty), empty)
-        manifest = _bundle.bundle_referrer_manifest(
-            bundle_json,
-            image.media_type,
-            image.digest,
-            image.size,
-            predicate_type=uri,
-            created=_rfc3339(now),
-        )
-        client.put_manifest(
-            ref.repository, sha256_digest(manifest), manifest, OCI_MANIFEST_MEDIA_TYPE
-        )
+        _put_bundle_referrer(client, image, envelope, key, now)
     return image, uri
 
 
 def _bundle_blobs(
-    client: RegistryClient, image: ResolvedImage, failures: list[str]
+    client: RegistryClient,
+    image: ResolvedImage,
+    failures: list[str],
+    *,
+    predicate_type: str | None = None,
 ) -> list[tuple[str, bytes]]:
-    """(manifest digest, bundle bytes) of every Sigstore bundle referrer of the image."""
+    """(manifest digest, bundle bytes) of the Sigstore bundle referrers of the image.
+
+    ``predicate_type`` preselects by the referrer's ``dev.sigstore.bundle.predicateType``
+    annotation (a hint only: callers still check the verified statement's type).
+    """
     repo = image.ref.repository
     out: list[tuple[str, bytes]] = []
     bundles = [
         d
         for d in client.referrers(repo, image.digest)
         if d.artifact_type in _bundle.BUNDLE_MEDIA_TYPES_ACCEPTED
+        and (
+            predicate_type is None
+            or (d.annotations or {}).get(_PREDICATE_ANNOTATION, predicate_type) == predicate_type
+        )
     ]
     if len(bundles) > _MAX_BUNDLE_REFERRERS:
         failures.append(
@@ -362,7 +441,7 @@ def verify_image_attestations(
             failures.append(f"attestation blob {layer.digest} is missing from the registry")
         except VerificationError as exc:
             failures.append(str(exc))
-    for _digest, raw in _bundle_blobs(client, image, failures):
+    for _digest, raw in _bundle_blobs(client, image, failures, predicate_type=want):
         try:
             doc = _bundle.parse_bundle(raw)
             if "publicKey" not in doc["verificationMaterial"]:
@@ -373,6 +452,8 @@ def verify_image_attestations(
             att = check_attestation_envelope(envelope, image.digest, key, "referrer-bundle")
             if want and att.predicate_type != want:
                 continue
+            if not want and att.predicate_type == SIGN_PREDICATE_TYPE:
+                continue  # an image signature, not an attestation
             verified.append(att)
         except VerificationError as exc:
             failures.append(str(exc))
@@ -392,12 +473,18 @@ def verify_image_keyless(
     issuer: str,
     staging: bool = False,
     offline: bool = True,
+    predicate_type: str | None = None,
 ) -> tuple[ResolvedImage, list[VerifiedAttestation]]:
-    """Verify keyless Sigstore bundles attached to the image as referrers (DSSE statements)."""
+    """Verify keyless Sigstore bundles attached to the image as referrers (DSSE statements).
+
+    With ``predicate_type`` (a URI; ``SIGN_PREDICATE_TYPE`` for image signatures) only
+    statements of that type count.
+    """
     image = resolve(client, ref)
     failures: list[str] = []
     verified: list[VerifiedAttestation] = []
-    for _digest, raw in _bundle_blobs(client, image, failures):
+    bundles = _bundle_blobs(client, image, failures, predicate_type=predicate_type)
+    for _digest, raw in bundles:
         try:
             doc = _bundle.parse_bundle(raw)
             if "publicKey" in doc["verificationMaterial"]:
@@ -412,6 +499,11 @@ def verify_image_keyless(
             assert result.payload is not None
             statement = parse_statement(result.payload)
             check_statement_subject(statement, image.digest)
+            if predicate_type and statement.predicate_type != predicate_type:
+                raise VerificationError(
+                    f"keyless bundle holds a {statement.predicate_type} statement, "
+                    f"not {predicate_type}"
+                )
             verified.append(
                 VerifiedAttestation(
                     image.digest,
@@ -423,7 +515,9 @@ def verify_image_keyless(
         except VerificationError as exc:
             failures.append(str(exc))
     if not verified:
-        raise VerificationError(
-            summarise_failures(f"no valid keyless signature for {image.pinned}", failures)
-        )
+        kind = "signature" if predicate_type == SIGN_PREDICATE_TYPE else "attestation"
+        what = f"no valid keyless {kind}"
+        if predicate_type and predicate_type != SIGN_PREDICATE_TYPE:
+            what += f" of type {predicate_type}"
+        raise VerificationError(summarise_failures(f"{what} for {image.pinned}", failures))
     return image, verified

@@ -18,7 +18,7 @@ from assay.cli.cmd_sign import (
     load_signing_key,
     read_file,
 )
-from assay.errors import UsageError, VerificationError
+from assay.errors import UsageError
 
 
 def register(app: typer.Typer) -> None:
@@ -99,11 +99,6 @@ def register(app: typer.Typer) -> None:
                     issuer=certificate_oidc_issuer,
                     staging=staging,
                     offline=offline,
+                    predicate_type=want,
                 )
-                if want:
-                    atts = [a for a in atts if a.predicate_type == want]
-                    if not atts:
-                        raise VerificationError(
-                            f"no valid keyless attestation of type {want} for {resolved.pinned}"
-                        )
         _report(resolved.pinned, [a.to_json() for a in atts], output, "attestation")

@@ -10,7 +10,7 @@ import typer
 
 from assay.attest import remote
 from assay.attest.bundle import verify_keyless
-from assay.attest.intoto import parse_statement
+from assay.attest.intoto import SIGN_PREDICATE_TYPE, parse_statement
 from assay.attest.keys import SigningKey, load_private_key, load_public_key
 from assay.attest.verify import check_statement_subject
 from assay.cli import _console
@@ -174,6 +174,7 @@ def register(app: typer.Typer) -> None:
                 issuer=certificate_oidc_issuer,
                 staging=staging,
                 offline=offline,
+                predicate_type=SIGN_PREDICATE_TYPE,
             )
         _report(resolved.pinned, [a.to_json() for a in atts], output, "signature")
 
