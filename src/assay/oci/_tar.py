@@ -30,6 +30,7 @@ PAX_GLOBAL = b"g"
 GNU_LONGNAME = b"L"
 GNU_LONGLINK = b"K"
 
+_ZERO_BLOCK = bytes(BLOCK)
 MAX_PAX_SIZE = 1 << 20
 MAX_LONGNAME_SIZE = 64 << 10
 
@@ -261,6 +262,12 @@ def _parse_number(field: bytes, what: str) -> int:
         ) from None
 
 
+def _signed_checksum(block: bytes) -> int:
+    """The header checksum as some old tar writers computed it (bytes as signed chars)."""
+    high = sum(1 for b in block[:148] + block[156:] if b > 127)
+    return sum(block) - sum(block[148:156]) + 256 - 256 * high
+
+
 def _cstr(field: bytes) -> bytes:
     return field.split(b"\0", 1)[0]
 
@@ -373,7 +380,7 @@ class TarReader:
                     raise InputError(f"{self._what}: truncated after an extended header")
                 self.ended = True
                 return None
-            if block == b"\0" * BLOCK:
+            if block == _ZERO_BLOCK:
                 self.ended = True
                 return None
             header_at = self.position - BLOCK
@@ -381,13 +388,8 @@ class TarReader:
                 stored = _parse_number(block[148:156], "checksum")
             except InputError:
                 stored = -1
-            unsigned = sum(block[:148]) + 256 + sum(block[156:])
-            signed = (
-                sum((b - 256 if b > 127 else b) for b in block[:148])
-                + 256
-                + sum((b - 256 if b > 127 else b) for b in block[156:])
-            )
-            if stored not in (unsigned, signed):
+            unsigned = sum(block) - sum(block[148:156]) + 256
+            if stored != unsigned and stored != _signed_checksum(block):
                 raise InputError(
                     f"{self._what}: bad header checksum at byte {header_at}; "
                     "the data is not a tar archive or is corrupt"

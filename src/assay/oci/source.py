@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import io
 import json
 import logging
@@ -48,6 +49,7 @@ __all__ = [
     "ImageManifest",
     "ImageSource",
     "LayoutSource",
+    "open_image",
     "open_local_image",
     "register_opener",
 ]
@@ -429,9 +431,16 @@ register_opener("oci-archive", _open_oci_archive)
 register_opener("docker-archive", _open_docker_archive)
 
 
+# Modules that register an opener when imported, loaded on first use of their transport.
+_LAZY = {"docker": "assay.oci.push"}
+
+
 def open_local_image(ref: ImageRef) -> ImageSource:
     """Open ``ref`` (oci:, oci-archive:, docker-archive:, or any registered transport)."""
     opener = _OPENERS.get(ref.transport)
+    if opener is None and ref.transport in _LAZY:
+        importlib.import_module(_LAZY[ref.transport])
+        opener = _OPENERS.get(ref.transport)
     if opener is None:
         if ref.transport == "dir":
             raise UsageError(
@@ -439,3 +448,6 @@ def open_local_image(ref: ImageRef) -> ImageSource:
             )
         raise UsageError(f"{ref}: transport {ref.transport!r} cannot be opened here")
     return opener(ref)
+
+
+open_image = open_local_image  # the same entry point, for callers that also take registries
