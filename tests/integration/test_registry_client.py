@@ -566,3 +566,36 @@ def test_upload_survives_a_lost_answer(
             assert c.get_blob(name, d) == data
     finally:
         proxy.close()
+
+
+def test_referrers_api_with_pagination_and_client_side_filter(
+    http_server: Callable[..., str],
+) -> None:
+    """A registry that implements OCI 1.1 referrers (two pages, no server-side filtering)."""
+    subject = "sha256:" + "1" * 64
+    entries = [
+        {"mediaType": OCI_MANIFEST, "digest": "sha256:" + c * 64, "size": 10,
+         "artifactType": at}
+        for c, at in (("a", "application/x-sbom"), ("b", "application/x-sig"),
+                      ("c", "application/x-sbom"))
+    ]  # fmt: skip
+    paths: list[str] = []
+
+    def handle(h: BaseHTTPRequestHandler) -> None:
+        paths.append(h.path)
+        if h.path.startswith(f"/v2/a/b/referrers/{subject}"):
+            second = "page=2" in h.path
+            body = {"schemaVersion": 2, "mediaType": OCI_INDEX,
+                    "manifests": entries[2:] if second else entries[:2]}  # fmt: skip
+            headers = {"Content-Type": OCI_INDEX}
+            if not second:
+                headers["Link"] = f'</v2/a/b/referrers/{subject}?page=2>; rel="next"'
+            _reply(h, 200, json.dumps(body).encode(), headers)
+        else:
+            _reply(h, 404, b"", {})
+
+    with RegistryClient(http_server(handle), retries=0) as c:
+        found = c.referrers("a/b", subject, artifact_type="application/x-sbom")
+    assert [d.digest for d in found] == ["sha256:" + "a" * 64, "sha256:" + "c" * 64]
+    assert all("manifests/sha256-" not in p for p in paths)  # no fallback tag lookup
+    assert any("artifactType=application%2Fx-sbom" in p for p in paths)

@@ -382,8 +382,7 @@ class RegistryClient:
                 ) from exc
             if resp.status_code == 401 and not auth_retried:
                 challenges = parse_challenges(", ".join(resp.headers.get_list("www-authenticate")))
-                resp.read()
-                resp.close()
+                resp.close()  # body unread: it is not needed, and it could be huge
                 chosen = self.auth.remember(challenges)
                 if chosen is None:
                     raise NetworkError(
