@@ -355,3 +355,18 @@ def test_directory_replaced_by_symlink_is_refused(tmp_path: Path) -> None:
     b = write_deb(tmp_path / "b.deb", "b", [sym("./usr/lib/app", "/etc")], Replaces="a")
     with pytest.raises(InputError, match=r"package b: /usr/lib/app would replace the directory"):
         _asm([("a", a), ("b", b)])
+
+
+def test_extra_hardlink_and_symlink(tmp_path: Path) -> None:
+    a = write_deb(tmp_path / "a.deb", "a", [f("./usr/bin/a", b"A")])
+    extra = [
+        Entry("usr/bin/b", EntryType.HARDLINK, 0o755, link="usr/bin/a"),
+        Entry("usr/bin/c", EntryType.SYMLINK, 0o777, link="a"),
+    ]
+    r = _asm([("a", a)], extra_paths=extra)
+    got = _by_path(r)
+    assert got["usr/bin/b"].type is EntryType.HARDLINK and got["usr/bin/b"].link == "usr/bin/a"
+    assert got["usr/bin/c"].link == "a"
+    _check_layer_invariants(r)
+    with pytest.raises(InputError, match="not a regular file"):
+        _asm([("a", a)], extra_paths=[Entry("x", EntryType.HARDLINK, 0o644, link="usr/bin")])

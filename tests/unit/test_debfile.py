@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -9,6 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_debfile_fixtures import (
     M,
     ar_archive,
@@ -352,3 +355,62 @@ def test_unpack_cache_round_trip_and_tamper(tmp_path: Path) -> None:
     cached.write_bytes(bytes(blob))
     assert debfile.read_data_member(deb, package="c", cache_dir=cache) == first
     assert cached.read_bytes() != bytes(blob)  # rewritten
+
+
+_SAMPLE_TAR = make_tar(
+    [
+        d("./"),
+        d("./usr/"),
+        f("./usr/a", b"a" * 700),
+        sym("./usr/s", "a"),
+        hard("./usr/h", "./usr/a"),
+        f("./usr/" + "n" * 120, b"long"),
+    ]
+)
+
+_HEADER_OFFSETS = [
+    off for off in range(0, len(_SAMPLE_TAR), 512) if _SAMPLE_TAR[off + 257 : off + 262] == b"ustar"
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, len(_SAMPLE_TAR) - 1), st.integers(0, 255)), max_size=8),
+    st.booleans(),
+)
+def test_mutated_tar_fails_only_with_input_error(
+    mutations: list[tuple[int, int]], fix_checksums: bool
+) -> None:
+    data = bytearray(_SAMPLE_TAR)
+    for pos, value in mutations:
+        data[pos] = value
+    if fix_checksums:  # reach the field parsers, not just the checksum check
+        for off in _HEADER_OFFSETS:
+            block = data[off : off + 512]
+            block[148:156] = b" " * 8
+            data[off + 148 : off + 156] = b"%06o\0 " % (sum(block) & 0o777777)
+    try:
+        for e in iter_data(Path("x.deb"), package="fuzz", data=bytes(data)):
+            assert not e.path.startswith("/") and ".." not in e.path.split("/")
+    except InputError:
+        pass
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=600), st.integers(0, 400))
+def test_mutated_deb_fails_only_with_input_error(junk: bytes, cut: int) -> None:
+    import tempfile
+
+    good = ar_archive(
+        [
+            ("debian-binary", b"2.0\n"),
+            ("control.tar.gz", compress(make_tar([f("./control", control_text("z"))]), "gz")),
+            ("data.tar", _SAMPLE_TAR),
+        ]
+    )
+    blob = good[:cut] + junk + good[cut + len(junk) :]
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "z.deb"
+        p.write_bytes(blob)
+        with contextlib.suppress(InputError):
+            list(iter_data(p, package="z"))

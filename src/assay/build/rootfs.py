@@ -452,8 +452,21 @@ def _put_generated(tree: _Tree, e: Entry) -> None:
     if old is not None and old.type is EntryType.DIR and e.type is EntryType.DIR:
         tree.nodes[path] = replace(old, mode=e.mode, uid=e.uid, gid=e.gid)
         return
-    tree.nodes[path] = replace(e, path=path)
-    tree.hardlink_data.pop(path, None)
+    if e.type is EntryType.HARDLINK:
+        lparent, _, lbase = e.link.strip("/").rpartition("/")
+        target = lbase
+        if lparent:
+            target = f"{tree.resolve_dir(lparent, 'assay', e.path)}/{lbase}".lstrip("/")
+        content = tree.content(target)
+        if content is None:
+            raise InputError(
+                f"path /{e.path}: hardlink target /{e.link} is not a regular file in the image"
+            )
+        tree.nodes[path] = replace(e, path=path, link=target)
+        tree.hardlink_data[path] = content
+    else:
+        tree.nodes[path] = replace(e, path=path)
+        tree.hardlink_data.pop(path, None)
     tree.file_owners.pop(path, None)
 
 
