@@ -599,3 +599,13 @@ def test_referrers_api_with_pagination_and_client_side_filter(
     assert [d.digest for d in found] == ["sha256:" + "a" * 64, "sha256:" + "c" * 64]
     assert all("manifests/sha256-" not in p for p in paths)  # no fallback tag lookup
     assert any("artifactType=application%2Fx-sbom" in p for p in paths)
+
+
+def test_insecure_mode_falls_back_from_https_to_plain_http(registry: RunningRegistry) -> None:
+    # The probe only runs for non-loopback hosts, which tests must not contact; so take a
+    # loopback client and put it in the state an insecure non-loopback client starts in.
+    with RegistryClient(registry.host, insecure=True) as c:
+        c.scheme = "https"
+        c._probe_scheme = True
+        c.ping()  # the HTTPS handshake fails against the plain-HTTP registry; HTTP works
+        assert c.base_url == f"http://{registry.host}"
