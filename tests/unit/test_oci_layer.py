@@ -442,6 +442,17 @@ def test_apply_layers_whiteouts_and_opaque(tmp_path: Path) -> None:
     assert view["opt/app"].type is F
 
 
+def test_apply_layers_hardlink_carries_content() -> None:
+    view = apply_layers(
+        [
+            [Entry("a", F, 0o644, data=b"shared"), Entry("b", H, 0o644, link="a")],
+            [Entry("a", EntryType.WHITEOUT, 0)],
+        ]
+    )
+    assert list(view) == ["b"]
+    assert view["b"].type is H and view["b"].link == "a" and view["b"].data == b"shared"
+
+
 def test_whiteout_does_not_hide_same_layer_entry() -> None:
     view = apply_layers(
         [
@@ -475,7 +486,9 @@ def test_parallel_gzip_is_independent_of_workers_and_write_sizes() -> None:
     from assay.oci._pgzip import BLOCK, ParallelGzip
 
     rng = random.Random(7)
-    words = [bytes(rng.choice(b"abcdefghij") for _ in range(rng.randint(1, 12))) for _ in range(500)]
+    words = [
+        bytes(rng.choice(b"abcdefghij") for _ in range(rng.randint(1, 12))) for _ in range(500)
+    ]
     data = b" ".join(rng.choice(words) for _ in range(700_000))  # ~4.5 MiB, several blocks
     assert len(data) > 3 * BLOCK
     outputs = set()

@@ -601,7 +601,8 @@ def apply_layers(layers: Iterable[Iterable[Entry]]) -> dict[str, Entry]:
     Whiteouts and opaque markers of a layer hide paths of lower layers only (OCI image spec).
     An entry whose parent is a symlink from a lower layer lands where the symlink points,
     resolved inside the image root, as a container runtime would place it. A non-directory
-    replacing a directory hides that directory's contents.
+    replacing a directory hides that directory's contents. A hardlink keeps ``type=HARDLINK``
+    and ``link`` and also carries its target's ``data`` (or ``content_size``).
     """
     view: dict[str, Entry] = {}
     for layer in layers:
@@ -619,6 +620,12 @@ def apply_layers(layers: Iterable[Iterable[Entry]]) -> dict[str, Entry]:
         _descendants_removed(view, opaque, keep_root=True)
         for path in sorted(upper, key=sort_key):
             e = upper[path]
+            if e.type is EntryType.HARDLINK:
+                # Carry the content along, so the view stays usable if the link's target is
+                # later deleted or replaced (they shared an inode when the layer was made).
+                target_entry = upper.get(e.link)
+                if target_entry is not None and target_entry.type is EntryType.FILE:
+                    e = replace(e, data=target_entry.data, content_size=target_entry.content_size)
             target = _resolve_parent(view, path)
             if target != path:
                 e = replace(e, path=target)

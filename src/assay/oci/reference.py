@@ -102,6 +102,9 @@ def _parse_registry(text: str, rest: str) -> ImageRef:
             ) from None
     host, slash, remainder = rest.partition("/")
     host_like = "." in host or ":" in host or host == "localhost" or host.startswith("[")
+    hostname = host.rsplit(":", 1)[0] if not host.startswith("[") else host
+    if not slash and ("." in hostname or hostname == "localhost") and _HOST_RE.fullmatch(host):
+        raise _bad(text, f"no repository after the registry host {host!r}, e.g. {_EXAMPLE}")
     if not slash or not host_like:
         raise _bad(
             text,
