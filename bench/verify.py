@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -168,7 +169,8 @@ def main() -> int:
                     assert sigs, ref
                 total = time.perf_counter() - start
             per_image = total / n * 1000
-            print(f"pushed and signed {n} images in {setup:.2f} s")
+            load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+            print(f"pushed and signed {n} images in {setup:.2f} s (load average {load})")
             print(
                 f"assay verify: {n} images in {total * 1000:.1f} ms total, "
                 f"{per_image:.2f} ms per image (goal <= {GOAL_MS:.0f} ms: "
