@@ -8,7 +8,7 @@ dpkg order), so the same query runs on any SQL engine; Python only classifies th
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from assay.vuln.db import AdvisoryDB
 from assay.vuln.model import State
@@ -16,7 +16,7 @@ from assay.vuln.model import State
 __all__ = ["FleetFinding", "fleet_rescan"]
 
 _SQL = """
-SELECT ip.subject, ip.name, ip.version, ip.purl, d.vuln, d.status, d.fixed_version, d.urgency,
+SELECT ip.subject, ip.name, ip.purl, d.vuln, d.status, d.fixed_version, d.urgency,
        d.nodsa, d.nodsa_reason
 FROM inventory_packages AS ip
 JOIN inventories AS i ON i.subject = ip.subject
@@ -27,11 +27,9 @@ WHERE ip.ecosystem = 'deb'
 """
 
 
-@dataclass(frozen=True)
-class FleetFinding:
+class FleetFinding(NamedTuple):
     subject: str
     package: str
-    version: str
     purl: str
     vuln: str
     state: State
@@ -42,30 +40,23 @@ class FleetFinding:
 
 def fleet_rescan(db: AdvisoryDB) -> Iterator[FleetFinding]:
     """Debian tracker findings for every stored inventory (same states as a single scan)."""
-    for (
-        subject,
-        name,
-        version,
-        purl,
-        vuln,
-        status,
-        fixed,
-        urgency,
-        nodsa,
-        reason,
-    ) in db.conn.execute(_SQL):
-        u = urgency.strip().rstrip("*").strip().lower()
+    affected, eol, undetermined, wont = (
+        State.AFFECTED,
+        State.END_OF_LIFE,
+        State.UNDETERMINED,
+        State.WONT_FIX,
+    )
+    for subject, name, purl, vuln, status, fixed, urgency, nodsa, reason in db.conn.execute(_SQL):
         if status == "resolved":
-            state, why = State.AFFECTED, ""
-        elif u == "end-of-life":
-            state, why, fixed = State.END_OF_LIFE, "end-of-life in this release", ""
+            yield FleetFinding(subject, name, purl, vuln, affected, fixed, urgency, "")
+        elif urgency.startswith("end-of-life"):
+            yield FleetFinding(
+                subject, name, purl, vuln, eol, "", urgency, "end-of-life in this release"
+            )
         elif status == "undetermined":
-            state, why, fixed = State.UNDETERMINED, "", ""
+            yield FleetFinding(subject, name, purl, vuln, undetermined, "", urgency, "")
         elif status == "open" and (nodsa or reason in ("postponed", "ignored")):
-            state, fixed = State.WONT_FIX, ""
             why = "; ".join(x for x in (reason, nodsa) if x) or "no DSA"
+            yield FleetFinding(subject, name, purl, vuln, wont, "", urgency, why)
         elif status == "open":
-            state, why, fixed = State.AFFECTED, "", ""
-        else:
-            continue
-        yield FleetFinding(subject, name, version, purl, vuln, state, fixed, urgency, why)
+            yield FleetFinding(subject, name, purl, vuln, affected, "", urgency, "")
