@@ -182,3 +182,70 @@ def test_go_json_escapes_like_go() -> None:
         b'{"b":"\\u003c\\u0026\\u003e","a":"\xc3\xa9\\u2028"}'
     )
     assert go_json({"b": 1, "a": 2}, sort_keys=True) == b'{"a":2,"b":1}'
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"not json", "not valid JSON"),
+        (b"[]", "not a JSON object"),
+        (b'{"payloadType":"t","payload":"e30=","signatures":[]}', "no signatures"),
+        (b'{"payload":"e30=","signatures":[{"sig":"AA=="}]}', "no payloadType"),
+        (b'{"payloadType":"t","payload":"%%","signatures":[{"sig":"AA=="}]}', "payload is not"),
+        (b'{"payloadType":"t","payload":"e30=","signatures":[{"sig":7}]}', "signature is missing"),
+        (
+            b'{"payloadType":"t","payload":"e30=","signatures":['
+            + b",".join([b'{"sig":"AA=="}'] * 65)
+            + b"]}",
+            "refusing over 64",
+        ),
+    ],
+)
+def test_hostile_envelopes_refused(raw: bytes, message: str) -> None:
+    with pytest.raises(VerificationError, match=message):
+        dsse.Envelope.from_json(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"{", "not valid JSON"),
+        (b'{"critical":{"type":"other"}}', "payload type is 'other'"),
+        (
+            b'{"critical":{"type":"cosign container image signature","identity":'
+            b'{"docker-reference":"r"},"image":{"docker-manifest-digest":"sha256:AB"}}}',
+            "docker-manifest-digest",
+        ),
+        (b"x" * (1 << 21), "refusing over 1 MiB"),
+    ],
+)
+def test_hostile_payloads_refused(raw: bytes, message: str) -> None:
+    with pytest.raises(VerificationError, match=message):
+        simplesigning.parse_payload(raw)
+
+
+def test_hostile_signature_manifests_refused() -> None:
+    layer = {"mediaType": "m", "digest": "sha256:" + "a" * 64, "size": 1}
+    too_many = json.dumps({"layers": [layer] * 1001}).encode()
+    with pytest.raises(VerificationError, match="refusing over 1000"):
+        simplesigning.parse_signature_manifest(too_many)
+    bad_digest = json.dumps({"layers": [{**layer, "digest": "sha256:../../x"}]}).encode()
+    with pytest.raises(VerificationError, match="valid sha256 digest"):
+        simplesigning.parse_signature_manifest(bad_digest)
+    with pytest.raises(VerificationError, match="no 'layers'"):
+        simplesigning.parse_signature_manifest(b"{}")
+
+
+def test_bundle_media_type_and_material_checked() -> None:
+    with pytest.raises(VerificationError, match="unsupported mediaType"):
+        bundle.parse_bundle(b'{"mediaType":"application/json","verificationMaterial":{}}')
+    with pytest.raises(VerificationError, match="no verificationMaterial"):
+        bundle.parse_bundle(b'{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}')
+    signing = keys.load_private_key(keys.generate_keypair(b"")[0], b"")
+    keyless_doc = {
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {"certificate": {"rawBytes": ""}},
+        "dsseEnvelope": {},
+    }
+    with pytest.raises(VerificationError, match="keyless"):
+        bundle.verify_bundle_with_key(keyless_doc, signing.public)
