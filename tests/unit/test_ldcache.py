@@ -210,3 +210,51 @@ def test_empty_tree_gives_a_valid_empty_cache() -> None:
 def test_unknown_architecture() -> None:
     with pytest.raises(ValueError, match="mips"):
         build_cache(DictTree([]), "mips")
+
+
+def _arm64_cross_libs() -> list[Entry] | None:
+    """aarch64 glibc from the host's libc6-arm64-cross .deb, moved to the multiarch dir."""
+    from assay.debian.debfile import iter_data
+
+    debs = sorted(Path("/var/cache/apt/archives").glob("libc6-arm64-cross_*_all.deb"))
+    if not debs:
+        return None
+    prefix = "usr/aarch64-linux-gnu/lib/"
+    out = []
+    for e in iter_data(debs[-1], package="libc6-arm64-cross"):
+        if e.path.startswith(prefix) and "/" not in e.path[len(prefix) :]:
+            out.append(
+                Entry(
+                    "lib/aarch64-linux-gnu/" + e.path[len(prefix) :],
+                    e.type,
+                    e.mode,
+                    data=e.data,
+                    link=e.link,
+                )
+            )
+    return out
+
+
+@pytest.mark.skipif(shutil.which("readelf") is None, reason="binutils readelf not installed")
+def test_arm64_cache_from_real_aarch64_libraries(tmp_path: Path) -> None:
+    entries = _arm64_cross_libs()
+    if not entries:
+        pytest.skip("libc6-arm64-cross .deb not in /var/cache/apt/archives")
+    cache = parse_cache(build_cache(DictTree(entries), "arm64"))
+    assert {flags for _, flags, _ in cache} == {0x0A03}
+    got = {soname: path for soname, _, path in cache}
+    assert got["libc.so.6"] == "/lib/aarch64-linux-gnu/libc.so.6"
+    assert "ld-linux-aarch64.so.1" in got
+    # every soname agrees with binutils' reading of DT_SONAME
+    for e in entries:
+        if e.type is not EntryType.FILE or not e.path.endswith(".so.6"):
+            continue
+        p = tmp_path / Path(e.path).name
+        p.write_bytes(e.data)
+        dyn = subprocess.run(["readelf", "-d", str(p)], capture_output=True, text=True).stdout
+        soname = dyn.split("Library soname: [", 1)[1].split("]", 1)[0]
+        assert got[soname] == "/" + e.path.rpartition("/")[0] + "/" + soname
+    names = [s for s, _, _ in cache]
+    assert names == sorted(names, key=functools.cmp_to_key(libcmp), reverse=True)
+    # and none of them is taken for an amd64 image
+    assert parse_cache(build_cache(DictTree(entries), "amd64")) == []
