@@ -252,3 +252,33 @@ def test_registry_image_source_reads_platforms_and_verified_layers(
                     data = reader.read()
                 assert reader.verified
                 assert data == lay.read_blob(layer.digest)
+
+
+def test_copy_between_registries_streams_and_verifies(
+    registry: RunningRegistry, registry_htpasswd: RunningRegistry, tmp_path: Path
+) -> None:
+    from assay.oci.auth import Credentials
+
+    lay = build_layout(tmp_path / "out", big_layer=True)  # one 6 MiB layer: chunked upload
+    src = parse_image_ref(f"{registry.host}/base/x-{uuid.uuid4().hex[:8]}:v1")
+    dst = parse_image_ref(f"{registry_htpasswd.host}/mirror/x-{uuid.uuid4().hex[:8]}:v1")
+    creds = Credentials(registry_htpasswd.username or "", registry_htpasswd.password or "")
+    t = Traffic()
+    with (
+        client(registry) as sc,
+        RegistryClient(
+            registry_htpasswd.host,
+            auth=creds,
+            chunk_size=4 << 20,
+            http=httpx.Client(timeout=30, event_hooks={"request": [t]}),
+        ) as dc,
+    ):
+        digest = push_layout(lay, "python", src, sc)
+        result = copy_image(sc, src, dc, dst)
+        assert result.digest == digest and result.uploaded == 5 and result.mounted == 0
+        assert sum(1 for m, _ in t.seen if m == "PATCH") == 2  # the 6 MiB layer, 4 MiB chunks
+        assert dc.get_manifest(dst.repository, "v1").data == lay.read_blob(digest)
+        for m in json.loads(lay.read_blob(digest))["manifests"]:
+            doc = json.loads(lay.read_blob(m["digest"]))
+            for b in [doc["config"], *doc["layers"]]:
+                assert dc.blob_exists(dst.repository, b["digest"])

@@ -105,7 +105,11 @@ def register(app: typer.Typer) -> None:
     @app.command("push")
     def push(
         src: str = typer.Argument(..., help="oci:DIR[:TAG] or oci-archive:FILE[:TAG]"),
-        dest: str = typer.Argument(..., help="HOST[:PORT]/REPO[:TAG] (docker:// optional)"),
+        dest: str = typer.Argument(
+            ...,
+            help="HOST[:PORT]/REPO[:TAG] (docker:// optional); without :TAG the image is "
+            "pushed by digest only (untagged).",
+        ),
         insecure_registry: bool = typer.Option(
             False, "--insecure-registry", envvar="ASSAY_INSECURE_REGISTRY", help=_INSECURE_HELP
         ),
