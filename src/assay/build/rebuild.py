@@ -139,7 +139,9 @@ def rebuild_from_provenance(
             f"provenance resolvedDependencies do not form a valid lock: {exc}"
         ) from exc
     if not any(lock.packages.values()):
-        raise InputError("provenance resolvedDependencies name no .deb packages; nothing to rebuild")
+        raise InputError(
+            "provenance resolvedDependencies name no .deb packages; nothing to rebuild"
+        )
     internal = prov.internal
     epoch = internal.get("sourceDateEpoch")
     if not isinstance(epoch, int):

@@ -110,14 +110,18 @@ def _user(config: Mapping[str, Any], root: Path) -> tuple[int, int]:
     return uid, gid
 
 
-def _runc_config(bundle: Path, config: Mapping[str, Any], args: Sequence[str]) -> None:
+def _runc_config(
+    bundle: Path, config: Mapping[str, Any], args: Sequence[str], entrypoint: str | None = None
+) -> None:
     subprocess.run(["runc", "spec", "--bundle", str(bundle)], check=True, capture_output=True)
     spec_path = bundle / "config.json"
     spec = json.loads(spec_path.read_text())
     uid, gid = _user(config, bundle / "rootfs")
-    entrypoint = list(config.get("Entrypoint") or [])
-    cmd = list(args) if args else list(config.get("Cmd") or [])
-    argv = entrypoint + cmd
+    if entrypoint is not None:
+        argv = [entrypoint, *args]
+    else:
+        cmd = list(args) if args else list(config.get("Cmd") or [])
+        argv = list(config.get("Entrypoint") or []) + cmd
     if not argv:
         raise UsageError("the image has no entrypoint or cmd; pass a command after --")
     process = spec["process"]
@@ -149,6 +153,7 @@ def run_image(
     arch: str | None = None,
     keep: Path | None = None,
     timeout: float | None = None,
+    entrypoint: str | None = None,
 ) -> int:
     """Run ``ref`` for the host arch with runc; return the container's exit code."""
     if shutil.which("runc") is None:
@@ -172,7 +177,7 @@ def run_image(
     try:
         (bundle / "rootfs").mkdir(parents=True, exist_ok=False)
         unpack_rootfs(view, bundle / "rootfs")
-        _runc_config(bundle, config, args)
+        _runc_config(bundle, config, args, entrypoint)
         container = f"assay-{uuid.uuid4().hex[:12]}"
         proc = subprocess.run(
             ["runc", "run", "--bundle", str(bundle), container], timeout=timeout, check=False

@@ -23,6 +23,9 @@ def run(
     image: str = typer.Argument(..., help="oci:DIR[:TAG] or oci-archive:FILE[:TAG]"),
     args: list[str] = typer.Argument(None, help="Arguments (after --) replacing the image's Cmd."),
     arch: str | None = typer.Option(None, "--arch", help="Platform to run (default: this host's)."),
+    entrypoint: str | None = typer.Option(
+        None, "--entrypoint", help="Replace the image's Entrypoint with this program."
+    ),
     keep_bundle: Path | None = typer.Option(
         None, "--keep-bundle", help="Unpack into this directory and leave it there."
     ),
@@ -33,7 +36,9 @@ def run(
     argv = list(args or [])
     if argv[:1] == ["--"]:
         argv = argv[1:]
-    code = run_image(parse_image_ref(image), argv, arch=arch, keep=keep_bundle)
+    code = run_image(
+        parse_image_ref(image), argv, arch=arch, keep=keep_bundle, entrypoint=entrypoint
+    )
     sys.stdout.flush()
     raise typer.Exit(code)
 
