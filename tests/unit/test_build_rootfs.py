@@ -370,3 +370,26 @@ def test_extra_hardlink_and_symlink(tmp_path: Path) -> None:
     _check_layer_invariants(r)
     with pytest.raises(InputError, match="not a regular file"):
         _asm([("a", a)], extra_paths=[Entry("x", EntryType.HARDLINK, 0o644, link="usr/bin")])
+
+
+@pytest.mark.skipif(not Path("/lib/x86_64-linux-gnu/libz.so.1").exists(), reason="no host libz")
+def test_ld_so_cache_written_when_libc6_present(tmp_path: Path) -> None:
+    from assay.build.ldcache import parse_cache
+
+    real = Path("/lib/x86_64-linux-gnu/libz.so.1").resolve()
+    libc6 = write_deb(
+        tmp_path / "libc6.deb",
+        "libc6",
+        [
+            f(f"./lib/x86_64-linux-gnu/{real.name}", real.read_bytes()),
+            sym("./lib/x86_64-linux-gnu/libz.so.1", real.name),
+        ],
+    )
+    got = _by_path(_asm([("libc6", libc6)]))
+    cache = got["etc/ld.so.cache"]
+    assert cache.owner == "" and cache.mode == 0o644
+    assert parse_cache(cache.data) == [("libz.so.1", 0x0303, "/lib/x86_64-linux-gnu/libz.so.1")]
+    mips = write_deb(tmp_path / "m.deb", "libc6", [f("./lib/x")], arch="mips64el")
+    other = assemble([(Pkg("libc6"), mips)], arch="mips64el")
+    assert "etc/ld.so.cache" not in _by_path(other)
+    assert any("ld.so.cache" in w for w in other.warnings)

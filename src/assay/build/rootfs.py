@@ -513,7 +513,9 @@ def _generate(
             warnings.append("ca-certificates installed but no certificates found")
         for e in generated.ca_bundle_entries(files, mtime=mtime):
             _put_generated(tree, e)
-    if "libc6" in infos:
+    if "libc6" in infos and arch not in ldcache.ARCHES:
+        warnings.append(f"no ld.so.cache written: flags for architecture {arch} are not known")
+    elif "libc6" in infos:
         cache = ldcache.build_cache(_TreeView(tree), arch)
         _put_generated(
             tree, Entry("etc/ld.so.cache", EntryType.FILE, 0o644, data=cache, mtime=mtime)
