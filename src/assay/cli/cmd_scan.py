@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from assay.cli import _console
 from assay.errors import AssayError, InputError, UsageError
 
-__all__ = ["register"]
+if TYPE_CHECKING:
+    from assay.vuln.vex import VexDocument
+
+__all__ = ["attested_vex", "register"]
 
 
 def scan_command(
@@ -81,6 +85,13 @@ def scan_command(
     insecure_registry: bool = typer.Option(
         False, "--insecure-registry", help="Allow plain HTTP to a non-loopback registry."
     ),
+    key: Path | None = typer.Option(
+        None,
+        "--key",
+        envvar="ASSAY_VEX_KEY",
+        help="Public key: verify the registry image's 'openvex' attestations with it and "
+        "apply them (unverifiable attestations fail the scan).",
+    ),
 ) -> None:
     """Scan an image, directory or SBOM against the local vulnerability database.
 
@@ -107,6 +118,10 @@ def scan_command(
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     vex_docs = [load_vex(v) for v in vex]
+    if key is not None:
+        attested = attested_vex(target, key, insecure_registry)
+        _console.info(f"applying {len(attested)} verified OpenVEX attestation(s) from {target}")
+        vex_docs.extend(attested)
     if insecure_registry:
         _console.warn("--insecure-registry: registry traffic may be unencrypted")
     inventory = load_target(target, architecture=arch, insecure=insecure_registry)
@@ -146,6 +161,31 @@ def scan_command(
                 f"{len(hits)} unsuppressed finding(s) at or above {threshold.value} (--fail-on); "
                 "fix them or record a VEX statement"
             )
+
+
+def attested_vex(target: str, key: Path, insecure: bool) -> list[VexDocument]:
+    """Verified OpenVEX attestations of a registry image ([] when none is attached)."""
+    from assay.attest import remote
+    from assay.attest.keys import load_public_key
+    from assay.cli.cmd_sign import client_for, read_file
+    from assay.errors import VerificationError
+    from assay.vuln.vex import vex_from_statements
+
+    if (
+        target.startswith(("dir:", "oci:", "oci-archive:", "docker-archive:"))
+        or Path(target).is_file()
+    ):
+        raise UsageError("--key applies VEX attestations of a registry image: HOST/REPO[:TAG]")
+    ref = remote.parse_image_ref(target.removeprefix("docker://"))
+    public = load_public_key(read_file(key, "public key", 64 << 10))
+    with client_for(ref, insecure) as client:
+        try:
+            _, atts = remote.verify_image_attestations(client, ref, public, "openvex")
+        except VerificationError as exc:
+            if "(none attached)" in str(exc):
+                return []
+            raise
+    return vex_from_statements(a.statement for a in atts)
 
 
 def _with_updates(result, inventory, updates_source: str):  # type: ignore[no-untyped-def]

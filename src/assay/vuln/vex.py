@@ -35,6 +35,7 @@ __all__ = [
     "merge_documents",
     "purl_matches",
     "validate_openvex",
+    "vex_from_statements",
 ]
 
 CONTEXT = "https://openvex.dev/ns/v0.2.0"
@@ -456,3 +457,15 @@ def apply_vex(result: ScanResult, docs: Sequence[VexDocument]) -> ScanResult:
         else:
             out.append(f.with_(vex_status=best.status))
     return replace(result, findings=tuple(out))
+
+
+def vex_from_statements(statements: Iterable[dict[str, Any]]) -> list[VexDocument]:
+    """OpenVEX documents carried as the predicate of verified in-toto statements."""
+    docs = []
+    for i, st in enumerate(statements):
+        pred = st.get("predicate")
+        if not str(st.get("predicateType", "")).startswith("https://openvex.dev/ns"):
+            continue
+        where = f"OpenVEX attestation {i} ({st.get('predicateType')})"
+        docs.append(VexDocument.from_json(json.dumps(pred), where))
+    return docs
