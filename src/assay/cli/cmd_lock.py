@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -15,7 +15,7 @@ from assay.errors import InputError, UsageError
 __all__ = ["register"]
 
 
-class LockOutput(str, Enum):
+class LockOutput(StrEnum):
     text = "text"
     json = "json"
 
@@ -35,12 +35,12 @@ def lock_command(
         help="Print the dependency chain(s) that pull PKG into the image.",
         envvar="ASSAY_LOCK_WHY",
     ),
-    arch: list[str] = typer.Option(  # noqa: B008
+    arch: list[str] = typer.Option(
         [],
         "--arch",
         metavar="ARCH",
         help="Resolve only this architecture (repeatable; default: the spec's archs).",
-        envvar="ASSAY_ARCH",
+        envvar="ASSAY_LOCK_ARCH",
     ),
     check: bool = typer.Option(
         False,
@@ -53,7 +53,7 @@ def lock_command(
         "--output",
         "-o",
         help="text: summary on stderr; json: also print the lock (or --why chains) on stdout.",
-        envvar="ASSAY_OUTPUT",
+        envvar="ASSAY_LOCK_OUTPUT",
     ),
 ) -> None:
     """Resolve SPEC's packages against the signed Debian repositories and write the lock.

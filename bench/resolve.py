@@ -1,0 +1,125 @@
+"""Benchmark: spec → lock for examples/python.yaml (warm index cache) against apt-get -s.
+
+Both sides answer the same question over the same repositories (the spec's sources: the host's
+apt sources or ASSAY_DEBIAN_MIRROR) for every architecture the spec lists:
+
+* assay: ``assay lock SPEC`` as a process (interpreter start, InRelease revalidation and gpgv
+  verification, reading the cached Packages indexes, resolving, writing the lock), and the same
+  work in-process (library only, no interpreter start);
+* apt:   ``apt-get install --no-install-recommends -s PACKAGES`` in a throw-away configuration
+  per architecture (empty dpkg status, warm ``pkgcache.bin``), one process per architecture.
+
+Each side is warmed up once, then timed ``--runs`` times; medians are printed with the ratio
+assay/apt (goal: ≤ 1.0). Needs the network for the first (warm-up) run only.
+
+    python bench/resolve.py [--spec examples/python.yaml] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def _aptsim():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location(
+        "aptsim", ROOT / "tests" / "assets" / "resolver" / "aptsim.py"
+    )
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["aptsim"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def median_time(fn, runs: int) -> float:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--spec", type=Path, default=ROOT / "examples" / "python.yaml")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--work", type=Path, default=None, help="keep apt roots here (default: tmp)")
+    args = ap.parse_args()
+
+    from assay.build.lock import lock_path_for, lock_spec, write_lock
+    from assay.build.spec import ImageSpec
+    from assay.debian.repo import RepoClient
+
+    aptsim = _aptsim()
+    work = args.work or Path(tempfile.mkdtemp(prefix="assay-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    # Work on a copy of the spec so the benchmark never rewrites the shipped lock.
+    spec_copy = work / args.spec.name
+    spec_copy.write_bytes(args.spec.read_bytes())
+    spec = ImageSpec.from_file(spec_copy)
+    sources = spec.repo_sources()
+    packages = spec.package_requests()
+    print(f"spec: {args.spec} ({len(packages)} requested, archs {', '.join(spec.archs)})")
+
+    # apt: one throw-away root per architecture, updated once, warmed once.
+    apt_roots = []
+    for arch in spec.archs:
+        root = aptsim.AptRoot(
+            work / f"apt-{arch}",
+            [aptsim.AptSource(s.uri, s.suite, s.components, s.signed_by) for s in sources],
+            arch,
+        )
+        if not root.packages_files():
+            root.update()
+        root.simulate(packages)
+        apt_roots.append(root)
+
+    def run_apt() -> None:
+        for root in apt_roots:
+            root.simulate(packages)
+
+    # assay: warm the index cache once (downloads on a cold cache), then time.
+    def run_lib() -> None:
+        with RepoClient(keyrings=spec.keyring_paths(spec_copy.parent)) as client:
+            lock = lock_spec(spec, spec_copy, client)
+        write_lock(lock_path_for(spec_copy), lock)
+
+    env = dict(os.environ, ASSAY_QUIET="1")
+
+    def run_cli() -> None:
+        subprocess.run(
+            [sys.executable, "-c", "from assay.cli.main import run; run()", "lock", str(spec_copy)],
+            check=True,
+            capture_output=True,
+            env=env,
+        )
+
+    run_lib()
+    apt_t = median_time(run_apt, args.runs)
+    lib_t = median_time(run_lib, args.runs)
+    cli_t = median_time(run_cli, args.runs)
+    startup = median_time(
+        lambda: subprocess.run([sys.executable, "-c", "import assay.cli.main"], check=True),
+        args.runs,
+    )
+    print(f"apt-get install -s ({len(apt_roots)} arch):   {apt_t:6.2f} s")
+    print(f"assay lock (process):           {cli_t:6.2f} s   ratio {cli_t / apt_t:5.2f}x")
+    print(f"assay lock (in-process library): {lib_t:6.2f} s   ratio {lib_t / apt_t:5.2f}x")
+    print(f"  of which interpreter + CLI import: {startup:6.2f} s")
+    print("goal: ratio <= 1.0")
+
+
+if __name__ == "__main__":
+    main()
