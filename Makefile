@@ -23,3 +23,4 @@ check: lint typecheck test
 
 bench:
 	$(PY) bench/resolve.py
+	$(PY) bench/scan.py
