@@ -274,3 +274,24 @@ def test_builder_output_is_accepted_by_dpkg_deb(tmp_path: Path, ccomp: str, dcom
     listing = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, check=True)
     assert b"./usr/bin/hello" in listing.stdout
     assert b"./usr/bin/hi -> hello" in listing.stdout
+
+
+HOSTILE = (
+    deb_with_dotdot_path,
+    deb_with_absolute_path,
+    deb_with_symlink_escape,
+    deb_with_relative_symlink_escape,
+    deb_with_hardlink_outside,
+    deb_with_hardlink_to_unknown,
+    deb_with_device_node,
+    deb_with_fifo,
+    deb_with_setuid_binary,
+)
+
+
+if __name__ == "__main__":  # write the hostile fixtures for manual use: python ... OUTDIR
+    import sys
+
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "tests/assets/debs/out")
+    for builder in HOSTILE:
+        print(builder(target))
