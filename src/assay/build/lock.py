@@ -306,7 +306,8 @@ def resolve_spec(
     archs = list(archs) if archs else list(spec.archs)
     index = client.load(sources, archs)
     requests = spec.package_requests()
-    resolutions = [resolve(index.packages.get(a, ()), requests, a) for a in archs]
+    exclude = spec.contents.exclude
+    resolutions = [resolve(index.packages.get(a, ()), requests, a, exclude) for a in archs]
     return sources, index, resolutions
 
 

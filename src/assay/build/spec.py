@@ -111,6 +111,9 @@ class Contents(_Model):
     repositories: list[Repository] | None = None
     keyring: list[str] = Field(default_factory=list)
     packages: list[PackageRequest] = Field(min_length=1)
+    #: Never installed; a dependency on one counts as met (for packages only maintainer
+    #: scripts need, which assay never runs — e.g. debconf, mawk, dpkg).
+    exclude: list[str] = Field(default_factory=list)
 
     @field_validator("packages")
     @classmethod

@@ -27,6 +27,7 @@ Everything is ordered by name or by field order, so the result is deterministic.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,6 +38,7 @@ from assay.errors import InputError, ResolutionError
 
 __all__ = ["CandidateIndex", "Resolution", "resolve"]
 
+_PROVIDED_NAME = re.compile(r"(?:^|,)\s*([^\s,(:]+)")
 _PRIORITY = {"required": 1, "important": 2, "standard": 3, "optional": 4, "extra": 5}
 _MAX_DEPTH = 500
 
@@ -145,20 +147,21 @@ class CandidateIndex:
         ]
 
     def _names_providing(self) -> dict[str, list[PackageRecord]]:
-        # A cheap split of every candidate's Provides by name only; the full parse (with
+        # A cheap scan of every candidate's Provides for the names only; the full parse (with
         # validation) happens for the few names a resolution actually looks up.
         if self._provider_names is None:
             names: dict[str, list[PackageRecord]] = {}
-            for name in sorted(self.candidates):
-                rec = self.candidates[name]
+            get = names.get
+            find = _PROVIDED_NAME.findall
+            for rec in self.candidates.values():
                 if not rec.provides:
                     continue
-                for part in rec.provides.split(","):
-                    pname = part.split("(", 1)[0].split(":", 1)[0].strip()
-                    if pname:
-                        lst = names.setdefault(pname, [])
-                        if not lst or lst[-1] is not rec:
-                            lst.append(rec)
+                for pname in find(rec.provides):
+                    lst = get(pname)
+                    if lst is None:
+                        names[pname] = [rec]
+                    elif lst[-1] is not rec:
+                        lst.append(rec)
             self._provider_names = names
         return self._provider_names
 
@@ -167,7 +170,7 @@ class CandidateIndex:
         got = self._providers.get(name)
         if got is None:
             got = []
-            for rec in self._names_providing().get(name, ()):
+            for rec in sorted(self._names_providing().get(name, ()), key=lambda r: r.name):
                 for rel in parse_provides(rec.provides):
                     if rel.name == name:
                         got.append(_Provider(rec, rel.name, rel.version))
@@ -199,8 +202,9 @@ def _prio(rec: PackageRecord) -> int:
 
 
 class _Resolver:
-    def __init__(self, index: CandidateIndex) -> None:
+    def __init__(self, index: CandidateIndex, exclude: frozenset[str] = frozenset()) -> None:
         self.index = index
+        self.exclude = exclude
         self.arch = index.arch
         self.marked: dict[str, PackageRecord] = {}
         self.marked_provides: dict[str, list[_Provider]] = {}
@@ -256,9 +260,17 @@ class _Resolver:
                 continue
             for group in parse_relations(text):
                 alts = tuple(a for a in group if a.applies_to(self.arch))
+                if self.exclude and any(self._excluded(a) for a in alts):
+                    continue  # an excluded package counts as present: the group is met
                 if alts:
                     groups.append(alts)
         return groups
+
+    def _excluded(self, rel: Relation) -> bool:
+        """Whether an excluded package is, or provides, what ``rel`` names."""
+        if rel.name in self.exclude:
+            return True
+        return any(p.record.name in self.exclude for p in self.index.providers_of(rel.name))
 
     def _negatives(self, rec: PackageRecord) -> list[tuple[str, Relation]]:
         out: list[tuple[str, Relation]] = []
@@ -419,8 +431,13 @@ def resolve(
     index_for_arch: Sequence[PackageRecord] | CandidateIndex,
     requests: Sequence[str],
     arch: str,
+    exclude: Sequence[str] = (),
 ) -> Resolution:
     """Resolve ``requests`` (``NAME`` or ``NAME=VERSION``) against one architecture's index.
+
+    ``exclude`` names packages that are never installed: a dependency that one of them could
+    satisfy counts as met. assay never runs maintainer scripts, so packages that only those
+    scripts need (debconf, an awk, dpkg itself) can be left out this way, as distroless does.
 
     Raises ResolutionError naming the failing chain, or suggesting close names for an unknown
     package; InputError for a malformed request.
@@ -430,6 +447,10 @@ def resolve(
     else:
         index = CandidateIndex.build(index_for_arch, arch)
     parsed = [_parse_request(r) for r in requests]
+    excluded = frozenset(exclude)
+    both = sorted(excluded & {name for name, _ in parsed})
+    if both:
+        raise ResolutionError(f"{', '.join(both)} is both requested and excluded")
     for name, version in parsed:
         if version is not None:
             if name not in index.candidates:
@@ -438,7 +459,7 @@ def resolve(
                 )
             index.pin(name, version)
 
-    res = _Resolver(index)
+    res = _Resolver(index, excluded)
     roots: list[PackageRecord] = []
     for name, _version in parsed:
         cand = index.candidates.get(name)
