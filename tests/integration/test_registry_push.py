@@ -282,3 +282,22 @@ def test_copy_between_registries_streams_and_verifies(
             doc = json.loads(lay.read_blob(m["digest"]))
             for b in [doc["config"], *doc["layers"]]:
                 assert dc.blob_exists(dst.repository, b["digest"])
+
+
+def test_parallel_push_to_a_token_registry_fetches_each_token_once(
+    registry_token: RunningRegistry, tmp_path: Path
+) -> None:
+    from assay.oci.auth import Credentials
+
+    ts = registry_token.token_server
+    assert ts is not None
+    lay = build_layout(tmp_path / "out")
+    dest = parse_image_ref(f"{registry_token.host}/base/tok-{uuid.uuid4().hex[:8]}:v1")
+    creds = Credentials(registry_token.username or "", registry_token.password or "")
+    before = len(ts.requests)
+    with RegistryClient(registry_token.host, auth=creds) as c:
+        result = push_image(lay, "python", dest, c, jobs=4)
+        assert result.uploaded == 5
+        assert c.get_manifest(dest.repository, "v1").digest == result.digest
+    scopes = [tuple(r["query"].get("scope", [])) for r in ts.requests[before:]]
+    assert len(scopes) == len(set(scopes)), scopes  # no duplicate fetches across threads

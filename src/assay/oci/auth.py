@@ -311,6 +311,7 @@ class Authenticator:
         self._challenge: Challenge | None = None
         self._tokens: dict[tuple[str, str, tuple[str, ...]], _Token] = {}
         self._lock = threading.Lock()
+        self._fetch_lock = threading.Lock()
 
     # credentials ---------------------------------------------------------------------------
     def credentials(self, repository: str = "") -> Credentials | None:
@@ -362,17 +363,18 @@ class Authenticator:
         creds: Credentials | None,
     ) -> str | None:
         key = (challenge.realm, challenge.service, scopes)
-        now = time.monotonic()
-        with self._lock:
-            cached = self._tokens.get(key)
-            if cached is not None and cached.expires > now:
-                return cached.value
-        token, ttl = self._fetch_token(http, challenge, scopes, creds)
-        with self._lock:
-            # renew 10 s (or 10 %) early so a token never expires mid-request
-            margin = min(10.0, ttl / 10)
-            self._tokens[key] = _Token(token, now + max(ttl - margin, 0.0))
-        return token
+        with self._fetch_lock:  # one fetch per scope even when upload threads start together
+            now = time.monotonic()
+            with self._lock:
+                cached = self._tokens.get(key)
+                if cached is not None and cached.expires > now:
+                    return cached.value
+            token, ttl = self._fetch_token(http, challenge, scopes, creds)
+            with self._lock:
+                # renew 10 s (or 10 %) early so a token never expires mid-request
+                margin = min(10.0, ttl / 10)
+                self._tokens[key] = _Token(token, now + max(ttl - margin, 0.0))
+            return token
 
     def _fetch_token(
         self,

@@ -391,7 +391,8 @@ class RegistryClient:
                     )
                 if chosen.scheme == "bearer" and chosen.scopes:
                     scopes = tuple(dict.fromkeys((*scopes, *chosen.scopes)))
-                self.auth.invalidate(scopes)
+                if authz:  # the token we sent was refused (expired, too narrow): drop it
+                    self.auth.invalidate(scopes)
                 auth_retried = True
                 continue
             if retry and resp.status_code in _RETRY_STATUS and attempt < self.retries:
