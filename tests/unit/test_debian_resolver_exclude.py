@@ -30,7 +30,7 @@ def rec(name: str, version: str = "1.0", **kw: object) -> PackageRecord:
 
 INDEX = [
     rec("base-files", pre_depends="awk"),
-    rec("mawk", provides="awk", depends="libc6"),
+    rec("mawk", provides="awk", depends="libc6", priority="required"),
     rec("gawk", provides="awk", depends="libc6, libmpfr6"),
     rec("libc6"),
     rec("libmpfr6"),
