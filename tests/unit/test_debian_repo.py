@@ -446,8 +446,8 @@ def test_decompressed_index_must_match_release(tmp_path: Path, test_key: TestKey
     assert not any("sha256" in f for f in valid_cache_files(cache))
 
 
-def test_parse_packages_general_path_matches_fast_path() -> None:
-    """Continuation lines, tabs and odd spacing parse the same as the plain layout."""
+def test_parse_packages_continuations_and_spacing() -> None:
+    """Continuation lines, tabs and odd spacing give the same records as the plain layout."""
     plain = (
         STANZA
         + "Description: short\nTag: a::b, c::d\n\n"
@@ -472,3 +472,20 @@ def test_parse_packages_general_path_matches_fast_path() -> None:
     assert rec.extra == {"Recommends": "x,\n y"}
     with pytest.raises(InputError, match="malformed line"):
         parse_packages((STANZA + "garbage line\n").encode(), SRC, "main")
+
+
+def test_parse_leaves_garbage_collector_as_it_found_it() -> None:
+    import gc
+
+    assert gc.isenabled()
+    parse_packages(STANZA.encode(), SRC, "main")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        parse_packages(STANZA.encode(), SRC, "main")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(InputError):
+        parse_packages(b"garbage\n", SRC, "main")
+    assert gc.isenabled()
