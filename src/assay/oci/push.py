@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal, cast
@@ -187,19 +187,21 @@ class _Counter:
 
 
 def _run_parallel(jobs: int, fn: Callable[[Descriptor], None], items: list[Descriptor]) -> None:
+    """Run ``fn`` over ``items`` on ``jobs`` threads; on the first error, cancel what has not
+    started, wait for what has, and raise that error."""
     if jobs <= 1 or len(items) <= 1:
         for item in items:
             fn(item)
         return
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="assay-copy") as pool:
         futures = [pool.submit(fn, item) for item in items]
-        errors = []
-        for f in futures:
-            exc = f.exception()
-            if exc is not None:
-                errors.append(exc)
-        if errors:
-            raise errors[0]
+        _, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for f in pending:
+            f.cancel()
+    for f in futures:
+        exc = None if f.cancelled() else f.exception()
+        if exc is not None:
+            raise exc
 
 
 def _check_dest(dest: ImageRef) -> tuple[str, str]:
