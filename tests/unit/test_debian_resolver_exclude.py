@@ -31,7 +31,7 @@ def rec(name: str, version: str = "1.0", **kw: object) -> PackageRecord:
 INDEX = [
     rec("base-files", pre_depends="awk"),
     rec("mawk", provides="awk", depends="libc6", priority="required"),
-    rec("gawk", provides="awk", depends="libc6, libmpfr6"),
+    rec("gawk", provides="awk", depends="libc6, libmpfr6", priority="optional"),
     rec("libc6"),
     rec("libmpfr6"),
     rec("ca-certificates", depends="openssl (>= 1.1.1), debconf (>= 0.5) | debconf-2.0"),
