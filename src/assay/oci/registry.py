@@ -993,7 +993,6 @@ class RegistryClient:
             if artifact_type:
                 url = url.copy_merge_params({"artifactType": artifact_type})
             out: list[Descriptor] = []
-            filtered = False
             for _ in range(MAX_PAGES):
                 resp = self._send(
                     "GET",
@@ -1010,7 +1009,6 @@ class RegistryClient:
                         raise self._fail(resp, f"listing referrers of {digest}", repository)
                     body = _read_limited(resp, MAX_LIST_RESPONSE, f"referrers of {digest}")
                     link = _parse_next_link(resp.headers.get("link"))
-                    filtered = "artifactType" in resp.headers.get("oci-filters-applied", "")
                 finally:
                     resp.close()
                 self._referrers_api = True
@@ -1021,7 +1019,8 @@ class RegistryClient:
             else:
                 raise NetworkError(f"registry {self.host} paginated referrers endlessly")
             if self._referrers_api:
-                if artifact_type and not filtered:
+                # filter here too: a registry may ignore the parameter (OCI-Filters-Applied)
+                if artifact_type:
                     out = [d for d in out if d.artifact_type == artifact_type]
                 return out
         # fallback tag scheme
