@@ -609,3 +609,17 @@ def test_insecure_mode_falls_back_from_https_to_plain_http(registry: RunningRegi
         c._probe_scheme = True
         c.ping()  # the HTTPS handshake fails against the plain-HTTP registry; HTTP works
         assert c.base_url == f"http://{registry.host}"
+
+
+def test_delete_manifest_and_blob(registry: RunningRegistry) -> None:
+    from assay.oci.registry import NotFoundError
+
+    with make_client(registry) as c:
+        name = repo()
+        digest = push_image(c, name, "v1", payload=b"to be deleted")
+        layer = "sha256:" + hashlib.sha256(b"to be deleted").hexdigest()
+        c.delete_manifest(name, digest)
+        with pytest.raises(NotFoundError):
+            c.get_manifest(name, digest)
+        c.delete_blob(name, layer)
+        assert not c.blob_exists(name, layer)
