@@ -329,3 +329,10 @@ def test_feed_files_that_are_not_feeds_are_refused(tmp_path: Path) -> None:
             FEEDS["kev"].import_path(d, bad)
         assert d.counts()["kev"] == 2
     shutil.rmtree(tmp_path / "b.db", ignore_errors=True)
+
+
+def test_uncomparable_version_is_reported_as_skipped(db: AdvisoryDB) -> None:
+    res = scan_inventory(db, inventory(deb("libssl3", "not a version", "openssl")), today=TODAY)
+    assert any("cannot compare" in reason for _, reason in res.skipped)
+    # open issues need no comparison and are still reported
+    assert by(res.findings, "CVE-2024-2511")

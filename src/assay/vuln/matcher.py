@@ -18,8 +18,6 @@ from typing import Any
 
 from packageurl import PackageURL
 
-from assay.debian.version import version_key
-from assay.errors import InputError
 from assay.sbom.model import Inventory, Package
 from assay.vuln.db import AdvisoryDB, release_of
 from assay.vuln.ecosystems import normalize_name, osv_ecosystem, sort_key_for
@@ -30,6 +28,7 @@ from assay.vuln.severity import (
     severity_from_score,
     severity_from_urgency,
 )
+from assay.vuln.vkey import deb_sort_key
 
 __all__ = ["image_purl", "osv_range_affected", "scan_inventory", "source_of"]
 
@@ -113,21 +112,33 @@ def _debian_matches(ctx: _Ctx, release: str, pkgs: list[Package]) -> dict[str, l
         by_source.setdefault(source_of(p)[0], []).append(p)
     out: dict[str, list[_Raw]] = {}
     names = sorted(by_source)
-    rows: list[tuple[str, str, str, str, str, str, str]] = []
+    rows: list[tuple[str, str, str, str, str, str, str, bytes | None]] = []
     for i in range(0, len(names), 500):
         chunk = names[i : i + 500]
         marks = ",".join("?" * len(chunk))
         rows.extend(
             ctx.db.conn.execute(
-                "SELECT source, vuln, status, fixed_version, urgency, nodsa, nodsa_reason "
-                f"FROM debian WHERE release=? AND source IN ({marks})",
+                "SELECT source, vuln, status, fixed_version, urgency, nodsa, nodsa_reason, "
+                f"fixed_key FROM debian WHERE release=? AND source IN ({marks})",
                 (release, *chunk),
             )
         )
-    for source, vuln, status, fixed, urgency, nodsa, nodsa_reason in rows:
+    keys: dict[str, tuple[str, bytes | None]] = {}
+    for p in pkgs:
+        installed = source_of(p)[1]
+        keys[p.purl] = (installed, deb_sort_key(installed))
+    for source, vuln, status, fixed, urgency, nodsa, nodsa_reason, fixed_key in rows:
         u = urgency.strip().rstrip("*").strip().lower()
         for p in by_source[source]:
-            installed = source_of(p)[1]
+            installed, installed_key = keys[p.purl]
+            if status == "resolved" and fixed not in ("", "0", "<not-affected>"):
+                if installed_key is None or fixed_key is None:
+                    ctx.skipped.append(
+                        (p.purl, f"{vuln}: cannot compare {installed!r} with fixed {fixed!r}")
+                    )
+                    continue
+                if installed_key >= fixed_key:
+                    continue  # fixed at or below the installed source version
             raw = _debian_state(p, installed, vuln, status, fixed, u, nodsa, nodsa_reason, ctx)
             if raw is not None:
                 raw.urgency = urgency
@@ -149,13 +160,8 @@ def _debian_state(
     if fixed in ("0", "<not-affected>"):
         return None  # the tracker says this release never had the bug
     if status == "resolved":
+        # the caller compared versions: only fixes newer than the installed source get here
         if not fixed:
-            return None
-        try:
-            if version_key(installed) >= version_key(fixed):
-                return None
-        except InputError as exc:
-            ctx.skipped.append((p.purl, f"{vuln}: cannot compare versions: {exc}"))
             return None
         return _Raw(vuln, "debian-tracker", State.AFFECTED, fixed_in=fixed)
     if urgency == "end-of-life":
