@@ -12,6 +12,7 @@ after ``~`` and before any other character, exactly like the end of a version in
 
 from __future__ import annotations
 
+import functools
 import re
 
 from assay.debian.version import parse_version
@@ -51,6 +52,7 @@ def _part(text: str) -> bytes:
     return bytes(out)
 
 
+@functools.lru_cache(maxsize=65536)
 def deb_sort_key(version: str) -> bytes | None:
     """The byte key of a Debian version, or None if the version is not valid."""
     try:
