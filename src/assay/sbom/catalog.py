@@ -23,6 +23,7 @@ __all__ = [
     "deduplicate",
     "detect_distro",
     "parse_os_release",
+    "reduce_any",
     "wants_any",
 ]
 
@@ -71,6 +72,19 @@ def wants_any(catalogers: Sequence[Cataloger]) -> Callable[[str], bool]:
         return any(p(path) for p in preds)
 
     return wants
+
+
+def reduce_any(catalogers: Sequence[Cataloger]) -> Callable[[str, bytes], bytes]:
+    """One reducer for the image source: the first cataloger that wants a path reduces it."""
+    pairs = [(c.wants, c.reduce) for c in catalogers]
+
+    def reduce(path: str, data: bytes) -> bytes:
+        for wants, red in pairs:
+            if wants(path):
+                return red(path, data)
+        return data
+
+    return reduce
 
 
 def deduplicate(packages: Sequence[Package], view: FileView) -> list[Package]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -24,6 +25,8 @@ __all__ = [
     "MAX_TOTAL_BYTES",
     "FileView",
     "MemoryFileView",
+    "Selection",
+    "as_selection",
     "normalize_path",
     "read_directory",
 ]
@@ -31,6 +34,22 @@ __all__ = [
 MAX_FILE_BYTES = 64 * 1024 * 1024  # one catalogued metadata file (a dpkg status is a few MiB)
 MAX_TOTAL_BYTES = 1024 * 1024 * 1024  # everything kept from one image
 _MAX_LINK_HOPS = 40
+
+
+def _keep(path: str, data: bytes) -> bytes:
+    return data
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which files an image source keeps (``wants``) and how it cuts them down (``reduce``)."""
+
+    wants: Callable[[str], bool]
+    reduce: Callable[[str, bytes], bytes] = _keep
+
+
+def as_selection(select: Selection | Callable[[str], bool]) -> Selection:
+    return select if isinstance(select, Selection) else Selection(select)
 
 
 class FileView(Protocol):
@@ -168,8 +187,10 @@ class MemoryFileView:
         return "/".join(done)
 
 
-def read_directory(root: Path, wants: Callable[[str], bool]) -> MemoryFileView:
+def read_directory(root: Path, select: Selection | Callable[[str], bool]) -> MemoryFileView:
     """Walk a real directory without following symlinks; keep wanted files and all symlinks."""
+    selection = as_selection(select)
+    wants = selection.wants
     if not root.is_dir():
         raise InputError(f"{root}: not a directory; use dir:PATH with an unpacked root filesystem")
     view = MemoryFileView()
@@ -183,7 +204,7 @@ def read_directory(root: Path, wants: Callable[[str], bool]) -> MemoryFileView:
             # O_NOFOLLOW: the entry may have been swapped for a symlink since the scan.
             fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
             with os.fdopen(fd, "rb") as fh:
-                view.add_file(rel, fh.read(MAX_FILE_BYTES + 1))
+                view.add_file(rel, selection.reduce(rel, fh.read(MAX_FILE_BYTES + 1)))
     return view
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from assay.sbom.catalog import catalog_view, wants_any
+from assay.sbom.catalog import catalog_view, reduce_any, wants_any
 from assay.sbom.catalogers import Cataloger, default_catalogers
+from assay.sbom.fs import Selection
 from assay.sbom.model import Inventory
 from assay.sbom.source import load_image
 
@@ -28,9 +29,8 @@ def catalog_image(
     SBOM bytes.
     """
     cats = list(catalogers) if catalogers is not None else default_catalogers()
-    view, info = load_image(
-        reference, wants_any(cats), architecture=architecture, insecure=insecure
-    )
+    select = Selection(wants_any(cats), reduce_any(cats))
+    view, info = load_image(reference, select, architecture=architecture, insecure=insecure)
     if source_date_epoch is not None:
         created = datetime.fromtimestamp(source_date_epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     else:

@@ -35,14 +35,14 @@ from assay.oci.model import (
     parse_index,
     parse_manifest,
 )
-from assay.sbom.fs import MemoryFileView, read_directory
+from assay.sbom.fs import MemoryFileView, Selection, read_directory
 from assay.sbom.layers import ChunkReader, apply_layer, decompressed
 
 __all__ = ["ImageInfo", "ImageRefText", "load_image", "split_reference"]
 
 _MAX_DOC = 4 << 20
 _REF_NAME = "org.opencontainers.image.ref.name"
-Wants = Callable[[str], bool]
+Wants = Selection | Callable[[str], bool]
 
 
 @dataclass(frozen=True)
@@ -70,8 +70,10 @@ def _config_facts(config: dict[str, Any], annotations: Any = None) -> dict[str, 
         if isinstance(source, dict):
             for key in _VENDOR_LABELS:
                 value = source.get(key)
-                if isinstance(value, str) and value.strip():
-                    supplier = supplier or value.strip()[:200]
+                if isinstance(value, str) and value.strip() and not supplier:
+                    # a vendor is an organisation by definition; authors may be either
+                    vendor = key.endswith(".vendor")
+                    supplier = ("Organization: " if vendor else "") + value.strip()[:200]
     created = ""
     raw = config.get("created")
     if isinstance(raw, str) and raw:

@@ -37,6 +37,9 @@ class ApkCataloger:
     def wants(self, path: str) -> bool:
         return path == _DB
 
+    def reduce(self, path: str, data: bytes) -> bytes:
+        return data
+
     def catalog(self, view: FileView, context: CatalogContext) -> list[Package]:
         data = view.read(_DB)
         if data is None:

@@ -8,6 +8,7 @@ package is not in the image in any useful sense). Licenses come from the DEP-5
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from assay.sbom.catalogers.interface import CatalogContext
@@ -22,6 +23,7 @@ _STATUS = "var/lib/dpkg/status"
 _STATUS_D = "var/lib/dpkg/status.d/"
 _INFO = "var/lib/dpkg/info/"
 _DOC = "usr/share/doc/"
+_LICENSE_LINE = re.compile(rb"^[Ll][Ii][Cc][Ee][Nn][Ss][Ee]:[^\r\n]*", re.MULTILINE)
 
 
 def parse_control_paragraphs(text: str) -> Iterator[dict[str, str]]:
@@ -95,6 +97,11 @@ class DpkgCataloger:
                 or (path.startswith(_INFO) and path.endswith(".list"))
             )
         return path.startswith(_DOC) and path.endswith("/copyright") and path.count("/") == 4
+
+    def reduce(self, path: str, data: bytes) -> bytes:
+        if path.startswith(_DOC):  # only the License: lines matter (see licenses.parse_dep5)
+            return b"\n".join(_LICENSE_LINE.findall(data))
+        return data
 
     def catalog(self, view: FileView, context: CatalogContext) -> list[Package]:
         found: list[tuple[dict[str, str], str, list[str], str]] = []  # para, db, files, listfile

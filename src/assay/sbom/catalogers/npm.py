@@ -49,6 +49,9 @@ class NpmCataloger:
     def wants(self, path: str) -> bool:
         return path.endswith("/package.json") and "node_modules/" in path
 
+    def reduce(self, path: str, data: bytes) -> bytes:
+        return data
+
     def catalog(self, view: FileView, context: CatalogContext) -> list[Package]:
         found: list[tuple[Package, list[str]]] = []
         for path in view.paths():

@@ -64,6 +64,12 @@ class PythonCataloger:
             return path.endswith((".egg-info", ".egg-info/PKG-INFO", "/installed-files.txt"))
         return False
 
+    def reduce(self, path: str, data: bytes) -> bytes:
+        if path.endswith(("/METADATA", "/PKG-INFO", ".egg-info")):
+            end = data.find(b"\n\n")  # the headers; the long description is not read
+            return data if end < 0 else data[: end + 1]
+        return data
+
     def catalog(self, view: FileView, context: CatalogContext) -> list[Package]:
         found: list[tuple[Package, list[str]]] = []
         for path in view.paths():
