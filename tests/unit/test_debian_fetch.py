@@ -214,3 +214,39 @@ def test_input_validation(tmp_path: Path) -> None:
         cache.fetch_all([("http://127.0.0.1:9/a", sha, 1), ("http://127.0.0.1:9/b", sha, 2)])
     assert cache.fetch_all([]) == {}
     cache.close()
+
+
+def test_fixture_builds_real_debs(tmp_path: Path) -> None:
+    """The fixture's .deb files are what dpkg-deb itself reads back."""
+    import subprocess
+
+    pkg = FakePkg(
+        "hello",
+        "1:2.0-1",
+        arch="arm64",
+        depends="libc6 (>= 2.36)",
+        multi_arch="same",
+        files={"usr/bin/hello": b"#!/bin/sh\necho hi\n", "etc/hello.conf": b"x=1\n"},
+    )
+    deb = build_deb(pkg, tmp_path)
+    assert deb.name == "hello_2.0-1_arm64.deb"
+    fields = subprocess.run(
+        ["dpkg-deb", "-f", str(deb), "Package", "Version", "Architecture", "Depends"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert fields.splitlines() == [
+        "Package: hello",
+        "Version: 1:2.0-1",
+        "Architecture: arm64",
+        "Depends: libc6 (>= 2.36)",
+    ]
+    listing = subprocess.run(
+        ["dpkg-deb", "-c", str(deb)], check=True, capture_output=True, text=True
+    ).stdout
+    assert "root/root" in listing and "-rwxr-xr-x" in listing
+    assert "./usr/bin/hello" in listing and "./etc/hello.conf" in listing
+    # Reproducible: the same package builds to the same bytes.
+    again = build_deb(pkg, tmp_path / "again")
+    assert again.read_bytes() == deb.read_bytes()
