@@ -623,3 +623,29 @@ def test_delete_manifest_and_blob(registry: RunningRegistry) -> None:
             c.get_manifest(name, digest)
         c.delete_blob(name, layer)
         assert not c.blob_exists(name, layer)
+
+
+def test_identity_token_from_auth_file_uses_the_oauth2_refresh_grant(
+    registry_token: RunningRegistry, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pathlib import Path
+
+    ts = registry_token.token_server
+    assert ts is not None
+    auth_file = Path(str(tmp_path)) / "auth.json"
+    entry = {"auth": "", "identitytoken": ts.refresh_token}
+    auth_file.write_text(json.dumps({"auths": {registry_token.host: entry}}))
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(auth_file))
+    before = len(ts.requests)
+    with RegistryClient(registry_token.host) as c:
+        name = repo()
+        digest = push_image(c, name, "v1")
+        assert c.get_manifest(name, "v1").digest == digest
+    calls = ts.requests[before:]
+    assert calls and all(r.get("method") == "POST" for r in calls)
+    assert all(r["form"]["grant_type"] == ["refresh_token"] for r in calls)
+    # a wrong refresh token is refused with the login hint
+    entry["identitytoken"] = "refresh-wrong"
+    auth_file.write_text(json.dumps({"auths": {registry_token.host: entry}}))
+    with RegistryClient(registry_token.host) as c, pytest.raises(NetworkError, match="log in"):
+        c.blob_exists(repo(), "sha256:" + "0" * 64)

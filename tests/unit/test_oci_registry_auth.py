@@ -218,3 +218,12 @@ def test_invalid_repository_and_reference_rejected_before_any_request() -> None:
             c.get_manifest("a/b", "../../etc")
         with pytest.raises(InputError, match="digest"):
             c.blob_exists("a/b", "sha256:short")
+
+
+def test_identity_token_entry(home: Path) -> None:
+    write(
+        home / ".docker/config.json", {"auths": {"reg.test": {"auth": "", "identitytoken": "rt"}}}
+    )
+    creds = load_credentials("reg.test")
+    assert creds is not None and creds.identity_token == "rt"
+    assert "rt" not in repr(creds)

@@ -8,7 +8,8 @@ Credentials come, in this order, from:
 4. ``$DOCKER_CONFIG/config.json`` (default ``~/.docker/config.json``).
 
 Each file's ``auths`` object maps a registry (``host[:port]``, optionally with a scheme, a
-``/v1/``-style path, or — podman — a ``host/namespace`` prefix) to either ``auth`` (base64 of
+``/v1/``-style path, or — podman — a ``host/namespace`` prefix) to ``identitytoken`` (an OAuth2
+refresh token, exchanged at the token realm with a ``POST``), ``auth`` (base64 of
 ``user:password``) or ``username`` and ``password``. Credential helpers (``credsStore``,
 ``credHelpers``) are **not** run: assay never executes programs named in a config file. A host that
 is only served by a helper gets no credentials, and a 401 says so.
@@ -54,11 +55,16 @@ _DEFAULT_TOKEN_TTL = 60.0  # the distribution token spec's default when expires_
 
 @dataclass(frozen=True)
 class Credentials:
-    """A user name and password (or an identity token as password) for one registry."""
+    """A user name and password for one registry, or an identity (OAuth2 refresh) token.
+
+    With ``identity_token`` set, bearer tokens are obtained with the OAuth2 refresh-token grant
+    (``POST`` to the realm) as docker does; Basic-auth registries still get user/password.
+    """
 
     username: str
     password: str
     source: str = ""  # where they came from, for messages (never the secret itself)
+    identity_token: str = ""
 
     def __repr__(self) -> str:  # keep secrets out of logs and tracebacks
         return f"Credentials(username={self.username!r}, source={self.source!r})"
@@ -199,6 +205,12 @@ def _decode_entry(entry: object, source: str) -> Credentials | None:
     if not isinstance(entry, dict):
         return None
     auth = entry.get("auth")
+    token = entry.get("identitytoken")
+    if isinstance(token, str) and token:
+        user = entry.get("username")
+        return Credentials(
+            user if isinstance(user, str) and user else "<token>", "", source, identity_token=token
+        )
     if isinstance(auth, str) and auth:
         try:
             raw = base64.b64decode(auth, validate=True).decode("utf-8")
@@ -215,11 +227,6 @@ def _decode_entry(entry: object, source: str) -> Credentials | None:
     secret = entry.get("password")
     if isinstance(name, str) and isinstance(secret, str) and name:
         return Credentials(name, secret, source)
-    token = entry.get("identitytoken")
-    if isinstance(token, str) and token:
-        log.warning(
-            "%s holds only an identity token; assay does not exchange identity tokens", source
-        )
     return None
 
 
@@ -404,12 +411,29 @@ class Authenticator:
             params.append(("service", challenge.service))
         params.extend(("scope", s) for s in scopes)
         headers = {"Accept": "application/json"}
-        if creds is not None:
-            headers["Authorization"] = creds.basic_header()
-            params.append(("account", creds.username))
+        if creds is not None and creds.identity_token:
+            # OAuth2 refresh-token grant (the distribution token spec's "oauth" flow)
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": creds.identity_token,
+                "client_id": "assay",
+                "service": challenge.service,
+                "scope": " ".join(scopes),
+            }
+            request = http.build_request("POST", realm_url, data=form, headers=headers)
+        else:
+            if creds is not None:
+                headers["Authorization"] = creds.basic_header()
+                params.append(("account", creds.username))
+            request = http.build_request(
+                "GET", realm_url.copy_merge_params(params), headers=headers
+            )
         try:
-            with http.stream("GET", realm_url.copy_merge_params(params), headers=headers) as resp:
+            resp = http.send(request, stream=True)
+            try:
                 body = _read_limited(resp, _MAX_TOKEN_RESPONSE)
+            finally:
+                resp.close()
         except httpx.HTTPError as exc:
             raise NetworkError(
                 f"cannot reach the token service of registry {self.host} at {realm_url.host}: "
