@@ -222,8 +222,9 @@ def test_invalid_repository_and_reference_rejected_before_any_request() -> None:
 
 def test_identity_token_entry(home: Path) -> None:
     write(
-        home / ".docker/config.json", {"auths": {"reg.test": {"auth": "", "identitytoken": "rt"}}}
+        home / ".docker/config.json",
+        {"auths": {"reg.test": {"auth": "", "identitytoken": "s3cr3t-tok"}}},
     )
     creds = load_credentials("reg.test")
-    assert creds is not None and creds.identity_token == "rt"
-    assert "rt" not in repr(creds)
+    assert creds is not None and creds.identity_token == "s3cr3t-tok"
+    assert "s3cr3t-tok" not in repr(creds)
