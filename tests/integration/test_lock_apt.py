@@ -292,6 +292,14 @@ def test_examples_match_apt_on_the_real_mirror(
         "only assay": sorted(set(got.items()) - set(expected.items())),
     }
     assert {"base-files", "tzdata", "netbase"} <= got.keys()
+    # With the spec's `exclude` (packages only maintainer scripts need), the image is apt's
+    # set minus what only the excluded packages pulled in: never more, never a different version.
+    if spec.contents.exclude:
+        slim = resolve(_MIRROR_INDEX[arch], spec.package_requests(), arch, spec.contents.exclude)
+        slim_set = {(p.name, p.version) for p in slim.packages}
+        assert slim_set <= set(expected.items())
+        assert not slim_set & {(n, expected.get(n)) for n in spec.contents.exclude}
+        assert {r.partition("=")[0] for r in spec.package_requests()} <= {n for n, _ in slim_set}
 
 
 _MIRROR_INDEX: dict[str, tuple[PackageRecord, ...]] = {}

@@ -142,6 +142,7 @@ def test_sources_default_to_environment(monkeypatch: pytest.MonkeyPatch) -> None
         ("- just\n- a list\n", r"expected a mapping"),
         ("contents: [\n", r"not valid YAML"),
         ("contents:\n  packages: [ab=]\n", r"contents\.packages\[0\]"),
+        ("contents:\n  packages: [ab]\n  exclude: [x=1]\n", r"contents\.exclude: 'x=1'"),
     ],
 )
 def test_errors_name_the_key(text: str, message: str) -> None:

@@ -115,6 +115,14 @@ class Contents(_Model):
     #: scripts need, which assay never runs — e.g. debconf, mawk, dpkg).
     exclude: list[str] = Field(default_factory=list)
 
+    @field_validator("exclude")
+    @classmethod
+    def _exclude_names(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not _PKG_NAME.match(name):
+                raise ValueError(f"{name!r} is not a Debian package name (no versions here)")
+        return v
+
     @field_validator("packages")
     @classmethod
     def _unique(cls, v: list[str]) -> list[str]:
