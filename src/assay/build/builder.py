@@ -386,6 +386,13 @@ def build_image(
     )
 
 
+def _unpack_cache(options: BuildOptions) -> Path:
+    """Decoded data.tar members (zstd, keyed by the sha256 of the compressed member)."""
+    from assay.cachedir import cache_dir
+
+    return (options.cache_dir or cache_dir()) / "unpacked"
+
+
 def _resolve(spec: ImageSpec, spec_path: Path, spec_bytes: bytes, obs: BuildObserver) -> Lock:
     from assay.build.lock import lock_spec
     from assay.debian.repo import RepoClient
@@ -457,6 +464,7 @@ def _build_arch(
         extra_paths=_spec_paths(spec, Path(spec_path).parent, epoch),
         mtime=epoch,
         progress=lambda d, t: obs.progress(f"assemble {arch}", d, t),
+        unpack_cache=_unpack_cache(options),
     )
     plans = plan_layers(result.entries, spec.layering.strategy, spec.layering.budget)
     blobs: list[LayerBlob] = []
