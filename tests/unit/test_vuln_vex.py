@@ -211,3 +211,35 @@ def test_vex_file_that_is_not_json(tmp_path: Path) -> None:
     p.write_text("{nope")
     with pytest.raises(InputError, match="not valid JSON"):
         load_vex(p)
+
+
+def test_interop_with_an_independent_openvex_implementation() -> None:
+    """vexipy (a separate OpenVEX 0.2.0 library) reads what assay writes, and vice versa."""
+    import vexipy
+
+    mine = merge_documents(
+        [
+            doc(IMAGE, "CVE-2023-0464", subs=("pkg:deb/debian/libssl3",)),
+            doc(DIGEST, "CVE-2024-0727", status="affected", ts="2025-02-01T00:00:00Z"),
+        ],
+        author="assay-tests",
+        timestamp="2025-03-01T00:00:00Z",
+    )
+    theirs = vexipy.Document.model_validate_json(mine.dumps())
+    assert [s.status.value for s in theirs.statements] == ["not_affected", "affected"]
+    assert theirs.statements[0].products[0].subcomponents[0].id == "pkg:deb/debian/libssl3"
+    other = vexipy.Document(
+        id="https://example.invalid/vex/1",
+        author="someone else",
+        version=1,
+        statements=[
+            vexipy.Statement(
+                vulnerability=vexipy.Vulnerability(name="CVE-2023-0464"),
+                products=[vexipy.Product(id=IMAGE)],
+                status=vexipy.StatusLabel.NOT_AFFECTED,
+                justification=vexipy.StatusJustification.COMPONENT_NOT_PRESENT,
+            )
+        ],
+    )
+    back = VexDocument.from_json(other.to_json(by_alias=True, exclude_none=True))
+    assert apply_vex(result(finding("CVE-2023-0464", SSL)), [back]).findings[0].suppressed
