@@ -133,3 +133,26 @@ def test_free_text_expression() -> None:
     assert free_text_expression("Apache 2.0") == "Apache-2.0"
     assert free_text_expression("UNKNOWN") == ""
     assert free_text_expression("BSD").startswith("LicenseRef-")
+
+
+def test_license_lines_in_free_text_are_not_parsed() -> None:
+    # Like python3.11's copyright file: not DEP-5, but with "License:" at a line start.
+    text = b"Python is under the PSF License.\n\nLicense: By obtaining, using, and/or copying\n"
+    assert parse_dep5(text) == ""
+
+
+def test_and_terms_are_flattened_and_deduplicated() -> None:
+    text = (
+        b"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+        b"Files: *\nLicense: GPL-3+ and ISC\n\nFiles: x\nLicense: ISC\n"
+    )
+    assert parse_dep5(text) == "GPL-3.0-or-later AND ISC"
+
+
+def test_prose_license_value_is_skipped() -> None:
+    text = (
+        b"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+        b"Files: *\nLicense: Permission is hereby granted, free of charge\n\n"
+        b"Files: y\nLicense: MIT\n"
+    )
+    assert parse_dep5(text) == "MIT"

@@ -163,6 +163,9 @@ _SPDX_IDS_LOWER = {v.lower(): v for v in _DEBIAN_TO_SPDX.values()}
 _REF_UNSAFE = re.compile(r"[^A-Za-z0-9.\-]+")
 _OPERATOR = re.compile(r"\s+(or|and)\s+|\s*,\s*(?:(or|and)\s+)?", re.IGNORECASE)
 _WITH = re.compile(r"\s+with\s+", re.IGNORECASE)
+_DEP5_FORMAT = re.compile(
+    r"^Format:\s*\S*(copyright-format|dep5|dep-5)", re.IGNORECASE | re.MULTILINE
+)
 
 
 def license_ref(name: str) -> str:
@@ -209,6 +212,8 @@ def _field_expression(value: str) -> str:
         ops.append(op)
         pos = m.end()
     terms.append(value[pos:])
+    if any(" " in _WITH.split(t.strip(), maxsplit=1)[0] for t in terms if t.strip()):
+        return ""  # a DEP-5 short name has no spaces: this is prose
     out = [_term(t) for t in terms if t.strip()]
     if not out:
         return ""
@@ -227,6 +232,26 @@ def _field_expression(value: str) -> str:
         return " OR ".join(groups[0])
     parts = [g[0] if len(g) == 1 else "(" + " OR ".join(g) + ")" for g in groups]
     return " AND ".join(parts)
+
+
+def _and_parts(expression: str) -> list[str]:
+    """Top-level ``AND`` operands of an expression this module built (no nesting beyond one)."""
+    parts, depth, start = [], 0, 0
+    i = 0
+    while i < len(expression):
+        c = expression[i]
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif depth == 0 and expression.startswith(" AND ", i):
+            parts.append(expression[start:i])
+            start = i + 5
+            i += 5
+            continue
+        i += 1
+    parts.append(expression[start:])
+    return [p for p in parts if p]
 
 
 def expression_from_names(names: Iterable[str]) -> str:
@@ -254,13 +279,17 @@ def dep5_license_names(text: str) -> list[str]:
 def parse_dep5(data: bytes | None) -> str:
     """A ``/usr/share/doc/PKG/copyright`` file → SPDX expression, ``""`` when none found.
 
-    Only machine-readable files are parsed (a ``Format:`` header or ``License:`` fields);
-    free-text copyright files yield ``""`` (NOASSERTION) rather than a guess.
+    Only machine-readable files are parsed (a ``Format:`` header naming the copyright format);
+    free-text copyright files yield ``""`` (NOASSERTION) rather than a guess. A ``License:``
+    value whose names contain spaces is prose, not DEP-5 short names, and is skipped.
     """
     if not data:
         return ""
     text = data[: 4 * 1024 * 1024].decode("utf-8", errors="replace")
-    return expression_from_names(_field_expression(n) for n in dep5_license_names(text))
+    if not _DEP5_FORMAT.search(text[:4096]):
+        return ""  # free text: a "License:" line there is prose, not a short name
+    parts = {part for n in dep5_license_names(text) for part in _and_parts(_field_expression(n))}
+    return expression_from_names(parts)
 
 
 def license_refs(expression: str) -> list[str]:

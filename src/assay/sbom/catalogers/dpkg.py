@@ -23,7 +23,7 @@ _STATUS = "var/lib/dpkg/status"
 _STATUS_D = "var/lib/dpkg/status.d/"
 _INFO = "var/lib/dpkg/info/"
 _DOC = "usr/share/doc/"
-_LICENSE_LINE = re.compile(rb"^[Ll][Ii][Cc][Ee][Nn][Ss][Ee]:[^\r\n]*", re.MULTILINE)
+_LICENSE_LINE = re.compile(rb"^(?:[Ll]icense|LICENSE|[Ff]ormat|FORMAT):[^\r\n]*", re.MULTILINE)
 
 
 def parse_control_paragraphs(text: str) -> Iterator[dict[str, str]]:
@@ -99,7 +99,7 @@ class DpkgCataloger:
         return path.startswith(_DOC) and path.endswith("/copyright") and path.count("/") == 4
 
     def reduce(self, path: str, data: bytes) -> bytes:
-        if path.startswith(_DOC):  # only the License: lines matter (see licenses.parse_dep5)
+        if path.startswith(_DOC):  # only Format: and License: lines matter (licenses.parse_dep5)
             return b"\n".join(_LICENSE_LINE.findall(data))
         return data
 
