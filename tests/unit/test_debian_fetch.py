@@ -250,3 +250,21 @@ def test_fixture_builds_real_debs(tmp_path: Path) -> None:
     # Reproducible: the same package builds to the same bytes.
     again = build_deb(pkg, tmp_path / "again")
     assert again.read_bytes() == deb.read_bytes()
+
+
+def test_stale_temporaries_are_swept(
+    debs: tuple[Path, list[tuple[str, str, int]]], tmp_path: Path
+) -> None:
+    import os
+
+    root, items = debs
+    path, sha, size = items[0]
+    d = tmp_path / "debs" / "sha256"
+    d.mkdir(parents=True)
+    old, fresh = d / ".tmp-old.abc", d / ".tmp-fresh.abc"
+    old.write_bytes(b"partial")
+    fresh.write_bytes(b"partial")  # possibly another process's download in progress
+    os.utime(old, (1, 1))
+    with serve(root) as url, new_cache(tmp_path) as cache:
+        cache.fetch_all([(f"{url}/{path}", sha, size)])
+    assert not old.exists() and fresh.exists()

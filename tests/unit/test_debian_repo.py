@@ -289,8 +289,14 @@ def test_warm_cache_downloads_no_packages(small_repo: FakeRepo, tmp_path: Path) 
         assert len(cold) == 4  # 2 suites x 2 archs
         assert all("/by-hash/SHA256/" in p for p in cold)
         log.clear()
-        with client(cache) as c:
+        inrelease_files = sorted((cache / "indexes" / "inrelease").iterdir())
+        stamps = [p.stat().st_mtime_ns for p in inrelease_files]
+        messages: list[str] = []
+        with client(cache, progress=messages.append) as c:
             second = c.load(small_repo.sources(url), ARCHS)
+    # InRelease was revalidated (If-Modified-Since -> 304), not downloaded and rewritten.
+    assert sum("(not modified)" in m for m in messages) == 2
+    assert [p.stat().st_mtime_ns for p in inrelease_files] == stamps
     assert [p for p in log if "/binary-" in p] == []
     assert sorted(log) == ["/dists/stable-security/InRelease", "/dists/stable/InRelease"]
     assert second == first

@@ -230,6 +230,7 @@ class DebCache:
             return result
 
         self.root.mkdir(parents=True, exist_ok=True)
+        self._sweep_stale_temporaries()
         with ThreadPoolExecutor(max_workers=min(self.workers, len(todo))) as pool:
             futures: dict[Future[Path], str] = {
                 pool.submit(self._download, url, sha, size, advance, stop): sha
@@ -248,6 +249,16 @@ class DebCache:
             for fut, sha in futures.items():
                 result[sha] = fut.result()
         return result
+
+    def _sweep_stale_temporaries(self, max_age: float = 86400.0) -> None:
+        """Remove ``.tmp-*`` files a killed run left behind more than ``max_age`` seconds ago."""
+        cutoff = time.time() - max_age
+        with contextlib.suppress(OSError), os.scandir(self.root) as entries:
+            for entry in entries:
+                if entry.name.startswith(".tmp-"):
+                    with contextlib.suppress(OSError):
+                        if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                            os.unlink(entry.path)
 
     def _download(
         self,
