@@ -199,3 +199,17 @@ def test_spec_repository_entries() -> None:
 def test_spec_repository_entry_errors(entries: object, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         parse_repository_entries(entries)  # type: ignore[arg-type]
+
+
+def test_default_paths_follow_apt(fake_apt: Path) -> None:
+    d = fake_apt / "sources.list.d"
+    (fake_apt / "sources.list").write_text("deb http://h.invalid/main-list a\n")
+    (d / "b.sources").write_text("Types: deb\nURIs: http://h.invalid/b\nSuites: b\n")
+    (d / "a.list").write_text("deb http://h.invalid/a a\n")
+    (d / "c.list.disabled").write_text("deb http://h.invalid/c c\n")
+    (d / "d.sources.save").write_text("Types: deb\nURIs: http://h.invalid/d\nSuites: d\n")
+    assert [s.uri for s in host_sources()] == [
+        "http://h.invalid/main-list",
+        "http://h.invalid/a",
+        "http://h.invalid/b",
+    ]

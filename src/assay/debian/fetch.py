@@ -37,7 +37,7 @@ T = TypeVar("T")
 
 MIRROR_HINT = (
     "check ASSAY_DEBIAN_MIRROR, the spec's repositories or the apt sources "
-    "(/etc/apt/sources.list.d/*.sources, /etc/apt/sources.list) and the network"
+    "(/etc/apt/sources.list, /etc/apt/sources.list.d/) and the network"
 )
 _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")

@@ -40,16 +40,21 @@ _FPR_RE = re.compile(r"^(0x)?[0-9A-Fa-f]{16,40}!?$")
 
 
 def _default_paths() -> list[Path]:
-    paths = sorted((_APT_DIR / "sources.list.d").glob("*.sources"))
-    paths.append(_APT_DIR / "sources.list")
+    # What apt reads: sources.list, then sources.list.d/*.list and *.sources in name order.
+    paths = [_APT_DIR / "sources.list"]
+    d = _APT_DIR / "sources.list.d"
+    paths += sorted(
+        (p for p in d.glob("*") if p.name.endswith((".list", ".sources"))), key=lambda p: p.name
+    )
     return paths
 
 
 def host_sources(paths: Sequence[Path] | None = None) -> list[RepoSource]:
     """Read apt sources: ``*.sources`` files as deb822, anything else as one-line format.
 
-    ``paths`` defaults to ``/etc/apt/sources.list.d/*.sources`` then ``/etc/apt/sources.list``.
-    Files that do not exist are skipped. Duplicate entries keep their first position.
+    ``paths`` defaults to what apt reads: ``/etc/apt/sources.list``, then the ``*.list`` and
+    ``*.sources`` files of ``/etc/apt/sources.list.d/`` in name order. Files that do not exist
+    are skipped. Duplicate entries keep their first position.
     """
     result: list[RepoSource] = []
     for path in _default_paths() if paths is None else paths:
@@ -275,7 +280,7 @@ def sources_from_env_or_host(env: Mapping[str, str] | None = None) -> list[RepoS
         raise UsageError(
             "no Debian repository configured: the spec has no contents.repositories, "
             "ASSAY_DEBIAN_MIRROR is not set and no 'deb' entries were found in "
-            "/etc/apt/sources.list.d/*.sources or /etc/apt/sources.list. "
+            "/etc/apt/sources.list or /etc/apt/sources.list.d/*.{list,sources}. "
             "Set ASSAY_DEBIAN_MIRROR='URI SUITE [COMPONENT...]' or add repositories to the spec."
         )
     if not value:
