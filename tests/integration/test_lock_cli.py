@@ -130,6 +130,25 @@ def test_why_prints_the_chain(workdir: tuple[Path, FakeRepo, str]) -> None:
     assert proc.returncode == 2 and "gawk is not part of the resolved image" in proc.stderr
 
 
+def test_why_reads_an_up_to_date_lock(workdir: tuple[Path, FakeRepo, str]) -> None:
+    tmp, repo, url = workdir
+    spec = tmp / "py.yaml"
+    spec.write_text(spec_text(repo, url, ["python3.11-minimal", "ca-certificates"], "[amd64]"))
+    assert assay("lock", str(spec), cache=tmp / "cache").returncode == 0
+    # Drop one edge from the (still valid, still matching) lock: --why must reflect the lock.
+    path = tmp / "py.lock.json"
+    data = json.loads(path.read_text())
+    for pkg in data["packages"]["amd64"]:
+        if pkg["name"] == "python3.11-minimal":
+            pkg["depends"].remove("libssl3")
+    path.write_text(json.dumps(data))
+    proc = assay("lock", str(spec), "--why", "libssl3", cache=tmp / "cache")
+    assert proc.returncode == 0, proc.stderr
+    assert "  python3.11-minimal → libssl3" not in proc.stdout.splitlines()
+    assert "  ca-certificates → openssl → libssl3" in proc.stdout.splitlines()
+    assert "Get " not in proc.stderr  # no repository access at all
+
+
 def test_check_detects_a_stale_lock(workdir: tuple[Path, FakeRepo, str]) -> None:
     tmp, repo, url = workdir
     spec = tmp / "app.yaml"

@@ -32,7 +32,8 @@ def lock_command(
         None,
         "--why",
         metavar="PKG",
-        help="Print the dependency chain(s) that pull PKG into the image.",
+        help="Print the dependency chain(s) that pull PKG into the image (from the lock when "
+        "it is up to date, else by resolving; nothing is written).",
         envvar="ASSAY_LOCK_WHY",
     ),
     arch: list[str] = typer.Option(
@@ -102,31 +103,19 @@ def lock_command(
             f"--arch {', '.join(unknown)} is not in the spec's archs ({', '.join(image.archs)})"
         )
 
+    if why is not None:
+        found = _why_from_lock(lock_path, spec_bytes, archs, why)
+        if found is None:
+            found = _why_from_resolution(image, spec, archs, why)
+        _print_why(found, why, archs, output)
+        return
+
     from assay.debian.repo import RepoClient
 
     progress = None if _env_bool("ASSAY_QUIET") else _console.info
     with RepoClient(keyrings=image.keyring_paths(spec.parent), progress=progress) as client:
         sources, index, resolutions = resolve_spec(image, client, archs)
     requests = image.package_requests()
-
-    if why is not None:
-        chains: dict[str, list[list[str]]] = {}
-        for res in resolutions:
-            chains[res.arch] = res.why(why)
-        if not any(chains.values()):
-            raise UsageError(f"{why} is not part of the resolved image ({', '.join(archs)})")
-        if output is LockOutput.json:
-            _console.emit(json.dumps(chains, indent=2) + "\n")
-        else:
-            for res in resolutions:
-                rec = res.get(why)
-                if rec is None:
-                    typer.echo(f"{res.arch}: {why} is not installed")
-                    continue
-                typer.echo(f"{res.arch}: {why} {rec.version}")
-                for chain in chains[res.arch]:
-                    typer.echo("  " + " → ".join(chain))
-        return
 
     lock = make_lock(spec, spec_bytes, requests, sources, index.releases, resolutions)
     if arch and lock_path.exists():
@@ -149,6 +138,65 @@ def lock_command(
     _console.info(f"wrote {lock_path}")
     if output is LockOutput.json:
         _console.emit(lock.to_json())
+
+
+# arch -> (version of PKG or None when not installed, chains)
+_Why = dict[str, tuple[str | None, list[list[str]]]]
+
+
+def _why_from_lock(lock_path: Path, spec_bytes: bytes, archs: list[str], why: str) -> _Why | None:
+    """Answer --why from an up-to-date lock (no network), or None when there is none."""
+    from assay.build.lock import lock_matches_spec, read_lock
+    from assay.debian.resolver import dependency_chains
+
+    if not lock_path.exists():
+        return None
+    try:
+        lock = read_lock(lock_path)
+    except InputError:
+        return None
+    if not lock_matches_spec(lock, spec_bytes) or not all(a in lock.packages for a in archs):
+        return None
+    roots = [r.partition("=")[0] for r in lock.requested]
+    out: _Why = {}
+    for a in archs:
+        pkgs = lock.packages[a]
+        version = next((p.version for p in pkgs if p.name == why), None)
+        edges = [(p.name, d) for p in pkgs for d in p.depends]
+        out[a] = (version, dependency_chains(edges, roots, why) if version else [])
+    return out
+
+
+def _why_from_resolution(image: object, spec: Path, archs: list[str], why: str) -> _Why:
+    from assay.build.lock import resolve_spec
+    from assay.build.spec import ImageSpec
+    from assay.debian.repo import RepoClient
+
+    assert isinstance(image, ImageSpec)
+    progress = None if _env_bool("ASSAY_QUIET") else _console.info
+    with RepoClient(keyrings=image.keyring_paths(spec.parent), progress=progress) as client:
+        _sources, _index, resolutions = resolve_spec(image, client, archs)
+    out: _Why = {}
+    for res in resolutions:
+        rec = res.get(why)
+        out[res.arch] = (rec.version if rec else None, res.why(why))
+    return out
+
+
+def _print_why(found: _Why, why: str, archs: list[str], output: LockOutput) -> None:
+    if not any(version for version, _ in found.values()):
+        raise UsageError(f"{why} is not part of the resolved image ({', '.join(archs)})")
+    if output is LockOutput.json:
+        data = {a: chains for a, (_v, chains) in found.items()}
+        _console.emit(json.dumps(data, indent=2) + "\n")
+        return
+    for a, (version, chains) in found.items():
+        if version is None:
+            typer.echo(f"{a}: {why} is not installed")
+            continue
+        typer.echo(f"{a}: {why} {version}")
+        for chain in chains:
+            typer.echo("  " + " → ".join(chain))
 
 
 def register(app: typer.Typer) -> None:

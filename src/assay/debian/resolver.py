@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from assay.debian.model import PackageRecord
@@ -36,7 +37,7 @@ from assay.debian.relations import Relation, parse_provides, parse_relations
 from assay.debian.version import version_key
 from assay.errors import InputError, ResolutionError
 
-__all__ = ["CandidateIndex", "Resolution", "resolve"]
+__all__ = ["CandidateIndex", "Resolution", "dependency_chains", "resolve"]
 
 _PROVIDED_NAME = re.compile(r"(?:^|,)\s*([^\s,(:]+)")
 _PRIORITY = {"required": 1, "important": 2, "standard": 3, "optional": 4, "extra": 5}
@@ -71,24 +72,42 @@ class Resolution:
         Each chain is a list of package names starting at a requested package and ending at
         ``name``. A requested package yields ``[[name]]``. Unknown names yield ``[]``.
         """
-        parents: dict[str, list[str]] = {}
-        for parent, child in self.edges:
-            parents.setdefault(child, []).append(parent)
         if self.get(name) is None:
             return []
-        chains: list[list[str]] = []
-        # Breadth-first from ``name`` upwards, so shorter chains come first.
-        queue: list[list[str]] = [[name]]
-        while queue and len(chains) < limit:
-            path = queue.pop(0)
-            head = path[0]
-            if head in self.requested:
-                chains.append(path)
-                continue
-            for parent in sorted(parents.get(head, [])):
-                if parent not in path:
-                    queue.append([parent, *path])
-        return chains
+        return dependency_chains(self.edges, self.requested, name, limit)
+
+
+def dependency_chains(
+    edges: Iterable[tuple[str, str]],
+    requested: Iterable[str],
+    name: str,
+    limit: int = 20,
+    max_steps: int = 100_000,
+) -> list[list[str]]:
+    """Chains ``[requested, …, name]`` through ``edges`` (parent → child), shortest first.
+
+    Stops after ``limit`` chains or ``max_steps`` partial paths, so a dense graph cannot make
+    it run away.
+    """
+    parents: dict[str, list[str]] = {}
+    for parent, child in edges:
+        parents.setdefault(child, []).append(parent)
+    roots = set(requested)
+    chains: list[list[str]] = []
+    # Breadth-first from ``name`` upwards, so shorter chains come first.
+    queue: deque[list[str]] = deque([[name]])
+    steps = 0
+    while queue and len(chains) < limit and steps < max_steps:
+        steps += 1
+        path = queue.popleft()
+        head = path[0]
+        if head in roots:
+            chains.append(path)
+            continue
+        for parent in sorted(parents.get(head, [])):
+            if parent not in path:
+                queue.append([parent, *path])
+    return chains
 
 
 @dataclass(frozen=True, slots=True)
