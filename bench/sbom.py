@@ -9,7 +9,7 @@ Images:
     ``dpkg-deb -x`` and recorded in ``var/lib/dpkg/status`` + ``info/NAME.list``, then packed
     as a one-layer gzip OCI layout.
 
-Both tools write SPDX JSON to /dev/null. Each run is a child process; its wall time and peak
+Both tools write SPDX JSON to a file in the work directory. Each run is a child process; its wall time and peak
 RSS come from ``os.wait4``. Every image runs ``--repeat`` times per tool (median time, max
 RSS). Prints a table with the ratios assay/syft (goal: ≤ 0.5 for both).
 
@@ -103,7 +103,10 @@ def pack_oci(root: Path, out: Path) -> None:
                     tar.addfile(info)
     diff = hashlib.sha256()
     gz_path = out / "layer.tar.gz"
-    with open(tmp_tar, "rb") as src, gzip.open(gz_path, "wb", compresslevel=6, mtime=0) as dst:
+    with (
+        open(tmp_tar, "rb") as src,
+        gzip.GzipFile(gz_path, "wb", compresslevel=6, mtime=0) as dst,
+    ):
         while chunk := src.read(1 << 20):
             diff.update(chunk)
             dst.write(chunk)
@@ -178,25 +181,49 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, i
     return wall, int(usage.ru_maxrss)
 
 
+def single_arch_layout(src: Path, dest: Path, tag: str, arch: str = "amd64") -> None:
+    """index.json pointing straight at one platform's manifest, blobs shared: syft's oci-dir:
+    cannot follow the nested image index that a multi-arch ``assay build`` writes."""
+    entries = json.loads((src / "index.json").read_text())["manifests"]
+    ref = "org.opencontainers.image.ref.name"
+    desc = next((e for e in entries if (e.get("annotations") or {}).get(ref) == tag), entries[0])
+    while desc["mediaType"] == "application/vnd.oci.image.index.v1+json":
+        inner = json.loads((src / "blobs/sha256" / desc["digest"].split(":")[1]).read_text())
+        desc = next(
+            m for m in inner["manifests"] if (m.get("platform") or {}).get("architecture") == arch
+        )
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (dest / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [desc]}))
+    if not (dest / "blobs").exists():
+        (dest / "blobs").symlink_to((src / "blobs").resolve())
+
+
 def python_example(work: Path) -> tuple[str, str] | None:
-    env_ref = os.environ.get("ASSAY_BENCH_PYTHON")
-    if env_ref:
-        return env_ref, env_ref.replace("oci:", "oci-dir:", 1).rsplit(":", 1)[0]
-    spec = Path(__file__).resolve().parents[1] / "examples/python.yaml"
-    if not spec.is_file():
-        print("python example: skipped (examples/python.yaml not found)", file=sys.stderr)
-        return None
+    """(assay reference, syft reference) of the python example image, built if needed."""
     out = work / "python-oci"
-    proc = subprocess.run(
-        ["assay", "build", str(spec), "--output", f"oci:{out}:python"],
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
-        print(f"python example: skipped (assay build failed: {last})", file=sys.stderr)
-        return None
-    return f"oci:{out}:python", f"oci-dir:{out}"
+    env_ref = os.environ.get("ASSAY_BENCH_PYTHON")  # oci:DIR:TAG of an existing build
+    if env_ref:
+        _, layout, tag = env_ref.split(":", 2)
+        out = Path(layout)
+    elif not (out / "index.json").is_file():
+        spec = Path(__file__).resolve().parents[1] / "examples/python.yaml"
+        if not spec.is_file():
+            print("python example: skipped (examples/python.yaml not found)", file=sys.stderr)
+            return None
+        proc = subprocess.run(
+            ["assay", "build", str(spec), "--output", f"oci:{out}:python"],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+            print(f"python example: skipped (assay build failed: {last})", file=sys.stderr)
+            return None
+    tag = "python" if not env_ref else env_ref.split(":", 2)[2]
+    flat = work / "python-flat"
+    single_arch_layout(out, flat, tag)
+    return f"oci:{out}:{tag}", f"oci-dir:{flat}"
 
 
 def main() -> None:
@@ -218,6 +245,8 @@ def main() -> None:
             raise SystemExit(f"no .debs in {APT_CACHE}; cannot build the large image")
         rootfs = work / "large-rootfs"
         t0 = time.perf_counter()
+        shutil.rmtree(rootfs, ignore_errors=True)
+        shutil.rmtree(large, ignore_errors=True)
         n = build_large_rootfs(rootfs, args.packages)
         pack_oci(rootfs, large)
         shutil.rmtree(rootfs)
@@ -229,11 +258,26 @@ def main() -> None:
     rows = []
     for label, assay_ref, syft_ref in images:
         a_runs = [
-            measure(["assay", "sbom", assay_ref, "-o", "spdx-json", "--file", "/dev/null"])
+            measure(
+                [
+                    "assay",
+                    "sbom",
+                    assay_ref,
+                    "--arch",
+                    "amd64",
+                    "-o",
+                    "spdx-json",
+                    "--file",
+                    "/dev/null",
+                ]
+            )
             for _ in range(args.repeat)
         ]
         s_runs = [
-            measure(["syft", syft_ref, "-q", "-o", "spdx-json=/dev/null"], env=SYFT_ENV)
+            measure(
+                ["syft", syft_ref, "-q", "-o", f"spdx-json={work / 'syft.spdx.json'}"],
+                env=SYFT_ENV,
+            )
             for _ in range(args.repeat)
         ]
         a_t = statistics.median(t for t, _ in a_runs)

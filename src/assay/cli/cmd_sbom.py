@@ -70,6 +70,12 @@ def register(app: typer.Typer) -> None:
             insecure=insecure_registry,
             source_date_epoch=int(raw_epoch) if raw_epoch else None,
         )
-        _console.emit(render(inventory, output), file)
+        data = render(inventory, output)
+        if file is not None and file.exists() and not file.is_file():
+            # /dev/null, a FIFO, /dev/stdout: write into it; an atomic rename would replace it
+            with open(file, "wb") as fh:
+                fh.write(data)
+        else:
+            _console.emit(data, file)
         if file is not None:
             _console.info(f"wrote {len(inventory.packages)} packages to {file}")

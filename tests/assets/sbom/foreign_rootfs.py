@@ -512,3 +512,29 @@ def write_docker_archive(
             info.size = len(data)
             info.mode = 0o644
             tar.addfile(info, io.BytesIO(data))
+
+
+def single_arch_layout(src: Path, dest: Path, arch: str = "amd64", tag: str = "") -> None:
+    """A layout whose index.json points straight at one platform's manifest (blobs shared).
+
+    syft's ``oci-dir:`` cannot follow a nested image index (what ``assay build`` writes for a
+    multi-arch image); this gives it the same manifest and blobs without copying.
+    """
+    index = json.loads((src / "index.json").read_text())
+    entries = index["manifests"]
+    if tag:
+        entries = [
+            e
+            for e in entries
+            if (e.get("annotations") or {}).get("org.opencontainers.image.ref.name") == tag
+        ]
+    desc = entries[0]
+    while desc["mediaType"] == "application/vnd.oci.image.index.v1+json":
+        inner = json.loads((src / "blobs/sha256" / desc["digest"].split(":")[1]).read_text())
+        desc = next(
+            m for m in inner["manifests"] if (m.get("platform") or {}).get("architecture") == arch
+        )
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (dest / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [desc]}))
+    (dest / "blobs").symlink_to((src / "blobs").resolve())
