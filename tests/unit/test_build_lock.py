@@ -210,6 +210,13 @@ def _pkg(data: dict[str, object]) -> dict[str, object]:
         (lambda d: _pkg(d).update(version="1.0 ; rm"), "version"),
         (lambda d: _pkg(d).update(size=-1), "size"),
         (lambda d: _pkg(d).update(url="javascript:alert(1)"), "url"),
+        (lambda d: _pkg(d).update(url="http://127.0.0.2/x/" + _pkg(d)["filename"]), "url is not"),
+        (
+            lambda d: _pkg(d).update(
+                repository="http://127.0.0.2/x", url="http://127.0.0.2/x/" + _pkg(d)["filename"]
+            ),
+            "not a source",
+        ),
         (lambda d: _pkg(d).update(surprise=1), "surprise"),
         (lambda d: _pkg(d).update(architecture="arm64"), "architecture arm64"),
         (lambda d: d["packages"]["amd64"].append(_pkg(d)), "more than once"),

@@ -18,7 +18,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from assay._atomic import atomic_write_bytes
 from assay.build.spec import ImageSpec
@@ -155,6 +162,19 @@ class Lock(_Model):
                     raise ValueError(f"{arch}: {p.name} has architecture {p.architecture}")
             out[arch] = pkgs
         return out
+
+    @model_validator(mode="after")
+    def _urls_follow_sources(self) -> Lock:
+        # A package is fetched from its url: it must be its repository's URI plus its Filename,
+        # and that repository must be one of the lock's sources (no fetching from elsewhere).
+        uris = {s.uri for s in self.sources}
+        for arch, pkgs in self.packages.items():
+            for p in pkgs:
+                if p.repository not in uris:
+                    raise ValueError(f"{arch}: {p.name} comes from {p.repository}, not a source")
+                if p.url != f"{p.repository}/{p.filename}":
+                    raise ValueError(f"{arch}: {p.name} url is not its repository + filename")
+        return self
 
     @property
     def archs(self) -> list[str]:
