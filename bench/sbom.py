@@ -9,9 +9,9 @@ Images:
     ``dpkg-deb -x`` and recorded in ``var/lib/dpkg/status`` + ``info/NAME.list``, then packed
     as a one-layer gzip OCI layout.
 
-Both tools write SPDX JSON to a file in the work directory. Each run is a child process; its wall time and peak
-RSS come from ``os.wait4``. Every image runs ``--repeat`` times per tool (median time, max
-RSS). Prints a table with the ratios assay/syft (goal: ≤ 0.5 for both).
+Both tools write SPDX JSON to a file in the work directory. Each run is a child process; its
+wall time and peak RSS come from ``os.wait4``. Every image runs ``--repeat`` times per tool
+(median time, max RSS). Prints a table with the ratios assay/syft (goal: ≤ 0.5 for both).
 
     python bench/sbom.py [--packages 400] [--repeat 3] [--keep DIR]
 """
@@ -268,7 +268,7 @@ def main() -> None:
                     "-o",
                     "spdx-json",
                     "--file",
-                    "/dev/null",
+                    str(work / "assay.spdx.json"),
                 ]
             )
             for _ in range(args.repeat)
