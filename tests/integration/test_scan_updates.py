@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import sys
 from pathlib import Path
 
@@ -12,8 +13,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from assay.sbom.model import Distro, Inventory, Package
+from assay.vuln.db import AdvisoryDB
+from assay.vuln.feeds import FEEDS
 from assay.vuln.updates import changelog_cves, check_updates, read_changelog
+
 from fixtures.debrepo import FakePkg, make_repo, serve, test_key  # noqa: F401
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "vuln"
 
 CHANGELOG_NEW = """\
 openssl (3.0.13-1~deb12u1) bookworm-security; urgency=medium
@@ -182,3 +188,59 @@ def test_real_mirror_libssl3_older_than_security_suite(tmp_path: Path) -> None:
         pytest.skip("bookworm-security has no newer libssl3 than bookworm right now")
     assert infos[0].cves, f"expected CVE ids in the newer libssl3 changelog: {infos[0]}"
     assert all(c.startswith("CVE-") for c in infos[0].cves)
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_real_built_image_with_older_libssl3_reports_security_cves(tmp_path: Path) -> None:
+    """Build an image locked to bookworm's libssl3 (no security suite), then `scan --updates`
+    against bookworm-security lists the CVEs named by the newer libssl3's changelog."""
+    import json
+
+    pytest.importorskip("assay.build.lock", reason="SKIPPED LOUDLY: the image builder is missing")
+    from assay.debian.sources import host_sources
+    from assay.errors import AssayError
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_scan_cli import assay as run_assay
+
+    try:
+        hosts = host_sources()
+    except AssayError as exc:
+        pytest.skip(f"SKIPPED LOUDLY: no host apt sources: {exc}")
+    main = next((s for s in hosts if s.suite == "bookworm"), None)
+    sec = next((s for s in hosts if s.suite == "bookworm-security"), None)
+    if main is None or sec is None:
+        pytest.skip("SKIPPED LOUDLY: host apt sources lack bookworm and bookworm-security")
+    spec = tmp_path / "ssl.yaml"
+    spec.write_text("contents:\n  packages: [libssl3]\narchs: [amd64]\n")
+    env = dict(
+        os.environ,
+        ASSAY_DEBIAN_MIRROR=f"{main.uri} bookworm main",
+        ASSAY_CACHE_DIR=str(tmp_path / "cache"),
+        ASSAY_VULN_DB=str(tmp_path / "v.db"),
+    )
+    r = run_assay("build", str(spec), "--output", f"oci:{tmp_path / 'out'}:ssl", env=env)
+    if r.returncode != 0 and ("unreachable" in r.stderr or "cannot" in r.stderr):
+        pytest.skip(f"SKIPPED LOUDLY: Debian mirror unreachable: {r.stderr.strip()[:300]}")
+    assert r.returncode == 0, r.stderr
+    with AdvisoryDB(tmp_path / "v.db") as db:  # scan needs a DB; the tracker fixture will do
+        FEEDS["debian-tracker"].import_path(db, ASSETS / "tracker.json")
+    r = run_assay(
+        "scan",
+        f"oci:{tmp_path / 'out'}:ssl",
+        "--arch",
+        "amd64",
+        "--updates",
+        "--updates-source",
+        f"{sec.uri} bookworm-security main",
+        "-o",
+        "json",
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr
+    updates = {u["package"]: u for u in json.loads(r.stdout)["updates"]}
+    if "libssl3" not in updates:
+        pytest.skip("bookworm-security offers no newer libssl3 than bookworm right now")
+    assert updates["libssl3"]["cves"], updates["libssl3"]
+    assert all(c.startswith("CVE-") for c in updates["libssl3"]["cves"])
