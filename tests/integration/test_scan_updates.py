@@ -16,7 +16,6 @@ from assay.sbom.model import Distro, Inventory, Package
 from assay.vuln.db import AdvisoryDB
 from assay.vuln.feeds import FEEDS
 from assay.vuln.updates import changelog_cves, check_updates, read_changelog
-
 from fixtures.debrepo import FakePkg, make_repo, serve, test_key  # noqa: F401
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "vuln"
