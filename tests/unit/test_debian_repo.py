@@ -495,3 +495,32 @@ def test_parse_leaves_garbage_collector_as_it_found_it() -> None:
     with pytest.raises(InputError):
         parse_packages(b"garbage\n", SRC, "main")
     assert gc.isenabled()
+
+
+def test_rollback_to_an_older_release_is_rejected(tmp_path: Path, test_key: TestKey) -> None:
+    """A validly signed but older InRelease at the same URL (replay/freeze) is refused."""
+    now = time.time()
+    new_root, old_root = tmp_path / "new", tmp_path / "old"
+    make_repo(new_root, small_suites(), key=test_key, date=rfc2822(now - 60))
+    repo = make_repo(old_root, small_suites(), key=test_key, date=rfc2822(now - 7200))
+    cache = tmp_path / "cache"
+    serving = tmp_path / "serving"
+    shutil.copytree(new_root, serving)
+    with serve(serving) as url:
+        with client(cache) as c:
+            c.release(repo.sources(url)[0])
+        shutil.rmtree(serving / "dists")
+        shutil.copytree(old_root / "dists", serving / "dists")
+        future = time.time() + 10
+        import os
+
+        os.utime(serving / "dists" / "stable" / "InRelease", (future, future))
+        kept = sorted(p.read_bytes() for p in (cache / "indexes" / "inrelease").iterdir())
+        with client(cache) as c:
+            with pytest.raises(VerificationError) as info:
+                c.release(repo.sources(url)[0])
+    msg = str(info.value)
+    assert "older than the one verified before" in msg
+    assert rfc2822(now - 60) in msg and rfc2822(now - 7200) in msg
+    # The newer verified InRelease stays cached; the older one did not replace it.
+    assert sorted(p.read_bytes() for p in (cache / "indexes" / "inrelease").iterdir()) == kept

@@ -173,9 +173,22 @@ class RepoClient:
         signed = verify_clearsigned(data, self._keyrings_for(source), url)
         digest = _sha(data)
         rel = parse_release(signed, source, url, digest, self.now())
+        if fresh and meta.get("date_epoch", "").isdigit():
+            before = int(meta["date_epoch"])
+            if rel.info.date_epoch < before:
+                raise VerificationError(
+                    f"{url}: Release is older than the one verified before: expected a Date at "
+                    f"or after {meta.get('date', before)}, found {rel.info.date}; the mirror "
+                    "serves stale or replayed metadata - try again later or use another mirror"
+                )
         if fresh:
             atomic_write_bytes(body_path, data)
-            new_meta = {"url": url, "sha256": digest}
+            new_meta = {
+                "url": url,
+                "sha256": digest,
+                "date": rel.info.date,
+                "date_epoch": str(rel.info.date_epoch),
+            }
             for name in ("etag", "last-modified"):
                 value = got.headers.get(name)
                 if value:
