@@ -236,7 +236,11 @@ class DebCache:
                 pool.submit(self._download, url, sha, size, advance, stop): sha
                 for url, sha, size in todo
             }
-            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            try:
+                finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            except BaseException:  # e.g. KeyboardInterrupt: stop the workers before leaving
+                stop.set()
+                raise
             failed = [f for f in finished if f.exception() is not None]
             if failed:
                 stop.set()
