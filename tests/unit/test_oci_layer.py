@@ -519,3 +519,14 @@ def test_layer_digest_independent_of_workers(tmp_path: Path) -> None:
     a = write_layer(big, tmp_path / "a", source_date_epoch=EPOCH, workers=1)
     b = write_layer(big, tmp_path / "b", source_date_epoch=EPOCH, workers=4)
     assert a.digest == b.digest and a.diff_id == b.diff_id
+
+
+def test_tar_bytes_are_stable_across_versions(tmp_path: Path) -> None:
+    """The uncompressed tar of ``sample_entries()`` is pinned (tests/assets/oci).
+
+    A change here changes every image digest assay produces; if it is intended, regenerate the
+    asset and say so in the commit message.
+    """
+    asset = Path(__file__).parent.parent / "assets" / "oci" / "sample_layer.diff_id"
+    blob = write_layer(sample_entries(), tmp_path, source_date_epoch=EPOCH, compression="none")
+    assert blob.diff_id == asset.read_text().strip()
