@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING
 import typer
 
 from assay.cli import _console
-from assay.errors import AssayError, InputError, UsageError
+from assay.errors import AssayError, UsageError
 
 if TYPE_CHECKING:
+    from assay.sbom.model import Inventory
+    from assay.vuln.model import ScanResult
     from assay.vuln.vex import VexDocument
 
 __all__ = ["attested_vex", "register"]
@@ -188,17 +190,14 @@ def attested_vex(target: str, key: Path, insecure: bool) -> list[VexDocument]:
     return vex_from_statements(a.statement for a in atts)
 
 
-def _with_updates(result, inventory, updates_source: str):  # type: ignore[no-untyped-def]
+def _with_updates(result: ScanResult, inventory: Inventory, updates_source: str) -> ScanResult:
     from dataclasses import asdict, replace
 
     from assay.debian.sources import sources_from_env_or_host
     from assay.vuln.updates import check_updates
 
     env = {"ASSAY_DEBIAN_MIRROR": updates_source} if updates_source else None
-    try:
-        sources = sources_from_env_or_host(env)
-    except InputError as exc:
-        raise UsageError(f"--updates: {exc}") from None
+    sources = sources_from_env_or_host(env)
     infos = check_updates(inventory, sources, progress=_console.info)
     return replace(result, updates=tuple(asdict(i) for i in infos))
 
