@@ -289,6 +289,9 @@ def test_breaks_with_version_is_checked() -> None:
     index = [rec("new", breaks="old (<< 2)"), rec("old", "1")]
     with pytest.raises(ResolutionError, match="new breaks old"):
         resolve(index, ["old", "new"], "amd64")
+    # The other direction (the breaker is marked first) names the same relation.
+    with pytest.raises(ResolutionError, match=r"new breaks old \(old \(<< 2\)\)"):
+        resolve(index, ["new", "old"], "amd64")
     fine = [rec("new", breaks="old (<< 2)"), rec("old", "2")]
     assert resolve(fine, ["old", "new"], "amd64").names() == ("new", "old")
 

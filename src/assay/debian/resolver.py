@@ -227,7 +227,8 @@ class _Resolver:
         self.arch = index.arch
         self.marked: dict[str, PackageRecord] = {}
         self.marked_provides: dict[str, list[_Provider]] = {}
-        self.marked_negative: dict[str, list[tuple[PackageRecord, Relation]]] = {}
+        # name -> (marked package, its Conflicts/Breaks relation on that name, the kind)
+        self.marked_negative: dict[str, list[tuple[PackageRecord, Relation, str]]] = {}
 
     # -- satisfaction -------------------------------------------------------------------------
 
@@ -322,11 +323,10 @@ class _Resolver:
         targets: list[tuple[str, str | None, bool]] = [(rec.name, rec.version, True)]
         targets += [(rel.name, rel.version, False) for rel in parse_provides(rec.provides)]
         for target, version, real in targets:
-            for other, rel in self.marked_negative.get(target, ()):
+            for other, rel, kind in self.marked_negative.get(target, ()):
                 if other is rec:
                     continue
                 if rel.version_ok(version):
-                    kind = "breaks" if rel in _breaks_of(other) else "conflicts with"
                     via = "" if real else f", which {rec.name} provides"
                     return f"{other.name} {kind} {target}{via} ({rel})"
         return None
@@ -337,8 +337,8 @@ class _Resolver:
         self.marked[rec.name] = rec
         for prov in self._provided(rec):
             self.marked_provides.setdefault(prov.name, []).append(prov)
-        for _kind, rel in self._negatives(rec):
-            self.marked_negative.setdefault(rel.name, []).append((rec, rel))
+        for kind, rel in self._negatives(rec):
+            self.marked_negative.setdefault(rel.name, []).append((rec, rel, kind))
 
     def _unmark(self, rec: PackageRecord) -> None:
         if self.marked.get(rec.name) is rec:
@@ -418,12 +418,6 @@ class _Resolver:
                     return [text, self.explain_unsatisfiable(group[0])]
                 return [text, *first_fail]
         return None
-
-
-def _breaks_of(rec: PackageRecord) -> tuple[Relation, ...]:
-    if not rec.breaks:
-        return ()
-    return tuple(r for g in parse_relations(rec.breaks) for r in g)
 
 
 def _parse_request(text: str) -> tuple[str, str | None]:
