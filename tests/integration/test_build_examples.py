@@ -142,7 +142,9 @@ def test_dev_variant_has_a_shell_default_does_not(built: dict[str, Built]) -> No
     dev = _files(built["python-dev"])
     assert "bin/sh" in dev or "usr/bin/sh" in dev
     if os.geteuid() == 0 and shutil.which("runc"):
-        proc = assay("run", built["python-dev"].ref, "--entrypoint", "/bin/sh", "--", "-c", "id -u")
+        proc = assay(
+            "run", "--entrypoint", "/bin/sh", built["python-dev"].ref, "--", "-c", "busybox id -u"
+        )
         assert proc.stdout.strip() == "65532"
 
 
