@@ -285,6 +285,13 @@ def test_hostile_dotdot_refused() -> None:
         entries_of(data)
 
 
+def test_nul_in_pax_path_refused() -> None:
+    info = ti("x")
+    info.pax_headers = {"path": "etc/passwd\0.txt"}
+    with pytest.raises(InputError, match="NUL byte"):
+        entries_of(make_tar([(info, b"1")]))
+
+
 def test_absolute_paths_normalised_by_default_refused_on_request() -> None:
     data = make_tar([(ti("/etc/passwd"), b"root"), (ti("./usr/bin/x"), b"x")])
     got = entries_of(data)

@@ -387,6 +387,8 @@ def _decompressed(stream: Readable, media_type: str, what: str) -> _tar.Readable
 def _normalise(name: str, *, allow_absolute: bool, what: str, kind: str = "path") -> str:
     if name.startswith("/") and not allow_absolute:
         raise InputError(f"{what}: absolute {kind} {name!r} refused")
+    if "\0" in name:
+        raise InputError(f"{what}: {kind} {name!r} contains a NUL byte; refusing it")
     parts = []
     for c in name.split("/"):
         if c in ("", "."):
