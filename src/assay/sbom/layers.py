@@ -13,7 +13,7 @@ from __future__ import annotations
 import types
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any
+from typing import Any, Protocol
 
 from assay.errors import InputError
 from assay.sbom.fs import MAX_FILE_BYTES, MemoryFileView, Selection, as_selection, normalize_path
@@ -26,7 +26,14 @@ except ImportError:  # pragma: no cover - depends on the platform's wheels
 _ZLIB_ERRORS: tuple[type[BaseException], ...] = (zlib.error, _zlib.error)
 _STREAM_ERRORS: tuple[type[BaseException], ...] = (EOFError, *_ZLIB_ERRORS)
 
-__all__ = ["ChunkReader", "apply_layer", "decompressed"]
+__all__ = ["ChunkReader", "Readable", "apply_layer", "decompressed"]
+
+
+class Readable(Protocol):
+    """Anything with ``read(n)``: a file, a ``VerifyingReader``, a ``ChunkReader``."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
 
 _CHUNK = 1 << 20
 _WH = ".wh."
@@ -71,7 +78,7 @@ class _Inflate:
     memory at once (a "zip bomb" layer, or just a sparse file).
     """
 
-    def __init__(self, raw: IO[bytes] | ChunkReader, head: bytes) -> None:
+    def __init__(self, raw: Readable, head: bytes) -> None:
         self._raw = raw
         self._pending = head
         self._d = _zlib.decompressobj(wbits=31)
@@ -107,7 +114,7 @@ class _Inflate:
 
 
 class _Prefixed:
-    def __init__(self, raw: IO[bytes] | ChunkReader, head: bytes) -> None:
+    def __init__(self, raw: Readable, head: bytes) -> None:
         self._raw, self._head = raw, head
 
     def read(self, n: int = -1) -> bytes:
@@ -122,7 +129,7 @@ class _Prefixed:
         return self._raw.read(n)
 
 
-def decompressed(raw: IO[bytes] | ChunkReader) -> Any:
+def decompressed(raw: Readable) -> Any:
     """Wrap a layer blob stream in the right decompressor, chosen by its magic bytes."""
     head = raw.read(4)
     if head[:2] == b"\x1f\x8b":
