@@ -193,5 +193,49 @@ def status_command(
             )
 
 
+@db_app.command("rescan")
+def rescan_command(
+    db: Path | None = _DB_OPTION,
+    output: StatusOutput = typer.Option(
+        StatusOutput.text, "--output", "-o", envvar="ASSAY_OUTPUT", help="text or json."
+    ),
+) -> None:
+    """Re-match every inventory stored with `assay scan --store` (one SQL join; Debian tracker).
+
+    text: findings per image and state; json: every finding. Exit codes: 0 ok; 2 no database.
+    """
+    from assay.vuln.fleet import fleet_rescan
+
+    with _open(db, create=False) as adb:
+        findings = sorted(fleet_rescan(adb), key=lambda f: (f.subject, f.package, f.vuln))
+    if output is StatusOutput.json:
+        doc = [
+            {
+                "subject": f.subject,
+                "package": f.package,
+                "purl": f.purl,
+                "id": f.vuln,
+                "state": f.state.value,
+                "fixed_in": f.fixed_in or None,
+                "debian_urgency": f.urgency or None,
+                "reason": f.reason or None,
+            }
+            for f in findings
+        ]
+        _console.emit(json.dumps(doc, indent=2) + "\n")
+        return
+    per: dict[str, dict[str, int]] = {}
+    for f in findings:
+        counts = per.setdefault(f.subject, {})
+        counts[f.state.value] = counts.get(f.state.value, 0) + 1
+    lines = [
+        f"{subject}  " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        for subject, counts in sorted(per.items())
+    ]
+    if not lines:
+        lines = ["no findings (store inventories with `assay scan IMAGE --store`)"]
+    _console.emit("\n".join(lines) + "\n")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
