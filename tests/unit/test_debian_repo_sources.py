@@ -213,3 +213,20 @@ def test_default_paths_follow_apt(fake_apt: Path) -> None:
         "http://h.invalid/a",
         "http://h.invalid/b",
     ]
+
+
+def test_host_sources_skip_what_assay_cannot_use(tmp_path: Path) -> None:
+    """A cdrom line or a flat repo in the host config is skipped; explicit input still fails."""
+    listing = tmp_path / "sources.list"
+    listing.write_text(
+        "deb cdrom:[Debian GNU/Linux 12]/ bookworm main\n"
+        "deb http://h.invalid/flat ./\n"
+        "deb\thttp://h.invalid/debian bookworm main\n"
+    )
+    assert [(s.uri, s.suite) for s in host_sources([listing])] == [
+        ("http://h.invalid/debian", "bookworm")
+    ]
+    with pytest.raises(UsageError, match="not http"):
+        parse_sources_list(listing.read_text())
+    with pytest.raises(UsageError, match="not http"):
+        parse_repository_entries([{"uri": "file:/srv/repo", "suites": ["s"]}])

@@ -12,6 +12,7 @@ URI and suite):
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,6 +32,8 @@ __all__ = [
     "parse_sources_list",
     "sources_from_env_or_host",
 ]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 
@@ -65,9 +68,9 @@ def host_sources(paths: Sequence[Path] | None = None) -> list[RepoSource]:
             raise UsageError(f"{path}: larger than 1 MiB; this is not an apt sources file")
         text = path.read_text(encoding="utf-8", errors="replace")
         if path.name.endswith(".sources"):
-            result.extend(parse_sources_deb822(text, origin=str(path)))
+            result.extend(parse_sources_deb822(text, str(path), skip_unsupported=True))
         else:
-            result.extend(parse_sources_list(text, origin=str(path)))
+            result.extend(parse_sources_list(text, str(path), skip_unsupported=True))
     return _dedup(result)
 
 
@@ -100,8 +103,14 @@ def _deb822_stanzas(text: str) -> Iterable[dict[str, str]]:
         yield fields
 
 
-def parse_sources_deb822(text: str, origin: str = "<sources>") -> list[RepoSource]:
-    """Parse deb822-style apt sources (``Types``, ``URIs``, ``Suites``, ``Components``...)."""
+def parse_sources_deb822(
+    text: str, origin: str = "<sources>", skip_unsupported: bool = False
+) -> list[RepoSource]:
+    """Parse deb822-style apt sources (``Types``, ``URIs``, ``Suites``, ``Components``...).
+
+    ``skip_unsupported`` skips (with a logged warning) entries assay cannot use: non-HTTP(S)
+    URIs such as ``cdrom:`` or ``file:``, and flat repositories.
+    """
     out: list[RepoSource] = []
     for stanza in _deb822_stanzas(text):
         if stanza.get("enabled", "yes").strip().lower() == "no":
@@ -116,22 +125,27 @@ def parse_sources_deb822(text: str, origin: str = "<sources>") -> list[RepoSourc
         signed_by = _signed_by(stanza.get("signed-by"), origin)
         for uri in uris:
             for suite in suites:
-                out.append(_source(uri, suite, components, signed_by, origin))
+                _add(out, skip_unsupported, uri, suite, components, signed_by, origin)
     return out
 
 
 # --- one-line sources.list -----------------------------------------------------------------
 
 
-def parse_sources_list(text: str, origin: str = "<sources.list>") -> list[RepoSource]:
-    """Parse one-line apt sources: ``deb [opt=val ...] URI SUITE [COMPONENT...]``."""
+def parse_sources_list(
+    text: str, origin: str = "<sources.list>", skip_unsupported: bool = False
+) -> list[RepoSource]:
+    """Parse one-line apt sources: ``deb [opt=val ...] URI SUITE [COMPONENT...]``.
+
+    ``skip_unsupported`` as for :func:`parse_sources_deb822`.
+    """
     out: list[RepoSource] = []
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         where = f"{origin}:{lineno}"
-        kind, _, rest = line.partition(" ")
+        kind, _, rest = line.replace("\t", " ").partition(" ")
         if kind != "deb":
             continue  # deb-src and anything else
         options, rest = _split_options(rest.strip(), where)
@@ -139,7 +153,7 @@ def parse_sources_list(text: str, origin: str = "<sources.list>") -> list[RepoSo
         if len(words) < 2:
             raise UsageError(f"{where}: expected 'deb URI SUITE [COMPONENT...]', got {raw!r}")
         signed_by = _signed_by(options.get("signed-by"), where)
-        out.append(_source(words[0], words[1], tuple(words[2:]), signed_by, where))
+        _add(out, skip_unsupported, words[0], words[1], tuple(words[2:]), signed_by, where)
     return out
 
 
@@ -192,10 +206,31 @@ def _signed_by(value: str | None, where: str) -> str | None:
     return ",".join(paths) or None
 
 
+class _Unsupported(UsageError):
+    """An apt source assay cannot use (a host's apt configuration may still have it)."""
+
+
+def _add(
+    out: list[RepoSource],
+    skip_unsupported: bool,
+    uri: str,
+    suite: str,
+    components: tuple[str, ...],
+    signed_by: str | None,
+    where: str,
+) -> None:
+    try:
+        out.append(_source(uri, suite, components, signed_by, where))
+    except _Unsupported as exc:
+        if not skip_unsupported:
+            raise
+        log.warning("skipping apt source: %s", exc)
+
+
 def _check_uri(uri: str, where: str) -> str:
     parts = urlsplit(uri)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UsageError(
+        raise _Unsupported(
             f"{where}: repository URI {uri!r} is not http(s)://HOST/PATH; "
             "assay fetches repositories over HTTP(S) only"
         )
@@ -207,7 +242,7 @@ def _source(
 ) -> RepoSource:
     uri = _check_uri(uri, where)
     if suite.endswith("/"):
-        raise UsageError(
+        raise _Unsupported(
             f"{where}: flat repository {uri} {suite} is not supported; "
             "use a repository with dists/SUITE/InRelease"
         )
