@@ -26,10 +26,12 @@ Everything is ordered by name or by field order, so the result is deterministic.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import gc
 import re
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from assay.debian.model import PackageRecord
@@ -139,16 +141,18 @@ class CandidateIndex:
     def build(cls, records: Sequence[PackageRecord], arch: str) -> CandidateIndex:
         candidates: dict[str, PackageRecord] = {}
         get = candidates.get
-        for rec in records:
-            a = rec.architecture
-            if a != arch and a != "all":
-                continue
-            best = get(rec.name)
-            # Highest version wins; on a tie the record seen first (first source) stays.
-            if best is None or (
-                rec.version != best.version and version_key(rec.version) > version_key(best.version)
-            ):
-                candidates[rec.name] = rec
+        with _gc_paused():
+            for rec in records:
+                a = rec.architecture
+                if a != arch and a != "all":
+                    continue
+                best = get(rec.name)
+                # Highest version wins; on a tie the record seen first (first source) stays.
+                if best is None or (
+                    rec.version != best.version
+                    and version_key(rec.version) > version_key(best.version)
+                ):
+                    candidates[rec.name] = rec
         return cls(arch, candidates, records)
 
     def copy(self) -> CandidateIndex:
@@ -169,19 +173,8 @@ class CandidateIndex:
         # A cheap scan of every candidate's Provides for the names only; the full parse (with
         # validation) happens for the few names a resolution actually looks up.
         if self._provider_names is None:
-            names: dict[str, list[PackageRecord]] = {}
-            get = names.get
-            find = _PROVIDED_NAME.findall
-            for rec in self.candidates.values():
-                if not rec.provides:
-                    continue
-                for pname in find(rec.provides):
-                    lst = get(pname)
-                    if lst is None:
-                        names[pname] = [rec]
-                    elif lst[-1] is not rec:
-                        lst.append(rec)
-            self._provider_names = names
+            with _gc_paused():
+                self._provider_names = _scan_provides(self.candidates.values())
         return self._provider_names
 
     def providers_of(self, name: str) -> list[_Provider]:
@@ -214,6 +207,38 @@ class CandidateIndex:
             f"version {version} of {name} is not available for {self.arch}"
             + (f" (available: {have})" if have else "")
         )
+
+
+def _scan_provides(candidates: Iterable[PackageRecord]) -> dict[str, list[PackageRecord]]:
+    names: dict[str, list[PackageRecord]] = {}
+    get = names.get
+    find = _PROVIDED_NAME.findall
+    for rec in candidates:
+        if not rec.provides:
+            continue
+        for pname in find(rec.provides):
+            lst = get(pname)
+            if lst is None:
+                names[pname] = [rec]
+            elif lst[-1] is not rec:
+                lst.append(rec)
+    return names
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while building indexes over ~10^5 records.
+
+    The objects created are not garbage, but their allocation triggers full collections that
+    walk every record in memory; pausing makes index building several times faster.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _prio(rec: PackageRecord) -> int:
