@@ -336,3 +336,27 @@ def test_uncomparable_version_is_reported_as_skipped(db: AdvisoryDB) -> None:
     assert any("cannot compare" in reason for _, reason in res.skipped)
     # open issues need no comparison and are still reported
     assert by(res.findings, "CVE-2024-2511")
+
+
+def test_alpine_apk_ordering() -> None:
+    from assay.vuln.ecosystems import apk_key
+
+    ordered = [
+        "1.2",
+        "1.2.1_alpha1",
+        "1.2.1_rc2",
+        "1.2.1",
+        "1.2.1-r1",
+        "1.2.1-r10",
+        "1.2.1_p1",
+        "1.2.1a",
+        "1.2.2",
+        "1.10.0",
+    ]
+    assert sorted(ordered, key=apk_key) == ordered
+    key = sort_key_for("Alpine:v3.19", "ECOSYSTEM")
+    ev = [{"introduced": "0"}, {"fixed": "3.1.4-r5"}]
+    assert osv_range_affected("3.1.4-r4", ev, key)
+    assert not osv_range_affected("3.1.4-r5", ev, key)
+    with pytest.raises(ValueError):
+        apk_key("not-a-version")

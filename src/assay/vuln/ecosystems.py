@@ -1,9 +1,9 @@
 """Per-ecosystem version ordering for OSV ranges, and ecosystem name mapping.
 
 Debian versions order as dpkg does, PyPI versions as PEP 440 (``packaging``), npm and SEMVER
-ranges as Semantic Versioning 2.0.0. Other ecosystems fall back to a generic ordering of
-alternating digit and non-digit runs; a version that cannot be ordered raises ``ValueError`` and
-the matcher reports the range as skipped instead of guessing.
+ranges as Semantic Versioning 2.0.0, Alpine as apk does (its common forms). Other ecosystems
+fall back to a generic ordering of alternating digit and non-digit runs; a version that cannot be
+ordered raises ``ValueError`` and the matcher reports the range as skipped instead of guessing.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from assay.debian.version import version_key
 from assay.errors import InputError
 
 __all__ = [
+    "apk_key",
     "normalize_name",
     "osv_ecosystem",
     "semver_key",
@@ -91,6 +92,37 @@ def _pypi_key(text: str) -> tuple[Any, ...]:
         raise ValueError(f"not a PEP 440 version: {text!r}") from None
 
 
+_APK = re.compile(
+    r"^(\d+(?:\.\d+)*)([a-z]?)((?:_(?:alpha|beta|pre|rc|cvs|svn|git|hg|p)\d*)*)"
+    r"(?:~[0-9a-f]+)?(?:-r(\d+))?$"
+)
+_APK_SUFFIX = {
+    "alpha": -4,
+    "beta": -3,
+    "pre": -2,
+    "rc": -1,
+    "cvs": 1,
+    "svn": 2,
+    "git": 3,
+    "hg": 4,
+    "p": 5,
+}
+
+
+def apk_key(text: str) -> tuple[Any, ...]:
+    """Alpine apk ordering: numbers, optional letter, ``_alpha``…``_rc`` before the release and
+    ``_cvs``…``_p`` after it, then ``-rN``."""
+    m = _APK.match(text.strip())
+    if not m:
+        raise ValueError(f"not an Alpine package version: {text!r}")
+    numbers = tuple(int(n) for n in m.group(1).split("."))
+    suffixes = tuple(
+        (_APK_SUFFIX[name], int(num or 0))
+        for name, num in re.findall(r"_([a-z]+)(\d*)", m.group(3))
+    )
+    return (numbers, m.group(2), (*suffixes, (0, 0)), int(m.group(4) or 0))
+
+
 _RUN = re.compile(r"\d+|[A-Za-z]+|[^A-Za-z\d]+")
 
 
@@ -115,4 +147,6 @@ def sort_key_for(osv_eco: str, range_type: str) -> Callable[[str], tuple[Any, ..
         return _pypi_key
     if base in ("npm", "Go", "crates.io"):
         return semver_key
+    if base == "Alpine":
+        return apk_key
     return _generic_key
