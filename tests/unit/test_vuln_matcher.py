@@ -360,3 +360,22 @@ def test_alpine_apk_ordering() -> None:
     assert not osv_range_affected("3.1.4-r5", ev, key)
     with pytest.raises(ValueError):
         apk_key("not-a-version")
+
+
+def test_alpine_records_apply_to_their_release_only(tmp_path: Path) -> None:
+    d = tmp_path / "osv"
+    d.mkdir()
+    (d / "ALPINE-CVE-2024-0727.json").write_text(
+        '{"id": "ALPINE-CVE-2024-0727", "modified": "2024-02-01T00:00:00Z",'
+        ' "upstream": ["CVE-2024-0727"], "affected": ['
+        '{"package": {"ecosystem": "Alpine:v3.19", "name": "openssl"}, "ranges": [{"type":'
+        ' "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.1.4-r5"}]}]}]}'
+    )
+    with AdvisoryDB(tmp_path / "a.db") as a:
+        FEEDS["osv"].import_path(a, d)
+        pkg = other("apk", "openssl", "3.1.4-r4")
+        v319 = Distro(id="alpine", version_id="3.19.1")
+        [f] = scan_inventory(a, inventory(pkg, distro=v319), today=TODAY).findings
+        assert f.id == "CVE-2024-0727" and f.fixed_in == "3.1.4-r5"
+        v320 = Distro(id="alpine", version_id="3.20.0")
+        assert not scan_inventory(a, inventory(pkg, distro=v320), today=TODAY).findings

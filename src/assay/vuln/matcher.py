@@ -177,7 +177,9 @@ def _debian_state(
     return None
 
 
-def _osv_matches(ctx: _Ctx, pkgs: list[Package], debian_release: str) -> dict[str, list[_Raw]]:
+def _osv_matches(ctx: _Ctx, pkgs: list[Package], releases: dict[str, str]) -> dict[str, list[_Raw]]:
+    """OSV matches; ``releases`` maps a distro ecosystem ("Debian", "Alpine") to the
+    inventory's release ("12", "v3.19") so records for other releases are ignored."""
     out: dict[str, list[_Raw]] = {}
     for p in pkgs:
         eco = osv_ecosystem(p.ecosystem)
@@ -191,7 +193,7 @@ def _osv_matches(ctx: _Ctx, pkgs: list[Package], debian_release: str) -> dict[st
         for vuln, eco_release, ranges_json, versions_json, withdrawn in rows:
             if withdrawn:
                 continue
-            if eco == "Debian" and eco_release and eco_release != debian_release:
+            if eco in ("Debian", "Alpine") and eco_release and eco_release != releases.get(eco):
                 continue
             try:
                 hit, fixed = _osv_affected(eco, version, json.loads(ranges_json))
@@ -343,12 +345,15 @@ def scan_inventory(
             raw.update(_debian_matches(ctx, release, debs))
         else:
             major = inventory.distro.version_id.split(".", 1)[0]
-            raw.update(_osv_matches(ctx, debs, major))
+            raw.update(_osv_matches(ctx, debs, {"Debian": major}))
             if not raw:
                 ctx.skipped.append(("", f"no Debian tracker data for release {release!r}"))
     elif debs:
         ctx.skipped.append(("", "Debian packages found but the distro is not Debian; not matched"))
-    for purl, hits in _osv_matches(ctx, others, "").items():
+    alpine = ""
+    if inventory.distro is not None and inventory.distro.id.lower() == "alpine":
+        alpine = "v" + ".".join(inventory.distro.version_id.split(".")[:2])
+    for purl, hits in _osv_matches(ctx, others, {"Alpine": alpine}).items():
         raw.setdefault(purl, []).extend(hits)
 
     all_ids = {r.vuln for hits in raw.values() for r in hits}
