@@ -230,3 +230,13 @@ def test_host_sources_skip_what_assay_cannot_use(tmp_path: Path) -> None:
         parse_sources_list(listing.read_text())
     with pytest.raises(UsageError, match="not http"):
         parse_repository_entries([{"uri": "file:/srv/repo", "suites": ["s"]}])
+
+
+def test_spec_relative_signed_by_needs_base_dir(tmp_path: Path) -> None:
+    entry = {"uri": "http://127.0.0.1:1/d", "suites": ["s"], "signed-by": "keys/repo.asc"}
+    with pytest.raises(UsageError, match="absolute keyring path"):
+        parse_repository_entries([entry])
+    (src,) = parse_repository_entries([entry], base_dir=tmp_path)
+    assert src.signed_by == str(tmp_path / "keys" / "repo.asc")
+    (src,) = parse_repository_entries([dict(entry, **{"signed-by": KR})], base_dir=tmp_path)
+    assert src.signed_by == KR

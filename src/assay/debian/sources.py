@@ -17,6 +17,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from assay._atomic import atomic_write_bytes
@@ -337,15 +338,18 @@ def sources_from_env_or_host(env: Mapping[str, str] | None = None) -> list[RepoS
     return _dedup(out)
 
 
-def parse_repository_entries(entries: list[dict]) -> list[RepoSource]:  # type: ignore[type-arg]
+def parse_repository_entries(
+    entries: Sequence[Mapping[str, Any] | str], base_dir: Path | None = None
+) -> list[RepoSource]:
     """Turn a spec's ``contents.repositories`` into RepoSources.
 
     Each entry is a mapping ``{uri, suites: [..], components: [..], signed-by: PATH}``
     (``suites`` may also be one space-separated string; ``components`` default to ``main``;
     ``signed_by`` is accepted as a spelling of ``signed-by``). A plain string entry is read as
-    a one-line ``[signed-by=PATH] URI SUITE [COMPONENT...]``.
+    a one-line ``[signed-by=PATH] URI SUITE [COMPONENT...]``. A relative ``signed-by`` path is
+    taken from ``base_dir`` (the spec's directory) when given, else refused.
     """
-    if not isinstance(entries, list):
+    if isinstance(entries, str | bytes) or not isinstance(entries, Sequence):
         raise UsageError("contents.repositories must be a list of {uri, suites, components}")
     out: list[RepoSource] = []
     for i, entry in enumerate(entries, 1):
@@ -353,7 +357,7 @@ def parse_repository_entries(entries: list[dict]) -> list[RepoSource]:  # type: 
         if isinstance(entry, str):
             out.extend(parse_sources_list("deb " + entry, origin=where))
             continue
-        if not isinstance(entry, dict):
+        if not isinstance(entry, Mapping):
             raise UsageError(f"{where}: expected a mapping with uri, suites, components")
         unknown = set(entry) - {"uri", "suites", "suite", "components", "signed-by", "signed_by"}
         if unknown:
@@ -368,6 +372,12 @@ def parse_repository_entries(entries: list[dict]) -> list[RepoSource]:  # type: 
         key = entry.get("signed-by", entry.get("signed_by"))
         if key is not None and not isinstance(key, str):
             raise UsageError(f"{where}: 'signed-by' must be a keyring path")
+        if key and base_dir is not None and not key.lstrip().startswith("-----BEGIN"):
+            key = ",".join(
+                str(base_dir / k) if not os.path.isabs(k) else k
+                for k in re.split(r"[,\s]+", key.strip())
+                if k
+            )
         signed_by = _signed_by(key, where)
         for suite in suites:
             out.append(_source(uri, suite, components, signed_by, where))
