@@ -149,3 +149,21 @@ def test_registry_image(images: dict[str, Path], registry: object) -> None:
         ).stdout
     ).hexdigest()
     assert inv.subject_digest == f"sha256:{digest}"
+
+
+def test_oci_archive_gives_the_same_inventory(images: dict[str, Path], tmp_path: Path) -> None:
+    layout = images["base"] / "debian-oci"
+    archive = tmp_path / "debian.oci.tar"
+    subprocess.run(["tar", "-cf", str(archive), "-C", str(layout), "."], check=True)
+    a = catalog_image(f"oci-archive:{archive}")
+    b = catalog_image(f"oci:{layout}")
+    assert (a.subject_digest, a.packages) == (b.subject_digest, b.packages)
+
+
+def test_bad_reference_is_a_usage_error() -> None:
+    proc = subprocess.run(["assay", "sbom", "nonsense"], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == ""
+    proc = subprocess.run(
+        ["assay", "sbom", "dir:/nonexistent/rootfs"], capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "not a directory" in proc.stderr
