@@ -138,3 +138,37 @@ def test_dearmor_matches_gpg_and_checks_crc(test_key: TestKey) -> None:
         dearmor(b"plain text")
     with pytest.raises(InputError, match="not terminated"):
         dearmor(b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nQUJD\n")
+
+
+def _status(*sigs: list[str]) -> str:
+    lines = []
+    for sig in sigs:
+        lines.append("[GNUPG:] NEWSIG")
+        lines += [f"[GNUPG:] {s}" for s in sig]
+    return "\n".join(lines) + "\n"
+
+
+FPR = "4CB50190207B4758A3F73A796ED0E7B82643E131"
+
+
+def valid(hash_algo: str) -> str:
+    return f"VALIDSIG {FPR} 2026-07-11 1783765031 0 4 0 1 {hash_algo} 01 {FPR}"
+
+
+@pytest.mark.parametrize(
+    ("status", "verdict"),
+    [
+        (_status(["GOODSIG 6ED0 x", valid("8")]), (True, False)),
+        (_status(["GOODSIG 6ED0 x", valid("2")]), (False, False)),
+        (_status(["ERRSIG 6ED0 1 8 01 1 9 -"], ["GOODSIG 78DB y", valid("10")]), (True, False)),
+        (_status(["GOODSIG 6ED0 x", valid("8")], ["BADSIG 78DB y"]), (True, True)),
+        # An expired key's signature does not count, even beside a weak good one.
+        (_status(["EXPKEYSIG 6ED0 x", valid("8")], ["GOODSIG 78DB y", valid("2")]), (False, False)),
+        (_status(["REVKEYSIG 6ED0 x", valid("8")]), (False, False)),
+        ("", (False, False)),
+    ],
+)
+def test_status_judgement_is_per_signature(status: str, verdict: tuple[bool, bool]) -> None:
+    from assay.debian.openpgp import _judge
+
+    assert _judge(status) == verdict

@@ -166,6 +166,31 @@ def _summarise(status: str) -> str:
     return "; ".join(found) or "no valid signature"
 
 
+def _judge(status: str) -> tuple[bool, bool]:
+    """(some signature is acceptable, some signature is bad) from gpgv's status lines.
+
+    Status lines are grouped per signature (``NEWSIG`` starts one). A signature is acceptable
+    when its group has ``GOODSIG`` (not EXPKEYSIG/REVKEYSIG/EXPSIG) and ``VALIDSIG`` with a
+    SHA-2 hash algorithm.
+    """
+    groups: list[list[list[str]]] = [[]]
+    for line in status.splitlines():
+        words = line.split()
+        if len(words) < 2 or words[0] != "[GNUPG:]":
+            continue
+        if words[1] == "NEWSIG":
+            groups.append([])
+        groups[-1].append(words[1:])
+    accepted = bad = False
+    for group in groups:
+        kinds = {w[0] for w in group}
+        bad = bad or "BADSIG" in kinds
+        strong = any(w[0] == "VALIDSIG" and len(w) > 8 and w[8] in _STRONG_HASHES for w in group)
+        if "GOODSIG" in kinds and strong and not kinds & {"EXPKEYSIG", "REVKEYSIG", "EXPSIG"}:
+            accepted = True
+    return accepted, bad
+
+
 def verify_clearsigned(data: bytes, keyrings: Sequence[Path], name: str) -> bytes:
     """Verify a clearsigned document and return the signed text only.
 
@@ -197,21 +222,9 @@ def verify_clearsigned(data: bytes, keyrings: Sequence[Path], name: str) -> byte
         except subprocess.TimeoutExpired:
             raise VerificationError(f"{name}: gpgv did not finish within 120 s") from None
         status = proc.stdout.decode("utf-8", "replace")
-        good: set[str] = set()
-        valid = False
-        bad = False
-        for line in status.splitlines():
-            words = line.split()
-            if len(words) < 3 or words[0] != "[GNUPG:]":
-                continue
-            if words[1] == "GOODSIG":
-                good.add(words[2])
-            elif words[1] == "BADSIG":
-                bad = True
-            elif words[1] == "VALIDSIG" and len(words) > 9 and words[9] in _STRONG_HASHES:
-                valid = True
+        accepted, bad = _judge(status)
         keys = ", ".join(str(k) for k in keyrings)
-        if bad or not good or not valid or not out.is_file():
+        if bad or not accepted or not out.is_file():
             raise VerificationError(
                 f"{name}: OpenPGP signature check failed: expected a good signature by a key "
                 f"in {keys}, found: {_summarise(status)}"
