@@ -146,7 +146,13 @@ class MemoryFileView:
         return sorted(self.files)
 
     def canonical(self, path: str) -> str:
-        return self._resolve(normalize_path(path), follow_last=True)
+        path = normalize_path(path)
+        parent, _, base = path.rpartition("/")
+        resolved_parent = self._resolve_dir(parent) if parent else ""
+        full = f"{resolved_parent}/{base}" if resolved_parent else base
+        if full in self.symlinks:
+            return self._resolve(full, follow_last=True)
+        return full
 
     def read(self, path: str) -> bytes | None:
         try:
