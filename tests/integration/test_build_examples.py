@@ -164,7 +164,9 @@ def test_skopeo_and_umoci_accept_the_layout(built: dict[str, Built], tmp_path: P
         text=True,
         check=True,
     )
-    assert json.loads(out.stdout)["Digest"] == b.digest("arm64")
+    info = json.loads(out.stdout)
+    assert info["Digest"] == b.index  # skopeo reports the digest the tag names: the index
+    assert info["Architecture"] == "arm64" and info["Os"] == "linux"
     archive = tmp_path / "python.tar"
     subprocess.run(
         ["skopeo", "copy", "--all", f"oci:{b.layout}:{b.tag}", f"oci-archive:{archive}"],
@@ -248,3 +250,65 @@ def test_syft_lists_exactly_the_locked_packages(built: dict[str, Built], tmp_pat
         a for a in doc["artifacts"] if a["type"] == "deb" and a.get("metadata", {}).get("files")
     ]
     assert len(owned) >= len(locked) - 2, "syft did not attribute files to the packages"
+
+
+def test_failed_build_leaves_no_partial_output(built: dict[str, Built], tmp_path: Path) -> None:
+    src = built["static"]
+    spec = tmp_path / "broken.yaml"
+    text = src.spec.read_text().replace(
+        "paths:\n",
+        "paths:\n  - {path: /etc/app.conf, type: file, source: does-not-exist.conf}\n",
+        1,
+    )
+    assert "does-not-exist.conf" in text
+    spec.write_text(text)
+    fresh = tmp_path / "fresh"
+    proc = assay(
+        "build",
+        str(spec),
+        "--output",
+        f"oci:{fresh}:x",
+        "-q",
+        check=False,
+        env={"ASSAY_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    assert proc.returncode == 2 and "does-not-exist.conf" in proc.stderr
+    assert not fresh.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+    # An existing layout keeps exactly what it had.
+    existing = tmp_path / "existing"
+    shutil.copytree(src.layout, existing)
+    before = (existing / "index.json").read_bytes()
+    proc = assay(
+        "build",
+        str(spec),
+        "--output",
+        f"oci:{existing}:other",
+        "-q",
+        check=False,
+        env={"ASSAY_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    assert proc.returncode == 2
+    assert (existing / "index.json").read_bytes() == before
+
+
+def test_package_layering_gives_shared_layers(built: dict[str, Built], tmp_path: Path) -> None:
+    spec = tmp_path / "layered.yaml"
+    spec.write_text(
+        built["python"].spec.read_text().replace("archs: [amd64, arm64]", "archs: [amd64]")
+        + "\nlayering: {strategy: package, budget: 4}\n"
+    )
+    proc = assay(
+        "build",
+        str(spec),
+        "--output",
+        f"oci:{tmp_path / 'out'}:l",
+        "--json",
+        "-q",
+        env={"ASSAY_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    image = json.loads(proc.stdout)["images"][0]
+    assert image["layers"] == 4
+    if os.geteuid() == 0 and shutil.which("runc"):
+        run = assay("run", f"oci:{tmp_path / 'out'}:l", "--", "-c", "import json; print(42)")
+        assert run.stdout.strip() == "42"
