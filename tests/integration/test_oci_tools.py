@@ -131,6 +131,11 @@ def test_skopeo_inspect_and_copy(tmp_path: Path, compression: str) -> None:
     )
     with open_oci_archive(archive) as copied:
         assert copied.resolve("multi").digest == layout.resolve("multi").digest
+    with open_local_image(parse_image_ref(f"oci-archive:{archive}:multi")) as src:
+        assert [str(m.platform) for m in src.manifests()] == ["linux/amd64", "linux/arm64/v8"]
+        with src.open_layer(src.manifests()[1].layers[0]) as fh:
+            view = apply_layers([read_layer(fh, diff_id=src.manifests()[1].diff_ids[0])])
+        assert {p: view[p].data for p in FILES} == FILES
     # and skopeo reads an archive assay wrote
     ours = tmp_path / "ours.tar"
     write_oci_archive(layout_dir, ours)

@@ -11,7 +11,7 @@ import pytest
 
 from assay.errors import InputError, UsageError, VerificationError
 from assay.oci import mediatypes as mt
-from assay.oci.archive import open_oci_archive, write_oci_archive
+from assay.oci.archive import OciArchive, open_oci_archive, write_oci_archive
 from assay.oci.digest import sha256_digest
 from assay.oci.entry import Entry, EntryType
 from assay.oci.jsonc import canonical_json
@@ -68,9 +68,9 @@ def test_tags_share_blobs_and_resolve(tmp_path: Path) -> None:
     assert idx["mediaType"] == mt.OCI_INDEX
     assert [m["annotations"][REF_NAME] for m in idx["manifests"]] == ["one", "one-again", "two"]
     assert json.loads((tmp_path / "out/oci-layout").read_bytes()) == {"imageLayoutVersion": "1.0.0"}
-    with pytest.raises(UsageError, match=r"no tag 'three'.*one, one-again, two"):
+    with pytest.raises(UsageError, match=r"no tag 'three' \(tags: one, one-again, two\)"):
         layout.resolve("three")
-    with pytest.raises(UsageError, match="holds 3 images"):
+    with pytest.raises(UsageError, match="holds 3 images; name one with oci:"):
         layout.resolve(None)
     with pytest.raises(UsageError, match="invalid tag"):
         layout.tag("bad tag", m1)
@@ -198,6 +198,37 @@ def test_hostile_archives_refused(tmp_path: Path, members: list, message: str) -
     with pytest.raises((InputError, VerificationError), match=message), open_oci_archive(bad):
         pass
     assert not (tmp_path / "etc").exists()
+    # The in-place reader refuses the same archives; the two without any layout files fail its
+    # earlier check for oci-layout (a corrupt blob is covered by test_in_place_archive_reader).
+    structural = message not in ("does not match its digest", "no oci-layout file")
+    with pytest.raises(InputError, match=message if structural else "no oci-layout member"):
+        OciArchive(bad)
+
+
+def test_in_place_archive_reader(tmp_path: Path) -> None:
+    layout = OciLayout.create(tmp_path / "out")
+    m = build_image(layout, tmp_path, {"a": b"1"})
+    layout.tag("t", m)
+    write_oci_archive(layout.path, tmp_path / "a.tar")
+    with OciArchive(tmp_path / "a.tar") as arc:
+        assert arc.resolve("t") == layout.resolve("t")
+        for d in layout.blobs():
+            assert arc.read_blob(d) == layout.read_blob(d)
+            with arc.open_blob(d) as fh:
+                assert fh.read() == layout.read_blob(d)
+        with pytest.raises(UsageError, match="no tag 'x'"):
+            arc.resolve("x")
+    # corrupt one blob's bytes inside the archive: reading it fails verification
+    raw = bytearray((tmp_path / "a.tar").read_bytes())
+    content = layout.read_blob(m.digest)
+    at = bytes(raw).find(content)
+    raw[at] ^= 1
+    (tmp_path / "b.tar").write_bytes(bytes(raw))
+    with OciArchive(tmp_path / "b.tar") as arc:
+        with pytest.raises(VerificationError):
+            arc.read_blob(m.digest)
+        with pytest.raises(VerificationError), arc.open_blob(m.digest) as fh:
+            fh.read()
 
 
 def test_local_sources_oci_and_archive(tmp_path: Path) -> None:

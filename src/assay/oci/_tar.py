@@ -9,8 +9,9 @@ absolute paths, whiteouts, symlinks) lives in the callers (``layer.py``, ``archi
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from assay.errors import InputError
 
@@ -505,3 +506,29 @@ def read_exact_from(stream: Readable, n: int) -> bytes:
         parts.append(chunk)
         n -= len(chunk)
     return b"".join(parts)
+
+
+class FileSlice:
+    """A read-only window ``[offset, offset+size)`` of an open file (positional reads only, so
+    several slices of one file can be read independently)."""
+
+    def __init__(self, fh: BinaryIO, offset: int, size: int) -> None:
+        self._fd = fh.fileno()
+        self._pos = offset
+        self._end = offset + size
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        left = self._end - self._pos
+        if n is None or n < 0 or n > left:
+            n = left
+        if n <= 0:
+            return b""
+        data: bytes = os.pread(self._fd, n, self._pos)
+        self._pos += len(data)
+        return data
+
+    def close(self) -> None:
+        pass

@@ -1,10 +1,13 @@
 """``oci-archive:`` files: a tar of an OCI image layout, as skopeo reads and writes them.
 
-Writing is deterministic (sorted members, fixed mtime, uid/gid 0) and atomic. Reading extracts
-into a private temporary directory with a strict allow-list: only ``oci-layout``,
-``index.json`` and ``blobs/<alg>/<hex>`` regular files (and their directories) are accepted;
-links, devices, ``..`` and duplicate members are refused, and every blob is checked against its
-name while it is extracted.
+Writing is deterministic (sorted members, fixed mtime, uid/gid 0) and atomic. Reading accepts a
+strict allow-list: only ``oci-layout``, ``index.json`` and ``blobs/<alg>/<hex>`` regular files
+(and their directories); links, devices, ``..`` and duplicate members are refused.
+
+Two readers: ``OciArchive`` reads the archive in place (members indexed by offset, nothing
+written to disk, every blob verified against its digest as it is read), which is what image
+sources use; ``open_oci_archive`` extracts into a private temporary directory (checking every
+blob while extracting) for callers that need a real ``OciLayout`` directory.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from pathlib import Path
 from assay._atomic import atomic_writer
 from assay.errors import InputError, VerificationError
 from assay.oci import _tar
-from assay.oci.layout import OciLayout, is_layout
+from assay.oci.digest import Digest, VerifyingReader, parse_digest, sha256_digest
+from assay.oci.layout import MAX_INDEX_SIZE, OciLayout, is_layout, resolve_tag
+from assay.oci.model import Descriptor, parse_index, parse_json_document
 
-__all__ = ["open_oci_archive", "write_oci_archive"]
+__all__ = ["OciArchive", "open_oci_archive", "write_oci_archive"]
 
 MAX_ARCHIVE_SIZE = 64 << 30
 _BLOB_RE = re.compile(r"^blobs/(sha256/[0-9a-f]{64}|sha512/[0-9a-f]{128})$")
@@ -131,3 +136,125 @@ def open_oci_archive(
         yield OciLayout.open(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+class OciArchive:
+    """An oci-archive read in place. Use as a context manager (it holds the file open)."""
+
+    def __init__(self, path: Path | str, *, max_size: int = MAX_ARCHIVE_SIZE) -> None:
+        self.path = Path(path)
+        what = f"oci-archive {self.path}"
+        try:
+            self._fh = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        except FileNotFoundError:
+            raise InputError(f"{what}: no such file") from None
+        except IsADirectoryError:
+            raise InputError(f"{what}: is a directory; use oci:{self.path}") from None
+        try:
+            self._members = self._scan(what, max_size)
+            for name in ("oci-layout", "index.json"):
+                if name not in self._members:
+                    raise InputError(f"{what}: no {name} member; not an OCI archive")
+            marker = parse_json_document(self._member("oci-layout", 4096), what=what, max_size=4096)
+            version = marker.get("imageLayoutVersion")
+            if not isinstance(version, str) or not version.startswith("1."):
+                raise InputError(f"{what}: unsupported imageLayoutVersion {version!r}")
+            self._index = parse_index(self._member("index.json", MAX_INDEX_SIZE))
+        except BaseException:
+            self._fh.close()
+            raise
+
+    def _scan(self, what: str, max_size: int) -> dict[str, tuple[int, int]]:
+        if self._fh.read(2) == b"\x1f\x8b":
+            raise InputError(f"{what}: is gzip-compressed; an oci-archive is a plain tar")
+        self._fh.seek(0)
+        tr = _tar.TarReader(
+            self._fh,
+            max_member_size=max_size,
+            max_total_size=max_size,
+            max_members=1_000_000,
+            what=what,
+        )
+        members: dict[str, tuple[int, int]] = {}
+        seen: set[str] = set()
+        while (m := tr.next()) is not None:
+            parts = [c for c in m.name.split("/") if c not in ("", ".")]
+            if ".." in parts:
+                raise InputError(f"{what}: member {m.name!r} has a '..' component; refusing it")
+            name = "/".join(parts)
+            if not name:
+                continue
+            if name in seen:
+                raise InputError(
+                    f"{what}: duplicate member {name!r}; refusing an ambiguous archive"
+                )
+            seen.add(name)
+            if m.typeflag == _tar.DIRTYPE:
+                continue
+            if m.typeflag not in (_tar.REGTYPE, _tar.AREGTYPE):
+                raise InputError(
+                    f"{what}: member {m.name!r} is not a regular file (type {m.typeflag!r}); "
+                    "an OCI layout holds only files and directories"
+                )
+            if name in _FILES or _BLOB_RE.fullmatch(name):
+                members[name] = (m.offset, m.size)
+        return members
+
+    def _member(self, name: str, limit: int) -> bytes:
+        offset, size = self._members[name]
+        if size > limit:
+            raise InputError(f"oci-archive {self.path}: {name} is over the {limit}-byte limit")
+        return _tar.FileSlice(self._fh, offset, size).read()
+
+    def _blob_name(self, digest: Digest | str) -> str:
+        d = parse_digest(digest)
+        name = "blobs/" + d.replace(":", "/", 1)
+        if name not in self._members:
+            raise InputError(f"oci-archive {self.path}: blob {d} is missing from the archive")
+        return name
+
+    def has_blob(self, digest: Digest | str) -> bool:
+        return "blobs/" + parse_digest(digest).replace(":", "/", 1) in self._members
+
+    def read_blob(self, digest: Digest | str, max_size: int = 64 << 20) -> bytes:
+        """The blob's content, verified against ``digest`` (``VerificationError`` otherwise)."""
+        digest = parse_digest(digest)
+        name = self._blob_name(digest)
+        data = self._member(name, max_size)
+        if digest.startswith("sha256:") and sha256_digest(data) != digest:
+            raise VerificationError(
+                f"oci-archive {self.path}: blob {digest} does not match its digest; the archive "
+                "is corrupt"
+            )
+        if not digest.startswith("sha256:"):
+            VerifyingReader(_tar.FileSlice(self._fh, *self._members[name]), digest).drain()
+        return data
+
+    def open_blob(self, digest: Digest | str, size: int | None = None) -> VerifyingReader:
+        """A reader over the blob that verifies digest (and ``size``) when it reaches the end."""
+        digest = parse_digest(digest)
+        offset, length = self._members[self._blob_name(digest)]
+        return VerifyingReader(
+            _tar.FileSlice(self._fh, offset, length),
+            digest,
+            size,
+            what=f"blob {digest} in {self.path}",
+        )
+
+    def index(self) -> dict[str, object]:
+        return dict(self._index)
+
+    def descriptors(self) -> list[Descriptor]:
+        return [Descriptor.from_dict(m) for m in self._index["manifests"]]
+
+    def resolve(self, tag: str | None = None) -> Descriptor:
+        return resolve_tag(self.descriptors(), tag, where=str(self.path), transport="oci-archive")
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> OciArchive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

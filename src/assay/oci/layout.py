@@ -41,6 +41,7 @@ __all__ = [
     "REF_NAME",
     "OciLayout",
     "is_layout",
+    "resolve_tag",
     "staged_layout",
     "valid_tag",
     "write_layout_atomically",
@@ -294,22 +295,27 @@ class OciLayout:
 
     def resolve(self, tag: str | None = None) -> Descriptor:
         """The descriptor a tag names; with no tag, the layout's only entry."""
-        descs = self.descriptors()
-        if tag:
-            for d in descs:
-                if (d.annotations or {}).get(REF_NAME) == tag:
-                    return d
-            known = ", ".join(sorted(self.tags())) or "none"
-            raise UsageError(f"{self.path}: no tag {tag!r} in the layout (tags: {known})")
-        if len(descs) == 1:
-            return descs[0]
-        if not descs:
-            raise UsageError(f"{self.path}: the layout holds no images")
-        known = ", ".join(sorted(self.tags())) or "untagged entries only"
-        raise UsageError(
-            f"{self.path}: the layout holds {len(descs)} images; name one with "
-            f"oci:{self.path}:TAG (tags: {known})"
-        )
+        return resolve_tag(self.descriptors(), tag, where=str(self.path), transport="oci")
+
+
+def resolve_tag(
+    descs: list[Descriptor], tag: str | None, *, where: str, transport: str = "oci"
+) -> Descriptor:
+    """Pick the ``index.json`` entry named ``tag`` (or the only entry when no tag is given)."""
+    tags = sorted({(d.annotations or {}).get(REF_NAME, "") for d in descs} - {""})
+    if tag:
+        for d in descs:
+            if (d.annotations or {}).get(REF_NAME) == tag:
+                return d
+        raise UsageError(f"{where}: no tag {tag!r} (tags: {', '.join(tags) or 'none'})")
+    if len(descs) == 1:
+        return descs[0]
+    if not descs:
+        raise UsageError(f"{where}: holds no images")
+    raise UsageError(
+        f"{where}: holds {len(descs)} images; name one with {transport}:{where}:TAG "
+        f"(tags: {', '.join(tags) or 'untagged entries only'})"
+    )
 
 
 class _BytesReader:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
-import io
 import json
 import logging
 import os
@@ -26,7 +25,8 @@ from typing import Any, BinaryIO, Protocol, runtime_checkable
 from assay.errors import InputError, UsageError
 from assay.oci import _tar
 from assay.oci import mediatypes as mt
-from assay.oci.archive import open_oci_archive
+from assay.oci._tar import FileSlice
+from assay.oci.archive import OciArchive
 from assay.oci.digest import Digest, VerifyingReader, parse_digest, sha256_digest
 from assay.oci.jsonc import canonical_json
 from assay.oci.layout import OciLayout
@@ -45,6 +45,7 @@ from assay.oci.model import (
 from assay.oci.reference import ImageRef
 
 __all__ = [
+    "BlobStore",
     "DockerArchiveSource",
     "ImageManifest",
     "ImageSource",
@@ -115,12 +116,22 @@ def _is_attestation(desc: Descriptor) -> bool:
     return p is not None and p.os == "unknown" and p.architecture == "unknown"
 
 
+class BlobStore(Protocol):
+    """What a layout-shaped image needs: ``OciLayout`` (a directory) or ``OciArchive``."""
+
+    def resolve(self, tag: str | None = None) -> Descriptor: ...
+
+    def read_blob(self, digest: Digest | str, max_size: int = ...) -> bytes: ...
+
+    def open_blob(self, digest: Digest | str, size: int | None = None) -> VerifyingReader: ...
+
+
 class LayoutSource:
-    """An image in an OCI image layout (also what an extracted oci-archive becomes)."""
+    """An image in an OCI image layout directory or an oci-archive read in place."""
 
     def __init__(
         self,
-        layout: OciLayout,
+        layout: BlobStore,
         tag: str = "",
         *,
         cleanup: contextlib.ExitStack | None = None,
@@ -199,30 +210,6 @@ class LayoutSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _Slice(io.RawIOBase):
-    """A read-only window ``[offset, offset+size)`` of an open file."""
-
-    def __init__(self, fh: BinaryIO, offset: int, size: int) -> None:
-        self._fh = fh
-        self._pos = offset
-        self._end = offset + size
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        if n is None or n < 0 or n > self._end - self._pos:
-            n = self._end - self._pos
-        if n <= 0:
-            return b""
-        data = os.pread(self._fh.fileno(), n, self._pos)
-        self._pos += len(data)
-        return data
-
-    def close(self) -> None:
-        super().close()
 
 
 def _names_match(repo_tag: object, wanted: str) -> bool:
@@ -345,7 +332,7 @@ class DockerArchiveSource:
             if head[:2] == b"\x1f\x8b" or head == b"\x28\xb5\x2f\xfd":
                 # A compressed layer (newer docker): digest the blob itself.
                 hh = hashlib.sha256()
-                sl = _Slice(self._fh, offset, size)
+                sl = FileSlice(self._fh, offset, size)
                 while chunk := sl.read(1 << 20):
                     hh.update(chunk)
                 digest = Digest("sha256:" + hh.hexdigest())
@@ -380,7 +367,7 @@ class DockerArchiveSource:
             raise InputError(f"docker-archive {self.path}: no layer {desc.digest}")
         offset, size = self._members[lname]
         return VerifyingReader(
-            _Slice(self._fh, offset, size),
+            FileSlice(self._fh, offset, size),
             desc.digest,
             size,
             what=f"layer {lname} of {self.path}",
@@ -410,10 +397,11 @@ def _open_oci(ref: ImageRef) -> ImageSource:
 
 
 def _open_oci_archive(ref: ImageRef) -> ImageSource:
+    archive = OciArchive(ref.path)  # read in place: nothing is extracted
     stack = contextlib.ExitStack()
+    stack.callback(archive.close)
     try:
-        layout = stack.enter_context(open_oci_archive(ref.path))
-        return LayoutSource(layout, ref.tag, cleanup=stack)
+        return LayoutSource(archive, ref.tag, cleanup=stack)
     except BaseException:
         stack.close()
         raise
