@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from assay.debian import repo as repo_mod
-from assay.debian.model import RepoSource
+from assay.debian.model import PackageRecord, RepoSource
 from assay.debian.repo import RepoClient, parse_packages
 from assay.errors import InputError, NetworkError, UsageError, VerificationError
 from fixtures.debrepo import (
@@ -524,3 +524,16 @@ def test_rollback_to_an_older_release_is_rejected(tmp_path: Path, test_key: Test
     assert rfc2822(now - 60) in msg and rfc2822(now - 7200) in msg
     # The newer verified InRelease stays cached; the older one did not replace it.
     assert sorted(p.read_bytes() for p in (cache / "indexes" / "inrelease").iterdir()) == kept
+
+
+def test_parsed_records_behave_like_constructed_ones() -> None:
+    import dataclasses
+
+    rec = parse_packages((STANZA + "Depends: b\nRecommends: c\n").encode(), SRC, "main")[0]
+    same = PackageRecord(**{f.name: getattr(rec, f.name) for f in dataclasses.fields(rec)})
+    assert rec == same and hash(rec) == hash(same) and repr(rec) == repr(same)
+    assert {rec, same} == {rec}
+    assert dataclasses.replace(rec, version="2").version == "2"
+    assert dataclasses.asdict(rec)["extra"] == {"Recommends": "c"}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rec.version = "3"  # type: ignore[misc]
