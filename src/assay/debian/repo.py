@@ -2,10 +2,16 @@
 
 Trust chain: ``InRelease`` is checked with gpgv against the source's keyring (``signed_by``, else
 the client's keyrings, else :data:`~assay.debian.sources.DEFAULT_KEYRING`); only gpgv's signed
-output is parsed. Each ``Packages`` file is taken only when its size and SHA256 match the signed
-Release, and only then written to the cache (``<cache>/indexes/sha256/<hex>``), so a warm run
-downloads no index, only the small InRelease (revalidated with ETag / If-Modified-Since and
-verified again every time).
+output is parsed; an InRelease older than the one verified before at the same URL is refused.
+Each ``Packages`` file is taken only when its size and SHA256 match the signed Release (by-hash
+URLs when the Release offers them); its decompressed text is checked against the Release's
+entry for the uncompressed file too, and only then cached, content-addressed, under
+``<cache>/indexes/sha256/<hex>``. Cached files are re-hashed when read. A warm run therefore
+downloads and decompresses no index, only the small InRelease (revalidated with ETag /
+If-Modified-Since, and verified again every time).
+
+Layout: ``<cache>/indexes/inrelease/<sha256(url)>`` (+ ``.json`` with ETag, Last-Modified,
+Date) and ``<cache>/indexes/sha256/<hex>``.
 """
 
 from __future__ import annotations
