@@ -134,7 +134,25 @@ def test_staged_layout_adds_tags_to_existing_layout(tmp_path: Path) -> None:
     )
     for d in layout.blobs():
         layout.read_blob(d)  # every blob present and intact
+    # the image "a" used to name is gone (its manifest, config and layer), nothing else is
+    assert not layout.has_blob(first.digest)
+    assert len(layout.blobs()) == 6
+    assert layout.referenced(layout.descriptors()) == set(layout.blobs())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["layers", "out"]
+
+
+def test_gc_removes_only_unreachable_blobs(tmp_path: Path) -> None:
+    layout = OciLayout.create(tmp_path / "out")
+    m1 = build_image(layout, tmp_path, {"a": b"1"})
+    m2 = build_image(layout, tmp_path, {"a": b"2"})
+    layout.tag("keep", layout.put_json(image_index([m1]), mt.OCI_INDEX))
+    stray = layout.put_blob(b"stray")
+    assert layout.has_blob(m2.digest)
+    removed = set(layout.gc())
+    assert stray.digest in removed and m2.digest in removed and m1.digest not in removed
+    assert len(removed) == 4  # m2's manifest, config, layer + the stray blob
+    with open_local_image(parse_image_ref(f"oci:{layout.path}:keep")) as src:
+        assert [m.digest for m in src.manifests()] == [m1.digest]
 
 
 def test_staged_layout_refuses_foreign_directory(tmp_path: Path) -> None:

@@ -293,9 +293,49 @@ class OciLayout:
         kept = [d for d in self.descriptors() if (d.annotations or {}).get(REF_NAME) != name]
         self._write_index(kept, self.index().get("annotations"))
 
+    def referenced(self, roots: list[Descriptor]) -> set[Digest]:
+        """Every blob digest reachable from ``roots`` that is present in the layout."""
+        seen: set[Digest] = set()
+        todo = list(roots)
+        while todo:
+            d = todo.pop()
+            if d.digest in seen or not self.has_blob(d.digest):
+                continue
+            seen.add(d.digest)
+            if d.media_type in mt.MANIFEST_TYPES or d.media_type in mt.INDEX_TYPES:
+                doc = parse_json_document(
+                    self.read_blob(d.digest, MAX_INDEX_SIZE),
+                    what=str(d.digest),
+                    max_size=MAX_INDEX_SIZE,
+                )
+                todo.extend(_children(doc))
+        return seen
+
+    def gc(self) -> list[Digest]:
+        """Delete blobs no tag or index entry reaches; returns what was removed.
+
+        Only safe while nothing else writes to the layout.
+        """
+        keep = self.referenced(self.descriptors())
+        removed = [d for d in self.blobs() if d not in keep]
+        for d in removed:
+            self.blob_path(d).unlink(missing_ok=True)
+        return removed
+
     def resolve(self, tag: str | None = None) -> Descriptor:
         """The descriptor a tag names; with no tag, the layout's only entry."""
         return resolve_tag(self.descriptors(), tag, where=str(self.path), transport="oci")
+
+
+def _children(doc: Mapping[str, Any]) -> list[Descriptor]:
+    out: list[Descriptor] = []
+    for key in ("config", "subject"):
+        if isinstance(doc.get(key), dict):
+            out.append(Descriptor.from_dict(doc[key]))
+    for key in ("layers", "manifests", "blobs"):
+        if isinstance(doc.get(key), list):
+            out.extend(Descriptor.from_dict(d) for d in doc[key])
+    return out
 
 
 def resolve_tag(
@@ -392,12 +432,20 @@ def _commit(staged: OciLayout, dest: Path) -> None:
     for alg_dir in (dest / "blobs").iterdir():
         fsync_dir(alg_dir)
     new_tags = staged.tags()
+    old = target.tags()
+    replaced = [old[t] for t in new_tags if t in old and old[t].digest != new_tags[t].digest]
     untagged = [d for d in staged.descriptors() if REF_NAME not in (d.annotations or {})]
     if untagged:
         kept = target.descriptors() + untagged
         target._write_index(kept, target.index().get("annotations"))
     if new_tags:
         target.set_tags(new_tags)
+    if replaced:
+        # Drop what only the replaced images used (under the lock; never other blobs).
+        candidates = target.referenced(replaced)
+        still = target.referenced(target.descriptors())
+        for digest in sorted(candidates - still):
+            target.blob_path(digest).unlink(missing_ok=True)
 
 
 def write_layout_atomically(dest: Path | str, build: Callable[[OciLayout], T]) -> T:
