@@ -326,3 +326,49 @@ def test_docker_archive_source(tmp_path: Path) -> None:
         (image,) = src.manifests()
         with pytest.raises(VerificationError), src.open_layer(image.layers[0]) as fh:
             list(read_layer(fh))
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ([(_member("../manifest.json"), b"[]")], "'..' component"),
+        ([(_member("x"), b"1"), (_member("x"), b"2")], "duplicate member 'x'"),
+        ([(_member("other"), b"1")], "member 'manifest.json' is missing"),
+        ([(_member("manifest.json"), b"{not json")], "not valid JSON"),
+        ([(_member("manifest.json"), b"[]")], "non-empty list"),
+        ([(_member("manifest.json"), b'[{"Config": 1}]')], "needs 'Config' and 'Layers'"),
+        (
+            [(_member("manifest.json"), b'[{"Config": "c.json", "Layers": []}]')],
+            "member 'c.json' is missing",
+        ),
+        (
+            [
+                (_member("manifest.json"), b'[{"Config": "c.json", "Layers": ["l.tar"]}]'),
+                (
+                    _member("c.json"),
+                    canonical_json(
+                        image_config(arch="amd64", created=0, diff_ids=[sha256_digest(b"")])
+                    ),
+                ),
+            ],
+            "layer 'l.tar' is missing",
+        ),
+        (
+            [
+                (_member("manifest.json"), b'[{"Config": "c.json", "Layers": []}]'),
+                (
+                    _member("c.json"),
+                    canonical_json(
+                        image_config(arch="amd64", created=0, diff_ids=[sha256_digest(b"")])
+                    ),
+                ),
+            ],
+            "0 layers but 1 diff_ids",
+        ),
+    ],
+)
+def test_hostile_docker_archives_refused(tmp_path: Path, members: list, message: str) -> None:  # type: ignore[type-arg]
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(_archive(members))
+    with pytest.raises(InputError, match=message):
+        open_local_image(parse_image_ref(f"docker-archive:{bad}"))
