@@ -144,6 +144,15 @@ def test_manifest_and_index_round_trip() -> None:
     assert parse_index(canonical_json(idx)) == idx
 
 
+def test_artifact_manifest_with_subject() -> None:
+    empty = Descriptor(mt.OCI_EMPTY, sha256_digest(b"{}"), 2)
+    subject = Descriptor(mt.OCI_MANIFEST, D1, 100)
+    layer = Descriptor("application/spdx+json", D2, 5)
+    m = image_manifest(empty, [layer], subject=subject, artifact_type="application/spdx+json")
+    assert m["subject"] == subject.to_dict() and m["artifactType"] == "application/spdx+json"
+    assert parse_manifest(canonical_json(m)) == m
+
+
 def test_parse_manifest_refuses_bad_documents() -> None:
     cfg = {"mediaType": mt.OCI_CONFIG, "digest": D1, "size": 1}
     good = {"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "config": cfg, "layers": []}

@@ -223,14 +223,24 @@ def image_manifest(
     config: Descriptor,
     layers: Sequence[Descriptor],
     annotations: Mapping[str, str] | None = None,
+    *,
+    subject: Descriptor | None = None,
+    artifact_type: str = "",
 ) -> dict[str, Any]:
-    """An OCI image manifest as a dict (serialise with ``canonical_json``)."""
+    """An OCI image manifest as a dict (serialise with ``canonical_json``).
+
+    ``subject`` and ``artifact_type`` make it an OCI 1.1 artifact manifest that refers to
+    another image (signatures, attestations, SBOMs found through the referrers API).
+    """
     doc: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": mt.OCI_MANIFEST,
         "config": config.to_dict(),
         "layers": [layer.to_dict() for layer in layers],
     }
+    _put(doc, "artifactType", artifact_type)
+    if subject is not None:
+        doc["subject"] = subject.to_dict()
     _put(doc, "annotations", dict(annotations) if annotations else None)
     return doc
 
