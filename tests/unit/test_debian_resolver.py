@@ -335,7 +335,14 @@ def test_unsatisfiable_chain_is_named() -> None:
 
 def test_deep_chain_names_every_step() -> None:
     index = [rec("a", depends="b"), rec("b", depends="c (>= 2)"), rec("c", "1")]
-    with pytest.raises(ResolutionError, match=r"a → b → b \(1.0\) → c \(>= 2\) → only version 1"):
+    with pytest.raises(ResolutionError, match=r"a → b → c \(>= 2\) → only version 1"):
+        resolve(index, ["a"], "amd64")
+
+
+def test_failing_alternative_names_the_package_tried() -> None:
+    index = [rec("a", depends="awk"), rec("mawk", "1.3", provides="awk", depends="libx (>= 2)")]
+    index.append(rec("libx", "1"))
+    with pytest.raises(ResolutionError, match=r"a → awk → mawk 1.3 → libx \(>= 2\) → only"):
         resolve(index, ["a"], "amd64")
 
 

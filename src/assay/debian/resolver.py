@@ -433,7 +433,9 @@ class _Resolver:
                     ok = True
                     break
                 if first_fail is None:
-                    first_fail = [f"{sol.name} ({sol.version})", *sub]
+                    # Name the chosen package only when the group does not already say it.
+                    plain = len(group) == 1 and group[0].name == sol.name
+                    first_fail = sub if plain else [f"{sol.name} {sol.version}", *sub]
             if not ok:
                 # Like apt, only this package is taken back; what its other dependencies
                 # pulled in stays marked.
