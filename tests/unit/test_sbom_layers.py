@@ -167,3 +167,46 @@ def test_read_directory_does_not_follow_symlinks_out_of_the_root(tmp_path: Path)
     assert view.read("var/lib/dpkg/status") is None  # resolves to /…/secret inside the root
     assert view.read("linkdir/secret") is None
     assert view.read("etc/os-release") == b"ID=debian\n"
+
+
+@pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT])
+def test_long_names_in_every_tar_format(fmt: int) -> None:
+    long_dir = "usr/lib/python3/dist-packages/" + "x" * 60 + "/" + "y" * 40
+    name = f"{long_dir}/pkg-1.0.dist-info/METADATA"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
+        info = tarfile.TarInfo(name)
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"abc"))
+        link = tarfile.TarInfo(f"{long_dir}/link")
+        link.type, link.linkname = (
+            tarfile.SYMTYPE,
+            "z" * 120 if fmt != tarfile.USTAR_FORMAT else "z",
+        )
+        tar.addfile(link)
+    view = MemoryFileView()
+    _apply(view, buf.getvalue())
+    assert view.files == {name: b"abc"}
+    assert view.symlinks[f"{long_dir}/link"].startswith("z")
+
+
+def test_huge_pax_header_is_refused() -> None:
+    record = b"x" * (2 << 20)
+    header = tarfile.TarInfo("././@PaxHeader")
+    header.type = tarfile.XHDTYPE
+    header.size = len(record)
+    buf = io.BytesIO()
+    buf.write(header.tobuf(tarfile.USTAR_FORMAT))
+    buf.write(record + b"\0" * (-len(record) % 512) + b"\0" * 1024)
+    with pytest.raises(InputError, match="PAX header"):
+        _apply(MemoryFileView(), buf.getvalue())
+
+
+def test_oversized_metadata_file_is_refused() -> None:
+    from assay.sbom.fs import MAX_FILE_BYTES
+
+    info = tarfile.TarInfo("var/lib/dpkg/status")
+    info.size = MAX_FILE_BYTES + 1
+    raw = info.tobuf(tarfile.PAX_FORMAT)  # header only: the size alone must be refused
+    with pytest.raises(InputError, match="limit"):
+        _apply(MemoryFileView(), raw + b"\0" * 1024)
