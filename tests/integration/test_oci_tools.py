@@ -176,3 +176,45 @@ def test_assay_reads_what_skopeo_wrote(tmp_path: Path) -> None:
             view = apply_layers([read_layer(fh, diff_id=image.diff_ids[0])])
     for path, data in FILES.items():
         assert view[path].data == data
+
+
+def test_umoci_applies_assay_whiteouts(tmp_path: Path) -> None:
+    """A two-layer image: the upper layer's whiteout and opaque marker, as assay writes them,
+    are honoured by umoci exactly as by assay's own apply_layers."""
+    lower = [
+        Entry("etc", EntryType.DIR, 0o755),
+        Entry("etc/keep", EntryType.FILE, 0o644, data=b"k"),
+        Entry("etc/drop", EntryType.FILE, 0o644, data=b"d"),
+        Entry("var", EntryType.DIR, 0o755),
+        Entry("var/cache", EntryType.DIR, 0o755),
+        Entry("var/cache/old", EntryType.FILE, 0o644, data=b"o"),
+    ]
+    upper = [
+        Entry("etc/drop", EntryType.WHITEOUT, 0),
+        Entry("var/cache", EntryType.OPAQUE, 0),
+        Entry("var/cache", EntryType.DIR, 0o755),
+        Entry("var/cache/new", EntryType.FILE, 0o644, data=b"n"),
+    ]
+
+    def build(layout: OciLayout) -> None:
+        blobs = [write_layer(x, tmp_path / "l", source_date_epoch=EPOCH) for x in (lower, upper)]
+        for b in blobs:
+            layout.put_blob_file(b.path, b.digest, b.size)
+        cfg = layout.put_json(
+            image_config(arch="amd64", created=EPOCH, diff_ids=[b.diff_id for b in blobs]),
+            mt.OCI_CONFIG,
+        )
+        layers = [Descriptor(b.media_type, b.digest, b.size) for b in blobs]
+        layout.tag("two", layout.put_json(image_manifest(cfg, layers), mt.OCI_MANIFEST))
+
+    write_layout_atomically(tmp_path / "oci", build)
+    run("umoci", "unpack", "--rootless", "--image", f"{tmp_path}/oci:two", str(tmp_path / "b"))
+    rootfs = tmp_path / "b" / "rootfs"
+    on_disk = sorted(
+        str(p.relative_to(rootfs)) for p in rootfs.rglob("*") if p.is_file() or p.is_dir()
+    )
+    with open_local_image(parse_image_ref(f"oci:{tmp_path}/oci:two")) as src:
+        (image,) = src.manifests()
+        streams = [src.open_layer(d) for d in image.layers]
+        view = apply_layers(read_layer(s) for s in streams)
+    assert on_disk == sorted(view) == ["etc", "etc/keep", "var", "var/cache", "var/cache/new"]
