@@ -312,3 +312,27 @@ def test_package_layering_gives_shared_layers(built: dict[str, Built], tmp_path:
     if os.geteuid() == 0 and shutil.which("runc"):
         run = assay("run", f"oci:{tmp_path / 'out'}:l", "--", "-c", "import json; print(42)")
         assert run.stdout.strip() == "42"
+
+
+def test_sbom_embed_puts_spdx_in_the_image(built: dict[str, Built], tmp_path: Path) -> None:
+    spec = tmp_path / "static.yaml"
+    spec.write_text(built["static"].spec.read_text() + "\nsbom: {embed: true}\n")
+    env = {"ASSAY_CACHE_DIR": str(tmp_path / "cache")}
+    first = json.loads(
+        assay(
+            "build", str(spec), "--output", f"oci:{tmp_path / 'a'}:s", "--json", "-q", env=env
+        ).stdout
+    )
+    again = json.loads(
+        assay(
+            "build", str(spec), "--output", f"oci:{tmp_path / 'b'}:s", "--json", "-q", env=env
+        ).stdout
+    )
+    assert first["index"] == again["index"], "an embedded SBOM must not break reproducibility"
+    assert first["index"] != built["static"].index, "embedding is off by default"
+    files = _files(Built("static", tmp_path / "a", "s", first, spec))
+    doc = json.loads(files["var/lib/db/sbom/static-amd64.spdx.json"].data)  # type: ignore[attr-defined]
+    assert doc["spdxVersion"] == "SPDX-2.3"
+    names = {p["name"] for p in doc["packages"]}
+    lock = json.loads((tmp_path / "static.lock.json").read_text())
+    assert {p["name"] for p in lock["packages"]["amd64"]} <= names

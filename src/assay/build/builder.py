@@ -466,7 +466,24 @@ def _build_arch(
         progress=lambda d, t: obs.progress(f"assemble {arch}", d, t),
         unpack_cache=_unpack_cache(options),
     )
-    plans = plan_layers(result.entries, spec.layering.strategy, spec.layering.budget)
+    entries = result.entries
+    if spec.sbom.embed:
+        from assay.build.embed import SBOM_DIR, embedded_spdx
+
+        doc = embedded_spdx(
+            result,
+            lock.packages[arch],
+            name=Path(spec_path).stem,
+            arch=arch,
+            source_date_epoch=epoch,
+        )
+        dirs = [
+            Entry(p, EntryType.DIR, 0o755, mtime=epoch)
+            for p in ("var", "var/lib", "var/lib/db", SBOM_DIR)
+            if p not in {e.path for e in entries}
+        ]
+        entries = [*entries, *dirs, doc]
+    plans = plan_layers(entries, spec.layering.strategy, spec.layering.budget)
     blobs: list[LayerBlob] = []
     history: list[dict[str, Any]] = []
     for i, plan in enumerate(plans, 1):
