@@ -63,6 +63,10 @@ def lock_command(
     apt sources. Index files are cached (ASSAY_CACHE_DIR); a warm run only revalidates the
     signed InRelease files.
 
+    Examples: `assay lock examples/python.yaml` writes examples/python.lock.json;
+    `assay lock examples/python.yaml --why libssl3` shows what pulls libssl3 in;
+    `assay lock examples/python.yaml --check` fails when the spec changed since.
+
     Exit codes: 0 ok; 1 resolution failed, a signature or hash check failed, or --check found
     a stale lock; 2 bad spec or arguments.
     """
