@@ -295,7 +295,7 @@ class ImageSpec(_Model):
         if len(text) > _MAX_SPEC_BYTES:
             raise UsageError(f"{where}: spec is larger than 1 MiB")
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
         except yaml.YAMLError as exc:
             raise UsageError(f"{where}: not valid YAML: {exc}") from None
         if not isinstance(data, dict):
@@ -338,6 +338,31 @@ class ImageSpec(_Model):
     def keyring_paths(self, spec_dir: Path) -> list[Path]:
         """Extra keyrings, relative paths taken from the spec's directory."""
         return [p if (p := Path(k)).is_absolute() else spec_dir / p for k in self.contents.keyring]
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping (YAML silently keeps the
+    last one, which would quietly drop, say, a first ``packages:`` list)."""
+
+
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
+    seen: set[Any] = set()
+    for key_node, _value in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, list | dict):
+            continue  # unhashable keys are rejected by the model anyway
+        if key in seen:
+            line = key_node.start_mark.line + 1
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice in one mapping (line {line})"
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
+)
 
 
 def _describe(exc: ValidationError) -> str:
