@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import lzma
+import marshal
 import posixpath
 import threading
 import time
@@ -218,9 +219,59 @@ class RepoClient:
         out: list[PackageRecord] = []
         for component in source.components:
             base = f"{component}/binary-{arch}/Packages"
+            plain = rel.files.get(base)
+            if plain is not None:
+                cached = self._cached_parsed(plain.sha256, source, component)
+                if cached is not None:
+                    self._say(f"Hit {self._url(source, base)} (parsed, cached by sha256)")
+                    out.extend(cached)
+                    continue
             text = self._packages_text(source, rel, base)
-            out.extend(parse_packages(text, source, component, self._url(source, base)))
+            records = parse_packages(text, source, component, self._url(source, base))
+            if plain is not None:  # text was verified against plain.sha256
+                self._store_parsed(plain.sha256, records)
+            out.extend(records)
         return out
+
+    # Parsed-index cache ------------------------------------------------------------------
+    # A warm run need not re-parse 60k stanzas: the records parsed from a Packages file whose
+    # SHA256 the signed Release lists are kept, marshalled, under that SHA256. The file carries
+    # the SHA256 of its own payload, checked before it is loaded, so a damaged file is ignored
+    # and rewritten. (The cache directory itself is trusted, as it is for cached .debs.)
+    def _parsed_path(self, sha256: str) -> Path:
+        return self.index_dir / "parsed" / f"{sha256}.{_PARSED_TAG}"
+
+    def _cached_parsed(
+        self, sha256: str, source: RepoSource, component: str
+    ) -> list[PackageRecord] | None:
+        path = self._parsed_path(sha256)
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            return None
+        head, payload = raw[:64], raw[64:]
+        if head.decode("ascii", "replace") != hashlib.sha256(payload).hexdigest():
+            log.warning("ignoring damaged parsed-index cache %s", path)
+            return None
+        try:
+            with _gc_paused():
+                rows = marshal.loads(payload)
+                make = _FAST_RECORD or (lambda v: PackageRecord(**v))
+                return [make({**row, "repo": source, "component": component}) for row in rows]
+        except (ValueError, EOFError, TypeError) as exc:
+            log.warning("ignoring unreadable parsed-index cache %s: %s", path, exc)
+            return None
+
+    def _store_parsed(self, sha256: str, records: Sequence[PackageRecord]) -> None:
+        rows = [
+            {k: v for k, v in vars(r).items() if k not in ("repo", "component")} for r in records
+        ]
+        try:
+            payload = marshal.dumps(rows)
+        except ValueError:
+            return  # a value marshal cannot store: just re-parse next time
+        digest = hashlib.sha256(payload).hexdigest().encode("ascii")
+        atomic_write_bytes(self._parsed_path(sha256), digest + payload)
 
     def _url(self, source: RepoSource, path: str) -> str:
         return f"{source.uri}/dists/{source.suite}/{path}"
@@ -346,6 +397,12 @@ class RepoClient:
                     records.extend(jobs[(i, arch)].result())
                 packages[arch] = tuple(records)
         return RepoIndex(releases=tuple(r.info for r in releases), packages=packages)
+
+
+# Names the record layout, so a change to PackageRecord's fields never reads old rows.
+_PARSED_TAG = hashlib.sha256(
+    ",".join(sorted(f.name for f in dataclasses.fields(PackageRecord))).encode()
+).hexdigest()[:12]
 
 
 def _sha(data: bytes) -> str:
