@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from assay._atomic import atomic_write_bytes
 
@@ -24,11 +25,11 @@ state = _State()
 
 
 def error(message: str) -> None:
-    err.print(f"[bold red]assay: error:[/] {message}", markup=True, soft_wrap=True)
+    err.print(f"[bold red]assay: error:[/] {escape(message)}", markup=True, soft_wrap=True)
 
 
 def warn(message: str) -> None:
-    err.print(f"[yellow]assay: warning:[/] {message}", markup=True, soft_wrap=True)
+    err.print(f"[yellow]assay: warning:[/] {escape(message)}", markup=True, soft_wrap=True)
 
 
 def info(message: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -49,7 +50,7 @@ class CliObserver:
 
     def stage(self, message: str) -> None:
         if not self.quiet:
-            self._progress.console.print(f"[dim]•[/] {message}", highlight=False)
+            self._progress.console.print(f"[dim]•[/] {escape(message)}", highlight=False)
 
     def progress(self, task: str, done: int, total: int) -> None:
         if not self.enabled:
