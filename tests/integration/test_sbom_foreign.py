@@ -1,4 +1,4 @@
-"""Foreign images: assay's package list against syft's for the very same image bytes.
+"""Foreign images (Debian, distroless status.d, Alpine apk): assay against syft, same bytes.
 
 The image is assembled here (tests/assets/sbom/foreign_rootfs.py): a Debian rootfs with a dpkg
 database and DEP-5 copyright files, a Debian-packaged Python module (python3-six), wheels
@@ -142,3 +142,17 @@ def test_whiteouts_across_layers_match_syft(tmp_path: Path) -> None:
     _assert_matches_syft(ours, theirs, set(DELIBERATE))
     names = {n for n, _, _ in ours}
     assert "attrs" in names and not names & {"left-pad", "@scope/util", "ms"}
+
+
+def test_distroless_status_d_matches_syft(images: dict[str, Path]) -> None:
+    layout = images["base"] / "distroless-oci"
+    ours = {(p.name, p.version, p.purl) for p in catalog_image(f"oci:{layout}").packages}
+    # six's files are listed in status.d/python3-six.md5sums: reported once, inside python3-six.
+    six = ("six", "1.16.0", "pkg:pypi/six@1.16.0")
+    _assert_matches_syft(ours, _syft(f"oci-dir:{layout}"), {six})
+
+
+def test_alpine_apk_matches_syft(images: dict[str, Path]) -> None:
+    layout = images["base"] / "alpine-oci"
+    ours = {(p.name, p.version, p.purl) for p in catalog_image(f"oci:{layout}").packages}
+    _assert_matches_syft(ours, _syft(f"oci-dir:{layout}"), set())

@@ -7,11 +7,12 @@ the layout is built in a staging directory and committed at the end (``oci.layou
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -326,29 +327,7 @@ def build_image(
     workdir = Path(tempfile.mkdtemp(prefix="assay-build-"))
     images: list[ArchImage] = []
     try:
-        if output.transport == "oci":
-            dest = Path(output.path)
-            with staged_layout(dest) as layout:
-                index = _build_all(
-                    layout,
-                    spec,
-                    spec_path,
-                    lock,
-                    archs,
-                    paths,
-                    accounts,
-                    run_as,
-                    epoch,
-                    options,
-                    workdir,
-                    obs,
-                    images,
-                )
-                layout.tag(tag, index)
-            layout_path: Path | None = dest
-        else:
-            stage_dir = workdir / "layout"
-            layout = OciLayout.create(stage_dir)
+        with _output_layout(output, workdir, epoch) as layout:
             index = _build_all(
                 layout,
                 spec,
@@ -365,8 +344,7 @@ def build_image(
                 images,
             )
             layout.tag(tag, index)
-            write_oci_archive(stage_dir, Path(output.path), mtime=epoch)
-            layout_path = None
+        layout_path = Path(output.path) if output.transport == "oci" else None
     finally:
         import shutil
 
@@ -384,6 +362,18 @@ def build_image(
         layout=layout_path,
         lock_written=lock_written,
     )
+
+
+@contextlib.contextmanager
+def _output_layout(output: ImageRef, workdir: Path, epoch: int) -> Iterator[OciLayout]:
+    """A layout to build into, committed to ``output`` only when the block succeeds."""
+    if output.transport == "oci":
+        with staged_layout(Path(output.path)) as layout:
+            yield layout
+        return
+    layout = OciLayout.create(workdir / "layout")
+    yield layout
+    write_oci_archive(layout.path, Path(output.path), mtime=epoch)
 
 
 def _unpack_cache(options: BuildOptions) -> Path:
