@@ -331,11 +331,40 @@ def test_corrupt_cached_index_is_replaced(small_repo: FakeRepo, tmp_path: Path) 
             data = bytearray(f.read_bytes())
             data[len(data) // 2] ^= 0xFF
             f.write_bytes(bytes(data))
+        shutil.rmtree(cache / "indexes" / "parsed")  # else the parsed records are used
         log.clear()
         with client(cache) as c:
             again = c.packages(src, "amd64")
     assert again == good
     assert len([p for p in log if "/binary-amd64/" in p]) == 1
+
+
+def test_parsed_records_are_cached_and_a_damaged_copy_is_ignored(
+    small_repo: FakeRepo, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    log: list[str] = []
+    said: list[str] = []
+    with serve(small_repo.root, log=log) as url:
+        src = small_repo.sources(url)[0]
+        with client(cache) as c:
+            good = c.packages(src, "amd64")
+        parsed = list((cache / "indexes" / "parsed").iterdir())
+        assert len(parsed) == 1
+        log.clear()
+        with client(cache, progress=said.append) as c:
+            assert c.packages(src, "amd64") == good
+        assert not [p for p in log if "/binary-amd64/" in p]
+        assert any("parsed, cached by sha256" in m for m in said)
+        # One flipped byte: the self-check refuses the copy, records come from the raw index.
+        data = bytearray(parsed[0].read_bytes())
+        data[-5] ^= 0xFF
+        parsed[0].write_bytes(bytes(data))
+        said.clear()
+        with client(cache, progress=said.append) as c:
+            assert c.packages(src, "amd64") == good
+        assert not any("parsed, cached" in m for m in said)
+        assert not [p for p in log if "/binary-amd64/" in p]
 
 
 def test_without_by_hash_plain_names_are_used(tmp_path: Path, test_key: TestKey) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from assay.build import generated
+from assay.build.layercache import cached_layer
 from assay.build.layering import plan_layers
 from assay.build.lock import Lock, LockedPackage, lock_matches_spec, lock_path_for, read_lock
 from assay.build.rootfs import AssemblyResult, assemble
@@ -26,7 +27,7 @@ from assay.errors import UsageError
 from assay.oci import mediatypes as mt
 from assay.oci.archive import write_oci_archive
 from assay.oci.entry import Entry, EntryType
-from assay.oci.layer import LayerBlob, write_layer
+from assay.oci.layer import LayerBlob
 from assay.oci.layout import OciLayout, staged_layout
 from assay.oci.model import Descriptor, Platform, history_entry, image_config, image_index, rfc3339
 from assay.oci.model import image_manifest as make_manifest
@@ -376,11 +377,15 @@ def _output_layout(output: ImageRef, workdir: Path, epoch: int) -> Iterator[OciL
     write_oci_archive(layout.path, Path(output.path), mtime=epoch)
 
 
-def _unpack_cache(options: BuildOptions) -> Path:
-    """Decoded data.tar members (zstd, keyed by the sha256 of the compressed member)."""
+def _cache_root(options: BuildOptions) -> Path:
     from assay.cachedir import cache_dir
 
-    return (options.cache_dir or cache_dir()) / "unpacked"
+    return options.cache_dir or cache_dir()
+
+
+def _unpack_cache(options: BuildOptions) -> Path:
+    """Decoded data.tar members (zstd, keyed by the sha256 of the compressed member)."""
+    return _cache_root(options) / "unpacked"
 
 
 def _resolve(spec: ImageSpec, spec_path: Path, spec_bytes: bytes, obs: BuildObserver) -> Lock:
@@ -478,9 +483,10 @@ def _build_arch(
     history: list[dict[str, Any]] = []
     for i, plan in enumerate(plans, 1):
         obs.stage(f"writing {arch} layer {i}/{len(plans)}")
-        blob = write_layer(
+        blob = cached_layer(
             plan.entries,
             workdir / "layers",
+            _cache_root(options),
             source_date_epoch=epoch,
             compression=options.compression,
         )
