@@ -767,17 +767,20 @@ class RegistryClient:
             )
 
     def delete_blob(self, repository: str, digest: str) -> None:
+        self._delete("blobs", "blob", repository, digest)
+
+    def _delete(self, path: str, what: str, repository: str, digest: str) -> None:
         _check_repo(repository)
         _check_digest(digest)
         resp = self._send(
             "DELETE",
-            f"/v2/{repository}/blobs/{digest}",
+            f"/v2/{repository}/{path}/{digest}",
             repository=repository,
             scopes=(f"repository:{repository}:delete",),
         )
         try:
             if resp.status_code not in (202, 200):
-                raise self._fail(resp, f"deleting blob {digest}", repository)
+                raise self._fail(resp, f"deleting {what} {digest}", repository)
         finally:
             resp.close()
 
@@ -928,19 +931,7 @@ class RegistryClient:
         return digest
 
     def delete_manifest(self, repository: str, digest: str) -> None:
-        _check_repo(repository)
-        _check_digest(digest)
-        resp = self._send(
-            "DELETE",
-            f"/v2/{repository}/manifests/{digest}",
-            repository=repository,
-            scopes=(f"repository:{repository}:delete",),
-        )
-        try:
-            if resp.status_code not in (202, 200):
-                raise self._fail(resp, f"deleting manifest {digest}", repository)
-        finally:
-            resp.close()
+        self._delete("manifests", "manifest", repository, digest)
 
     # ------------------------------------------------------------------ tags
     def list_tags(self, repository: str, *, page_size: int | None = None) -> list[str]:
