@@ -297,3 +297,58 @@ def test_check_provenance_rejects_other_digest_subject(pushed: tuple[Built, str]
     assert datetime.fromisoformat(
         st["predicate"]["runDetails"]["metadata"]["finishedOn"].replace("Z", "+00:00")
     )
+
+
+def test_rebuild_says_when_the_mirror_lacks_a_version_and_uses_a_snapshot_mirror(
+    pushed: tuple[Built, str], tmp_path: Path
+) -> None:
+    """A mirror that no longer serves the recorded .debs is named, with the way out; a
+    snapshot mirror (here: a directory served on 127.0.0.1 holding the pool) rebuilds."""
+    import shutil
+
+    from fixtures.debrepo import serve
+
+    built, _ = pushed
+    st = _statement(built, "amd64")
+    debs = [
+        d
+        for d in st["predicate"]["buildDefinition"]["resolvedDependencies"]
+        if d["annotations"]["kind"] == "deb"
+    ]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    pool = tmp_path / "snapshot"
+    cache = built.spec.parent.parent / "cache" / "debs" / "sha256"
+    for d in debs:
+        target = pool / d["annotations"]["filename"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cache / f"{d['digest']['sha256']}.deb", target)
+    with serve(empty) as gone_url:
+        # The mirror moved on: nothing is served under the recorded repositories any more.
+        lock = st["predicate"]["buildDefinition"]["internalParameters"]["lock"]
+        moved = {src["uri"]: f"{gone_url}/m{i}" for i, src in enumerate(lock["sources"])}
+        for src in lock["sources"]:
+            src["uri"] = moved[src["uri"]]
+        for d in debs:
+            d["annotations"]["repository"] = moved[d["annotations"]["repository"]]
+            d["uri"] = f"{d['annotations']['repository']}/{d['annotations']['filename']}"
+        path = tmp_path / "moved.json"
+        path.write_text(json.dumps(st))
+        env = {"ASSAY_CACHE_DIR": str(tmp_path / "fresh")}
+        proc = assay("rebuild", "--provenance", str(path), "--no-cache", check=False, env=env)
+        assert proc.returncode == 1
+        assert "--snapshot-mirror" in proc.stderr and gone_url in proc.stderr
+    with serve(pool) as snapshot_url:
+        proc = assay(
+            "rebuild",
+            "--provenance",
+            str(path),
+            "--no-cache",
+            "--snapshot-mirror",
+            snapshot_url,
+            "-o",
+            "json",
+            env=env,
+        )
+    [result] = json.loads(proc.stdout)
+    assert result["identical"] and result["actual"] == built.digest("amd64")

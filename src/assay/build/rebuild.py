@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from assay.build.builder import BuildObserver, BuildOptions, build_image
 from assay.build.layerdiff import ImageDiff, diff_images
 from assay.build.lock import Lock
 from assay.build.provenance import BUILD_TYPE, ParsedProvenance, parse_provenance
-from assay.errors import InputError, VerificationError
+from assay.errors import InputError, NetworkError, VerificationError
 from assay.oci.reference import ImageRef, parse_image_ref
 from assay.oci.source import ImageSource, open_local_image
 
@@ -134,10 +136,12 @@ def rebuild_from_provenance(
         )
     try:
         lock = Lock.model_validate(prov.lock)
-    except Exception as exc:  # pydantic ValidationError: the recorded lock is malformed
+    except ValidationError as exc:  # the recorded lock is malformed
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
         raise InputError(
-            f"provenance resolvedDependencies do not form a valid lock: {exc}"
-        ) from exc
+            f"provenance resolvedDependencies do not form a valid lock: {where}: {first['msg']}"
+        ) from None
     if not any(lock.packages.values()):
         raise InputError(
             "provenance resolvedDependencies name no .deb packages; nothing to rebuild"
@@ -169,21 +173,30 @@ def rebuild_from_provenance(
         debs = _seed(lock, seed_cache, cache) if seed_cache else {}
         for arch in sorted(lock.packages):
             out_dir = tmp / f"out-{arch}"
-            result = build_image(
-                spec_path,
-                ImageRef(transport="oci", path=str(out_dir), tag="rebuild"),
-                options=BuildOptions(
-                    source_date_epoch=epoch,
-                    compression=compression,  # type: ignore[arg-type]
-                    cache_dir=cache,
-                    archs=[arch],
-                    write_lock=False,
-                    debs=debs,
-                ),
-                lock=lock,
-                spec_bytes=spec_bytes,
-                observer=observer,
-            )
+            try:
+                result = build_image(
+                    spec_path,
+                    ImageRef(transport="oci", path=str(out_dir), tag="rebuild"),
+                    options=BuildOptions(
+                        source_date_epoch=epoch,
+                        compression=compression,  # type: ignore[arg-type]
+                        cache_dir=cache,
+                        archs=[arch],
+                        write_lock=False,
+                        debs=debs,
+                    ),
+                    lock=lock,
+                    spec_bytes=spec_bytes,
+                    observer=observer,
+                )
+            except NetworkError as exc:
+                if snapshot_mirror:
+                    raise
+                raise NetworkError(
+                    f"{exc}. The mirror may no longer serve a version the provenance names: "
+                    "rebuild with --snapshot-mirror URI (an archive that keeps old versions; "
+                    "each package's Filename is appended to it)"
+                ) from exc
             image = result.images[0]
             rr = RebuildResult(arch, _expected_digest(prov, arch), image.manifest.digest)
             if not rr.identical:
