@@ -57,9 +57,25 @@ def _register() -> None:
 
     import assay.cli as pkg
 
-    for mod in sorted(m.name for m in pkgutil.iter_modules(pkg.__path__)):
-        if mod.startswith("cmd_"):
-            importlib.import_module(f"assay.cli.{mod}").register(app)
+    # The order --help lists them in: the build flow first, then evidence, then scanning.
+    order = [
+        "lock",
+        "build",
+        "run",
+        "push",
+        "keygen",
+        "sign",
+        "attest",
+        "provenance",
+        "sbom",
+        "scan",
+        "db",
+        "vex",
+    ]
+    mods = [m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith("cmd_")]
+    rank = {f"cmd_{name}": i for i, name in enumerate(order)}
+    for mod in sorted(mods, key=lambda m: (rank.get(m, len(order)), m)):
+        importlib.import_module(f"assay.cli.{mod}").register(app)
 
 
 _register()
