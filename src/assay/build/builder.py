@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import shlex
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,14 @@ from typing import Any, Literal, Protocol
 from assay.build import generated
 from assay.build.layercache import cached_layer
 from assay.build.layering import plan_layers
-from assay.build.lock import Lock, LockedPackage, lock_matches_spec, lock_path_for, read_lock
+from assay.build.lock import (
+    Lock,
+    LockedPackage,
+    lock_matches_spec,
+    lock_path_for,
+    read_lock,
+    write_lock,
+)
 from assay.build.rootfs import AssemblyResult, assemble
 from assay.build.spec import ImageSpec
 from assay.errors import UsageError
@@ -264,8 +272,6 @@ def load_lock_for(
     resolve: Callable[[], Lock],
 ) -> tuple[Lock, bool]:
     """Use the lock beside the spec when it matches; resolve (and write it) when it is missing."""
-    from assay.build.lock import write_lock
-
     path = options.lock_path or lock_path_for(spec_path)
     if path.exists():
         lock = read_lock(path)
@@ -347,8 +353,6 @@ def build_image(
             layout.tag(tag, index)
         layout_path = Path(output.path) if output.transport == "oci" else None
     finally:
-        import shutil
-
         shutil.rmtree(workdir, ignore_errors=True)
     return BuildResult(
         index=index,
@@ -472,10 +476,11 @@ def _build_arch(
             arch=arch,
             source_date_epoch=epoch,
         )
+        have = {e.path for e in entries}
         dirs = [
             Entry(p, EntryType.DIR, 0o755, mtime=epoch)
             for p in ("var", "var/lib", "var/lib/db", SBOM_DIR)
-            if p not in {e.path for e in entries}
+            if p not in have
         ]
         entries = [*entries, *dirs, doc]
     plans = plan_layers(entries, spec.layering.strategy, spec.layering.budget)

@@ -10,8 +10,8 @@ enough to rebuild and check one platform image.
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -72,18 +72,6 @@ def provenance_for(
     )
 
 
-SbomWriter = Callable[[BuildResult, ArchImage], dict[str, bytes]]
-
-
-def _sboms(result: BuildResult, image: ArchImage) -> dict[str, bytes]:
-    try:
-        from assay.sbom.build import sboms_for_build
-    except ImportError:  # pragma: no cover - the SBOM package is always shipped
-        log.warning("SBOM writer not available; no SBOM written")
-        return {}
-    return sboms_for_build(result, image)
-
-
 def write_evidence(
     result: BuildResult,
     directory: Path,
@@ -91,15 +79,13 @@ def write_evidence(
     builder_id: str,
     started: datetime,
     finished: datetime,
-    sbom_writer: SbomWriter | None = None,
 ) -> list[Evidence]:
     """Write SBOMs and provenance for every architecture of ``result`` into ``directory``."""
-    import hashlib
+    from assay.sbom.build import sboms_for_build
 
     out: list[Evidence] = []
-    writer = sbom_writer or _sboms
     for image in result.images:
-        docs = writer(result, image)
+        docs = sboms_for_build(result, image)
         files: dict[str, Path] = {}
         byproducts: list[dict[str, Any]] = []
         names = {"spdx": f"sbom-{image.arch}.spdx.json", "cyclonedx": f"sbom-{image.arch}.cdx.json"}

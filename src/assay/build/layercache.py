@@ -14,7 +14,6 @@ blob at ``<cache>/layers/blobs/<digest hex>``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -24,7 +23,7 @@ from pathlib import Path
 
 from assay._atomic import atomic_write_bytes
 from assay.oci import mediatypes as mt
-from assay.oci.digest import Digest, parse_digest
+from assay.oci.digest import DigestingWriter, digest_file, digest_hex, parse_digest
 from assay.oci.entry import Entry
 from assay.oci.layer import (
     DEFAULT_GZIP_LEVEL,
@@ -37,27 +36,6 @@ from assay.oci.layer import (
 __all__ = ["cached_layer"]
 
 log = logging.getLogger(__name__)
-
-
-class _HashSink:
-    def __init__(self) -> None:
-        self.h = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes, /) -> int:
-        self.h.update(data)
-        self.size += len(data)
-        return len(data)
-
-
-def _file_sha256(path: Path) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
 
 
 def _codec_version(compression: str) -> str:
@@ -85,9 +63,9 @@ def cached_layer(
     """``write_layer``, reusing a blob compressed earlier from identical tar bytes."""
     level = DEFAULT_GZIP_LEVEL if compression == "gzip" else DEFAULT_ZSTD_LEVEL
     media_type = mt.OCI_LAYER_GZIP if compression == "gzip" else mt.OCI_LAYER_ZSTD
-    sink = _HashSink()
+    sink = DigestingWriter(None)
     count = write_tar(entries, sink, source_date_epoch=source_date_epoch)
-    diff_hex = sink.h.hexdigest()
+    diff_hex = digest_hex(sink.digest)
     index = (
         cache
         / "layers"
@@ -100,8 +78,8 @@ def cached_layer(
         digest = parse_digest(str(meta["digest"]))
         size = int(meta["size"])
         blob = blobs / digest.split(":", 1)[1]
-        found, found_size = _file_sha256(blob)
-        if f"sha256:{found}" == digest and found_size == size:
+        found, found_size = digest_file(blob)
+        if found == digest and found_size == size:
             dest_dir.mkdir(parents=True, exist_ok=True)
             out = dest_dir / f".cached-{digest.split(':', 1)[1]}"
             try:
@@ -112,7 +90,7 @@ def cached_layer(
                 path=out,
                 digest=digest,
                 size=size,
-                diff_id=Digest(f"sha256:{diff_hex}"),
+                diff_id=sink.digest,
                 media_type=media_type,
                 uncompressed_size=sink.size,
                 entries=count,
@@ -126,7 +104,7 @@ def cached_layer(
         source_date_epoch=source_date_epoch,
         compression=compression,  # type: ignore[arg-type]
     )
-    if layer.diff_id != f"sha256:{diff_hex}" or layer.media_type != media_type:
+    if layer.diff_id != sink.digest or layer.media_type != media_type:
         log.warning("layer writer and tar serialiser disagree; not caching %s", layer.digest)
         return layer
     try:

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from assay.build.builder import BuildObserver, BuildOptions, build_image
+from assay.build.builder import PLATFORMS, BuildObserver, BuildOptions, build_image
 from assay.build.layerdiff import ImageDiff, diff_images
 from assay.build.lock import Lock
 from assay.build.provenance import BUILD_TYPE, ParsedProvenance, parse_provenance
@@ -112,8 +112,6 @@ def _expected_digest(prov: ParsedProvenance, arch: str) -> str:
 
 
 def _oci_arch(arch: str) -> str:
-    from assay.build.builder import PLATFORMS
-
     return PLATFORMS[arch].architecture if arch in PLATFORMS else arch
 
 
@@ -208,11 +206,10 @@ def rebuild_from_provenance(
 
 
 def _seed(lock: Lock, seed: Path, cache: Path) -> dict[str, Path]:
-    """Copy .debs we already have (by digest) into the fresh cache; the build re-verifies none
-    of these by size alone: every one is hashed here."""
-    import hashlib
-
+    """Copy .debs we already have (by digest) into the fresh cache. The build trusts these
+    paths, so every copy is hashed (and its size checked) here, after copying."""
     from assay.debian.fetch import DebCache
+    from assay.oci.digest import digest_file
 
     found: dict[str, Path] = {}
     src_cache = DebCache(seed)
@@ -226,11 +223,7 @@ def _seed(lock: Lock, seed: Path, cache: Path) -> dict[str, Path]:
                     continue
                 target = dst / f"{p.sha256}.deb"
                 shutil.copyfile(src, target)
-                h = hashlib.sha256()
-                with open(target, "rb") as fh:
-                    for chunk in iter(lambda: fh.read(1 << 20), b""):
-                        h.update(chunk)
-                if h.hexdigest() == p.sha256:
+                if digest_file(target) == (f"sha256:{p.sha256}", p.size):
                     found[p.sha256] = target
                 else:
                     target.unlink()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -91,10 +90,7 @@ def build(
     options = BuildOptions(
         source_date_epoch=source_date_epoch,
         compression=compression,  # type: ignore[arg-type]
-        archs=arch or None,
-        cache_dir=Path(os.environ["ASSAY_CACHE_DIR"])
-        if os.environ.get("ASSAY_CACHE_DIR")
-        else None,
+        archs=arch or None,  # cache: assay.cachedir (ASSAY_CACHE_DIR, else XDG)
     )
     with CliObserver(enabled=not quiet) as observer:
         result = build_image(spec, ref, options=options, observer=observer)

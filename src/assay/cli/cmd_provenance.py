@@ -28,14 +28,13 @@ every platform's manifest digest is identical; otherwise print a file-level diff
 
 def _platform_refs(image: str, insecure: bool) -> tuple[Any, list[tuple[str, str]]]:
     """(registry ref, [(arch, manifest digest)]) for a registry IMAGE (index or manifest)."""
-    import assay.oci.push  # noqa: F401  (registers docker://)
     from assay.attest import remote
+    from assay.oci.push import open_registry_image
     from assay.oci.reference import parse_image_ref
-    from assay.oci.source import open_local_image
 
     ref = parse_image_ref(image)
-    rref = remote.ImageRef.from_reference(ref)
-    with open_local_image(ref) as source:
+    rref = remote.ImageRef.from_reference(ref)  # refuses anything not in a registry
+    with open_registry_image(ref, insecure=insecure) as source:
         platforms = [(img.platform.architecture, str(img.digest)) for img in source.manifests()]
     return rref, platforms
 

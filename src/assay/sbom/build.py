@@ -136,29 +136,56 @@ def _view_of(entries: Iterable[Entry]) -> MemoryFileView:
     return view
 
 
-def inventory_for_arch_image(result: BuildResult, image: ArchImage) -> Inventory:
-    """``inventory_from_build`` fed from the build's own result objects."""
-    assembly = image.assembly
-    view = _view_of(assembly.entries)
+def inventory_from_assembly(
+    packages: Iterable[LockPackage],
+    entries: Iterable[Entry],
+    owners: Mapping[str, Sequence[str]],
+    *,
+    image_name: str,
+    image_digest: str,
+    arch: str,
+    source_date_epoch: int,
+    repository: str = "",
+    supplier: str = "",
+) -> Inventory:
+    """``inventory_from_build`` fed from an assembled rootfs: the copyright files and the
+    os-release come from the assembled entries themselves."""
+    pkgs = list(packages)
+    view = _view_of(entries)
     copyrights: dict[str, bytes] = {}
-    for p in image.packages:
+    for p in pkgs:
         data = view.read(f"usr/share/doc/{p.name}/copyright")
         if data is not None:
             copyrights[p.name] = data
+    return inventory_from_build(
+        pkgs,
+        owners,
+        image_name=image_name,
+        image_digest=image_digest,
+        arch=arch,
+        distro=detect_distro(view) or DEBIAN_12,
+        source_date_epoch=source_date_epoch,
+        copyrights=copyrights,
+        repository=repository,
+        supplier=supplier,
+    )
+
+
+def inventory_for_arch_image(result: BuildResult, image: ArchImage) -> Inventory:
+    """``inventory_from_assembly`` fed from the build's own result objects."""
     ref = result.output
     repository = ref.name if getattr(ref, "is_registry", False) else ""
     name = (ref.repository or ref.tag or ref.path or "image").rstrip("/")
     annotations: Mapping[str, Any] = getattr(result.spec, "annotations", {}) or {}
     supplier = next((str(annotations[k]) for k in _VENDOR_KEYS if annotations.get(k)), "")
-    return inventory_from_build(
+    return inventory_from_assembly(
         image.packages,
-        assembly.owners,
+        image.assembly.entries,
+        image.assembly.owners,
         image_name=name,
         image_digest=image.manifest.digest,
         arch=image.arch,
-        distro=detect_distro(view) or DEBIAN_12,
         source_date_epoch=result.source_date_epoch,
-        copyrights=copyrights,
         repository=repository,
         supplier=supplier,
     )
