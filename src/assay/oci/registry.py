@@ -476,19 +476,23 @@ class RegistryClient:
         """``HEAD`` the blob: True if the registry has it in ``repository``."""
         _check_repo(repository)
         _check_digest(digest)
+        return self._exists(repository, f"blobs/{digest}", f"blob {digest}", follow_redirects=True)
+
+    def _exists(self, repository: str, path: str, what: str, **send: Any) -> bool:
+        """HEAD ``/v2/<repository>/<path>``: 200 → True, 404 → False, anything else fails."""
         resp = self._send(
             "HEAD",
-            f"/v2/{repository}/blobs/{digest}",
+            f"/v2/{repository}/{path}",
             repository=repository,
             scopes=self._scopes(repository),
-            follow_redirects=True,
+            **send,
         )
         try:
             if resp.status_code == 200:
                 return True
             if resp.status_code == 404:
                 return False
-            raise self._fail(resp, f"checking blob {digest}", repository)
+            raise self._fail(resp, f"checking {what}", repository)
         finally:
             resp.close()
 
@@ -867,21 +871,12 @@ class RegistryClient:
         """``HEAD`` a manifest (by digest, for skipping uploads; tags are resolved with GET)."""
         _check_repo(repository)
         _check_reference(reference)
-        resp = self._send(
-            "HEAD",
-            f"/v2/{repository}/manifests/{reference}",
-            repository=repository,
-            scopes=self._scopes(repository),
+        return self._exists(
+            repository,
+            f"manifests/{reference}",
+            f"manifest {reference}",
             headers={"Accept": ", ".join(MANIFEST_ACCEPT)},
         )
-        try:
-            if resp.status_code == 200:
-                return True
-            if resp.status_code == 404:
-                return False
-            raise self._fail(resp, f"checking manifest {reference}", repository)
-        finally:
-            resp.close()
 
     def put_manifest(
         self,
