@@ -2,52 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import sqlite3
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from fixtures.cli import Ran, run_inprocess
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "vuln"
 DIGEST = "sha256:" + "ab" * 32
 SSL_PURL = "pkg:deb/debian/libssl3@3.0.8-1?arch=amd64&upstream=openssl&distro=debian-12"
 
 
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
 def assay(*args: str, env: dict[str, str]) -> Ran:
     """Run the real console entry point in-process (exit code, stdout, stderr)."""
-    from assay.cli.main import run
-
-    saved_env, saved_argv = dict(os.environ), sys.argv
-    out, err = io.BytesIO(), io.StringIO()
-    stdout = io.TextIOWrapper(out, encoding="utf-8")
-    os.environ.clear()
-    os.environ.update(env)
-    sys.argv = ["assay", *args]
-    code: int | str | None = 0
-    try:
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(err):
-            try:
-                run()
-            except SystemExit as exc:
-                code = exc.code
-            stdout.flush()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved_env)
-        sys.argv = saved_argv
-    return Ran(int(code or 0), out.getvalue().decode(), err.getvalue())
+    return run_inprocess(*args, env=env)
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import os
-import sys
 import tarfile
 import uuid
 from pathlib import Path
@@ -22,6 +20,7 @@ from assay.oci.registry import RegistryClient
 from assay.vuln.db import AdvisoryDB
 from assay.vuln.feeds import FEEDS
 from assay.vuln.vex import create_document
+from fixtures.cli import run_inprocess as run_cli
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "vuln"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -80,30 +79,6 @@ def push_image(client: RegistryClient, repo: str) -> str:
         }
     ).encode()
     return client.put_manifest(repo, "v1", manifest, MANIFEST)
-
-
-def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    from assay.cli.main import run
-
-    saved, argv = dict(os.environ), sys.argv
-    out, err = io.BytesIO(), io.StringIO()
-    stdout = io.TextIOWrapper(out, encoding="utf-8")
-    os.environ.clear()
-    os.environ.update(env)
-    sys.argv = ["assay", *args]
-    code: int | str | None = 0
-    try:
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(err):
-            try:
-                run()
-            except SystemExit as exc:
-                code = exc.code
-            stdout.flush()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        sys.argv = argv
-    return int(code or 0), out.getvalue().decode(), err.getvalue()
 
 
 @pytest.fixture()
