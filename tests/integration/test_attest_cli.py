@@ -18,7 +18,8 @@ from assay.oci.registry import RegistryClient
 sys.path.insert(0, str(Path(__file__).parent))
 from test_attest_registry import IMAGE_DIGEST, _layout_blob, push_manifest_tree
 
-INTEROP = Path(__file__).resolve().parents[2] / ".." / "shared" / "interop"
+from fixtures.assets import INTEROP
+
 BUNDLES = INTEROP / "sigstore-python-bundles"
 GH_IDENTITY = (
     "https://github.com/trailofbits/rfc8785.py/.github/workflows/release.yml@refs/tags/v0.1.2"

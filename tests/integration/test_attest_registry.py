@@ -10,7 +10,6 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +18,8 @@ from assay.attest import keys, remote, simplesigning
 from assay.attest.simplesigning import SIGNATURE_ANNOTATION, cosign_tag
 from assay.errors import VerificationError
 from assay.oci.registry import RegistryClient
+from fixtures.assets import INTEROP
 
-INTEROP = Path(__file__).resolve().parents[2] / ".." / "shared" / "interop"
 LAYOUT = INTEROP / "skopeo-1.13.3-signed-oci"
 IMAGE_DIGEST = "sha256:fad65fdb808f280a8c7dad07c8c94112c5620f8991b1a42af64760a820b0c178"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -5,14 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 
 from assay.attest import bundle, dsse, intoto, keys, simplesigning
 from assay.errors import UsageError, VerificationError
+from fixtures.assets import INTEROP
 
-INTEROP = Path(__file__).resolve().parents[2] / ".." / "shared" / "interop"
 LAYOUT = INTEROP / "skopeo-1.13.3-signed-oci"
 IMAGE_DIGEST = "sha256:fad65fdb808f280a8c7dad07c8c94112c5620f8991b1a42af64760a820b0c178"
 SIG_MANIFEST = "sha256:72222d17ce07d2aa0a9d2a18d294da3a48c6a76fb1ca8f089bb7f07112f88572"

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from assay.attest.bundle import verify_keyless
 from assay.errors import VerificationError
+from fixtures.assets import INTEROP
 
-BUNDLES = (
-    Path(__file__).resolve().parents[2] / ".." / "shared" / "interop" / "sigstore-python-bundles"
-)
+BUNDLES = INTEROP / "sigstore-python-bundles"
 GH_IDENTITY = (
     "https://github.com/trailofbits/rfc8785.py/.github/workflows/release.yml@refs/tags/v0.1.2"
 )

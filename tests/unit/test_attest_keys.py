@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 
 import pytest
 
 from assay.attest import keys
 from assay.errors import InputError, VerificationError
-
-INTEROP = Path(__file__).resolve().parents[2] / ".." / "shared" / "interop"
+from fixtures.assets import INTEROP
 
 
 def _interop(name: str) -> bytes:
