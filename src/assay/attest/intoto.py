@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+from assay._json import load_json, load_json_object
 from assay.attest._gojson import go_json
-from assay.errors import UsageError, VerificationError
+from assay.errors import InputError, UsageError, VerificationError
 
 __all__ = [
     "PREDICATE_TYPES",
@@ -70,8 +70,7 @@ class Statement:
     raw: bytes
 
     def to_json(self) -> dict[str, Any]:
-        parsed: dict[str, Any] = json.loads(self.raw)
-        return parsed
+        return load_json_object(self.raw, what="in-toto statement", max_size=MAX_STATEMENT)
 
 
 def build_statement(
@@ -97,9 +96,9 @@ def build_statement(
         predicate = {"Data": text, "Timestamp": timestamp}
     else:
         try:
-            predicate = json.loads(predicate_bytes)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise UsageError(f"predicate for type {uri} is not valid JSON: {exc}") from exc
+            predicate = load_json(predicate_bytes, what=f"predicate for type {uri}")
+        except InputError as exc:
+            raise UsageError(str(exc)) from None
         if not isinstance(predicate, dict):
             raise UsageError(f"predicate for type {uri} must be a JSON object")
     statement = {
@@ -116,9 +115,9 @@ def parse_statement(raw: bytes) -> Statement:
     if len(raw) > MAX_STATEMENT:
         raise VerificationError("in-toto statement is larger than 16 MiB; refusing it")
     try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise VerificationError(f"in-toto statement is not valid JSON: {exc}") from exc
+        doc = load_json(raw, what="in-toto statement", max_size=MAX_STATEMENT)
+    except InputError as exc:
+        raise VerificationError(str(exc)) from None
     if not isinstance(doc, dict):
         raise VerificationError("in-toto statement is not a JSON object")
     stype = doc.get("_type")

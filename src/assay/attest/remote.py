@@ -9,7 +9,6 @@ to the tag ``sha256-<hex>.sig`` (a second signer appends a layer), attestations 
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
 import re
@@ -17,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 from assay import __version__
+from assay._json import load_json
 from assay.attest import bundle as _bundle
 from assay.attest.dsse import Envelope, sign_envelope
 from assay.attest.intoto import (
@@ -509,7 +509,7 @@ def verify_image_keyless(
                     image.digest,
                     statement.predicate_type,
                     "referrer-bundle",
-                    json.loads(result.payload),
+                    load_json(result.payload, what="attestation payload", max_size=16 << 20),
                 )
             )
         except VerificationError as exc:

@@ -20,11 +20,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from assay._json import load_json, load_json_object
 from assay.attest._gojson import go_json
 from assay.errors import InputError, VerificationError
 
@@ -97,8 +97,7 @@ class SimpleSigningPayload:
     raw: bytes
 
     def to_json(self) -> dict[str, Any]:
-        parsed: dict[str, Any] = json.loads(self.raw)
-        return parsed
+        return load_json_object(self.raw, what="signature payload", max_size=MAX_PAYLOAD)
 
 
 def parse_payload(raw: bytes) -> SimpleSigningPayload:
@@ -106,9 +105,9 @@ def parse_payload(raw: bytes) -> SimpleSigningPayload:
     if len(raw) > MAX_PAYLOAD:
         raise VerificationError(f"signature payload is {len(raw)} bytes; refusing over 1 MiB")
     try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise VerificationError(f"signature payload is not valid JSON: {exc}") from exc
+        doc = load_json(raw, what="signature payload", max_size=MAX_PAYLOAD)
+    except InputError as exc:
+        raise VerificationError(str(exc)) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("critical"), dict):
         raise VerificationError("signature payload has no 'critical' object")
     critical = doc["critical"]
@@ -169,9 +168,9 @@ def parse_signature_manifest(raw: bytes) -> list[SignedLayer]:
     if len(raw) > MAX_SIGNATURE_MANIFEST:
         raise VerificationError("signature manifest is larger than 4 MiB; refusing it")
     try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise VerificationError(f"signature manifest is not valid JSON: {exc}") from exc
+        doc = load_json(raw, what="signature manifest", max_size=MAX_SIGNATURE_MANIFEST)
+    except InputError as exc:
+        raise VerificationError(str(exc)) from None
     layers = doc.get("layers") if isinstance(doc, dict) else None
     if not isinstance(layers, list):
         raise VerificationError("signature manifest has no 'layers' list")

@@ -11,7 +11,6 @@ in the image.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import uuid
 from collections.abc import Mapping, Sequence
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from assay import __version__
+from assay._json import load_json
 from assay.errors import InputError
 
 __all__ = [
@@ -210,10 +210,7 @@ def parse_provenance(data: bytes | Mapping[str, Any]) -> ParsedProvenance:
     if isinstance(data, bytes | bytearray):
         if len(data) > _MAX_PROVENANCE:
             raise InputError("provenance document is larger than 64 MiB; refusing to parse it")
-        try:
-            doc = json.loads(data)
-        except ValueError as exc:
-            raise InputError(f"provenance is not valid JSON: {exc}") from exc
+        doc = load_json(data, what="provenance", max_size=_MAX_PROVENANCE)
     else:
         doc = dict(data)
     if not isinstance(doc, dict):

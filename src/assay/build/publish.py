@@ -12,11 +12,12 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from assay._json import load_json_object
 from assay.attest import remote
 from assay.attest.keys import SigningKey
 from assay.build.builder import BuildObserver, BuildResult
 from assay.build.evidence import Evidence
-from assay.errors import UsageError
+from assay.errors import InputError, UsageError
 from assay.oci.push import push_layout
 from assay.oci.reference import parse_image_ref
 from assay.oci.registry import RegistryClient
@@ -31,7 +32,9 @@ def _predicate(kind: str, raw: bytes) -> bytes:
     """cosign attaches a predicate; the provenance file is a whole statement, so unwrap it."""
     if kind != "provenance":
         return raw
-    statement = json.loads(raw)
+    statement = load_json_object(raw, what="provenance statement")
+    if not isinstance(statement.get("predicate"), dict):
+        raise InputError("provenance statement has no 'predicate' object")
     return json.dumps(statement["predicate"], sort_keys=True, separators=(",", ":")).encode()
 
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from assay._json import load_json_object
 from assay.errors import InputError, UsageError
 from assay.oci.entry import Entry, EntryType
 from assay.oci.layer import apply_layers, read_layer
@@ -115,7 +116,7 @@ def _runc_config(
 ) -> None:
     subprocess.run(["runc", "spec", "--bundle", str(bundle)], check=True, capture_output=True)
     spec_path = bundle / "config.json"
-    spec = json.loads(spec_path.read_text())
+    spec = load_json_object(spec_path.read_bytes(), what="runc spec")
     uid, gid = _user(config, bundle / "rootfs")
     if entrypoint is not None:
         argv = [entrypoint, *args]

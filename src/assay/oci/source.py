@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
-import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
+from assay._json import load_json
 from assay.errors import InputError, UsageError
 from assay.oci import _tar
 from assay.oci import mediatypes as mt
@@ -284,10 +284,7 @@ class DockerArchiveSource:
     def _load(self, name: str) -> ImageManifest:
         what = f"docker-archive {self.path}"
         raw = self._read_member("manifest.json", MAX_MANIFEST_SIZE)
-        try:
-            doc = json.loads(raw)
-        except ValueError as e:
-            raise InputError(f"{what}: manifest.json is not valid JSON: {e}") from None
+        doc = load_json(raw, what=f"{what}: manifest.json", max_size=MAX_MANIFEST_SIZE)
         if not isinstance(doc, list) or not doc or not all(isinstance(x, dict) for x in doc):
             raise InputError(f"{what}: manifest.json must be a non-empty list of objects")
         chosen: dict[str, Any]

@@ -7,13 +7,13 @@ release), and the subject image from a ``pkg:oci`` purl.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 from packageurl import PackageURL
 
+from assay._json import load_json
 from assay.errors import InputError
 from assay.sbom.model import Distro, Inventory, Package
 
@@ -121,10 +121,7 @@ def read_sbom(path: Path) -> Inventory:
         raise InputError(f"cannot read SBOM {path}: {exc.strerror}") from None
     if len(raw) > MAX_SBOM_BYTES:
         raise InputError(f"SBOM {path} is larger than {MAX_SBOM_BYTES} bytes")
-    try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"SBOM {path} is not valid JSON: {exc}") from None
+    doc = load_json(raw, what=f"SBOM {path}", max_size=MAX_SBOM_BYTES)
     if not isinstance(doc, dict):
         raise InputError(f"{path} is neither an SPDX nor a CycloneDX JSON document")
     if str(doc.get("spdxVersion", "")).startswith("SPDX-"):

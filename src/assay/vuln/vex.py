@@ -20,6 +20,7 @@ from urllib.parse import unquote
 
 from packageurl import PackageURL
 
+from assay._json import load_json
 from assay.errors import InputError, UsageError
 from assay.vuln.model import Finding, ScanResult
 
@@ -201,10 +202,7 @@ class VexDocument:
 
     @classmethod
     def from_json(cls, data: bytes | str, where: str = "OpenVEX document") -> VexDocument:
-        try:
-            doc = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputError(f"{where} is not valid JSON: {exc}") from None
+        doc = load_json(data, what=where)
         problems = validate_openvex(doc)
         if problems:
             raise InputError(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import gzip
-import json
 import zlib
 from pathlib import Path
 from typing import Any, Protocol
 
+from assay._json import load_json as _load_json
 from assay.errors import InputError
 from assay.vuln.db import AdvisoryDB
 
@@ -51,7 +51,5 @@ def read_bounded(path: Path, limit: int = MAX_FEED_BYTES) -> bytes:
 
 
 def load_json(data: bytes, what: str) -> Any:
-    try:
-        return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{what} is not valid JSON: {exc}") from None
+    """A feed document through the shared bounded loader (see :mod:`assay._json`)."""
+    return _load_json(data, what=what, max_size=MAX_FEED_BYTES)
