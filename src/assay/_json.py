@@ -75,7 +75,7 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for k, _ in pairs:
             if k in seen:
-                raise _Refused(f"the key {k[:60]!r} twice in one object (an ambiguous document)")
+                raise _Refused(f"a duplicate JSON key {k[:60]!r} (an ambiguous document)")
             seen.add(k)
     return d
 
