@@ -289,16 +289,16 @@ class DockerArchiveSource:
             raise InputError(f"{what}: manifest.json must be a non-empty list of objects")
         chosen: dict[str, Any]
         if name.startswith("@"):
+            if not (name[1:].isascii() and name[1:].isdigit() and len(name) < 8):
+                raise UsageError(f"{what}: '{name}' is not @N, the number of an image (e.g. @0)")
             i = int(name[1:])
             if i >= len(doc):
                 raise UsageError(f"{what}: has {len(doc)} images; index @{i} is out of range")
             chosen = doc[i]
         elif name:
-            matches = [
-                x for x in doc if any(_names_match(t, name) for t in x.get("RepoTags") or [])
-            ]
+            matches = [x for x in doc if any(_names_match(t, name) for t in _repo_tags(x))]
             if not matches:
-                tags = sorted(t for x in doc for t in (x.get("RepoTags") or []))
+                tags = sorted(t for x in doc for t in _repo_tags(x))
                 raise UsageError(f"{what}: no image {name!r} (images: {', '.join(tags) or 'none'})")
             chosen = matches[0]
         else:
@@ -436,3 +436,9 @@ def open_local_image(ref: ImageRef) -> ImageSource:
 
 
 open_image = open_local_image  # the same entry point, for callers that also take registries
+
+
+def _repo_tags(entry: dict[str, Any]) -> list[str]:
+    """The string entries of a docker-archive manifest entry's ``RepoTags`` (others ignored)."""
+    tags = entry.get("RepoTags")
+    return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []

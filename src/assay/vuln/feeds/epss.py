@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 from assay.errors import InputError
@@ -30,6 +31,20 @@ class EpssFeed:
             detail = lines[0].lstrip("#").strip()
             body_start = 1
         reader = csv.reader(io.StringIO("\n".join(lines[body_start:])))
+        try:
+            return self._import_rows(db, path, origin, reader, body_start, detail)
+        except csv.Error as exc:  # a field over the csv module's limit, a stray NUL…
+            raise InputError(f"EPSS file {path} is not valid CSV: {exc}") from None
+
+    def _import_rows(
+        self,
+        db: AdvisoryDB,
+        path: Path,
+        origin: str,
+        reader: Iterator[list[str]],
+        body_start: int,
+        detail: str,
+    ) -> int:
         header = next(reader, None)
         if header is None or [h.strip().lower() for h in header[:3]] != [
             "cve",
