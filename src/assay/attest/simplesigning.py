@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,8 @@ from typing import Any
 from assay._json import load_json, load_json_object
 from assay.attest._gojson import go_json
 from assay.errors import InputError, VerificationError
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "ATTESTATION_LAYER_MEDIA_TYPE",
@@ -177,22 +180,28 @@ def parse_signature_manifest(raw: bytes) -> list[SignedLayer]:
     if len(layers) > MAX_LAYERS:
         raise VerificationError(f"signature manifest has {len(layers)} layers; refusing over 1000")
     out: list[SignedLayer] = []
-    for layer in layers:
-        if not isinstance(layer, dict):
-            raise VerificationError("signature manifest layer is not an object")
-        digest, size, media_type = layer.get("digest"), layer.get("size"), layer.get("mediaType")
-        annotations = layer.get("annotations") or {}
-        if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
-            raise VerificationError("signature manifest layer has no valid sha256 digest")
-        if type(size) is not int or size < 0:
-            raise VerificationError("signature manifest layer has no valid size")
-        if not isinstance(media_type, str) or not isinstance(annotations, dict):
-            raise VerificationError(
-                "signature manifest layer has a malformed mediaType/annotations"
-            )
-        clean = {str(k): str(v) for k, v in annotations.items() if isinstance(v, str)}
-        out.append(SignedLayer(media_type, digest, size, clean))
+    for i, layer in enumerate(layers):
+        try:
+            out.append(_signed_layer(layer))
+        except VerificationError as exc:
+            # One malformed layer cannot add evidence; skip it so the others still count.
+            _log.warning("skipping signature manifest layer %d: %s", i, exc)
     return out
+
+
+def _signed_layer(layer: object) -> SignedLayer:
+    if not isinstance(layer, dict):
+        raise VerificationError("signature manifest layer is not an object")
+    digest, size, media_type = layer.get("digest"), layer.get("size"), layer.get("mediaType")
+    annotations = layer.get("annotations") or {}
+    if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
+        raise VerificationError("signature manifest layer has no valid sha256 digest")
+    if type(size) is not int or size < 0:
+        raise VerificationError("signature manifest layer has no valid size")
+    if not isinstance(media_type, str) or not isinstance(annotations, dict):
+        raise VerificationError("signature manifest layer has a malformed mediaType/annotations")
+    clean = {str(k): str(v) for k, v in annotations.items() if isinstance(v, str)}
+    return SignedLayer(media_type, digest, size, clean)
 
 
 def signature_config(layer_digests: list[str]) -> bytes:

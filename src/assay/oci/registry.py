@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from assay._http import transport as deadline_transport
 from assay._json import load_json, load_json_object
 from assay.errors import InputError, NetworkError, UsageError, VerificationError
 from assay.oci.auth import Authenticator, Credentials, parse_challenges
@@ -279,7 +280,7 @@ class RegistryClient:
         self._own_http = http is None
         self.http = http or httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
-            verify=not insecure,
+            transport=deadline_transport(verify=not insecure),
             follow_redirects=False,
             headers={"User-Agent": "assay"},
         )
