@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,8 +11,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from assay._atomic import atomic_write_bytes
+from assay._text import printable
 
-__all__ = ["emit", "err", "error", "info", "state", "warn"]
+__all__ = ["LogFormatter", "emit", "err", "error", "info", "state", "warn"]
 
 err = Console(stderr=True, highlight=False)
 
@@ -25,15 +27,24 @@ state = _State()
 
 
 def error(message: str) -> None:
-    err.print(f"[bold red]assay: error:[/] {escape(message)}", markup=True, soft_wrap=True)
+    text = escape(printable(message))
+    err.print(f"[bold red]assay: error:[/] {text}", markup=True, soft_wrap=True)
 
 
 def warn(message: str) -> None:
-    err.print(f"[yellow]assay: warning:[/] {escape(message)}", markup=True, soft_wrap=True)
+    text = escape(printable(message))
+    err.print(f"[yellow]assay: warning:[/] {text}", markup=True, soft_wrap=True)
 
 
 def info(message: str) -> None:
-    err.print(message, markup=False, soft_wrap=True)
+    err.print(printable(message, keep_newlines=True), markup=False, soft_wrap=True)
+
+
+class LogFormatter(logging.Formatter):
+    """Log lines on stderr with outside text made printable (see :mod:`assay._text`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record), keep_newlines=True)
 
 
 def emit(data: str | bytes, output: Path | None = None) -> None:

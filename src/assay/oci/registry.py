@@ -38,6 +38,7 @@ import httpx
 
 from assay._http import transport as deadline_transport
 from assay._json import load_json, load_json_object
+from assay._text import printable
 from assay.errors import InputError, NetworkError, UsageError, VerificationError
 from assay.oci.auth import Authenticator, Credentials, parse_challenges
 from assay.oci.digest import Digest
@@ -218,7 +219,7 @@ def _error_detail(resp: httpx.Response) -> str:
             code = str(err.get("code", ""))[:64]
             msg = str(err.get("message", ""))[:200]
             parts.append(f"{code}: {msg}" if msg else code)
-    return "; ".join(parts)
+    return printable("; ".join(parts))
 
 
 def _parse_next_link(header: str | None) -> str | None:

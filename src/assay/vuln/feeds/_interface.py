@@ -11,10 +11,13 @@ from assay._json import load_json as _load_json
 from assay.errors import InputError
 from assay.vuln.db import AdvisoryDB
 
-__all__ = ["MAX_FEED_BYTES", "Feed", "load_json", "read_bounded"]
+__all__ = ["MAX_FEED_BYTES", "MAX_GZIP_RATIO", "Feed", "load_json", "read_bounded"]
 
 # The Debian tracker JSON is ~80 MB today; leave generous headroom but refuse absurd inputs.
 MAX_FEED_BYTES = 1 << 30
+# A gzip feed may expand to at most this many times its compressed size (the Debian tracker
+# JSON compresses about 10:1; a gzip bomb reaches 1000:1).
+MAX_GZIP_RATIO = 100
 
 
 class Feed(Protocol):
@@ -39,13 +42,20 @@ def read_bounded(path: Path, limit: int = MAX_FEED_BYTES) -> bytes:
     if len(raw) > limit:
         raise InputError(f"feed file {path} is larger than {limit} bytes; refusing to read it")
     if raw[:2] == b"\x1f\x8b":
+        # Bounded absolutely and by ratio: a 1 MB gzip bomb must not become gigabytes of JSON.
+        cap = min(limit, max(len(raw) * MAX_GZIP_RATIO, 1 << 20))
         d = zlib.decompressobj(wbits=31)
         try:
-            out = d.decompress(raw, limit + 1)
+            out = d.decompress(raw, cap + 1)
         except (zlib.error, gzip.BadGzipFile) as exc:
             raise InputError(f"feed file {path} is not valid gzip: {exc}") from None
-        if len(out) > limit or d.unconsumed_tail:
-            raise InputError(f"feed file {path} expands past {limit} bytes; refusing it")
+        if len(out) > cap or d.unconsumed_tail:
+            raise InputError(
+                f"feed file {path} expands past {cap} bytes (limit: {MAX_GZIP_RATIO}x its "
+                f"compressed size, at most {limit}); refusing it as a decompression bomb"
+            )
+        if not d.eof:
+            raise InputError(f"feed file {path} is truncated gzip; download it again")
         return out
     return raw
 
