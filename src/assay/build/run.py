@@ -51,7 +51,12 @@ def _safe_parent(root: Path, rel: str) -> Path:
     cur = root
     for part in rel.split("/")[:-1]:
         cur = cur / part
-        st = os.lstat(cur)
+        try:
+            st = os.lstat(cur)
+        except FileNotFoundError:
+            # A layer need not list its directories; create them as runtimes do (0755).
+            os.mkdir(cur, 0o755)
+            continue
         if not stat.S_ISDIR(st.st_mode):
             raise InputError(f"refusing to write {rel!r}: {cur} is not a directory inside the root")
     return cur
