@@ -135,7 +135,11 @@ def load_yaml(text: str | bytes, *, what: str, max_size: int = 1 << 20) -> Any:
         raise InputError(
             f"{what}: {len(text)} bytes, larger than {max_size >> 10} KiB; refusing it"
         )
-    loader = _BoundedLoader(text)
+    try:
+        loader = _BoundedLoader(text)  # decodes the stream; refuses control characters
+    except yaml.YAMLError as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise InputError(f"{what}: not valid YAML: {detail}") from None
     try:
         root = loader.get_single_node()
         if root is None:

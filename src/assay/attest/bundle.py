@@ -118,8 +118,10 @@ def parse_bundle(raw: bytes) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise VerificationError("Sigstore bundle is not a JSON object")
     media_type = doc.get("mediaType")
-    if media_type not in BUNDLE_MEDIA_TYPES_ACCEPTED:
-        raise VerificationError(f"Sigstore bundle has unsupported mediaType {media_type!r}")
+    if not isinstance(media_type, str) or media_type not in BUNDLE_MEDIA_TYPES_ACCEPTED:
+        raise VerificationError(
+            f"Sigstore bundle has unsupported mediaType {str(media_type)[:100]!r}"
+        )
     if not isinstance(doc.get("verificationMaterial"), dict):
         raise VerificationError("Sigstore bundle has no verificationMaterial")
     return doc

@@ -121,8 +121,10 @@ def parse_statement(raw: bytes) -> Statement:
     if not isinstance(doc, dict):
         raise VerificationError("in-toto statement is not a JSON object")
     stype = doc.get("_type")
-    if stype not in STATEMENT_TYPES_ACCEPTED:
-        raise VerificationError(f"in-toto statement _type is {stype!r}, not an in-toto Statement")
+    if not isinstance(stype, str) or stype not in STATEMENT_TYPES_ACCEPTED:
+        raise VerificationError(
+            f"in-toto statement _type is {str(stype)[:100]!r}, not an in-toto Statement"
+        )
     ptype = doc.get("predicateType")
     if not isinstance(ptype, str):
         raise VerificationError("in-toto statement has no predicateType")

@@ -246,9 +246,15 @@ def parse_provenance(data: bytes | Mapping[str, Any]) -> ParsedProvenance:
     deps = need(bdef, "resolvedDependencies", "buildDefinition", list)
     builder_id = need(need(run, "builder", "runDetails"), "id", "runDetails.builder", str)
 
-    lock: dict[str, Any] = dict(internal.get("lock", {}))
+    lock_doc = internal.get("lock", {})
+    if not isinstance(lock_doc, dict):
+        raise InputError("provenance field internalParameters.lock must be a dict")
+    lock: dict[str, Any] = dict(lock_doc)
     releases: list[dict[str, Any]] = []
-    archs: dict[str, list[dict[str, Any]]] = {a: [] for a in external.get("archs", [])}
+    arch_list = external.get("archs", [])
+    if not isinstance(arch_list, list) or not all(isinstance(a, str) for a in arch_list):
+        raise InputError("provenance field externalParameters.archs must be a list of strings")
+    archs: dict[str, list[dict[str, Any]]] = {a: [] for a in arch_list}
     for i, dep in enumerate(deps):
         where = f"resolvedDependencies[{i}]"
         uri = need(dep, "uri", where, str)
