@@ -21,6 +21,7 @@ import argparse
 import json
 import logging
 import random
+import signal
 import sys
 import time
 import traceback
@@ -59,6 +60,9 @@ _TOKENS = [
     b"@",
     b":@abc",
 ]
+
+
+_STOPPED: list[bool] = []
 
 
 def _random_value(rng: random.Random, depth: int = 0) -> Any:
@@ -178,14 +182,51 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
 
 
 def campaign(
-    target: Target, runs: int, seed: int, findings: Path, quiet: bool = False
+    target: Target,
+    runs: int,
+    seed: int,
+    findings: Path,
+    quiet: bool = False,
+    seconds: float = 0.0,
 ) -> dict[str, int]:
+    """Run ``target`` ``runs`` times (or until ``seconds`` pass, or SIGTERM/Ctrl-C)."""
     rng = random.Random(seed)
     corpus = list(target.seeds)
     counts = {"executions": 0, "accepted": 0, "refused": 0, "unexpected": 0}
     seen: set[str] = set()
     started = time.monotonic()
-    for _ in range(runs):
+    try:
+        _loop(target, runs, rng, corpus, counts, seen, findings, started, seconds)
+    except KeyboardInterrupt:
+        print(f"{target.name}: interrupted", flush=True)
+        _STOPPED.append(True)
+    elapsed = time.monotonic() - started
+    if not quiet:
+        print(
+            f"{target.name}: {counts['executions']} executions in {elapsed:.0f} s "
+            f"({counts['executions'] / max(elapsed, 1e-9):.0f}/s), {counts['accepted']} accepted, "
+            f"{counts['refused']} refused (AssayError), {counts['unexpected']} unexpected "
+            f"({len(seen)} distinct)",
+            flush=True,
+        )
+    return counts
+
+
+def _loop(
+    target: Target,
+    runs: int,
+    rng: random.Random,
+    corpus: list[bytes],
+    counts: dict[str, int],
+    seen: set[str],
+    findings: Path,
+    started: float,
+    seconds: float,
+) -> None:
+    for n in range(runs):
+        if seconds and n % 256 == 0 and time.monotonic() - started > seconds:
+            print(f"{target.name}: time budget of {seconds:g} s used", flush=True)
+            return
         data = mutate(rng.choice(corpus), rng)
         if len(data) > (1 << 20):
             data = data[: 1 << 20]
@@ -209,16 +250,6 @@ def campaign(
         counts["accepted"] += 1
         if len(corpus) < 64 and rng.random() < 0.05:
             corpus.append(data)  # keep some accepted variants as new starting points
-    elapsed = time.monotonic() - started
-    if not quiet:
-        print(
-            f"{target.name}: {counts['executions']} executions in {elapsed:.0f} s "
-            f"({counts['executions'] / max(elapsed, 1e-9):.0f}/s), {counts['accepted']} accepted, "
-            f"{counts['refused']} refused (AssayError), {counts['unexpected']} unexpected "
-            f"({len(seen)} distinct)",
-            flush=True,
-        )
-    return counts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,10 +257,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", default="all", help="a target name, or 'all'")
     parser.add_argument("--runs", type=int, default=10_000, help="executions per target")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--seconds", type=float, default=0.0, help="time budget per target (0: none)"
+    )
     parser.add_argument("--list", action="store_true", help="list the targets and exit")
     parser.add_argument("--findings", type=Path, default=Path(__file__).parent / "findings")
     args = parser.parse_args(argv)
     logging.disable(logging.CRITICAL)  # the "skipping …" warnings would flood the terminal
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # print the counts when stopped
     targets = all_targets()
     if args.list:
         print("\n".join(sorted(targets)))
@@ -240,7 +275,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown target {unknown[0]!r}; --list shows them")
     total = 0
     for name in names:
-        total += campaign(targets[name], args.runs, args.seed, args.findings)["unexpected"]
+        if _STOPPED:
+            break
+        found = campaign(targets[name], args.runs, args.seed, args.findings, seconds=args.seconds)
+        total += found["unexpected"]
     return 1 if total else 0
 
 
