@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.cli import Ran, run_script
 from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, test_key
 
 __all__ = ["test_key"]  # the pytest fixture, imported for use here
@@ -26,22 +27,13 @@ DATE = 1_700_000_000
 SYFT_ENV = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}  # no traffic off this machine
 
 
-def assay(
-    *args: str, env: dict[str, str], check: bool = True, timeout: float = 600
-) -> subprocess.CompletedProcess[str]:
-    """The installed console script (PYTHONPATH selects the tree under test)."""
-    exe = shutil.which("assay")
-    assert exe is not None, "the assay console script is not installed (pip install -e .)"
-    full = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
-    full.update(env)
-    proc = subprocess.run(
-        [exe, *args], env=full, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if check and proc.returncode != 0:
+def assay(*args: str, env: dict[str, str], check: bool = True) -> Ran:
+    r = run_script(*args, env=env)
+    if check and r.returncode != 0:
         raise AssertionError(
-            f"assay {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+            f"assay {' '.join(args)} exited {r.returncode}\n{r.stdout}\n{r.stderr}"
         )
-    return proc
+    return r
 
 
 def layout_files(ref: str) -> dict[str, object]:

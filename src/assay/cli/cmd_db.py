@@ -151,8 +151,10 @@ def status_command(
         StatusOutput.text, "--output", "-o", envvar="ASSAY_OUTPUT", help="text or json."
     ),
 ) -> None:
-    """Show each source's age, origin and record count; warn when a source is stale.
+    """Show each source's data date and age, origin and record count; warn when one is stale.
 
+    A source's age is the age of its data (KEV dateReleased, EPSS score_date, OSV modified,
+    NVD timestamp, the tracker's Last-Modified or file time), not of its import.
     Exit codes: 0 ok (also when stale: that is a warning); 2 no database.
     """
     with _open(db, create=False) as adb:
@@ -162,6 +164,8 @@ def status_command(
     rows = [
         {
             "source": s.name,
+            "data_date": s.dated,
+            "data_date_from": "feed" if s.data_date else "import",
             "imported_at": s.imported_at,
             "age_days": round(s.age_days(), 2),
             "records": s.records,
@@ -180,15 +184,16 @@ def status_command(
             lines.append("no sources imported yet: run `assay db update` or `assay db import`")
         for r in rows:
             lines.append(
-                f"{r['source']:<15} {r['records']:>9} records  age {r['age_days']:>6.1f} d  "
-                f"imported {r['imported_at']}  from {r['origin']}"
+                f"{r['source']:<15} {r['records']:>9} records  data {r['data_date']}  "
+                f"age {r['age_days']:>6.1f} d  imported {r['imported_at']}  from {r['origin']}"
                 + (f"  ({r['detail']})" if r["detail"] else "")
             )
         _console.emit("\n".join(lines) + "\n")
     for r in rows:
         if r["stale"]:
             _console.warn(
-                f"source {r['source']} is {r['age_days']:.1f} days old (more than {max_age:g}); "
+                f"source {r['source']}: its data is {r['age_days']:.1f} days old (from "
+                f"{r['data_date']}, more than {max_age:g}); "
                 "run `assay db update`"
             )
 

@@ -61,7 +61,8 @@ def scan_command(
         None,
         "--max-db-age",
         envvar="ASSAY_MAX_DB_AGE",
-        help="Fail (exit 1) when a feed is older than DAYS.",
+        help="Fail (exit 1) when any imported feed's data is older than DAYS (by the "
+        "feed's own date; see `assay db status`).",
     ),
     updates: bool = typer.Option(
         False,
@@ -136,13 +137,18 @@ def scan_command(
         if max_db_age is not None:
             too_old = stale_sources(adb, max_db_age)
             if too_old:
-                names = ", ".join(f"{s.name} ({age:.1f} d)" for s, age in too_old)
+                names = ", ".join(
+                    f"{s.name} (data from {s.dated[:10]}, {age:.1f} d)" for s, age in too_old
+                )
                 raise AssayError(
-                    f"vulnerability database older than --max-db-age {max_db_age:g} days: "
-                    f"{names}; run `assay db update`"
+                    f"vulnerability data older than --max-db-age {max_db_age:g} days: "
+                    f"{names}; run `assay db update` (or import newer feed files)"
                 )
         for s, age in stale_sources(adb, warn_db_age):
-            _console.warn(f"feed {s.name} is {age:.1f} days old; run `assay db update`")
+            _console.warn(
+                f"feed {s.name}: its data is {age:.1f} days old (from {s.dated[:10]}); "
+                "run `assay db update`"
+            )
         result = run_scan(
             adb,
             inventory,

@@ -431,7 +431,7 @@ def scan_inventory(
             )
         )
     findings.sort(key=lambda f: (-f.severity.rank, f.id, f.package, f.purl))
-    sources = {s.name: s.imported_at for s in db.sources()}
+    sources = {s.name: s.dated for s in db.sources()}
     return ScanResult(
         subject_name=inventory.subject_name,
         subject_digest=inventory.subject_digest,

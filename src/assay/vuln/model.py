@@ -124,7 +124,7 @@ class ScanResult:
     distro: str  # e.g. "debian 12 (bookworm)"; "" when unknown
     findings: tuple[Finding, ...]
     skipped: tuple[tuple[str, str], ...] = ()  # (package purl or "", reason)
-    db_built: dict[str, str] = field(default_factory=dict)  # source -> imported_at
+    db_built: dict[str, str] = field(default_factory=dict)  # source -> date of its data
     hidden_negligible: int = 0
     # ``scan --updates``: {package, installed, candidate, suite, cves, entries, note}
     updates: tuple[dict[str, Any], ...] | None = None

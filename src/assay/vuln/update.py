@@ -18,7 +18,7 @@ import httpx
 from assay.errors import NetworkError
 from assay.vuln.db import AdvisoryDB
 from assay.vuln.feeds import FEEDS
-from assay.vuln.feeds._interface import MAX_FEED_BYTES
+from assay.vuln.feeds._interface import MAX_FEED_BYTES, http_date
 
 __all__ = ["DEFAULT_OSV_ECOSYSTEMS", "FeedUrl", "feed_urls", "update_feeds"]
 
@@ -48,11 +48,13 @@ def feed_urls(
     return out
 
 
-def _download(client: httpx.Client, url: str, dest: Path) -> None:
+def _download(client: httpx.Client, url: str, dest: Path) -> str:
+    """Fetch ``url`` into ``dest``; return its ``Last-Modified`` as RFC 3339 ("" if none)."""
     try:
         with client.stream("GET", url) as resp:
             if resp.status_code != 200:
                 raise NetworkError(f"{url} answered HTTP {resp.status_code}; check the feed URL")
+            modified = http_date(resp.headers.get("last-modified"))
             size = 0
             with open(dest, "wb") as fh:
                 for chunk in resp.iter_bytes():
@@ -60,6 +62,7 @@ def _download(client: httpx.Client, url: str, dest: Path) -> None:
                     if size > MAX_FEED_BYTES:
                         raise NetworkError(f"{url} sent more than {MAX_FEED_BYTES} bytes; refusing")
                     fh.write(chunk)
+            return modified
     except httpx.HTTPError as exc:
         raise NetworkError(
             f"cannot download {url}: {exc}; on an air-gapped machine use `assay db import`"
@@ -85,6 +88,9 @@ def update_feeds(
                 ".zip" if fu.url.endswith(".zip") else (".gz" if fu.url.endswith(".gz") else "")
             )
             dest = Path(tmp) / f"{i}-{fu.feed}{suffix}"
-            _download(client, fu.url, dest)
-            counts[fu.feed] = counts.get(fu.feed, 0) + FEEDS[fu.feed].import_path(db, dest, fu.url)
+            modified = _download(client, fu.url, dest)
+            # without Last-Modified the data is dated by the download (the file's mtime)
+            counts[fu.feed] = counts.get(fu.feed, 0) + FEEDS[fu.feed].import_path(
+                db, dest, fu.url, modified
+            )
     return counts
