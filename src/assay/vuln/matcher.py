@@ -18,6 +18,7 @@ from typing import Any
 
 from packageurl import PackageURL
 
+from assay.debian.codenames import version_for
 from assay.sbom.model import Inventory, Package
 from assay.vuln.db import AdvisoryDB, release_of
 from assay.vuln.ecosystems import normalize_name, osv_ecosystem, sort_key_for
@@ -335,21 +336,9 @@ def scan_inventory(
         others.append(p)
 
     raw: dict[str, list[_Raw]] = {}
-    have_tracker = (
-        bool(release)
-        and db.conn.execute("SELECT 1 FROM debian WHERE release=? LIMIT 1", (release,)).fetchone()
-        is not None
-    )
-    if debs and inventory.distro is not None and inventory.distro.id.lower() == "debian":
-        if have_tracker:
-            raw.update(_debian_matches(ctx, release, debs))
-        else:
-            major = inventory.distro.version_id.split(".", 1)[0]
-            raw.update(_osv_matches(ctx, debs, {"Debian": major}))
-            if not raw:
-                ctx.skipped.append(("", f"no Debian tracker data for release {release!r}"))
-    elif debs:
-        ctx.skipped.append(("", "Debian packages found but the distro is not Debian; not matched"))
+    blind: list[str] = []
+    if debs:
+        raw.update(_match_debian(ctx, inventory, release, debs, blind))
     alpine = ""
     if inventory.distro is not None and inventory.distro.id.lower() == "alpine":
         alpine = "v" + ".".join(inventory.distro.version_id.split(".")[:2])
@@ -440,7 +429,48 @@ def scan_inventory(
         findings=tuple(findings),
         skipped=tuple(sorted(set(ctx.skipped))),
         db_built=sources,
+        blind_spots=tuple(blind),
     )
+
+
+def _match_debian(
+    ctx: _Ctx, inventory: Inventory, release: str, debs: list[Package], blind: list[str]
+) -> dict[str, list[_Raw]]:
+    """Tracker (else OSV ``Debian:N``) matches; what cannot be matched goes to ``blind``."""
+    d = inventory.distro
+    n = f"{len(debs)} Debian package(s)"
+    if d is None:
+        blind.append(
+            f"{n} not matched: the distro is unknown (no /etc/os-release in the image, no distro "
+            "in the SBOM); give --distro debian:VERSION"
+        )
+        return {}
+    if d.id.lower() != "debian":
+        blind.append(
+            f"{n} not matched: the distro is {d.id} {d.version_id}".rstrip()
+            + ", which assay has no advisories for; give --distro debian:VERSION if they are "
+            "Debian's"
+        )
+        return {}
+    if not release:
+        blind.append(
+            f"{n} not matched: Debian {d.version_id or '?'} is not a release assay knows; "
+            "give --distro debian:CODENAME"
+        )
+        return {}
+    conn = ctx.db.conn
+    if conn.execute("SELECT 1 FROM debian WHERE release=? LIMIT 1", (release,)).fetchone():
+        return _debian_matches(ctx, release, debs)
+    major = d.version_id.split(".", 1)[0] or version_for(release)
+    if conn.execute(
+        "SELECT 1 FROM osv_affected WHERE ecosystem='Debian' AND eco_release=? LIMIT 1", (major,)
+    ).fetchone():
+        return _osv_matches(ctx, debs, {"Debian": major})
+    blind.append(
+        f"{n} not matched: the database has no Debian tracker (or OSV Debian:{major}) data for "
+        f"{release}; run `assay db update` (or `db import --debian-tracker`)"
+    )
+    return {}
 
 
 _DB_SEVERITY = {

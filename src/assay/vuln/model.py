@@ -128,6 +128,9 @@ class ScanResult:
     hidden_negligible: int = 0
     # ``scan --updates``: {package, installed, candidate, suite, cves, entries, note}
     updates: tuple[dict[str, Any], ...] | None = None
+    # packages that could not be matched at all (unknown distro, no data for the release):
+    # a scan that cannot see them must not look clean
+    blind_spots: tuple[str, ...] = ()
 
     def unsuppressed_at_or_above(self, threshold: Severity) -> list[Finding]:
         return [f for f in self.findings if not f.suppressed and f.severity.rank >= threshold.rank]

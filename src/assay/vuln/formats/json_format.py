@@ -68,6 +68,7 @@ def result_to_json(result: ScanResult) -> dict[str, Any]:
         },
         "findings": [finding_to_json(f) for f in result.findings],
         "skipped": [{"purl": p or None, "reason": r} for p, r in result.skipped],
+        "not_scanned": list(result.blind_spots),
         **({"updates": list(result.updates)} if result.updates is not None else {}),
     }
 
@@ -139,6 +140,7 @@ def result_from_json(doc: Any, where: str = "scan result") -> ScanResult:
             ),
             db_built={str(k): str(v) for k, v in (doc.get("database") or {}).items()},
             hidden_negligible=int(doc.get("summary", {}).get("hidden_negligible") or 0),
+            blind_spots=tuple(str(x) for x in doc.get("not_scanned") or ()),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InputError(f"{where} is not a valid assay JSON scan result: {exc!r}") from None

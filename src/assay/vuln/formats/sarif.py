@@ -133,6 +133,15 @@ class SarifFormatter:
                         }
                     },
                     "automationDetails": {"id": f"assay-scan/{result.subject_name}"},
+                    "invocations": [
+                        {
+                            "executionSuccessful": True,
+                            "toolExecutionNotifications": [
+                                {"level": "warning", "message": {"text": f"not scanned: {spot}"}}
+                                for spot in result.blind_spots
+                            ],
+                        }
+                    ],
                     "results": results,
                     "properties": {
                         "subject": result.subject_name,

@@ -31,8 +31,14 @@ class TableFormatter:
             + (f"@{result.subject_digest}" if result.subject_digest else "")
             + (f" — {result.distro}" if result.distro else "")
         ]
+        for spot in result.blind_spots:
+            lines.append(f"NOT SCANNED: {spot}")
         if not result.findings:
-            lines.append("no vulnerabilities found")
+            lines.append(
+                "no vulnerabilities found in what could be matched"
+                if result.blind_spots
+                else "no vulnerabilities found"
+            )
         for sev in sorted(Severity, key=lambda s: -s.rank):
             group = [f for f in result.findings if f.severity is sev]
             if not group:
