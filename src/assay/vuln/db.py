@@ -69,6 +69,11 @@ CREATE TABLE IF NOT EXISTS kev (
     cve TEXT PRIMARY KEY, date_added TEXT NOT NULL, due_date TEXT NOT NULL,
     ransomware TEXT NOT NULL, vendor TEXT NOT NULL, product TEXT NOT NULL, name TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS nvd (
+    cve TEXT NOT NULL, version TEXT NOT NULL, source TEXT NOT NULL, type TEXT NOT NULL,
+    vector TEXT NOT NULL, score REAL NOT NULL, last_modified TEXT NOT NULL,
+    PRIMARY KEY (cve, version, source)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS epss (
     cve TEXT PRIMARY KEY, score REAL NOT NULL, percentile REAL NOT NULL
 ) WITHOUT ROWID;
@@ -256,7 +261,7 @@ class AdvisoryDB:
         return [SourceStatus(*r) for r in rows]
 
     def counts(self) -> dict[str, int]:
-        tables = ("debian", "osv", "osv_affected", "aliases", "kev", "epss", "inventories")
+        tables = ("debian", "osv", "osv_affected", "aliases", "kev", "epss", "nvd", "inventories")
         return {t: self.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
 
     # -- first seen --------------------------------------------------------------------------

@@ -356,6 +356,11 @@ def scan_inventory(
         conn, "SELECT id, summary, db_severity FROM osv WHERE id IN ({marks})", every
     )
     vectors = _lookup(conn, "SELECT vuln, vector FROM cvss WHERE vuln IN ({marks})", every)
+    nvd = _lookup(
+        conn,
+        "SELECT cve, version, source, type, vector, score FROM nvd WHERE cve IN ({marks})",
+        every,
+    )
     kev = _lookup(conn, "SELECT cve, due_date FROM kev WHERE cve IN ({marks})", every)
     epss = _lookup(conn, "SELECT cve, score, percentile FROM epss WHERE cve IN ({marks})", every)
 
@@ -378,7 +383,8 @@ def scan_inventory(
         best = members[0]
         fixed = next((m.fixed_in for m in members if m.fixed_in and m.state == best.state), "")
         urgency = next((m.urgency for m in members if m.urgency), "")
-        severity, score, vector, sev_source = _severity(ids, urgency, vectors, summaries)
+        rating = _severity(ids, urgency, vectors, summaries, nvd, pkg.ecosystem == "deb")
+        severity = rating.severity
         kev_due = min((r[0] for i in ids for r in kev.get(i, [])), default="")
         is_kev = any(i in kev for i in ids)
         ep = max((r for i in ids for r in epss.get(i, [])), default=None)
@@ -406,9 +412,11 @@ def scan_inventory(
                 fixed_in=fixed,
                 reason=best.reason,
                 urgency=urgency,
-                cvss_score=score,
-                cvss_vector=vector,
-                severity_source=sev_source,
+                cvss_score=rating.score,
+                cvss_vector=rating.vector,
+                severity_source=rating.source,
+                cvss_source=rating.cvss_source,
+                cvss_provider=rating.provider,
                 description=desc,
                 kev=is_kev,
                 kev_due=kev_due,
@@ -482,35 +490,77 @@ _DB_SEVERITY = {
 }
 
 
-def _severity(
-    ids: frozenset[str],
-    urgency: str,
-    vectors: dict[str, list[tuple[Any, ...]]],
-    summaries: dict[str, list[tuple[Any, ...]]],
-) -> tuple[Severity, float | None, str, str]:
-    scored: list[tuple[int, float, str, str]] = []
+@dataclass(frozen=True)
+class _Rating:
+    severity: Severity
+    source: str  # what the severity came from: "nvd", "osv", "debian" or ""
+    score: float | None = None  # CVSS base score, kept for reference even when not used
+    vector: str = ""
+    cvss_source: str = ""  # "nvd" or "osv"
+    provider: str = ""  # who scored it in NVD: "nvd@nist.gov" (Primary) or the CNA
+
+
+_NVD_VERSION = {"4.0": 3, "3.1": 2, "3.0": 1}
+
+
+def _nvd_best(ids: frozenset[str], nvd: dict[str, list[tuple[Any, ...]]]) -> _Rating | None:
+    """NVD's Primary assessment over a CNA's Secondary one; then the newest CVSS version."""
+    rows = [r for i in sorted(ids) for r in nvd.get(i, [])]
+    if not rows:
+        return None
+    _version, source, _kind, vector, score = max(
+        rows, key=lambda r: (r[2] == "Primary", _NVD_VERSION.get(str(r[0]), 0), str(r[1]), r[3])
+    )
+    return _Rating(
+        severity_from_score(float(score)), "nvd", float(score), str(vector), "nvd", str(source)
+    )
+
+
+def _osv_best(ids: frozenset[str], vectors: dict[str, list[tuple[Any, ...]]]) -> _Rating | None:
+    scored: list[tuple[int, float, str]] = []
     for i in sorted(ids):
         for (vector,) in vectors.get(i, []):
             res = cvss_score(str(vector))
             if res is not None:
                 score, kind = res
-                scored.append((4 if kind == "cvss_v4" else 3, score, str(vector), kind))
+                scored.append((4 if kind == "cvss_v4" else 3, score, str(vector)))
     best = max(scored, default=None)
-    if urgency.strip().rstrip("*").strip().lower() == "unimportant":
-        # Debian judged it irrelevant for Debian's build; keep the score for reference.
-        return (
-            Severity.NEGLIGIBLE,
-            best[1] if best else None,
-            best[2] if best else "",
-            "debian-urgency",
-        )
-    if best is not None:
-        return severity_from_score(best[1]), best[1], best[2], best[3]
+    if best is None:
+        return None
+    return _Rating(severity_from_score(best[1]), "osv", best[1], best[2], "osv")
+
+
+def _severity(
+    ids: frozenset[str],
+    urgency: str,
+    vectors: dict[str, list[tuple[Any, ...]]],
+    summaries: dict[str, list[tuple[Any, ...]]],
+    nvd: dict[str, list[tuple[Any, ...]]],
+    debian: bool,
+) -> _Rating:
+    """Debian packages: NVD's CVSS, else OSV's, else Debian's urgency; others: OSV first."""
+    by_nvd, by_osv = _nvd_best(ids, nvd), _osv_best(ids, vectors)
+    by_db: _Rating | None = None
     for i in sorted(ids):
         for _summary, db_sev in summaries.get(i, []):
-            if str(db_sev).upper() in _DB_SEVERITY:
-                return _DB_SEVERITY[str(db_sev).upper()], None, "", "osv-database"
+            if by_db is None and str(db_sev).upper() in _DB_SEVERITY:
+                by_db = _Rating(_DB_SEVERITY[str(db_sev).upper()], "osv")
+    scored = (by_nvd or by_osv) if debian else (by_osv or by_nvd)
+    if urgency.strip().rstrip("*").strip().lower() == "unimportant":
+        # Debian judged it irrelevant for Debian's build; keep the score for reference.
+        return _Rating(
+            Severity.NEGLIGIBLE,
+            "debian",
+            scored.score if scored else None,
+            scored.vector if scored else "",
+            scored.cvss_source if scored else "",
+            scored.provider if scored else "",
+        )
+    order = (by_nvd, by_osv, by_db) if debian else (by_osv, by_db, by_nvd)
+    for rating in order:
+        if rating is not None:
+            return rating
     if urgency:
         sev = severity_from_urgency(urgency)
-        return sev, None, "", "debian-urgency" if sev is not Severity.UNKNOWN else ""
-    return Severity.UNKNOWN, None, "", ""
+        return _Rating(sev, "debian" if sev is not Severity.UNKNOWN else "")
+    return _Rating(Severity.UNKNOWN, "")

@@ -92,7 +92,9 @@ class Finding:
     urgency: str = ""  # Debian urgency verbatim
     cvss_score: float | None = None
     cvss_vector: str = ""
-    severity_source: str = ""  # "cvss_v4", "cvss_v3", "debian-urgency", "osv-database", ""
+    severity_source: str = ""  # what rated it: "nvd" (CVSS), "osv" (CVSS or db), "debian", ""
+    cvss_source: str = ""  # where cvss_vector comes from: "nvd" or "osv"
+    cvss_provider: str = ""  # NVD only: who scored it ("nvd@nist.gov" for NVD's Primary)
     description: str = ""
     kev: bool = False
     kev_due: str = ""  # YYYY-MM-DD

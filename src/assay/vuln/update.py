@@ -48,10 +48,16 @@ def feed_urls(
     return out
 
 
-def _download(client: httpx.Client, url: str, dest: Path) -> str:
+def _download(
+    client: httpx.Client,
+    url: str,
+    dest: Path,
+    params: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> str:
     """Fetch ``url`` into ``dest``; return its ``Last-Modified`` as RFC 3339 ("" if none)."""
     try:
-        with client.stream("GET", url) as resp:
+        with client.stream("GET", url, params=params, headers=headers) as resp:
             if resp.status_code != 200:
                 raise NetworkError(f"{url} answered HTTP {resp.status_code}; check the feed URL")
             modified = http_date(resp.headers.get("last-modified"))
@@ -84,6 +90,9 @@ def update_feeds(
         for i, fu in enumerate(urls):
             if progress:
                 progress(f"downloading {fu.feed} from {fu.url}")
+            if fu.feed == "nvd":
+                counts["nvd"] = _update_nvd(db, client, fu.url, Path(tmp) / "nvd", progress)
+                continue
             suffix = (
                 ".zip" if fu.url.endswith(".zip") else (".gz" if fu.url.endswith(".gz") else "")
             )
@@ -94,3 +103,27 @@ def update_feeds(
                 db, dest, fu.url, modified
             )
     return counts
+
+
+def _update_nvd(
+    db: AdvisoryDB,
+    client: httpx.Client,
+    url: str,
+    dest: Path,
+    progress: Callable[[str], None] | None,
+) -> int:
+    """Page through the NVD CVE API (only CVEs modified since the last update, when recent)."""
+    from assay.vuln.feeds.nvd import NVD_API, NvdFeed, fetch_pages
+
+    dest.mkdir()
+    key = os.environ.get("ASSAY_NVD_API_KEY", "").strip()
+    headers = {"apiKey": key} if key else None
+    # NVD's public limits: 5 requests per 30 s without a key, 50 with one; mirrors set theirs
+    delay = (0.6 if key else 6.0) if url == NVD_API else 0.0
+    since = next((s.data_date for s in db.sources() if s.name == "nvd"), "")
+
+    def get(params: dict[str, str], page: Path) -> None:
+        _download(client, url, page, params=params, headers=headers)
+
+    pages = fetch_pages(get, dest, since=since, delay=delay, progress=progress)
+    return NvdFeed().import_paths(db, pages, url)

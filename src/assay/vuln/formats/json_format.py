@@ -26,7 +26,16 @@ def finding_to_json(f: Finding) -> dict[str, Any]:
         "reason": f.reason or None,
         "data_source": f.source,
         "severity_source": f.severity_source or None,
-        "cvss": {"score": f.cvss_score, "vector": f.cvss_vector} if f.cvss_vector else None,
+        "cvss": (
+            {
+                "score": f.cvss_score,
+                "vector": f.cvss_vector,
+                "source": f.cvss_source or None,
+                "provider": f.cvss_provider or None,
+            }
+            if f.cvss_vector
+            else None
+        ),
         "debian_urgency": f.urgency or None,
         "kev": {"listed": f.kev, "due_date": f.kev_due or None},
         "epss": (
@@ -117,6 +126,8 @@ def result_from_json(doc: Any, where: str = "scan result") -> ScanResult:
                     cvss_score=_f(cvss.get("score")),
                     cvss_vector=str(cvss.get("vector") or ""),
                     severity_source=str(f.get("severity_source") or ""),
+                    cvss_source=str(cvss.get("source") or ""),
+                    cvss_provider=str(cvss.get("provider") or ""),
                     description=str(f.get("description") or ""),
                     kev=bool(kev.get("listed")),
                     kev_due=str(kev.get("due_date") or ""),
