@@ -206,6 +206,7 @@ class _Api:
 
     def __init__(self) -> None:
         self.queries: list[dict[str, str]] = []
+        self.faults: list[int] = []  # statuses answered (one per request) before real pages
         vulns = _doc()["vulnerabilities"]
 
         api = self
@@ -214,6 +215,9 @@ class _Api:
             def do_GET(self) -> None:
                 q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
                 api.queries.append(q)
+                if api.faults:
+                    self.send_error(api.faults.pop(0), "injected fault")
+                    return
                 start = int(q.get("startIndex", "0"))
                 page = vulns[start : start + 3]
                 now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000")
@@ -271,3 +275,17 @@ def test_db_update_pages_then_asks_for_changes_only(api: _Api, tmp_path: Path) -
     doc = json.loads(run_script("db", "status", "-o", "json", env=env).stdout)
     (nvd,) = doc["sources"]
     assert nvd["age_days"] < 0.1 and nvd["origin"] == api.url
+
+
+def test_db_update_retries_when_nvd_sheds_load(api: _Api, tmp_path: Path) -> None:
+    env = {"ASSAY_VULN_DB": str(tmp_path / "v.db"), "ASSAY_FEED_NVD": api.url}
+    api.faults = [503]
+    r = run_script("db", "update", "--only", "nvd", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "HTTP 503; retrying" in r.stderr
+    assert [q["startIndex"] for q in api.queries] == ["0", "0", "3", "6"]
+    api.faults = [404]  # not load shedding: an error at once, previous data kept
+    r = run_script("db", "update", "--only", "nvd", env=env)
+    assert r.returncode == 1 and "HTTP 404" in r.stderr
+    with AdvisoryDB(tmp_path / "v.db") as db:
+        assert db.conn.execute("SELECT count(DISTINCT cve) FROM nvd").fetchone()[0] == 6

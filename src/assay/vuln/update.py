@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,14 @@ __all__ = ["DEFAULT_OSV_ECOSYSTEMS", "FeedUrl", "feed_urls", "update_feeds"]
 log = logging.getLogger(__name__)
 
 DEFAULT_OSV_ECOSYSTEMS = ("PyPI", "npm", "Go")
+
+
+class _HttpStatus(NetworkError):
+    """A feed URL answered an HTTP status other than 200."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,10 @@ def _download(
     try:
         with client.stream("GET", url, params=params, headers=headers) as resp:
             if resp.status_code != 200:
-                raise NetworkError(f"{url} answered HTTP {resp.status_code}; check the feed URL")
+                raise _HttpStatus(
+                    f"{url} answered HTTP {resp.status_code}; check the feed URL",
+                    resp.status_code,
+                )
             modified = http_date(resp.headers.get("last-modified"))
             size = 0
             with open(dest, "wb") as fh:
@@ -105,6 +117,9 @@ def update_feeds(
     return counts
 
 
+_NVD_RETRIES = 3
+
+
 def _update_nvd(
     db: AdvisoryDB,
     client: httpx.Client,
@@ -123,7 +138,18 @@ def _update_nvd(
     since = next((s.data_date for s in db.sources() if s.name == "nvd"), "")
 
     def get(params: dict[str, str], page: Path) -> None:
-        _download(client, url, page, params=params, headers=headers)
+        # the NVD API sheds load with 403/429/503: wait and retry a few times before giving up
+        for attempt in range(_NVD_RETRIES + 1):
+            try:
+                _download(client, url, page, params=params, headers=headers)
+                return
+            except _HttpStatus as exc:
+                if exc.status not in (403, 429, 502, 503, 504) or attempt == _NVD_RETRIES:
+                    raise
+                wait = max(delay, 1.0) * (attempt + 1)
+                if progress:
+                    progress(f"nvd: HTTP {exc.status}; retrying in {wait:.0f} s")
+                time.sleep(wait)
 
     pages = fetch_pages(get, dest, since=since, delay=delay, progress=progress)
     return NvdFeed().import_paths(db, pages, url)
