@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, func, select
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from assay.errors import NetworkError, UsageError
@@ -142,43 +142,65 @@ class Store:
         self.close()
 
     # -- images ------------------------------------------------------------------------------
-    def record_image(self, inventory: Inventory, *, release: str = "", now: str = "") -> int:
+    def record_image(self, inventory: Inventory, *, release: str = "", now: str = "") -> None:
         """Keep an image's inventory (replacing an earlier one for the same digest)."""
+        self.record_images([inventory], release=release, now=now)
+
+    def record_images(
+        self, inventories: Iterable[Inventory], *, release: str = "", now: str = ""
+    ) -> int:
+        """Keep many inventories in one transaction (PostgreSQL: rows sent with COPY)."""
         from assay.vuln.db import release_of
 
         when = now or _now()
-        rel = release or release_of(inventory)
-        t = schema.images
+        t, inv = schema.images, schema.inventory
+        n = 0
         with self.engine.begin() as conn:
-            row = conn.execute(select(t.c.id).where(t.c.digest == inventory.subject_digest)).first()
-            if row is None:
-                inserted = conn.execute(
-                    t.insert().values(
-                        digest=inventory.subject_digest,
-                        name=inventory.subject_name,
-                        release=rel,
-                        architecture=inventory.architecture,
-                        first_recorded=when,
-                        last_recorded=when,
+            pending: list[dict[str, Any]] = []
+            for item in inventories:
+                rel = release or release_of(item)
+                row = conn.execute(select(t.c.id).where(t.c.digest == item.subject_digest)).first()
+                if row is None:
+                    inserted = conn.execute(
+                        t.insert().values(
+                            digest=item.subject_digest,
+                            name=item.subject_name,
+                            release=rel,
+                            architecture=item.architecture,
+                            first_recorded=when,
+                            last_recorded=when,
+                        )
+                    ).inserted_primary_key
+                    if inserted is None:
+                        raise UsageError("the store did not return the new image's id")
+                    image_id = int(inserted[0])
+                else:
+                    image_id = int(row[0])
+                    conn.execute(
+                        t.update()
+                        .where(t.c.id == image_id)
+                        .values(name=item.subject_name, release=rel, last_recorded=when)
                     )
-                ).inserted_primary_key
-                if inserted is None:
-                    raise UsageError("the store did not return the new image's id")
-                image_id = int(inserted[0])
-            else:
-                image_id = int(row[0])
-                conn.execute(
-                    t.update()
-                    .where(t.c.id == image_id)
-                    .values(name=inventory.subject_name, release=rel, last_recorded=when)
-                )
-                conn.execute(
-                    delete(schema.inventory).where(schema.inventory.c.image_id == image_id)
-                )
-            rows = list(_inventory_rows(image_id, inventory.packages))
-            for i in range(0, len(rows), _BATCH):
-                conn.execute(schema.inventory.insert(), rows[i : i + _BATCH])
-        return image_id
+                    conn.execute(delete(inv).where(inv.c.image_id == image_id))
+                pending.extend(_inventory_rows(image_id, item.packages))
+                n += 1
+                if len(pending) >= _BATCH:
+                    self._insert_inventory(conn, pending)
+                    pending = []
+            if pending:
+                self._insert_inventory(conn, pending)
+        return n
+
+    def _insert_inventory(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        if self.dialect != "postgresql":
+            conn.execute(schema.inventory.insert(), rows)
+            return
+        cols = [c.name for c in schema.inventory.columns]
+        raw: Any = conn.connection.driver_connection
+        sql = f"COPY inventory ({', '.join(cols)}) FROM STDIN"
+        with raw.cursor() as cur, cur.copy(sql) as copy:
+            for r in rows:
+                copy.write_row([r[c] for c in cols])
 
     def images(self) -> list[StoredImage]:
         t, inv = schema.images, schema.inventory

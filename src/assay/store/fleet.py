@@ -52,8 +52,7 @@ SELECT i.id AS image_id, ip.name AS package, d.vuln AS vuln,
                 WHEN d.nodsa <> '' THEN d.nodsa ELSE 'no DSA' END
     ELSE ''
   END AS reason,
-  COALESCE(k.due_date, '') AS kev_due,
-  :now AS first_seen, :now AS last_seen, '' AS due_date
+  COALESCE(k.due_date, '') AS kev_due
 FROM inventory AS ip
 JOIN images AS i ON i.id = ip.image_id
 JOIN advisories AS d ON d.release = i.release AND d.source = ip.source_name
@@ -64,34 +63,56 @@ WHERE ip.ecosystem = 'deb' AND i.release <> ''
   AND (d.status <> 'resolved' OR ip.source_key < d.fixed_key)
 """
 
-_UPSERT = f"""
+
+def _add_days(dialect: str, date_sql: str, days: int) -> str:
+    if dialect == "postgresql":
+        return f"to_char(CAST(substr({date_sql}, 1, 10) AS date) + {days}, 'YYYY-MM-DD')"
+    return f"date(substr({date_sql}, 1, 10), '+{days} days')"
+
+
+def _due(dialect: str, first_seen: str, severity: str, kev_due: str) -> str:
+    """SQL for the FedRAMP due date: first seen + days by severity, or the KEV due date if
+    earlier; '' when neither applies."""
+    whens = " ".join(
+        f"WHEN '{sev}' THEN {_add_days(dialect, first_seen, days)}" for sev, days in _DAYS
+    )
+    base = f"(CASE {severity} {whens} ELSE NULL END)"
+    return (
+        f"(CASE WHEN {kev_due} <> '' AND ({base} IS NULL OR {kev_due} < {base}) THEN {kev_due} "
+        f"ELSE COALESCE({base}, '') END)"
+    )
+
+
+def _upsert(dialect: str) -> str:
+    """Insert new matches (first seen now); rewrite a known one only when it changed or had
+    been resolved, so a steady-state rescan writes little."""
+    changed = " OR ".join(
+        f"findings.{c} <> excluded.{c}"
+        for c in ("state", "severity", "fixed_in", "reason", "kev_due")
+    )
+    return f"""
 INSERT INTO findings (image_id, package, vuln, state, severity, fixed_in, reason, kev_due,
-                      first_seen, last_seen, due_date)
-{_MATCH}
+                      first_seen, changed_at, due_date)
+SELECT image_id, package, vuln, state, severity, fixed_in, reason, kev_due,
+       CAST(:now AS VARCHAR(32)), CAST(:now AS VARCHAR(32)),
+       {_due(dialect, "CAST(:now AS VARCHAR(32))", "severity", "kev_due")}
+FROM assay_current WHERE true  -- SQLite needs a WHERE before ON CONFLICT
 ON CONFLICT (image_id, package, vuln) DO UPDATE SET
   state = excluded.state, severity = excluded.severity, fixed_in = excluded.fixed_in,
-  reason = excluded.reason, kev_due = excluded.kev_due, last_seen = excluded.last_seen,
-  resolved_at = NULL
+  reason = excluded.reason, kev_due = excluded.kev_due, changed_at = excluded.changed_at,
+  resolved_at = NULL,
+  due_date = {_due(dialect, "findings.first_seen", "excluded.severity", "excluded.kev_due")}
+WHERE findings.resolved_at IS NOT NULL OR {changed}
 """
 
 
-def _add_days(dialect: str, column: str, days: int) -> str:
-    if dialect == "postgresql":
-        return f"to_char(CAST(substr({column}, 1, 10) AS date) + {days}, 'YYYY-MM-DD')"
-    return f"date(substr({column}, 1, 10), '+{days} days')"
-
-
-def _due_sql(dialect: str) -> str:
-    base = " ".join(
-        f"WHEN '{sev}' THEN {_add_days(dialect, 'first_seen', days)}" for sev, days in _DAYS
-    )
-    base_expr = f"(CASE severity {base} ELSE NULL END)"
-    return (
-        "UPDATE findings SET due_date = CASE "
-        f"WHEN kev_due <> '' AND ({base_expr} IS NULL OR kev_due < {base_expr}) THEN kev_due "
-        f"ELSE COALESCE({base_expr}, '') END "
-        "WHERE last_seen = :now"
-    )
+_RESOLVE = """
+UPDATE findings SET resolved_at = :now, changed_at = :now
+WHERE resolved_at IS NULL AND NOT EXISTS (
+  SELECT 1 FROM assay_current AS c
+  WHERE c.image_id = findings.image_id AND c.package = findings.package AND c.vuln = findings.vuln
+)
+"""
 
 
 @dataclass(frozen=True)
@@ -163,20 +184,23 @@ def _count(conn: Connection, sql: str, **params: Any) -> int:
 
 
 def rescan(store: Store, *, now: str = "") -> RescanSummary:
-    """Match every stored inventory against the synced advisories, in the database."""
+    """Match every stored inventory against the synced advisories, in the database.
+
+    The current matches go to a temporary table; new ones are inserted (first seen now),
+    changed ones rewritten, and open findings no longer matched are marked resolved.
+    """
     when = now or _now()
     with store.engine.begin() as conn:
-        conn.execute(text(_UPSERT), {"now": when})
-        conn.execute(text(_due_sql(store.dialect)), {"now": when})
-        resolved = conn.execute(
-            text(
-                "UPDATE findings SET resolved_at = :now "
-                "WHERE resolved_at IS NULL AND last_seen < :now"
-            ),
-            {"now": when},
-        ).rowcount
-        open_now = _count(conn, "SELECT count(*) FROM findings WHERE last_seen = :now", now=when)
+        conn.execute(text("DROP TABLE IF EXISTS assay_current"))
+        conn.execute(text(f"CREATE TEMPORARY TABLE assay_current AS {_MATCH}"))
+        if store.dialect == "postgresql":
+            conn.execute(text("ANALYZE assay_current"))
+        conn.execute(text("CREATE INDEX assay_current_key ON assay_current (image_id, vuln)"))
+        open_now = _count(conn, "SELECT count(*) FROM assay_current")
+        conn.execute(text(_upsert(store.dialect)), {"now": when})
+        resolved = conn.execute(text(_RESOLVE), {"now": when}).rowcount
         new = _count(conn, "SELECT count(*) FROM findings WHERE first_seen = :now", now=when)
+        conn.execute(text("DROP TABLE assay_current"))
     return RescanSummary(when, open_now, new, int(resolved or 0))
 
 

@@ -103,7 +103,7 @@ findings = Table(
     Column("reason", Text, nullable=False),
     Column("kev_due", String(32), nullable=False),
     Column("first_seen", String(32), nullable=False),
-    Column("last_seen", String(32), nullable=False),
+    Column("changed_at", String(32), nullable=False),  # last rescan that changed this row
     Column("due_date", String(32), nullable=False),  # FedRAMP deadline ("" = none)
     Column("resolved_at", String(32)),  # first rescan that no longer found it
     UniqueConstraint("image_id", "package", "vuln", name="findings_key"),
