@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,7 +94,20 @@ class StoredDecision:
     document: dict[str, Any]
 
 
-def _inventory_rows(image_id: int, packages: Iterable[Package]) -> Iterator[dict[str, Any]]:
+_INVENTORY_COLUMNS = (
+    "image_id",
+    "name",
+    "version",
+    "ecosystem",
+    "purl",
+    "source_name",
+    "source_version",
+    "source_key",
+)
+
+
+def _inventory_rows(image_id: int, packages: Iterable[Package]) -> Iterator[tuple[Any, ...]]:
+    """Rows in ``_INVENTORY_COLUMNS`` order."""
     from assay.vuln.vkey import deb_sort_key
 
     for p in packages:
@@ -103,16 +116,7 @@ def _inventory_rows(image_id: int, packages: Iterable[Package]) -> Iterator[dict
             source, key = p.source_name or p.name, deb_sort_key(src_version)
         else:
             src_version, source, key = "", "", None
-        yield {
-            "image_id": image_id,
-            "name": p.name,
-            "version": p.version,
-            "ecosystem": p.ecosystem,
-            "purl": p.purl,
-            "source_name": source,
-            "source_version": src_version,
-            "source_key": key,
-        }
+        yield (image_id, p.name, p.version, p.ecosystem, p.purl, source, src_version, key)
 
 
 class Store:
@@ -156,7 +160,7 @@ class Store:
         t, inv = schema.images, schema.inventory
         n = 0
         with self.engine.begin() as conn:
-            pending: list[dict[str, Any]] = []
+            pending: list[tuple[Any, ...]] = []
             for item in inventories:
                 rel = release or release_of(item)
                 row = conn.execute(select(t.c.id).where(t.c.digest == item.subject_digest)).first()
@@ -191,16 +195,8 @@ class Store:
                 self._insert_inventory(conn, pending)
         return n
 
-    def _insert_inventory(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        if self.dialect != "postgresql":
-            conn.execute(schema.inventory.insert(), rows)
-            return
-        cols = [c.name for c in schema.inventory.columns]
-        raw: Any = conn.connection.driver_connection
-        sql = f"COPY inventory ({', '.join(cols)}) FROM STDIN"
-        with raw.cursor() as cur, cur.copy(sql) as copy:
-            for r in rows:
-                copy.write_row([r[c] for c in cols])
+    def _insert_inventory(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        bulk_insert(conn, self.dialect, "inventory", _INVENTORY_COLUMNS, rows)
 
     def images(self) -> list[StoredImage]:
         t, inv = schema.images, schema.inventory
@@ -286,6 +282,26 @@ class Store:
                     location=location,
                 )
             )
+
+
+def bulk_insert(
+    conn: Connection,
+    dialect: str,
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+) -> None:
+    """Insert many rows straight through the driver (PostgreSQL: COPY; SQLite: executemany):
+    SQLAlchemy's per-row parameter handling costs more than the database's own work here."""
+    raw: Any = conn.connection.driver_connection
+    cols = ", ".join(columns)
+    if dialect == "postgresql":
+        with raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row(r)
+        return
+    marks = ", ".join("?" for _ in columns)
+    raw.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

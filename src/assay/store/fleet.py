@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, text
 
 from assay.store import schema
-from assay.store._store import Store, _now
+from assay.store._store import Store, _now, bulk_insert
 
 __all__ = [
     "FleetImageRow",
@@ -136,47 +136,40 @@ def sync_advisories(store: Store, db: Any) -> int:
             if vuln not in best or sev.rank > best[vuln].rank:
                 best[vuln] = sev
 
-    def rows() -> Iterator[dict[str, Any]]:
-        q = (
-            "SELECT release, source, vuln, status, fixed_version, fixed_key, urgency, nodsa, "
-            "nodsa_reason FROM debian"
-        )
-        for rel, src, vuln, status, fixed, key, urgency, nodsa, reason in db.conn.execute(q):
-            sev = best.get(vuln) or severity_from_urgency(urgency)
-            yield {
-                "release": rel,
-                "source": src,
-                "vuln": vuln,
-                "status": status,
-                "fixed_version": fixed,
-                "fixed_key": key,
-                "urgency": urgency,
-                "nodsa": nodsa,
-                "nodsa_reason": reason,
-                "severity": sev.value,
-            }
+    cols = (
+        "release",
+        "source",
+        "vuln",
+        "status",
+        "fixed_version",
+        "fixed_key",
+        "urgency",
+        "nodsa",
+        "nodsa_reason",
+        "severity",
+    )
 
-    kev_rows = [
-        {"cve": c, "date_added": a, "due_date": d}
-        for c, a, d in db.conn.execute("SELECT cve, date_added, due_date FROM kev")
-    ]
-    n = 0
+    def rows() -> Iterator[tuple[Any, ...]]:
+        q = f"SELECT {', '.join(cols[:-1])} FROM debian"
+        for row in db.conn.execute(q):
+            sev = best.get(row[2]) or severity_from_urgency(row[6])
+            yield (*row, sev.value)
+
+    counted = 0
+
+    def counting() -> Iterator[tuple[Any, ...]]:
+        nonlocal counted
+        for r in rows():
+            counted += 1
+            yield r
+
+    kev_rows = list(db.conn.execute("SELECT cve, date_added, due_date FROM kev"))
     with store.engine.begin() as conn:
         conn.execute(delete(schema.advisories))
         conn.execute(delete(schema.kev))
-        batch: list[dict[str, Any]] = []
-        for row in rows():
-            batch.append(row)
-            if len(batch) >= 5000:
-                conn.execute(schema.advisories.insert(), batch)
-                n += len(batch)
-                batch = []
-        if batch:
-            conn.execute(schema.advisories.insert(), batch)
-            n += len(batch)
-        if kev_rows:
-            conn.execute(schema.kev.insert(), kev_rows)
-    return n
+        bulk_insert(conn, store.dialect, "advisories", cols, counting())
+        bulk_insert(conn, store.dialect, "kev", ("cve", "date_added", "due_date"), kev_rows)
+    return counted
 
 
 def _count(conn: Connection, sql: str, **params: Any) -> int:
