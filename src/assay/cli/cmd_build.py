@@ -101,6 +101,7 @@ def build(
     from assay.errors import UsageError
     from assay.oci.reference import parse_image_ref
 
+    _console.state.quiet = quiet
     if old_dest is not None:
         _console.warn("build -O is deprecated; use --dest")
         dest = dest or old_dest
