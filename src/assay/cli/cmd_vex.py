@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-from enum import StrEnum
 from pathlib import Path
 
 import typer
 
 from assay.cli import _console
+from assay.cli._choices import ScanFormat
 from assay.errors import AssayError, InputError
 
 __all__ = ["register"]
@@ -17,15 +17,6 @@ __all__ = ["register"]
 vex_app = typer.Typer(
     name="vex", help="Create, merge and apply OpenVEX 0.2.0 documents.", no_args_is_help=True
 )
-
-
-class ApplyFormat(StrEnum):
-    """What ``vex apply -o`` renders (the scan formats)."""
-
-    table = "table"
-    json = "json"
-    sarif = "sarif"
-    cyclonedx_vex = "cyclonedx-vex"
 
 
 def _author(author: str) -> str:
@@ -93,8 +84,8 @@ def merge_command(
 def apply_command(
     result: Path = typer.Argument(..., help="A scan result from `assay scan -o json`."),
     vex: list[Path] = typer.Option(..., "--vex", help="OpenVEX document (repeatable)."),
-    output: ApplyFormat = typer.Option(
-        ApplyFormat.json,
+    output: ScanFormat = typer.Option(
+        ScanFormat.json,
         "--output",
         "-o",
         envvar="ASSAY_VEX_APPLY_OUTPUT",
@@ -104,7 +95,7 @@ def apply_command(
     file: Path | None = typer.Option(
         None, "--file", envvar="ASSAY_VEX_FILE", help="Write to FILE (default stdout)."
     ),
-    old_format: ApplyFormat | None = typer.Option(
+    old_format: ScanFormat | None = typer.Option(
         None, "--format", hidden=True, help="Deprecated: use -o/--output."
     ),
 ) -> None:
