@@ -88,7 +88,7 @@ archs: [amd64]
         assay(
             "build",
             str(spec),
-            "--output",
+            "--dest",
             f"oci:{work}/out:img",
             "-q",
             env={"ASSAY_CACHE_DIR": str(work / "cache")},

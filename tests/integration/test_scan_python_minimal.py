@@ -57,7 +57,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     r = run_script(
         "build",
         str(spec),
-        "--output",
+        "--dest",
         f"oci:{layout}:py",
         "-q",
         env={"ASSAY_CACHE_DIR": str(work / "cache")},

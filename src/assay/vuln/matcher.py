@@ -26,6 +26,7 @@ from assay.vuln.model import Finding, ScanResult, Severity, State, VulnId, prefe
 from assay.vuln.severity import (
     cvss_score,
     due_date,
+    nvd_preference,
     severity_from_score,
     severity_from_urgency,
 )
@@ -500,16 +501,13 @@ class _Rating:
     provider: str = ""  # who scored it in NVD: "nvd@nist.gov" (Primary) or the CNA
 
 
-_NVD_VERSION = {"4.0": 3, "3.1": 2, "3.0": 1}
-
-
 def _nvd_best(ids: frozenset[str], nvd: dict[str, list[tuple[Any, ...]]]) -> _Rating | None:
     """NVD's Primary assessment over a CNA's Secondary one; then the newest CVSS version."""
     rows = [r for i in sorted(ids) for r in nvd.get(i, [])]
     if not rows:
         return None
     _version, source, _kind, vector, score = max(
-        rows, key=lambda r: (r[2] == "Primary", _NVD_VERSION.get(str(r[0]), 0), str(r[1]), r[3])
+        rows, key=lambda r: (*nvd_preference(str(r[2]), str(r[0])), str(r[1]), str(r[3]))
     )
     return _Rating(
         severity_from_score(float(score)), "nvd", float(score), str(vector), "nvd", str(source)
