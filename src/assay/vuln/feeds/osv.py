@@ -18,7 +18,7 @@ from typing import Any
 from assay.errors import InputError
 from assay.vuln.db import AdvisoryDB
 from assay.vuln.ecosystems import normalize_name
-from assay.vuln.feeds._interface import feed_date, load_json, read_bounded
+from assay.vuln.feeds._interface import feed_date, file_date, load_json, read_bounded
 
 __all__ = ["OsvFeed", "iter_osv_documents"]
 
@@ -172,7 +172,7 @@ class OsvFeed:
                 origin or str(path),
                 total,
                 f"last import: {n} records",
-                data_date(conn) or date_hint,
+                data_date(conn) or date_hint or file_date(path),
             )
         log.info("imported %d OSV records from %s", n, path)
         return n
