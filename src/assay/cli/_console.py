@@ -21,6 +21,7 @@ err = Console(stderr=True, highlight=False)
 @dataclass
 class _State:
     verbose: int = 0
+    quiet: bool = False  # -q: info() says nothing; warnings, errors and data still appear
 
 
 state = _State()
@@ -37,6 +38,8 @@ def warn(message: str) -> None:
 
 
 def info(message: str) -> None:
+    if state.quiet:
+        return
     err.print(printable(message, keep_newlines=True), markup=False, soft_wrap=True)
 
 
