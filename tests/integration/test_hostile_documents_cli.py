@@ -134,12 +134,12 @@ CASES: dict[str, tuple[Case, int, str]] = {
     ),
     # specs (YAML) and locks
     "spec-alias-bomb": (
-        lambda t: ["build", _write(t, "s.yaml", ALIAS_BOMB), "-O", "oci:out"],
+        lambda t: ["build", _write(t, "s.yaml", ALIAS_BOMB), "--dest", "oci:out"],
         2,
         "alias",
     ),
     "spec-deep": (
-        lambda t: ["build", _write(t, "s.yaml", "[" * DEEP + "]" * DEEP), "-O", "oci:out"],
+        lambda t: ["build", _write(t, "s.yaml", "[" * DEEP + "]" * DEEP), "--dest", "oci:out"],
         2,
         "nested",
     ),
@@ -147,7 +147,7 @@ CASES: dict[str, tuple[Case, int, str]] = {
         lambda t: [
             "build",
             _write(t, "s.yaml", SPEC + "source-date-epoch: 1.0e+18\n"),
-            "-O",
+            "--dest",
             "oci:out",
         ],
         2,
@@ -157,7 +157,7 @@ CASES: dict[str, tuple[Case, int, str]] = {
         lambda t: [
             "build",
             _write(t, "s.yaml", SPEC + "source-date-epoch: " + "9" * 5000),
-            "-O",
+            "--dest",
             "oci:out",
         ],
         2,
@@ -311,7 +311,7 @@ def test_hostile_document_is_one_line_exit_2(name: str, tmp_path: Path) -> None:
 def test_package_names_with_escapes_are_printed_escaped(tmp_path: Path) -> None:
     _write(tmp_path, "r.json", json.dumps(RESULT_OK))
     _write(tmp_path, "v.json", json.dumps(VEX_OK))
-    proc = _cli("vex", "apply", "r.json", "--vex", "v.json", "-f", "table", cwd=tmp_path)
+    proc = _cli("vex", "apply", "r.json", "--vex", "v.json", "-o", "table", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "\x1b" not in proc.stdout and "\x9b" not in proc.stdout and "\x07" not in proc.stdout
     assert "foo\\x1b]0;pwned\\x07\\x1b[31m" in proc.stdout
