@@ -19,7 +19,7 @@ from assay.attest import bundle as _bundle
 from assay.attest import keys, remote
 from assay.attest.simplesigning import cosign_tag
 from assay.errors import VerificationError
-from assay.oci.registry import RegistryClient
+from assay.oci.registry import NotFoundError, RegistryClient
 from fixtures.assets import INTEROP
 
 LAYOUT = INTEROP / "skopeo-1.13.3-signed-oci"
@@ -127,11 +127,15 @@ def signer() -> keys.SigningKey:
 def _poison(client: RegistryClient, repo: str) -> None:
     for i, raw in enumerate(HOSTILE_BUNDLES):
         _hostile_referrer(client, repo, raw, extra=_deep(600) if i == 1 else "")
-    # and a malformed layer appended to the .att manifest, next to the valid one
-    tag = cosign_tag(IMAGE_DIGEST, "att")
+    # and hostile layers appended to the .att and .sig manifests, next to the valid ones
+    for kind in ("att", "sig"):
+        _poison_tag(client, repo, cosign_tag(IMAGE_DIGEST, kind))
+
+
+def _poison_tag(client: RegistryClient, repo: str, tag: str) -> None:
     try:
         doc = client.get_manifest(repo, tag).json()
-    except Exception:
+    except NotFoundError:
         return
     for blob in (_deep(600).encode(), b'{"payload": 5, "payloadType": [], "signatures": "x"}'):
         client.upload_blob(repo, _sha(blob), len(blob), blob)
@@ -161,11 +165,14 @@ def test_hostile_referrers_are_skipped_and_valid_attestation_verifies(
     target = remote.parse_image_ref(f"{registry.host}/{repo}:v1")
     predicate = json.dumps({"buildDefinition": {"buildType": "x"}, "runDetails": {}}).encode()
     remote.attest_image(client, target, signer, "slsaprovenance1", predicate)
+    remote.sign_image(client, target, signer)
     _poison(client, repo)
-    assert len(client.referrers(repo, IMAGE_DIGEST)) == 1 + len(HOSTILE_BUNDLES)
+    assert len(client.referrers(repo, IMAGE_DIGEST)) == 2 + len(HOSTILE_BUNDLES)
 
     _, atts = remote.verify_image_attestations(client, target, signer.public, None)
     assert sorted(a.source for a in atts) == ["cosign-att", "referrer-bundle"]
+    _, sigs = remote.verify_image(client, target, signer.public)
+    assert len(sigs) == 1
 
     (tmp_path / "cosign.pub").write_bytes(signer.public.pem())
     proc = _cli(
