@@ -3,7 +3,6 @@ terminal-safe text helper (assay._text). Each hostile class ends in one InputErr
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -59,19 +58,6 @@ def test_limits_are_exact() -> None:
         load_json(b"[" + b" " * 20 + b"]", what="d", max_size=10)
     with pytest.raises(InputError, match="must be a JSON object, got an array"):
         load_json_object(b"[]", what="d")
-
-
-def test_wide_documents_stay_fast() -> None:
-    doc = [{"a": [i, {"b": "x" * 10}], "c": {"d": list(range(5))}} for i in range(20000)]
-    raw = json.dumps(doc).encode()
-    started = time.perf_counter()
-    baseline = json.loads(raw)
-    base = time.perf_counter() - started
-    started = time.perf_counter()
-    assert load_json(raw, what="d", max_size=1 << 30) == baseline
-    ours = time.perf_counter() - started
-    # Generous: the depth walk and hooks must not make loading an order of magnitude slower.
-    assert ours < max(10 * base, 0.5), (ours, base)
 
 
 ALIAS_BOMB = "\n".join(
