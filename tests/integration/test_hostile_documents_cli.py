@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -363,3 +364,28 @@ def test_registry_error_text_is_printed_escaped(
     assert "\x1b" not in proc.stderr and "\x07" not in proc.stderr
     assert "\\x1b" in proc.stderr and "DENIED" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_gzip_bomb_feed_stays_within_memory(tmp_path: Path) -> None:
+    """A 1 MB gzip bomb (1 GB of spaces) is refused at 100x its size; the child's peak RSS is
+    measured by a wrapper process (RUSAGE_CHILDREN of a fresh parent holds only this child)."""
+    bomb = tmp_path / "t.json.gz"
+    bomb.write_bytes(gzip.compress(b" " * (1 << 30), 9))
+    assert bomb.stat().st_size < (2 << 20)
+    wrapper = (
+        "import resource, subprocess, sys\n"
+        "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+        "print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "sys.stderr.write(p.stderr)\n"
+    )
+    args = ["assay", "db", "import", "--db", "v.db", "--debian-tracker", str(bomb)]
+    proc = subprocess.run(
+        [sys.executable, "-c", wrapper, *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    code, peak_kib = (int(x) for x in proc.stdout.split())
+    assert code == 2 and "decompression bomb" in proc.stderr, proc.stderr
+    assert peak_kib < 512 * 1024, f"peak RSS {peak_kib // 1024} MiB"
