@@ -92,6 +92,10 @@ class BuildOptions:
     lock_path: Path | None = None  # default: NAME.lock.json beside the spec
     write_lock: bool = True  # write a missing lock beside the spec
     debs: Mapping[str, Path] | None = None  # sha256 -> local .deb (rebuild's fresh cache)
+    # How a lock the build did not resolve itself is checked (build.lockcheck): "full" = its
+    # sources are the spec's and every package is listed so in the pinned signed indexes;
+    # "sources" = only the former (rebuild --snapshot-mirror, where old indexes are gone).
+    lock_check: Literal["full", "sources"] = "full"
 
 
 @dataclass(frozen=True)
@@ -309,16 +313,24 @@ def build_image(
     spec_bytes = spec_bytes if spec_bytes is not None else Path(spec_path).read_bytes()
     spec = ImageSpec.from_yaml(spec_bytes, str(spec_path))
     lock_written = False
+    resolved: list[bool] = []
+
+    def resolve() -> Lock:
+        resolved.append(True)
+        return _resolve(spec, spec_path, spec_bytes, obs)
+
+    what = "the lock given to the build"
     if lock is None:
-        lock, lock_written = load_lock_for(
-            spec, spec_path, spec_bytes, options, lambda: _resolve(spec, spec_path, spec_bytes, obs)
-        )
+        what = str(options.lock_path or lock_path_for(spec_path))
+        lock, lock_written = load_lock_for(spec, spec_path, spec_bytes, options, resolve)
     archs = list(options.archs) if options.archs else list(spec.archs)
     for arch in archs:
         if arch not in lock.packages:
             raise UsageError(f"the lock has no packages for {arch}; run `assay lock {spec_path}`")
         if arch not in PLATFORMS:
             raise UsageError(f"unsupported architecture {arch!r}")
+    if not resolved:
+        _verify_lock(spec, spec_path, lock, archs, options.lock_check, what, obs)
     epoch = resolve_source_date_epoch(spec, lock, options.source_date_epoch)
 
     wanted = {p.sha256: p for a in archs for p in lock.packages[a]}
@@ -399,6 +411,29 @@ def _resolve(spec: ImageSpec, spec_path: Path, spec_bytes: bytes, obs: BuildObse
     obs.stage("resolving packages (no lock yet)")
     with RepoClient(keyrings=spec.keyring_paths(Path(spec_path).parent)) as client:
         return lock_spec(spec, spec_path, client, spec_bytes)
+
+
+def _verify_lock(
+    spec: ImageSpec,
+    spec_path: Path,
+    lock: Lock,
+    archs: Sequence[str],
+    mode: Literal["full", "sources"],
+    what: str,
+    obs: BuildObserver,
+) -> None:
+    """A lock read from outside must not widen trust (see ``build.lockcheck``)."""
+    from assay.build.lockcheck import check_lock_sources, verify_lock
+
+    sources = spec.repo_sources()
+    if mode == "sources":
+        check_lock_sources(lock, sources)
+        return
+    from assay.debian.repo import RepoClient
+
+    obs.stage("checking the lock against the signed package indexes")
+    with RepoClient(keyrings=spec.keyring_paths(Path(spec_path).parent)) as client:
+        verify_lock(lock, sources, client, archs, what=what)
 
 
 def _build_all(

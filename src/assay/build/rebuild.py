@@ -182,6 +182,7 @@ def rebuild_from_provenance(
                         archs=[arch],
                         write_lock=False,
                         debs=debs,
+                        lock_check="sources" if snapshot_mirror else "full",
                     ),
                     lock=lock,
                     spec_bytes=spec_bytes,
