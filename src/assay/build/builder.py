@@ -96,6 +96,9 @@ class BuildOptions:
     # sources are the spec's and every package is listed so in the pinned signed indexes;
     # "sources" = only the former (rebuild --snapshot-mirror, where old indexes are gone).
     lock_check: Literal["full", "sources"] = "full"
+    # rebuild: a spec that names no repositories used its builder's host sources, which this
+    # machine cannot know; take the lock's own sources as those (the keyring check still holds).
+    host_sources_from_lock: bool = False
 
 
 @dataclass(frozen=True)
@@ -330,7 +333,7 @@ def build_image(
         if arch not in PLATFORMS:
             raise UsageError(f"unsupported architecture {arch!r}")
     if not resolved:
-        _verify_lock(spec, spec_path, lock, archs, options.lock_check, what, obs)
+        _verify_lock(spec, spec_path, lock, archs, options, what, obs)
     epoch = resolve_source_date_epoch(spec, lock, options.source_date_epoch)
 
     wanted = {p.sha256: p for a in archs for p in lock.packages[a]}
@@ -418,15 +421,19 @@ def _verify_lock(
     spec_path: Path,
     lock: Lock,
     archs: Sequence[str],
-    mode: Literal["full", "sources"],
+    options: BuildOptions,
     what: str,
     obs: BuildObserver,
 ) -> None:
     """A lock read from outside must not widen trust (see ``build.lockcheck``)."""
     from assay.build.lockcheck import check_lock_sources, verify_lock
+    from assay.debian.model import RepoSource
 
-    sources = spec.repo_sources()
-    if mode == "sources":
+    if options.host_sources_from_lock and spec.contents.repositories is None:
+        sources = [RepoSource(s.uri, s.suite, tuple(s.components)) for s in lock.sources]
+    else:
+        sources = spec.repo_sources()
+    if options.lock_check == "sources":
         check_lock_sources(lock, sources)
         return
     from assay.debian.repo import RepoClient

@@ -19,7 +19,7 @@ A build from a lock therefore runs offline once the InRelease and Packages files
 cached.
 
 Layout: ``<cache>/indexes/inrelease/<sha256(url)>`` (+ ``.json`` with ETag, Last-Modified,
-Date), ``<cache>/indexes/inrelease/sha256/<hex>`` and ``<cache>/indexes/sha256/<hex>``.
+Date), ``<cache>/indexes/inrelease-by-digest/<hex>`` and ``<cache>/indexes/sha256/<hex>``.
 """
 
 from __future__ import annotations
@@ -218,7 +218,7 @@ class RepoClient:
         return rel
 
     def _inrelease_by_sha(self, sha256: str) -> Path:
-        return self.index_dir / "inrelease" / "sha256" / sha256
+        return self.index_dir / "inrelease-by-digest" / sha256
 
     def pinned_release(self, source: RepoSource, sha256: str) -> Release:
         """The verified Release of ``source`` whose InRelease file has exactly ``sha256``.
