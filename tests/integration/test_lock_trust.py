@@ -208,3 +208,24 @@ def test_build_from_a_lock_verifies_offline_from_the_cache(
     refused = _build(spec, cache)
     assert refused.returncode == 1, refused.stderr
     assert "InRelease" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_paths_source_outside_the_spec_directory_fails_the_build(
+    locked: tuple[Path, Path],
+) -> None:
+    """``paths[].source: /etc/shadow`` (or a FIFO) is refused with exit 2, one line."""
+    spec, cache = locked
+    os.mkfifo(spec.parent / "pipe")
+    head = spec.read_text().split("archs:")[0]
+    for source in ("/etc/shadow", "pipe"):
+        text = head + (
+            f"paths:\n  - path: /etc/stolen\n    type: file\n    source: {source}\narchs: [amd64]\n"
+        )
+        spec.write_text(text)
+        proc = run("lock", str(spec), cache=cache)
+        assert proc.returncode == 0, proc.stderr
+        built = _build(spec, cache)
+        assert built.returncode == 2, built.stderr
+        last = built.stderr.strip().splitlines()[-1]
+        assert "/etc/stolen" in last and repr(source) in last
+        assert "Traceback" not in built.stderr

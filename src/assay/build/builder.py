@@ -31,7 +31,7 @@ from assay.build.lock import (
 )
 from assay.build.rootfs import AssemblyResult, assemble
 from assay.build.spec import ImageSpec
-from assay.errors import UsageError
+from assay.errors import InputError, UsageError
 from assay.oci import mediatypes as mt
 from assay.oci.archive import write_oci_archive
 from assay.oci.entry import Entry, EntryType
@@ -245,12 +245,7 @@ def _spec_paths(spec: ImageSpec, spec_dir: Path, mtime: int) -> list[Entry]:
             if p.content is not None:
                 data = p.content.encode()
             else:
-                src = Path(p.source or "")
-                src = src if src.is_absolute() else spec_dir / src
-                try:
-                    data = src.read_bytes()
-                except OSError as exc:
-                    raise UsageError(f"paths: cannot read {src} for {p.path}: {exc}") from None
+                data = read_path_source(spec_dir, p.source or "", p.path)
             out.append(Entry(path, EntryType.FILE, p.permissions, p.uid, p.gid, mtime, data))
         elif p.type == "symlink":
             out.append(
@@ -269,6 +264,47 @@ def _spec_paths(spec: ImageSpec, spec_dir: Path, mtime: int) -> list[Entry]:
                 )
             )
     return out
+
+
+#: The most ``paths[].source`` may read for one file.
+MAX_PATH_SOURCE = 128 << 20
+
+
+def read_path_source(spec_dir: Path, source: str, dest: str) -> bytes:
+    """The content of a ``paths[].source`` file, confined to the spec's directory.
+
+    The path (relative to the spec's directory, or absolute inside it) must resolve inside that
+    directory: no ``..`` out of it, no symlink pointing out of it. It must be a regular file
+    (not a directory, FIFO, device or socket) of at most 128 MiB. UsageError naming it otherwise.
+    """
+    from assay._safefs import open_beneath
+
+    base = spec_dir.resolve()
+    raw = Path(source)
+    if not source or "\0" in source:
+        raise UsageError(f"paths: {dest}: source must name a file beside the spec")
+    try:
+        target = (raw if raw.is_absolute() else base / raw).resolve()
+    except (OSError, RuntimeError) as exc:
+        raise UsageError(f"paths: {dest}: cannot resolve source {source!r} ({exc})") from None
+    if not target.is_relative_to(base) or target == base:
+        raise UsageError(
+            f"paths: {dest}: source {source!r} resolves to {target}, outside the spec's directory "
+            f"{base}; copy the file next to the spec"
+        )
+    what = f"paths: {dest}: source {source!r}"
+    try:
+        with open_beneath(base, str(target.relative_to(base)), what, MAX_PATH_SOURCE) as fh:
+            data = fh.read(MAX_PATH_SOURCE + 1)
+    except FileNotFoundError:
+        raise UsageError(f"{what} does not exist (looked in {base})") from None
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"{what}: cannot read it ({exc.strerror or exc})") from None
+    if len(data) > MAX_PATH_SOURCE:
+        raise UsageError(f"{what} is over the {MAX_PATH_SOURCE}-byte limit")
+    return data
 
 
 def load_lock_for(
