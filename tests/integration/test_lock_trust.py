@@ -102,7 +102,7 @@ def _point_hello_at(data: dict[str, Any], deb: Path, repository: str, filename: 
 
 
 def _build(spec: Path, cache: Path) -> subprocess.CompletedProcess[str]:
-    return run("build", str(spec), "--output", f"oci:{spec.parent}/out:t", "-q", cache=cache)
+    return run("build", str(spec), "--dest", f"oci:{spec.parent}/out:t", "-q", cache=cache)
 
 
 def test_unsigned_deb_in_the_signed_repository_is_refused(

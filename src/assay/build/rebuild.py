@@ -7,13 +7,12 @@ resulting manifest digest must equal the provenance subject. When it does not, t
 compared file by file (``layerdiff``).
 
 What rebuild trusts: the provenance (verify its signature first, ``verify-attestation``). Its
-lock must have been made from its spec (``specDigest``), must name only repositories that spec
-names, and every pin must be listed so in the signed index of the InRelease it pins (checked
-against the spec's keyring, else the default one), as for ``assay build``. Two exceptions: a
-recorded spec that names no repositories used its builder's host sources, so the lock's own
-sources stand in for them (the signed-index check still applies); with ``--snapshot-mirror``
-(old versions whose indexes are gone) only the sources are checked, and the .debs are trusted by
-the digests the provenance records.
+lock must name only repositories its recorded spec names, and every pin must be listed so in the
+signed index of the InRelease it pins (checked against the spec's keyring, else the default
+one), as for ``assay build``. Two exceptions: a recorded spec that names no repositories used
+its builder's host sources, so the lock's own sources stand in for them (the signed-index check
+still applies); with ``--snapshot-mirror`` (old versions whose indexes are gone) only the
+sources are checked, and the .debs are trusted by the digests the provenance records.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from pydantic import ValidationError
 
 from assay.build.builder import PLATFORMS, BuildObserver, BuildOptions, build_image
 from assay.build.layerdiff import ImageDiff, diff_images
-from assay.build.lock import Lock, spec_digest
+from assay.build.lock import Lock
 from assay.build.provenance import BUILD_TYPE, ParsedProvenance, parse_provenance
 from assay.errors import InputError, NetworkError, VerificationError
 from assay.oci.reference import ImageRef, parse_image_ref
@@ -152,11 +151,6 @@ def rebuild_from_provenance(
     if not any(lock.packages.values()):
         raise InputError(
             "provenance resolvedDependencies name no .deb packages; nothing to rebuild"
-        )
-    if lock.spec_digest != spec_digest(prov.spec_content.encode("utf-8")):
-        raise VerificationError(
-            "provenance: the recorded lock was not made from the recorded spec (its specDigest "
-            "differs from the spec content's sha256); the provenance was edited"
         )
     internal = prov.internal
     epoch = internal.get("sourceDateEpoch")
