@@ -163,6 +163,19 @@ def test_changed_release_hash_is_refused(locked: tuple[Path, Path]) -> None:
     assert check.returncode == 1 and "0" * 64 in check.stderr
 
 
+def test_changed_release_date_is_refused(locked: tuple[Path, Path]) -> None:
+    """The Release Date is the default SOURCE_DATE_EPOCH: a lock cannot move it."""
+    spec, cache = locked
+
+    def change(d: dict[str, Any]) -> None:
+        d["releases"][0]["dateEpoch"] = 86400
+
+    _edit(spec, change)
+    proc = _build(spec, cache)
+    assert proc.returncode == 1, proc.stderr
+    assert f"date_epoch is 86400 in the lock but {DATE} in the signed Release" in proc.stderr
+
+
 def test_lock_check_passes_an_unedited_lock_and_names_a_changed_dependency_list(
     locked: tuple[Path, Path],
 ) -> None:

@@ -138,3 +138,16 @@ def test_lock_differences_name_sources_releases_and_packages() -> None:
     assert "amd64: package extra is in the lock but not in the resolution" in diffs
     assert any(d.startswith("amd64: package hello: version '1.0' -> '2.0'") for d in diffs)
     assert lock_differences(old, old, ["amd64"]) == []
+
+
+def test_edited_release_fields_are_refused() -> None:
+    """Date, Suite, Codename and Version feed SOURCE_DATE_EPOCH and os-release: a lock cannot
+    make them up."""
+    index = PinnedIndex([rec("hello")])
+    lock = lock_of(index.records)
+    for field, value in (("version", "13.0"), ("date_epoch", 1), ("codename", "trixie")):
+        edited = lock.model_copy(
+            update={"releases": [lock.releases[0].model_copy(update={field: value})]}
+        )
+        with pytest.raises(VerificationError, match=f"{field} is {value!r} in the lock but"):
+            verify_lock(edited, [SRC], index, ["amd64"])

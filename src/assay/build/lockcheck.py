@@ -6,6 +6,8 @@ any file). Before a build uses a lock that it did not resolve itself:
 * every source the lock names must be a repository the spec names (or, when the spec names none,
   the ``ASSAY_DEBIAN_MIRROR`` / host apt sources it falls back to), with the same suite and
   components; every Release it pins must be one of those sources' InRelease URLs;
+* every pinned Release's recorded Date, Suite, Codename and Version must be the verified ones
+  (they feed SOURCE_DATE_EPOCH and the generated os-release);
 * every locked package must be listed, with exactly the lock's version, architecture, Filename,
   size, SHA256 (and the other fields the lock copies from the index), in the Packages index of
   its repository, suite and component, as listed by the InRelease the lock pins, whose signature
@@ -32,6 +34,7 @@ __all__ = [
     "load_pinned_index",
     "lock_differences",
     "package_problems",
+    "release_problems",
     "verify_lock",
 ]
 
@@ -125,6 +128,28 @@ _FIELDS = (
 )
 
 
+_RELEASE_FIELDS = ("date", "date_epoch", "suite", "codename", "version")
+
+
+def release_problems(lock: Lock, index: _Index) -> list[str]:
+    """One line per pinned Release whose recorded fields (Date, Suite, Codename, Version: they
+    feed SOURCE_DATE_EPOCH and os-release) are not what the verified Release says."""
+    verified = {r.url: r for r in index.releases}
+    out: list[str] = []
+    for rel in lock.releases:
+        got = verified.get(rel.url)
+        if got is None:
+            out.append(f"release {rel.url}: not among the verified Releases")
+            continue
+        for name in _RELEASE_FIELDS:
+            if getattr(rel, name) != getattr(got, name):
+                out.append(
+                    f"release {rel.url}: {name} is {getattr(rel, name)!r} in the lock but "
+                    f"{getattr(got, name)!r} in the signed Release"
+                )
+    return out
+
+
 def package_problems(lock: Lock, index: _Index, archs: Sequence[str]) -> list[str]:
     """One line per locked package that the signed index does not list exactly as locked."""
     problems: list[str] = []
@@ -172,7 +197,7 @@ def verify_lock(
     """Raise VerificationError unless every package of ``archs`` is vouched for by a signed
     index of a source the spec names (see the module docstring)."""
     index = load_pinned_index(lock, spec_sources, client, archs)
-    problems = package_problems(lock, index, archs)
+    problems = release_problems(lock, index) + package_problems(lock, index, archs)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise VerificationError(f"{what}: {problems[0]}{more}; {_RELOCK}")
@@ -249,6 +274,7 @@ def check_lock(
     out.extend(f"{a}: the lock has no packages for this architecture" for a in missing)
     archs = [a for a in archs if a in lock.packages]
     index = load_pinned_index(lock, spec_sources, client, archs)
+    out.extend(release_problems(lock, index))
     out.extend(package_problems(lock, index, archs))
     requests = spec.package_requests()
     if list(lock.requested) != requests:
