@@ -472,11 +472,21 @@ def _verify_lock(
     if options.lock_check == "sources":
         check_lock_sources(lock, sources)
         return
+    from assay._atomic import atomic_write_bytes
+    from assay.build.lockcheck import verified_stamp
+    from assay.cachedir import cache_dir
     from assay.debian.repo import RepoClient
 
+    keyrings = spec.keyring_paths(Path(spec_path).parent)
+    stamp = cache_dir() / "lockcheck" / verified_stamp(lock, sources, archs, keyrings)
+    if stamp.is_file():
+        obs.stage("lock already checked against the signed package indexes (cached)")
+        return
     obs.stage("checking the lock against the signed package indexes")
-    with RepoClient(keyrings=spec.keyring_paths(Path(spec_path).parent)) as client:
+    with RepoClient(keyrings=keyrings) as client:
         verify_lock(lock, sources, client, archs, what=what)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(stamp, b"")
 
 
 def _build_all(
