@@ -248,7 +248,10 @@ def test_match_resource_and_labels(
     _, pub = keypair
     ref = f"{registry.host}/{repo}:demo"
     push_image(client, repo, "demo")
-    match = "  match:\n  - resource: pods\n    version: '*'\n    selector:\n      matchLabels:\n        match: match\n"
+    match = (
+        "  match:\n  - resource: pods\n    version: '*'\n"
+        "    selector:\n      matchLabels:\n        match: match\n"
+    )
     policy = cip("match-label", "**demo**", key_authority(pub), extra=match)
     with _engine(tmp_path, policy, no_match="allow") as e:
         blocked = e.decide([ref], context=MatchContext(labels={"match": "match"}))
