@@ -193,7 +193,7 @@ def test_04_key_and_source(
 ) -> None:
     key, pub = ours
     other, _ = new_key()
-    repo, ref = demo
+    ref = demo[1]
     doc = _inject_key(_doc("04-key-inline-data-ctlog.yaml"), pub)
     with _engine(tmp_path, [doc]) as e:
         assert e.decide([ref]).images[0].message.endswith("no signatures found")

@@ -16,7 +16,7 @@ def _cases() -> list[tuple[str, str, bool, bool]]:
     for line in TABLE.read_text().splitlines():
         if not line or line.startswith("#") or line.startswith("image\t"):
             continue
-        image, glob, want, err = (line.split("\t") + [""])[:4]
+        image, glob, want, err = [*line.split("\t"), ""][:4]
         rows.append((image, glob, want == "true", err == "true"))
     return rows
 
