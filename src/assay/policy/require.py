@@ -18,6 +18,7 @@ from assay.policy.controls import CHECK_CONTROLS
 from assay.policy.decision import CheckResult, Status
 from assay.policy.evidence import ImageEvidence
 from assay.policy.model import Policy
+from assay.vuln.model import Severity
 
 __all__ = [
     "PACKAGE_MANAGERS",
@@ -38,7 +39,16 @@ SHELLS = frozenset({"bash", "dash", "busybox", "zsh", "ksh", "mksh", "tcsh", "cs
 PACKAGE_MANAGERS = frozenset(
     {"apt", "dpkg", "apk-tools", "rpm", "yum", "dnf", "microdnf", "zypper", "pip"}
 )
-_SEVERITY_RANK = {"negligible": 0, "unknown": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+def _rank(severity: str) -> int:
+    """assay's severity order (``unknown`` between negligible and low)."""
+    try:
+        return Severity.parse(severity).rank
+    except ValueError:
+        return Severity.UNKNOWN.rank
+
+
 _DAY = 86400.0
 
 
@@ -370,14 +380,8 @@ def _vulnerability_checks(
         else:
             c.add("vulnerabilities.vexApplied", "fail", "no verified OpenVEX attestation")
     if req.max_severity:
-        limit = _SEVERITY_RANK[req.max_severity]
-        above = sorted(
-            {
-                f"{fid} ({sev})"
-                for fid, sev, _ in open_findings
-                if _SEVERITY_RANK.get(sev, 0) > limit
-            }
-        )
+        limit = _rank(req.max_severity)
+        above = sorted({f"{fid} ({sev})" for fid, sev, _ in open_findings if _rank(sev) > limit})
         if above:
             shown = ", ".join(above[:5]) + (f" and {len(above) - 5} more" if len(above) > 5 else "")
             c.add(
