@@ -58,8 +58,11 @@ def evaluate_rego(module: str, data: Any) -> RegoOutcome:
             "or has an error); test it with opa eval",
             broken=True,
         )
+    text_out = str(output)
+    if text_out.strip() == "undefined":
+        return RegoOutcome(False)
     try:
-        doc = json.loads(str(output))
+        doc = json.loads(text_out)
     except ValueError:
         return RegoOutcome(False, "Rego evaluation returned no JSON result", broken=True)
     bindings = doc.get("bindings") if isinstance(doc, dict) else None
