@@ -260,3 +260,37 @@ def test_match_resource_and_labels(
     assert not blocked.allowed
     assert other.allowed and other.images[0].message.startswith("no matching policies")
     assert deploy.allowed
+
+
+def test_identical_images_fetched_once_and_cache(
+    registry: Any,
+    client: RegistryClient,
+    repo: str,
+    tmp_path: Path,
+    keypair: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import assay.policy.engine as engine_mod
+
+    key, pub = keypair
+    digest = push_image(client, repo, "demo")
+    sign(client, f"{registry.host}/{repo}:demo", key)
+    calls: list[str] = []
+    real = engine_mod.fetch_signed
+
+    def counting(*args: Any, **kw: Any) -> Any:
+        calls.append(args[2])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(engine_mod, "fetch_signed", counting)
+    by_tag = f"{registry.host}/{repo}:demo"
+    by_digest = f"{registry.host}/{repo}@{digest}"
+    policy = cip("key", "**", key_authority(pub))
+    with _engine(tmp_path, policy, cache_size=100) as e:
+        d = e.decide([by_tag, by_digest, by_tag])
+        assert d.allowed and len(d.images) == 3
+        assert calls == [digest]  # one evidence fetch for three references to one image
+        assert e.cache_key(digest) == f"{digest}|{e.policies.digest}|deny|deny"
+        again = e.decide([by_digest])
+        assert calls == [digest]  # served from the decision cache
+        assert again.images[0] == d.images[1]

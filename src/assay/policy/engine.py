@@ -12,10 +12,13 @@ config concurrently); identical references are decided once.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -101,8 +104,29 @@ def _resource_matches(policy: Policy, ctx: MatchContext) -> bool:
     return False
 
 
-class _Deadline(Exception):
-    pass
+class _Once:
+    """Per-call memo: the first caller of a key computes, concurrent callers wait for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[
+            tuple[str, str, str, str], tuple[threading.Lock, list[SignedEvidence]]
+        ] = {}
+
+    def get(
+        self, key: tuple[str, str, str, str], make: Callable[[], SignedEvidence]
+    ) -> SignedEvidence:
+        with self._lock:
+            entry = self._items.setdefault(key, (threading.Lock(), []))
+        with entry[0]:
+            if not entry[1]:
+                entry[1].append(make())
+            return entry[1][0]
+
+
+def _context_fingerprint(ctx: MatchContext) -> str:
+    raw = json.dumps(dataclasses.asdict(ctx), sort_keys=True, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
 class Engine:
@@ -118,6 +142,8 @@ class Engine:
         timeout: float = 8.0,
         workers: int = 8,
         clock: Callable[[], float] | None = None,
+        cache_size: int = 0,
+        cache_ttl: float = 300.0,
     ) -> None:
         if no_match not in ("deny", "warn", "allow"):
             raise UsageError(f"no_match must be deny, warn or allow, not {no_match!r}")
@@ -129,6 +155,9 @@ class Engine:
         self.insecure_registries = frozenset(insecure_registries)
         self.timeout = timeout
         self._clock = clock or time.time
+        self._cache_size = max(0, cache_size)
+        self._cache_ttl = cache_ttl
+        self._cache: OrderedDict[str, tuple[float, ImageDecision]] = OrderedDict()
         self._digest = policies.digest
         self._clients: dict[tuple[str, Credentials | None], RegistryClient] = {}
         self._lock = threading.Lock()
@@ -172,11 +201,28 @@ class Engine:
         ctx = context or MatchContext()
         parsed = {text: parse_image_ref(text) for text in dict.fromkeys(refs)}
         deadline = time.monotonic() + self.timeout
-        futures = {
-            text: self._outer.submit(self._decide_one, text, ref, ctx, credentials, deadline)
-            for text, ref in parsed.items()
-        }
         results: dict[str, ImageDecision] = {}
+        keys: dict[str, str] = {}
+        if self._cache_size:
+            fingerprint = _context_fingerprint(ctx)
+            now = time.monotonic()
+            with self._lock:
+                for text, ref in parsed.items():
+                    if not ref.digest:
+                        continue
+                    keys[text] = f"{self.cache_key(ref.digest)}|{text}|{fingerprint}"
+                    hit = self._cache.get(keys[text])
+                    if hit is not None and hit[0] > now:
+                        self._cache.move_to_end(keys[text])
+                        results[text] = hit[1]
+        shared = _Once()
+        futures = {
+            text: self._outer.submit(
+                self._decide_one, text, ref, ctx, credentials, deadline, shared
+            )
+            for text, ref in parsed.items()
+            if text not in results
+        }
         for text, fut in futures.items():
             try:
                 results[text] = fut.result(timeout=max(0.0, deadline - time.monotonic()))
@@ -185,12 +231,21 @@ class Engine:
                 results[text] = self._error_decision(
                     text, None, f"timed out after {self.timeout:g}s deciding {text}"
                 )
+            if text in keys and results[text].status != "error":
+                self._remember(keys[text], results[text])
         images = tuple(results[text] for text in refs if text in results)
         unique = tuple(results[text] for text in dict.fromkeys(refs))
         warnings = tuple(dict.fromkeys(w for image in unique for w in image.warnings))
         return Decision(images, all(i.result == "allow" for i in unique), warnings)
 
     # ------------------------------------------------------------------ internals
+    def _remember(self, key: str, decision: ImageDecision) -> None:
+        with self._lock:
+            self._cache[key] = (time.monotonic() + self._cache_ttl, decision)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
     def _client(self, host: str, credentials: Mapping[str, Credentials] | None) -> RegistryClient:
         creds = (credentials or {}).get(host)
         key = (host, creds)
@@ -232,6 +287,7 @@ class Engine:
         ctx: MatchContext,
         credentials: Mapping[str, Credentials] | None,
         deadline: float,
+        shared: _Once,
     ) -> ImageDecision:
         matching = self._matching(text, ref, ctx)
         if not matching:
@@ -260,10 +316,8 @@ class Engine:
             )
         except AssayError as exc:
             return self._error_decision(text, ref.digest, f"cannot fetch {text}: {exc}")
-        signed_cache: dict[tuple[str, str, str], SignedEvidence] = {}
         results = [
-            self._evaluate(policy, image, ref, ctx, credentials, signed_cache)
-            for policy in matching
+            self._evaluate(policy, image, ref, ctx, credentials, shared) for policy in matching
         ]
         evidence = [image.digest, *image.config_digests.values()]
         for r in results:
@@ -327,7 +381,7 @@ class Engine:
         image: ImageEvidence,
         ref: ImageRef,
         credentials: Mapping[str, Credentials] | None,
-        cache: dict[tuple[str, str, str], SignedEvidence],
+        cache: _Once,
     ) -> list[SignedEvidence]:
         places: list[tuple[str, str, str]] = []
         for source in auth.sources or ():
@@ -340,17 +394,16 @@ class Engine:
         if not places:
             places.append((ref.host, ref.repository, ""))
         out = []
-        for key in places:
-            if key not in cache:
-                host, repo, prefix = key
+        for host, repo, prefix in places:
+
+            def make(host: str = host, repo: str = repo, prefix: str = prefix) -> SignedEvidence:
                 try:
                     client = self._client(host, credentials)
-                    cache[key] = fetch_signed(
-                        client, repo, image.digest, self._inner, tag_prefix=prefix
-                    )
+                    return fetch_signed(client, repo, image.digest, self._inner, tag_prefix=prefix)
                 except AssayError as exc:
-                    cache[key] = SignedEvidence(repo, error=str(exc))
-            out.append(cache[key])
+                    return SignedEvidence(repo, error=str(exc))
+
+            out.append(cache.get((host, repo, prefix, image.digest), make))
         return out
 
     def _evaluate(
@@ -360,7 +413,7 @@ class Engine:
         ref: ImageRef,
         ctx: MatchContext,
         credentials: Mapping[str, Credentials] | None,
-        cache: dict[tuple[str, str, str], SignedEvidence],
+        cache: _Once,
     ) -> PolicyResult:
         outcomes: list[AuthorityOutcome] = []
         for auth in policy.authorities:
@@ -418,7 +471,7 @@ class Engine:
         image: ImageEvidence,
         ref: ImageRef,
         credentials: Mapping[str, Credentials] | None,
-        cache: dict[tuple[str, str, str], SignedEvidence],
+        cache: _Once,
     ) -> list[CheckResult]:
         from assay.policy.require import run_checks
 
