@@ -294,3 +294,25 @@ def test_identical_images_fetched_once_and_cache(
         again = e.decide([by_digest])
         assert calls == [digest]  # served from the decision cache
         assert again.images[0] == d.images[1]
+
+
+def test_signature_format_bundle_reads_referrers_only(
+    registry: Any, client: RegistryClient, repo: str, tmp_path: Path, keypair: Any
+) -> None:
+    from assay.attest import remote
+
+    key, pub = keypair
+    push_image(client, repo, "legacy", label="legacy")
+    push_image(client, repo, "bundle", label="bundle")
+    legacy = f"{registry.host}/{repo}:legacy"
+    bundled = f"{registry.host}/{repo}:bundle"
+    remote.sign_image(client, remote.parse_image_ref(legacy), key, referrer=False)
+    remote.sign_image(client, remote.parse_image_ref(bundled), key)
+    fmt = "    signatureFormat: bundle\n"
+    policy = cip("bundles", "**", key_authority(pub, extra=fmt))
+    with _engine(tmp_path, policy) as e:
+        d = e.decide([legacy, bundled])
+    by_ref = {i.reference: i for i in d.images}
+    assert by_ref[bundled].result == "allow"
+    assert by_ref[legacy].result == "deny"
+    assert by_ref[legacy].message == "failed policy: bundles: no signatures found"
