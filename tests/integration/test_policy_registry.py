@@ -316,3 +316,58 @@ def test_signature_format_bundle_reads_referrers_only(
     assert by_ref[bundled].result == "allow"
     assert by_ref[legacy].result == "deny"
     assert by_ref[legacy].message == "failed policy: bundles: no signatures found"
+
+
+CIP_REGO = """\
+  policy:
+    type: rego
+    fetchConfigFile: true
+    includeSpec: true
+    includeObjectMeta: true
+    includeTypeMeta: true
+    data: |
+      package sigstore
+      default isCompliant = false
+      isCompliant {
+        input.config["linux/amd64"].config.User == "65532"
+        input.spec.serviceAccountName == "builder"
+        input.metadata.namespace == "prod"
+        input.typemeta.kind == "Pod"
+        count(input.authorityMatches.signed.signatures) >= 1
+      }
+"""
+
+
+def test_cip_level_rego_with_config_spec_and_meta(
+    registry: Any, client: RegistryClient, repo: str, tmp_path: Path, keypair: Any
+) -> None:
+    key, pub = keypair
+    ref = f"{registry.host}/{repo}:demo"
+    digest = push_image(client, repo, "demo", user="65532")
+    sign(client, ref, key)
+    policy = cip("cip-rego", "**", key_authority(pub, name="signed"), extra=CIP_REGO)
+    good = MatchContext(
+        namespace="prod",
+        spec={"serviceAccountName": "builder"},
+        object_meta={"namespace": "prod", "name": "p"},
+        type_meta={"kind": "Pod", "apiVersion": "v1"},
+    )
+    bad = MatchContext(
+        spec={"serviceAccountName": "default"},
+        object_meta={"namespace": "prod"},
+        type_meta={"kind": "Pod", "apiVersion": "v1"},
+    )
+    with _engine(tmp_path, policy) as e:
+        assert e.resolve(ref) == digest
+        ok = e.decide([ref], context=good)
+        no = e.decide([ref], context=bad)
+    assert ok.allowed, ok.images[0].message
+    assert not no.allowed
+    assert no.images[0].message == (
+        "failed policy: cip-rego: failed evaluating rego policy for ClusterImagePolicy: "
+        "policy is not compliant for query 'isCompliant = data.sigstore.isCompliant'"
+    )
+    # the config digest is part of the evidence the decision names
+    # manifest, config, the .sig layer and the signature bundle referrer (assay writes both)
+    assert len(ok.images[0].evidence) == 4
+    assert ok.images[0].evidence[0] == digest

@@ -323,6 +323,7 @@ class Engine:
         for r in results:
             for a in (*r.authorities, *r.checks):
                 evidence.extend(a.evidence)
+        evidence = list(dict.fromkeys(evidence))
         warnings = [w for r in results for w in r.warnings]
         failed = [r for r in results if r.status == "fail"]
         errored = [r for r in results if r.status == "error"]
