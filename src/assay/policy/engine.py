@@ -12,7 +12,7 @@ config concurrently); identical references are decided once.
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -124,9 +124,34 @@ class _Once:
             return entry[1][0]
 
 
+_DEFAULT_CONTEXT = MatchContext()
+
+
 def _context_fingerprint(ctx: MatchContext) -> str:
-    raw = json.dumps(dataclasses.asdict(ctx), sort_keys=True, default=str)
+    """A short hash of everything in ``ctx`` that can change a decision."""
+    if ctx == _DEFAULT_CONTEXT:
+        return "default"
+    raw = json.dumps(
+        [
+            ctx.resource,
+            ctx.group,
+            ctx.version,
+            ctx.kind,
+            ctx.namespace,
+            dict(ctx.labels),
+            ctx.object_meta,
+            ctx.spec,
+            ctx.type_meta,
+        ],
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_ref(text: str) -> ImageRef:
+    return parse_image_ref(text)
 
 
 class Engine:
@@ -199,7 +224,7 @@ class Engine:
     ) -> Decision:
         """Decide every reference; UsageError only for references that cannot be parsed."""
         ctx = context or MatchContext()
-        parsed = {text: parse_image_ref(text) for text in dict.fromkeys(refs)}
+        parsed = {text: _parse_ref(text) for text in dict.fromkeys(refs)}
         deadline = time.monotonic() + self.timeout
         results: dict[str, ImageDecision] = {}
         keys: dict[str, str] = {}
