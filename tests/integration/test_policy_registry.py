@@ -371,3 +371,54 @@ def test_cip_level_rego_with_config_spec_and_meta(
     # manifest, config, the .sig layer and the signature bundle referrer (assay writes both)
     assert len(ok.images[0].evidence) == 4
     assert ok.images[0].evidence[0] == digest
+
+
+def test_hostile_referrer_and_copied_signature(
+    registry: Any, client: RegistryClient, repo: str, tmp_path: Path, keypair: Any
+) -> None:
+    import hashlib
+
+    from assay.attest import bundle as _bundle
+    from assay.attest.simplesigning import cosign_tag
+
+    key, pub = keypair
+    digest = push_image(client, repo, "good", label="good")
+    other = push_image(client, repo, "victim", label="victim")
+    good = f"{registry.host}/{repo}:good"
+    sign(client, good, key)
+    # a referrer claiming to be a Sigstore bundle whose blob is garbage
+    junk = b"\x00not a bundle"
+    client.upload_blob(repo, "sha256:" + hashlib.sha256(junk).hexdigest(), len(junk), junk)
+    empty = _bundle.EMPTY_CONFIG
+    client.upload_blob(repo, "sha256:" + hashlib.sha256(empty).hexdigest(), len(empty), empty)
+    manifest = _bundle.bundle_referrer_manifest(
+        junk,
+        "application/vnd.oci.image.manifest.v1+json",
+        digest,
+        100,
+        predicate_type=None,
+        created="2026-01-01T00:00:00Z",
+    )
+    client.put_manifest(
+        repo,
+        "sha256:" + hashlib.sha256(manifest).hexdigest(),
+        manifest,
+        "application/vnd.oci.image.manifest.v1+json",
+    )
+    # the good image's signature manifest copied onto the other image's .sig tag
+    sig = client.get_manifest(
+        repo, cosign_tag(digest, "sig"), accept=("application/vnd.oci.image.manifest.v1+json",)
+    )
+    client.put_manifest(repo, cosign_tag(other, "sig"), sig.data, sig.media_type)
+    victim = f"{registry.host}/{repo}:victim"
+    expected = {
+        "": "it was copied from another image",  # the .sig layer verifies but names `digest`
+        "    signatureFormat: bundle\n": "no signatures found",  # no bundle for the victim
+    }
+    for fmt, reason in expected.items():
+        with _engine(tmp_path, cip("key", "**", key_authority(pub, extra=fmt))) as e:
+            d = e.decide([good, victim])
+        by_ref = {i.reference: i for i in d.images}
+        assert by_ref[good].result == "allow", by_ref[good].message
+        assert by_ref[victim].result == "deny" and by_ref[victim].status == "fail"
+        assert reason in by_ref[victim].message

@@ -342,7 +342,8 @@ class Engine:
         except AssayError as exc:
             return self._error_decision(text, ref.digest, f"cannot fetch {text}: {exc}")
         results = [
-            self._evaluate(policy, image, ref, ctx, credentials, shared) for policy in matching
+            self._evaluate_safely(policy, image, ref, ctx, credentials, shared)
+            for policy in matching
         ]
         evidence = [image.digest, *image.config_digests.values()]
         for r in results:
@@ -431,6 +432,24 @@ class Engine:
 
             out.append(cache.get((host, repo, prefix, image.digest), make))
         return out
+
+    def _evaluate_safely(
+        self,
+        policy: Policy,
+        image: ImageEvidence,
+        ref: ImageRef,
+        ctx: MatchContext,
+        credentials: Mapping[str, Credentials] | None,
+        cache: _Once,
+    ) -> PolicyResult:
+        """``_evaluate``, but a bug or an unexpected library exception is an ``error`` result
+        (denied unless on_error=allow) instead of escaping ``decide()``."""
+        try:
+            return self._evaluate(policy, image, ref, ctx, credentials, cache)
+        except Exception as exc:
+            _log.exception("evaluating policy %s for %s", policy.name, ref)
+            reason = f"internal error evaluating the policy: {type(exc).__name__}: {exc}"
+            return PolicyResult(policy.name, policy.kind, policy.mode, "error", reason)
 
     def _evaluate(
         self,
