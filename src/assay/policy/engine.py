@@ -520,7 +520,7 @@ class Engine:
     ) -> list[CheckResult]:
         from assay.policy.require import run_checks
 
-        attestations: dict[str, VerifiedAttestation] = {}
+        attestations: dict[str, tuple[VerifiedAttestation, str]] = {}
         errors: list[str] = []
         for auth in policy.authorities:
             if auth.static is not None:
@@ -533,9 +533,9 @@ class Engine:
                     found = verify_attestations(auth, image, signed)
                 except Unsupported:
                     continue
-                for att in found.attestations:
+                for att, digest in found.pairs:
                     key = json.dumps(att.statement, sort_keys=True)
-                    attestations.setdefault(key, att)
+                    attestations.setdefault(key, (att, digest))
         signers: list[tuple[int, list[str]]] = []
         if policy.require.keys:
             own = Authority(name="require.signatures")

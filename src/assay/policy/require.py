@@ -69,23 +69,20 @@ def _ts(text: Any) -> float | None:
 
 
 class _Checks:
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, digests: dict[int, str]) -> None:
         self.out: list[CheckResult] = []
         self.extra = dict(policy.require.controls)
+        self.digests = digests
+
+    def digest(self, att: VerifiedAttestation) -> str:
+        """The registry digest (``.att`` layer or bundle referrer) the statement came from."""
+        return self.digests[id(att)]
 
     def add(self, name: str, status: Status, reason: str, evidence: Iterable[str] = ()) -> None:
         key = name.split(".")[0] if name not in CHECK_CONTROLS else name
         controls = CHECK_CONTROLS.get(name, CHECK_CONTROLS.get(key, ()))
         controls = tuple(dict.fromkeys((*controls, *self.extra.get(name, ()))))
         self.out.append(CheckResult(name, "check", status, reason, tuple(evidence), controls))
-
-
-def _statement_id(att: VerifiedAttestation) -> str:
-    import hashlib
-    import json
-
-    raw = json.dumps(att.statement, sort_keys=True, separators=(",", ":")).encode()
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
 def _of_type(
@@ -214,18 +211,20 @@ def _source_matches(want: str, have: str) -> bool:
 def run_checks(
     policy: Policy,
     image: ImageEvidence,
-    attestations: Sequence[VerifiedAttestation],
+    verified: Sequence[tuple[VerifiedAttestation, str]],
     key_signers: Sequence[tuple[int, list[str]]],
     now: float,
 ) -> list[CheckResult]:
     """The ``require:`` checks of ``policy``.
 
-    ``attestations``: every statement the policy's authorities verified for the image;
+    ``verified``: every statement the policy's authorities verified for the image, with the
+    digest of the ``.att`` layer or bundle referrer it was read from;
     ``key_signers``: for each key in ``require.signatures.keys``, the evidence digests of the
     signatures it verified (empty when none).
     """
     req = policy.require
-    c = _Checks(policy)
+    attestations = [a for a, _ in verified]
+    c = _Checks(policy, {id(a): d for a, d in verified})
     configs = image.configs
     config_ev = list(image.config_digests.values())
     if req.run_as_non_root:
@@ -263,7 +262,7 @@ def run_checks(
                 continue
             names = {n for att in sboms for n in _packages(att)}
             found = sorted(names & bad_set)
-            ev = [_statement_id(a) for a in sboms]
+            ev = [c.digest(a) for a in sboms]
             if found:
                 c.add(name, "fail", f"image contains {', '.join(found)}", ev)
             else:
@@ -278,7 +277,7 @@ def run_checks(
                 "sbom",
                 "pass",
                 f"verified {', '.join(kinds)} SBOM ({counts} packages)",
-                [_statement_id(a) for a in have],
+                [c.digest(a) for a in have],
             )
         else:
             c.add("sbom", "fail", f"no verified SBOM attestation ({' or '.join(req.sbom)})")
@@ -299,7 +298,7 @@ def run_checks(
                 ):
                     problems.append(f"source {sources[:3]} is not one of {list(req.source_uris)}")
                 if not problems:
-                    c.add("provenance", "pass", f"built by {builder}", [_statement_id(att)])
+                    c.add("provenance", "pass", f"built by {builder}", [c.digest(att)])
                     break
                 reasons.extend(problems)
             else:
@@ -356,10 +355,10 @@ def _vulnerability_checks(
         return
     # the newest scan (by its finish time; unknown times sort first)
     att, scan = max(scans, key=lambda item: item[1]["finished"] or 0.0)
-    ev = [_statement_id(att)]
+    ev = [c.digest(att)]
     vexes = _of_type(attestations, (OPENVEX,))
     vexed = _vex_ids(vexes)
-    vex_ev = [_statement_id(a) for a in vexes]
+    vex_ev = [c.digest(a) for a in vexes]
     open_findings = []
     by_vex = 0
     for fid, severity, kev, suppressed in scan["findings"]:
