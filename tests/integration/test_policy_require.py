@@ -366,3 +366,47 @@ def test_cip_decisions_match_expected_files(
     assert by_name["warn-unsigned:v1"].result == "allow"
     assert by_name["no-match:v1"].status == "warn"
     assert not decision.allowed
+
+
+def _cyclonedx() -> dict[str, Any]:
+    return {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.6",
+        "metadata": {"timestamp": _iso(NOW - DAY), "tools": {"components": [{"name": "assay"}]}},
+        "components": [
+            {
+                "type": "library",
+                "bom-ref": "pkg:deb/debian/libc6@2.36",
+                "name": "libc6",
+                "version": "2.36",
+                "supplier": {"name": "Debian"},
+            }
+        ],
+        "dependencies": [{"ref": "pkg:deb/debian/libc6@2.36", "dependsOn": []}],
+    }
+
+
+def test_sbom_ntia_elements(
+    registry: Any, client: RegistryClient, tmp_path: Path, keys3: list[tuple[Any, str]]
+) -> None:
+    key, pub = keys3[0]
+    refs = {}
+    for name in ("thin", "complete"):
+        repo = f"require/{uuid.uuid4().hex[:8]}/{name}"
+        push_image(client, repo, "v1", label=name)
+        refs[name] = f"{registry.host}/{repo}:v1"
+        sign(client, refs[name], key)
+    attest(client, refs["thin"], key, "spdxjson", _spdx(["libc6"]))
+    attest(client, refs["complete"], key, "cyclonedx", _cyclonedx())
+    policy = _policy(tmp_path, "ntia", pub, "    sbom: {formats: [spdx, cyclonedx], ntia: true}\n")
+    with Engine(load_policies([policy]), clock=lambda: NOW) as engine:
+        thin = engine.decide([refs["thin"]])
+        complete = engine.decide([refs["complete"]])
+    assert not thin.allowed
+    assert "lacks NTIA minimum elements" in thin.images[0].message
+    assert "1 of 1 packages have no supplier" in thin.images[0].message
+    assert "no dependency relationships" in thin.images[0].message
+    assert complete.allowed, complete.images[0].message
+    check = complete.images[0].policies[0].checks[0]
+    assert check.reason == "verified cyclonedx SBOM with the NTIA minimum elements (1 packages)"
+    assert check.controls == ("SSDF:PS.3.2",)

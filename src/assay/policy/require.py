@@ -105,6 +105,41 @@ def _packages(att: VerifiedAttestation) -> list[str]:
     return names
 
 
+def _ntia_problems(att: VerifiedAttestation) -> list[str]:
+    """The NTIA minimum elements missing from an SBOM predicate (SPDX 2.3 or CycloneDX)."""
+    p = _obj(att.statement.get("predicate"))
+    problems: list[str] = []
+    if att.predicate_type == SPDX:
+        info = _obj(p.get("creationInfo"))
+        if not info.get("creators"):
+            problems.append("no SBOM author (creationInfo.creators)")
+        if not info.get("created"):
+            problems.append("no timestamp (creationInfo.created)")
+        items = [i for i in p.get("packages") or [] if isinstance(i, dict)]
+        fields = {"supplier": "supplier", "versionInfo": "version", "SPDXID": "identifier"}
+        if not p.get("relationships"):
+            problems.append("no dependency relationships")
+    else:
+        meta = _obj(p.get("metadata"))
+        if not (meta.get("authors") or meta.get("tools") or meta.get("manufacture")):
+            problems.append("no SBOM author (metadata.authors/tools)")
+        if not meta.get("timestamp"):
+            problems.append("no timestamp (metadata.timestamp)")
+        items = [i for i in p.get("components") or [] if isinstance(i, dict)]
+        fields = {"supplier": "supplier", "version": "version", "bom-ref": "identifier"}
+        if not p.get("dependencies"):
+            problems.append("no dependency relationships")
+    if not items:
+        problems.append("no packages")
+    for key, what in fields.items():
+        missing = sum(
+            1 for i in items if not i.get(key) and not (what == "supplier" and i.get("publisher"))
+        )
+        if missing:
+            problems.append(f"{missing} of {len(items)} packages have no {what}")
+    return problems
+
+
 def _scan(att: VerifiedAttestation) -> dict[str, Any]:
     """Normalised scan: findings [(id, severity, kev|None, suppressed)], finished, db dates."""
     predicate = att.statement.get("predicate")
@@ -270,13 +305,23 @@ def run_checks(
     if req.sbom:
         wanted = {"spdx": SPDX, "cyclonedx": CYCLONEDX}
         have = _of_type(attestations, [wanted[f] for f in req.sbom])
-        if have:
-            kinds = sorted({"spdx" if a.predicate_type == SPDX else "cyclonedx" for a in have})
-            counts = sum(len(_packages(a)) for a in have)
+        complete = [a for a in have if not req.sbom_ntia or not _ntia_problems(a)]
+        if complete:
+            kinds = sorted({"spdx" if a.predicate_type == SPDX else "cyclonedx" for a in complete})
+            counts = sum(len(_packages(a)) for a in complete)
+            ntia = " with the NTIA minimum elements" if req.sbom_ntia else ""
             c.add(
                 "sbom",
                 "pass",
-                f"verified {', '.join(kinds)} SBOM ({counts} packages)",
+                f"verified {', '.join(kinds)} SBOM{ntia} ({counts} packages)",
+                [c.digest(a) for a in complete],
+            )
+        elif have:
+            lacking = "; ".join(dict.fromkeys(p for a in have for p in _ntia_problems(a)))
+            c.add(
+                "sbom",
+                "fail",
+                f"verified SBOM lacks NTIA minimum elements: {lacking}",
                 [c.digest(a) for a in have],
             )
         else:
