@@ -48,6 +48,7 @@ AUDIT_LOGGER = "assay.admission.audit"
 audit_log = logging.getLogger(AUDIT_LOGGER)
 
 Path = Literal["validate", "mutate"]
+_ERROR_NOTE = "an error, not a policy failure"
 
 
 class CredentialSource(Protocol):
@@ -263,10 +264,20 @@ class Webhook:
             v = verdicts[ref]
             self.metrics.decisions.labels(v.result, v.status).inc()
             out.verdicts.append((ref, v))
-            out.warnings += list(v.warnings)
+            if v.status == "error" and v.result == "allow":
+                # fail-open: say so first, so the 256-character limit keeps what matters
+                reason = v.message if ref in v.message else f"{ref}: {v.message}"
+                out.warnings.append(
+                    f"admitted unverified (--on-error allow; {_ERROR_NOTE}): {reason}"
+                )
+            else:
+                out.warnings += list(v.warnings)
             if v.result != "allow":
                 message = v.message or f"denied ({v.status})"
-                denied.append(message if ref in message else f"{ref}: {message}")
+                message = message if ref in message else f"{ref}: {message}"
+                if v.status == "error" and _ERROR_NOTE not in message:
+                    message = f"{message} ({_ERROR_NOTE})"
+                denied.append(message)
         if denied:
             out.allowed = False
             out.message = "; ".join(denied)
@@ -314,17 +325,17 @@ class Webhook:
     def _unreached(self, ref: str) -> _Unreached:
         why = (
             f"{ref}: could not be verified: the registry did not answer within "
-            f"{self.settings.deadline:g}s (an error, not a policy failure)"
+            f"{self.settings.deadline:g}s ({_ERROR_NOTE})"
         )
         if self.settings.on_error == "allow":
-            return _Unreached(ref, why, "allow", warnings=(f"{why}; admitted: --on-error allow",))
+            return _Unreached(ref, why, "allow")
         return _Unreached(ref, why, "deny")
 
     # -- helpers -----------------------------------------------------------------------------
 
     def _key(self, ref: str, ctx_key: str) -> str:
-        repo, _, digest = ref.partition("@")
-        return f"{self.decider.cache_key(digest)}|{repo.rsplit(':', 1)[0]}|{ctx_key}"
+        parsed = canonical_ref(ref)  # the repository matters: policies match names
+        return f"{self.decider.cache_key(parsed.digest)}|{parsed.name}|{ctx_key}"
 
     def _remaining(self, start: float) -> float:
         return max(0.05, self.settings.deadline - (time.monotonic() - start))
