@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,17 @@ class KubeClient:
             raise NetworkError(f"Kubernetes API {path} not reached: {e}") from None
         what = f"Kubernetes API {path}"
         return parse_json_document(bytes(body), what=what, max_size=_MAX_RESPONSE)
+
+    def send(self, method: str, path: str, body: Mapping[str, Any]) -> None:
+        """POST/PUT a JSON object; ``NetworkError`` naming the path and status on failure."""
+        try:
+            resp = self._client.request(method, path, json=dict(body))
+        except httpx.HTTPError as e:
+            raise NetworkError(f"Kubernetes API {method} {path} not reached: {e}") from None
+        if resp.status_code >= 300:
+            raise NetworkError(
+                f"Kubernetes API {method} {path}: HTTP {resp.status_code}: {resp.text[:200]}"
+            )
 
     def close(self) -> None:
         self._client.close()

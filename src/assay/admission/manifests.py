@@ -347,6 +347,7 @@ def _cronjob(o: ManifestOptions) -> dict[str, Any]:
                                         "--policy",
                                         POLICY_DIR,
                                         "--in-cluster",
+                                        "--publish",
                                     ],
                                     "securityContext": _security_context(),
                                     "volumeMounts": [

@@ -221,5 +221,105 @@ def manifests_command(
     _console.emit(to_yaml(install_objects(opts)), output)
 
 
+@admission_app.command("audit")
+def audit_command(
+    policy: list[str] = typer.Option(
+        ..., "--policy", "-p", envvar="ASSAY_POLICY", help="Policy file or directory (repeatable)."
+    ),
+    from_file: Path | None = typer.Option(
+        None, "--from", help="Objects to audit: a YAML/JSON file (a List or several documents)."
+    ),
+    in_cluster: bool = typer.Option(
+        False, "--in-cluster", help="Read the workloads from the Kubernetes API (in a Pod)."
+    ),
+    publish: bool = typer.Option(
+        False, "--publish", help="Create or replace the PolicyReports in the cluster."
+    ),
+    no_match: str = typer.Option(
+        "deny", "--no-match", envvar="ASSAY_NO_MATCH", help="deny, warn or allow."
+    ),
+    on_error: str = typer.Option(
+        "deny", "--on-error", envvar="ASSAY_ON_ERROR", help="deny or allow (with a warning)."
+    ),
+    insecure_registry: list[str] = typer.Option(
+        [],
+        "--insecure-registry",
+        envvar="ASSAY_INSECURE_REGISTRY",
+        help="Registry host reached without TLS verification (repeatable; unsafe).",
+    ),
+    fmt: str = typer.Option("yaml", "--format", "-f", help="yaml or json."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to FILE."),
+) -> None:
+    """Decide the images of running workloads and write wg-policy PolicyReports (one per
+    namespace). Exit 1 when any image fails."""
+    import json
+
+    import yaml
+
+    from assay.admission.audit import (
+        audit_reports,
+        list_workloads,
+        publish_reports,
+        workloads_from_objects,
+    )
+    from assay.admission.kube import in_cluster as kube_in_cluster
+    from assay.errors import InputError, VerificationError
+    from assay.policy import Engine, MatchContext, load_policies
+
+    if (from_file is None) == (not in_cluster):
+        raise UsageError("give exactly one of --from FILE and --in-cluster")
+    if publish and not in_cluster:
+        raise UsageError("--publish needs --in-cluster (it writes PolicyReports to the cluster)")
+    if fmt not in ("yaml", "json"):
+        raise UsageError(f"--format must be yaml or json, not {fmt!r}")
+    for h in insecure_registry:
+        _console.warn(f"--insecure-registry: talking to {h} without TLS verification")
+    policies = load_policies(list(policy))
+    kube = None
+    if from_file is not None:
+        try:
+            text = from_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"--from {from_file}: {e}") from None
+        if len(text) > 64 * 1024 * 1024:
+            raise InputError(f"--from {from_file}: over 64 MiB; audit namespaces separately")
+        try:
+            docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        except yaml.YAMLError as e:
+            raise InputError(f"--from {from_file}: not YAML/JSON: {e}".splitlines()[0]) from None
+        workloads = workloads_from_objects(docs)
+    else:
+        kube = kube_in_cluster()
+        if kube is None:
+            raise UsageError("--in-cluster: not running in a Kubernetes Pod (no service account)")
+        workloads = list_workloads(kube)
+
+    def context(w: Any) -> MatchContext:
+        group = w.api_version.rpartition("/")[0]
+        resource = w.kind.lower() + "s"
+        return MatchContext(
+            resource=resource, group=group, kind=w.kind, namespace=w.namespace, labels=w.labels
+        )
+
+    with Engine(
+        policies,
+        no_match=_choice("--no-match", no_match, _NO_MATCH),
+        on_error=_choice("--on-error", on_error, _ON_ERROR),
+        insecure_registries=frozenset(insecure_registry),
+    ) as engine:
+        reports = audit_reports(workloads, engine, make_context=context)
+    if publish and kube is not None:
+        publish_reports(kube, reports)
+        _console.info(f"published {len(reports)} PolicyReports")
+    if fmt == "json":
+        data = json.dumps(reports, indent=2, sort_keys=True) + "\n"
+    else:
+        data = "".join("---\n" + yaml.safe_dump(r, sort_keys=False) for r in reports)
+    _console.emit(data, output)
+    failed = sum(r["summary"]["fail"] + r["summary"]["error"] for r in reports)
+    if failed:
+        raise VerificationError(f"{failed} image policy result(s) failed or errored")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(admission_app, name="admission")
