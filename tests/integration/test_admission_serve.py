@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import jsonpatch
+import jsonschema
 import pytest
 
 from assay.admission.certs import write_certs
@@ -162,7 +163,14 @@ def world(registry: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
     )
     tmp = tmp_path_factory.mktemp("admission-serve")
     with serve(tmp, policy) as server:
-        yield {"server": server, "refs": refs, "digests": digests, "key": key, "pub": pub}
+        yield {
+            "server": server,
+            "refs": refs,
+            "digests": digests,
+            "key": key,
+            "pub": pub,
+            "policy": tmp / "policy.yaml",
+        }
 
 
 def _mutate_then_validate(
@@ -269,6 +277,125 @@ def test_dry_run_writes_no_audit_record(world: dict[str, Any]) -> None:
     assert body["request"]["uid"] in uids
     dry = json.loads((CAPTURE / "12-pod-create-dryrun-validate.json").read_text())
     assert dry["request"]["uid"] not in uids
+
+
+# The shape of a wgpolicyk8s.io/v1alpha2 PolicyReport (from the wg-policy CRD's schema).
+_OBJREF = {
+    "type": "object",
+    "properties": {
+        k: {"type": "string"}
+        for k in ("apiVersion", "kind", "name", "namespace", "uid", "resourceVersion", "fieldPath")
+    },
+    "additionalProperties": False,
+}
+POLICY_REPORT_SCHEMA = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata"],
+    "additionalProperties": False,
+    "properties": {
+        "apiVersion": {"const": "wgpolicyk8s.io/v1alpha2"},
+        "kind": {"const": "PolicyReport"},
+        "metadata": {
+            "type": "object",
+            "required": ["name", "namespace"],
+            "properties": {"name": {"type": "string"}, "namespace": {"type": "string"}},
+        },
+        "scope": _OBJREF,
+        "summary": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                k: {"type": "integer", "minimum": 0}
+                for k in ("pass", "fail", "warn", "error", "skip")
+            },
+        },
+        "results": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["policy"],
+                "additionalProperties": False,
+                "properties": {
+                    "policy": {"type": "string"},
+                    "rule": {"type": "string"},
+                    "category": {"type": "string"},
+                    "message": {"type": "string"},
+                    "source": {"type": "string"},
+                    "scored": {"type": "boolean"},
+                    "severity": {"enum": ["high", "low", "medium"]},
+                    "result": {"enum": ["pass", "fail", "warn", "error", "skip"]},
+                    "properties": {
+                        "type": "object",
+                        "additionalProperties": {"type": "string"},
+                    },
+                    "resources": {"type": "array", "items": _OBJREF},
+                    "timestamp": {
+                        "type": "object",
+                        "required": ["seconds", "nanos"],
+                        "properties": {
+                            "seconds": {"type": "integer"},
+                            "nanos": {"type": "integer", "minimum": 0, "maximum": 999999999},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def test_audit_writes_policy_reports_for_running_workloads(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    refs, digests = world["refs"], world["digests"]
+    deployment = _body(
+        "18-deployment-create-validate.json",
+        {
+            APP: f"{refs['signed']}@{digests['signed']}",
+            INIT: f"{refs['init']}@{digests['init']}",
+        },
+    )["request"]["object"]
+    pod = _body("02-pod-create-tag-validate.json", {APP: refs["unsigned"]})["request"]["object"]
+    objects = {"apiVersion": "v1", "kind": "List", "items": [deployment, pod]}
+    (tmp_path / "objects.json").write_text(json.dumps(objects))
+    r = subprocess.run(
+        [
+            "assay",
+            "admission",
+            "audit",
+            "--policy",
+            str(world["policy"]),
+            "--from",
+            str(tmp_path / "objects.json"),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+        check=False,
+    )
+    assert r.returncode == 1, r.stderr  # the unsigned Pod fails
+    assert "failed or errored" in r.stderr
+    reports = json.loads(r.stdout)
+    assert len(reports) == 1  # one namespace
+    (report,) = reports
+    jsonschema.validate(report, POLICY_REPORT_SCHEMA)
+    assert report["metadata"]["namespace"] == "capture-test"
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for res in report["results"]:
+        by_kind.setdefault(res["resources"][0]["kind"], []).append(res)
+    assert {x["result"] for x in by_kind["Deployment"]} == {"pass"}
+    assert {x["properties"]["image"] for x in by_kind["Deployment"]} == {
+        f"{refs['signed']}@{digests['signed']}",
+        f"{refs['init']}@{digests['init']}",
+    }
+    (bad,) = by_kind["Pod"]
+    assert bad["result"] == "fail" and bad["policy"] == "signed-by-ci-key"
+    assert "no signatures found" in bad["message"]
+    assert bad["properties"]["digest"] == digests["unsigned"]  # the tag, resolved
+    assert report["summary"] == {"pass": 2, "fail": 1, "warn": 0, "error": 0, "skip": 0}
 
 
 @contextlib.contextmanager
