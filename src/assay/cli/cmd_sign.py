@@ -23,6 +23,8 @@ MAX_BLOB_FILE = 1 << 30
 class OutputFormat(enum.StrEnum):
     text = "text"
     json = "json"
+    table = "table"  # --policy
+    sarif = "sarif"  # --policy
 
 
 def read_file(path: Path, what: str, limit: int = 16 << 20) -> bytes:
@@ -80,6 +82,18 @@ def register(app: typer.Typer) -> None:
         image: str = typer.Argument(
             ..., help="HOST/REPO[:TAG][@sha256:…], or a file when verifying with --bundle."
         ),
+        more_images: list[str] | None = typer.Argument(
+            None, metavar="[IMAGE]...", help="With --policy: more images to decide."
+        ),
+        policy: list[Path] | None = typer.Option(
+            None, "--policy", help="Decide with these policy files/directories (repeatable)."
+        ),
+        no_match: str = typer.Option(
+            "deny", "--no-match", envvar="ASSAY_NO_MATCH", help="--policy: deny|warn|allow."
+        ),
+        on_error: str = typer.Option(
+            "deny", "--on-error", envvar="ASSAY_ON_ERROR", help="--policy: deny|allow (unsafe)."
+        ),
         key: Path | None = typer.Option(
             None, "--key", envvar="ASSAY_PUBLIC_KEY", help="cosign.pub"
         ),
@@ -105,7 +119,11 @@ def register(app: typer.Typer) -> None:
             True, "--offline/--online", help="Keyless: use the embedded trust root (default)."
         ),
         output: OutputFormat = typer.Option(
-            OutputFormat.text, "--output", "-o", envvar="ASSAY_OUTPUT", help="text or json"
+            OutputFormat.text,
+            "--output",
+            "-o",
+            envvar="ASSAY_OUTPUT",
+            help="text or json; with --policy: table, json or sarif",
         ),
         insecure_registry: bool = typer.Option(
             False, "--insecure-registry", help="Allow plain HTTP / unverified TLS (unsafe)."
@@ -114,7 +132,26 @@ def register(app: typer.Typer) -> None:
         """Verify an image's signatures with a key, or keyless with an identity and issuer.
 
         Exit 0 when at least one signature verifies for the image's digest, 1 otherwise.
+        With --policy, the policy engine decides every IMAGE: exit 0 admit, 1 deny, 2 bad policy.
         """
+        if policy:
+            if key is not None or certificate_identity or bundle is not None:
+                raise UsageError("--policy decides with the policy's authorities; drop --key")
+            from assay.cli.cmd_policy import verify_with_policy
+
+            verify_with_policy(
+                [image, *(more_images or [])],
+                policy,
+                output="table" if output is OutputFormat.text else output.value,
+                no_match=no_match,
+                on_error=on_error,
+                insecure_registry=insecure_registry,
+            )
+            return
+        if more_images:
+            raise UsageError("verify takes one IMAGE unless --policy is given")
+        if output in (OutputFormat.table, OutputFormat.sarif):
+            raise UsageError(f"-o {output.value} is for --policy; use text or json")
         check_keyless_args(certificate_identity, certificate_oidc_issuer)
         if (key is None) == (certificate_identity is None):
             raise UsageError(

@@ -253,6 +253,8 @@ def check_authority(
             )
         return _fail(auth, "fail", auth.static.message or "disallowed by static policy")
     assert signed is not None
+    if auth.rfc3161:
+        return _fail(auth, "error", "rfc3161timestamp (TSA) verification is not supported")
     if signed.error:
         return _fail(auth, "error", f"cannot fetch signatures: {signed.error}")
     try:
@@ -267,7 +269,8 @@ def check_authority(
                 auth.name,
                 "authority",
                 "pass",
-                f"{len(found.signatures)} signature(s) verified",
+                f"{len(found.signatures)} signature(s) verified"
+                + (" (ctlog inclusion not checked offline)" if auth.ctlog else ""),
                 evidence=tuple(found.evidence),
             ),
             {"signatures": found.signatures, "attestations": {}},

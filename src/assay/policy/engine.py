@@ -12,10 +12,11 @@ config concurrently); identical references are decided once.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -23,15 +24,22 @@ from pathlib import Path
 from typing import Any, Literal
 
 from assay.attest.remote import ImageRef, parse_image_ref
+from assay.attest.verify import VerifiedAttestation
 from assay.errors import AssayError, UsageError
 from assay.oci.auth import Credentials
 from assay.oci.registry import NotFoundError, RegistryClient
-from assay.policy.authority import AuthorityOutcome, check_authority
+from assay.policy.authority import (
+    AuthorityOutcome,
+    Unsupported,
+    check_authority,
+    verify_attestations,
+    verify_signatures,
+)
 from assay.policy.decision import CheckResult, Decision, ImageDecision, PolicyResult, Status
 from assay.policy.evidence import ImageEvidence, SignedEvidence, fetch_image, fetch_signed
 from assay.policy.glob import glob_matches
 from assay.policy.load import labels_match, load_documents, policies_digest
-from assay.policy.model import Authority, Policy
+from assay.policy.model import Authority, KeyAuthority, Policy
 from assay.policy.rego import QUERY, evaluate_rego
 
 __all__ = ["Engine", "MatchContext", "PolicySet", "load_policies"]
@@ -109,6 +117,7 @@ class Engine:
         insecure_registries: frozenset[str] = frozenset(),
         timeout: float = 8.0,
         workers: int = 8,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if no_match not in ("deny", "warn", "allow"):
             raise UsageError(f"no_match must be deny, warn or allow, not {no_match!r}")
@@ -119,6 +128,7 @@ class Engine:
         self.on_error: OnError = on_error
         self.insecure_registries = frozenset(insecure_registries)
         self.timeout = timeout
+        self._clock = clock or time.time
         self._digest = policies.digest
         self._clients: dict[tuple[str, Credentials | None], RegistryClient] = {}
         self._lock = threading.Lock()
@@ -383,12 +393,10 @@ class Engine:
             status, reason, warn = self._cip_policy(policy, outcomes, image, ctx)
             warnings.extend(warn)
         if status == "pass" and policy.require.enabled():
-            from assay.policy.require import run_checks
-
-            checks = run_checks(policy, image, outcomes)
+            checks = self._require(policy, image, ref, credentials, cache)
             bad = [c for c in checks if c.status in ("fail", "error")]
             if bad:
-                status = "error" if all(c.status == "error" for c in bad) else "fail"
+                status = "fail" if any(c.status == "fail" for c in bad) else "error"
                 reason = "; ".join(f"{c.name}: {c.reason}" for c in bad)
         if status in ("fail", "error") and policy.mode == "warn":
             warnings.append(f"failed policy: {policy.name}: {reason}")
@@ -403,6 +411,48 @@ class Engine:
             tuple(checks),
             tuple(dict.fromkeys(warnings)),
         )
+
+    def _require(
+        self,
+        policy: Policy,
+        image: ImageEvidence,
+        ref: ImageRef,
+        credentials: Mapping[str, Credentials] | None,
+        cache: dict[tuple[str, str, str], SignedEvidence],
+    ) -> list[CheckResult]:
+        from assay.policy.require import run_checks
+
+        attestations: dict[str, VerifiedAttestation] = {}
+        errors: list[str] = []
+        for auth in policy.authorities:
+            if auth.static is not None:
+                continue
+            for signed in self._signed_for(auth, image, ref, credentials, cache):
+                if signed.error:
+                    errors.append(signed.error)
+                    continue
+                try:
+                    found = verify_attestations(auth, image, signed)
+                except Unsupported:
+                    continue
+                for att in found.attestations:
+                    key = json.dumps(att.statement, sort_keys=True)
+                    attestations.setdefault(key, att)
+        signers: list[tuple[int, list[str]]] = []
+        if policy.require.keys:
+            own = Authority(name="require.signatures")
+            signed = self._signed_for(own, image, ref, credentials, cache)[0]
+            if signed.error:
+                errors.append(signed.error)
+            for i, pem in enumerate(policy.require.keys):
+                auth = Authority(name=f"require.signatures.keys[{i}]", key=KeyAuthority(data=pem))
+                try:
+                    signers.append((i, verify_signatures(auth, image, signed).evidence))
+                except Unsupported:
+                    signers.append((i, []))
+        if errors:
+            return [CheckResult("require", "check", "error", f"cannot fetch evidence: {errors[0]}")]
+        return run_checks(policy, image, list(attestations.values()), signers, self._clock())
 
     def _cip_policy(
         self,

@@ -35,7 +35,7 @@ def _one_line(text: str) -> str:
 def evaluate_rego(module: str, data: Any) -> RegoOutcome:
     """Evaluate ``module`` against ``data`` (the input document)."""
     try:
-        from regopy import Interpreter, RegoError
+        from regopy import Interpreter, LogLevel, RegoError
     except ImportError:  # pragma: no cover - dependency missing
         return RegoOutcome(
             False, "Rego needs the 'regopy' package (pip install regopy)", broken=True
@@ -44,6 +44,7 @@ def evaluate_rego(module: str, data: Any) -> RegoOutcome:
     if len(text) > MAX_INPUT:
         return RegoOutcome(False, "Rego input is larger than 32 MiB", broken=True)
     interp = Interpreter()
+    interp.log_level = LogLevel.NONE  # rego-cpp otherwise writes errors to file descriptor 1
     try:
         interp.add_module("policy.rego", module)
         interp.set_input_term(text)
@@ -51,9 +52,17 @@ def evaluate_rego(module: str, data: Any) -> RegoOutcome:
     except RegoError as exc:
         return RegoOutcome(False, f"invalid Rego policy: {_one_line(str(exc))}", broken=True)
     if not output.ok():
-        return RegoOutcome(False, f"Rego evaluation failed: {_one_line(str(output))}", broken=True)
+        return RegoOutcome(
+            False,
+            "Rego evaluation failed (the module uses something regopy cannot evaluate, "
+            "or has an error); test it with opa eval",
+            broken=True,
+        )
+    text_out = str(output)
+    if text_out.strip() == "undefined":
+        return RegoOutcome(False)
     try:
-        doc = json.loads(str(output))
+        doc = json.loads(text_out)
     except ValueError:
         return RegoOutcome(False, "Rego evaluation returned no JSON result", broken=True)
     bindings = doc.get("bindings") if isinstance(doc, dict) else None
