@@ -461,3 +461,40 @@ def test_registry_outage_denies_within_deadline_or_allows_with_warning(tmp_path:
                 assert v["allowed"] is True and v["warnings"], v
                 assert any("allow" in w for w in v["warnings"]), v
             assert closed.metric("assay_admission_registry_errors_total") >= 2
+
+
+def test_root_and_kev_images_are_denied_by_an_image_policy(registry: Any, tmp_path: Path) -> None:
+    from assay.vuln.model import Severity
+    from integration.test_policy_require import _finding, _policy, _scan
+
+    key, pub = new_key()
+    now = time.time()
+    kev = _finding("CVE-2024-3094", Severity.CRITICAL, kev=True, package="xz-utils")
+    low = _finding("CVE-2023-0001", Severity.LOW)
+    base = "admission-require/" + uuid.uuid4().hex[:8]
+    cases = {"clean": ("65532", [low]), "root": ("", [low]), "kev": ("65532", [kev, low])}
+    pinned: dict[str, str] = {}
+    with RegistryClient(registry.host) as client:
+        for name, (user, findings) in cases.items():
+            digest = push_image(client, f"{base}/{name}", "1", user=user, label=name)
+            ref = f"{registry.host}/{base}/{name}:1"
+            sign(client, ref, key)
+            attest(client, ref, key, "vuln", _scan(findings, finished=now - 60, db=now - 3600))
+            pinned[name] = f"{ref}@{digest}"
+    require = "    runAsNonRoot: true\n    vulnerabilities:\n      noKEV: true\n"
+    policy = _policy(tmp_path, "no-root-no-kev", pub, require).read_text()
+    with serve(tmp_path / "srv", policy) as server:
+        got = {
+            name: server.review("/validate", _body("02-pod-create-tag-validate.json", {APP: ref}))
+            for name, ref in pinned.items()
+        }
+    assert got["clean"]["allowed"] is True, got["clean"]
+    for name in ("root", "kev"):
+        assert got[name]["allowed"] is False
+        msg = got[name]["status"]["message"]
+        assert pinned[name].split("@")[0].rsplit(":", 1)[0] in msg
+        assert "failed policy: no-root-no-kev" in msg, msg
+    assert "root" in got["root"]["status"]["message"].lower()
+    assert "CVE-2024-3094" in got["kev"]["status"]["message"] or (
+        "KEV" in got["kev"]["status"]["message"]
+    ), got["kev"]["status"]["message"]
