@@ -367,7 +367,7 @@ def test_audit_writes_policy_reports_for_running_workloads(
             str(world["policy"]),
             "--from",
             str(tmp_path / "objects.json"),
-            "--format",
+            "-o",
             "json",
         ],
         capture_output=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,13 @@ admission_app = typer.Typer(
 )
 
 _NO_MATCH = ("deny", "warn", "allow")
+
+
+class ReportFormat(StrEnum):
+    yaml = "yaml"
+    json = "json"
+
+
 _ON_ERROR = ("deny", "allow")
 
 
@@ -37,54 +45,70 @@ def _choice(option: str, value: str, allowed: tuple[str, ...]) -> Any:
 @admission_app.command("serve")
 def serve_command(
     policy: list[str] = typer.Option(
-        ..., "--policy", "-p", envvar="ASSAY_POLICY", help="Policy file or directory (repeatable)."
+        ...,
+        "--policy",
+        "-p",
+        envvar="ASSAY_ADMISSION_POLICY",
+        help="Policy file or directory (repeatable).",
     ),
     tls_cert: Path = typer.Option(
-        ..., "--tls-cert", envvar="ASSAY_TLS_CERT", help="Serving certificate (PEM)."
+        ..., "--tls-cert", envvar="ASSAY_ADMISSION_TLS_CERT", help="Serving certificate (PEM)."
     ),
     tls_key: Path = typer.Option(
-        ..., "--tls-key", envvar="ASSAY_TLS_KEY", help="Its private key (PEM)."
+        ..., "--tls-key", envvar="ASSAY_ADMISSION_TLS_KEY", help="Its private key (PEM)."
     ),
     listen: str = typer.Option(
-        "127.0.0.1:8443", "--listen", envvar="ASSAY_LISTEN", help="HOST:PORT to listen on."
+        "127.0.0.1:8443",
+        "--listen",
+        envvar="ASSAY_ADMISSION_LISTEN",
+        help="HOST:PORT to listen on.",
     ),
     workers: int = typer.Option(
-        1, "--workers", envvar="ASSAY_WORKERS", help="Worker processes (each has its own cache)."
+        1,
+        "--workers",
+        envvar="ASSAY_ADMISSION_WORKERS",
+        help="Worker processes (each has its own cache).",
     ),
     no_match: str = typer.Option(
         "deny",
         "--no-match",
-        envvar="ASSAY_NO_MATCH",
+        envvar="ASSAY_ADMISSION_NO_MATCH",
         help="An image no policy matches: deny, warn or allow.",
     ),
     on_error: str = typer.Option(
         "deny",
         "--on-error",
-        envvar="ASSAY_ON_ERROR",
+        envvar="ASSAY_ADMISSION_ON_ERROR",
         help="Registry down or deadline passed: deny (fail closed) or allow with a warning.",
     ),
     cache_ttl: float = typer.Option(
-        300.0, "--cache-ttl", envvar="ASSAY_CACHE_TTL", help="Seconds a decision is cached."
+        300.0,
+        "--cache-ttl",
+        envvar="ASSAY_ADMISSION_CACHE_TTL",
+        help="Seconds a decision is cached.",
     ),
     deadline: float = typer.Option(
         8.0,
         "--deadline",
-        envvar="ASSAY_DEADLINE",
+        envvar="ASSAY_ADMISSION_DEADLINE",
         help="Seconds to answer in; keep below the webhook timeoutSeconds (10).",
     ),
     namespace: str = typer.Option(
         "assay-system",
         "--namespace",
-        envvar="ASSAY_NAMESPACE",
+        envvar="ASSAY_ADMISSION_NAMESPACE",
         help="The webhook's own namespace (never blocked, nor is kube-system).",
     ),
     alert_url: str = typer.Option(
-        "", "--alert-url", envvar="ASSAY_ALERT_URL", help="POST Slack-style JSON here on deny."
+        "",
+        "--alert-url",
+        envvar="ASSAY_ADMISSION_ALERT_URL",
+        help="POST Slack-style JSON here on deny.",
     ),
     insecure_registry: list[str] = typer.Option(
         [],
         "--insecure-registry",
-        envvar="ASSAY_INSECURE_REGISTRY",
+        envvar="ASSAY_ADMISSION_INSECURE_REGISTRY",
         help="Registry host reached without TLS verification (repeatable; unsafe).",
     ),
 ) -> None:
@@ -193,7 +217,7 @@ def manifests_command(
         help="Every namespace, not only those labelled policy.sigstore.dev/include=true.",
     ),
     replicas: int = typer.Option(2, "--replicas", help="Webhook replicas (2+ for availability)."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write to FILE."),
+    file: Path | None = typer.Option(None, "--file", help="Write to PATH (default stdout)."),
 ) -> None:
     """Print every object an install needs (one YAML document each, in a stable order)."""
     from assay.admission.manifests import ManifestOptions, install_objects, to_yaml
@@ -218,13 +242,17 @@ def manifests_command(
         cert_manager=cert_manager,
         cluster_wide=cluster_wide,
     )
-    _console.emit(to_yaml(install_objects(opts)), output)
+    _console.emit(to_yaml(install_objects(opts)), file)
 
 
 @admission_app.command("audit")
 def audit_command(
     policy: list[str] = typer.Option(
-        ..., "--policy", "-p", envvar="ASSAY_POLICY", help="Policy file or directory (repeatable)."
+        ...,
+        "--policy",
+        "-p",
+        envvar="ASSAY_ADMISSION_POLICY",
+        help="Policy file or directory (repeatable).",
     ),
     from_file: Path | None = typer.Option(
         None, "--from", help="Objects to audit: a YAML/JSON file (a List or several documents)."
@@ -236,19 +264,28 @@ def audit_command(
         False, "--publish", help="Create or replace the PolicyReports in the cluster."
     ),
     no_match: str = typer.Option(
-        "deny", "--no-match", envvar="ASSAY_NO_MATCH", help="deny, warn or allow."
+        "deny", "--no-match", envvar="ASSAY_ADMISSION_NO_MATCH", help="deny, warn or allow."
     ),
     on_error: str = typer.Option(
-        "deny", "--on-error", envvar="ASSAY_ON_ERROR", help="deny or allow (with a warning)."
+        "deny",
+        "--on-error",
+        envvar="ASSAY_ADMISSION_ON_ERROR",
+        help="deny or allow (with a warning).",
     ),
     insecure_registry: list[str] = typer.Option(
         [],
         "--insecure-registry",
-        envvar="ASSAY_INSECURE_REGISTRY",
+        envvar="ASSAY_ADMISSION_INSECURE_REGISTRY",
         help="Registry host reached without TLS verification (repeatable; unsafe).",
     ),
-    fmt: str = typer.Option("yaml", "--format", "-f", help="yaml or json."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write to FILE."),
+    output: ReportFormat = typer.Option(
+        ReportFormat.yaml,
+        "--output",
+        "-o",
+        envvar="ASSAY_ADMISSION_AUDIT_OUTPUT",
+        help="yaml or json.",
+    ),
+    file: Path | None = typer.Option(None, "--file", help="Write to PATH (default stdout)."),
 ) -> None:
     """Decide the images of running workloads and write wg-policy PolicyReports (one per
     namespace). Exit 1 when any image fails."""
@@ -270,8 +307,6 @@ def audit_command(
         raise UsageError("give exactly one of --from FILE and --in-cluster")
     if publish and not in_cluster:
         raise UsageError("--publish needs --in-cluster (it writes PolicyReports to the cluster)")
-    if fmt not in ("yaml", "json"):
-        raise UsageError(f"--format must be yaml or json, not {fmt!r}")
     for h in insecure_registry:
         _console.warn(f"--insecure-registry: talking to {h} without TLS verification")
     policies = load_policies(list(policy))
@@ -311,11 +346,11 @@ def audit_command(
     if publish and kube is not None:
         publish_reports(kube, reports)
         _console.info(f"published {len(reports)} PolicyReports")
-    if fmt == "json":
+    if output is ReportFormat.json:
         data = json.dumps(reports, indent=2, sort_keys=True) + "\n"
     else:
         data = "".join("---\n" + yaml.safe_dump(r, sort_keys=False) for r in reports)
-    _console.emit(data, output)
+    _console.emit(data, file)
     failed = sum(r["summary"]["fail"] + r["summary"]["error"] for r in reports)
     if failed:
         raise VerificationError(f"{failed} image policy result(s) failed or errored")

@@ -122,7 +122,7 @@ def register(app: typer.Typer) -> None:
             OutputFormat.text,
             "--output",
             "-o",
-            envvar="ASSAY_OUTPUT",
+            envvar="ASSAY_VERIFY_OUTPUT",
             help="text or json; with --policy: table, json or sarif",
         ),
         insecure_registry: bool = typer.Option(
