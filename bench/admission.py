@@ -158,7 +158,7 @@ def _load(
             "wrk",
             "-t1",
             f"-c{conns}",
-            f"-d{seconds:g}s",
+            f"-d{max(1, round(seconds))}s",
             "--timeout",
             "10s",
             "-s",
@@ -209,7 +209,9 @@ def main() -> None:
         (work / "policy.yaml").write_text(cip("bench", f"{reg.host}/bench/**", key_authority(pub)))
 
         def body(ref: str) -> bytes:
-            return template.replace(CAPTURED_IMAGE, ref).encode()
+            # compact, as kube-apiserver sends it (and one body per line for the wrk script)
+            doc = json.loads(template.replace(CAPTURED_IMAGE, ref))
+            return json.dumps(doc, separators=(",", ":")).encode()
 
         port_bare, port_hook = free_port(), free_port()
         bare_url = f"https://127.0.0.1:{port_bare}"
