@@ -8,6 +8,7 @@ returns its answer. Policies are loaded in a worker thread after start-up, so th
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -50,15 +51,20 @@ def create_app(load: Callable[[Metrics], Webhook], *, metrics: Metrics | None = 
     state = _State()
     m = metrics or Metrics()
 
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def load_policies() -> None:
         try:
             state.webhook = await anyio.to_thread.run_sync(lambda: load(m))
             m.ready.set(1)
         except AssayError as e:
             state.error = str(e)
             log.error("policies not loaded, staying unready: %s", e)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.get_running_loop().create_task(load_policies())  # serve /healthz meanwhile
         yield
+        if not task.done():
+            task.cancel()
 
     def handler(path: str) -> Callable[[Request], Awaitable[Response]]:
         async def review(request: Request) -> Response:
