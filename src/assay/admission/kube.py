@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ class KubeClient:
         self._client = httpx.Client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-            verify=ca,
+            verify=ssl.create_default_context(cafile=ca) if isinstance(ca, str) else ca,
             timeout=timeout,
         )
 
