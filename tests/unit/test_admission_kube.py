@@ -191,3 +191,46 @@ def test_outside_a_cluster_there_is_no_client(tmp_path: Path, monkeypatch: Any) 
     client = in_cluster(tmp_path)
     assert client is not None and client.base_url == "https://10.0.0.1:443"
     client.close()
+
+
+def _cip(name: str, version: str, glob: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "policy.sigstore.dev/v1beta1",
+        "kind": "ClusterImagePolicy",
+        "metadata": {
+            "name": name,
+            "resourceVersion": version,
+            "uid": "u-" + name,
+            "managedFields": [{"manager": "kubectl"}],
+        },
+        "spec": {"images": [{"glob": glob}], "authorities": [{"static": {"action": "pass"}}]},
+        "status": {"conditions": []},
+    }
+
+
+def test_cluster_image_policies_are_loaded_and_followed(
+    api: tuple[Api, KubeClient], tmp_path: Path
+) -> None:
+    import time
+
+    from assay.admission.clusterpolicies import CIP_PATH, ClusterPolicySource
+    from assay.policy import load_policies
+
+    state, kube = api
+    state.objects[CIP_PATH] = {
+        "kind": "ClusterImagePolicyList",
+        "items": [_cip("allow-acme", "1", "registry.example/acme/**")],
+    }
+    source = ClusterPolicySource(kube, workdir=tmp_path / "cips")
+    assert source.sync() is True and source.directory is not None
+    assert load_policies([source.directory]).names == ("allow-acme",)
+    assert source.sync() is False  # unchanged: nothing rewritten
+    seen: list[tuple[str, ...]] = []
+    source.watch(0.05, lambda d: seen.append(load_policies([d]).names))
+    state.objects[CIP_PATH]["items"].append(_cip("allow-tools", "7", "registry.example/tools/**"))
+    deadline = time.monotonic() + 10
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.05)
+    source.stop()
+    time.sleep(0.2)
+    assert seen and seen[0] == ("allow-acme", "allow-tools")

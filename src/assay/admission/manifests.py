@@ -242,6 +242,7 @@ def _deployment(o: ManifestOptions) -> dict[str, Any]:
             o.namespace,
             "--workers",
             "2",
+            "--cluster-policies",
         ],
         "ports": [{"name": "https", "containerPort": 8443, "protocol": "TCP"}],
         "readinessProbe": {

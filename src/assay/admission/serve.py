@@ -13,18 +13,20 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from starlette.applications import Starlette
 
 from assay.admission.alerts import WebhookAlert
 from assay.admission.app import create_app
+from assay.admission.clusterpolicies import ClusterPolicySource
 from assay.admission.kube import in_cluster
 from assay.admission.metrics import Metrics
 from assay.admission.pullsecrets import PullSecrets
 from assay.admission.review import AdmissionRequest
 from assay.admission.webhook import Settings, Webhook
-from assay.errors import UsageError
+from assay.errors import AssayError, UsageError
 
 __all__ = ["CONFIG_ENV", "ServeConfig", "app_from_env", "build_webhook", "match_context"]
 
@@ -44,6 +46,8 @@ class ServeConfig:
     exempt_namespaces: tuple[str, ...] = field(default=("kube-system",))
     insecure_registries: tuple[str, ...] = ()
     alert_url: str = ""
+    cluster_policies: bool = False  # also ClusterImagePolicy resources from the cluster
+    cluster_policies_interval: float = 30.0
 
     def to_env(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -92,24 +96,50 @@ def build_webhook(config: ServeConfig, metrics: Metrics) -> Webhook:
     """Load the policies and build the engine and webhook (``UsageError`` on a bad policy)."""
     from assay.policy import Engine, load_policies
 
-    policies = load_policies(list(config.policies))
-    engine = Engine(
-        policies,
-        no_match=config.no_match,
-        on_error=config.on_error,
-        insecure_registries=frozenset(config.insecure_registries),
-        timeout=config.deadline,
-    )
     kube = in_cluster()
-    log.info("policies loaded: %s (%s)", ", ".join(policies.names) or "none", policies.digest[:19])
-    return Webhook(
-        engine,
+    source = None
+    paths = list(config.policies)
+    if config.cluster_policies:
+        if kube is None:
+            log.warning("--cluster-policies: not in a cluster; using the policy files only")
+        else:
+            source = ClusterPolicySource(kube)
+            source.sync()
+            if source.directory is not None:
+                paths.append(str(source.directory))
+
+    def engine_for(paths: list[str]) -> Engine:
+        policies = load_policies(paths)
+        log.info(
+            "policies loaded: %s (%s)", ", ".join(policies.names) or "none", policies.digest[:19]
+        )
+        return Engine(
+            policies,
+            no_match=config.no_match,
+            on_error=config.on_error,
+            insecure_registries=frozenset(config.insecure_registries),
+            timeout=config.deadline,
+        )
+
+    webhook = Webhook(
+        engine_for(paths),
         config.settings(),
         metrics=metrics,
         credentials=PullSecrets(kube) if kube is not None else None,
         make_context=match_context,
         alert=WebhookAlert(config.alert_url) if config.alert_url else None,
     )
+    if source is not None:
+
+        def swap(directory: Path) -> None:
+            try:
+                # the cache keys carry the policy digest, so old decisions simply stop matching
+                webhook.decider = engine_for([*config.policies, str(directory)])
+            except AssayError as e:  # a broken CR: keep deciding with the current policies
+                log.error("ClusterImagePolicies changed but do not load, keeping the old: %s", e)
+
+        source.watch(config.cluster_policies_interval, swap)
+    return webhook
 
 
 def app_from_env() -> Starlette:

@@ -111,6 +111,12 @@ def serve_command(
         envvar="ASSAY_ADMISSION_INSECURE_REGISTRY",
         help="Registry host reached without TLS verification (repeatable; unsafe).",
     ),
+    cluster_policies: bool = typer.Option(
+        False,
+        "--cluster-policies",
+        envvar="ASSAY_ADMISSION_CLUSTER_POLICIES",
+        help="Also enforce the cluster's ClusterImagePolicy resources (re-read every 30 s).",
+    ),
 ) -> None:
     """Serve /validate and /mutate (AdmissionReview v1), /healthz, /readyz and /metrics over TLS."""
     import uvicorn
@@ -137,6 +143,7 @@ def serve_command(
         namespace=namespace,
         insecure_registries=tuple(insecure_registry),
         alert_url=alert_url,
+        cluster_policies=cluster_policies,
     )
     if alert_url and not alert_url.startswith(("https://", "http://")):
         raise UsageError(f"--alert-url {alert_url!r} must be an http(s) URL")
