@@ -260,3 +260,165 @@ def test_match_resource_and_labels(
     assert not blocked.allowed
     assert other.allowed and other.images[0].message.startswith("no matching policies")
     assert deploy.allowed
+
+
+def test_identical_images_fetched_once_and_cache(
+    registry: Any,
+    client: RegistryClient,
+    repo: str,
+    tmp_path: Path,
+    keypair: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import assay.policy.engine as engine_mod
+
+    key, pub = keypair
+    digest = push_image(client, repo, "demo")
+    sign(client, f"{registry.host}/{repo}:demo", key)
+    calls: list[str] = []
+    real = engine_mod.fetch_signed
+
+    def counting(*args: Any, **kw: Any) -> Any:
+        calls.append(args[2])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(engine_mod, "fetch_signed", counting)
+    by_tag = f"{registry.host}/{repo}:demo"
+    by_digest = f"{registry.host}/{repo}@{digest}"
+    policy = cip("key", "**", key_authority(pub))
+    with _engine(tmp_path, policy, cache_size=100) as e:
+        d = e.decide([by_tag, by_digest, by_tag])
+        assert d.allowed and len(d.images) == 3
+        assert calls == [digest]  # one evidence fetch for three references to one image
+        assert e.cache_key(digest) == f"{digest}|{e.policies.digest}|deny|deny"
+        again = e.decide([by_digest])
+        assert calls == [digest]  # served from the decision cache
+        assert again.images[0] == d.images[1]
+
+
+def test_signature_format_bundle_reads_referrers_only(
+    registry: Any, client: RegistryClient, repo: str, tmp_path: Path, keypair: Any
+) -> None:
+    from assay.attest import remote
+
+    key, pub = keypair
+    push_image(client, repo, "legacy", label="legacy")
+    push_image(client, repo, "bundle", label="bundle")
+    legacy = f"{registry.host}/{repo}:legacy"
+    bundled = f"{registry.host}/{repo}:bundle"
+    remote.sign_image(client, remote.parse_image_ref(legacy), key, referrer=False)
+    remote.sign_image(client, remote.parse_image_ref(bundled), key)
+    fmt = "    signatureFormat: bundle\n"
+    policy = cip("bundles", "**", key_authority(pub, extra=fmt))
+    with _engine(tmp_path, policy) as e:
+        d = e.decide([legacy, bundled])
+    by_ref = {i.reference: i for i in d.images}
+    assert by_ref[bundled].result == "allow"
+    assert by_ref[legacy].result == "deny"
+    assert by_ref[legacy].message == "failed policy: bundles: no signatures found"
+
+
+CIP_REGO = """\
+  policy:
+    type: rego
+    fetchConfigFile: true
+    includeSpec: true
+    includeObjectMeta: true
+    includeTypeMeta: true
+    data: |
+      package sigstore
+      default isCompliant = false
+      isCompliant {
+        input.config["linux/amd64"].config.User == "65532"
+        input.spec.serviceAccountName == "builder"
+        input.metadata.namespace == "prod"
+        input.typemeta.kind == "Pod"
+        count(input.authorityMatches.signed.signatures) >= 1
+      }
+"""
+
+
+def test_cip_level_rego_with_config_spec_and_meta(
+    registry: Any, client: RegistryClient, repo: str, tmp_path: Path, keypair: Any
+) -> None:
+    key, pub = keypair
+    ref = f"{registry.host}/{repo}:demo"
+    digest = push_image(client, repo, "demo", user="65532")
+    sign(client, ref, key)
+    policy = cip("cip-rego", "**", key_authority(pub, name="signed"), extra=CIP_REGO)
+    good = MatchContext(
+        namespace="prod",
+        spec={"serviceAccountName": "builder"},
+        object_meta={"namespace": "prod", "name": "p"},
+        type_meta={"kind": "Pod", "apiVersion": "v1"},
+    )
+    bad = MatchContext(
+        spec={"serviceAccountName": "default"},
+        object_meta={"namespace": "prod"},
+        type_meta={"kind": "Pod", "apiVersion": "v1"},
+    )
+    with _engine(tmp_path, policy) as e:
+        assert e.resolve(ref) == digest
+        ok = e.decide([ref], context=good)
+        no = e.decide([ref], context=bad)
+    assert ok.allowed, ok.images[0].message
+    assert not no.allowed
+    assert no.images[0].message == (
+        "failed policy: cip-rego: failed evaluating rego policy for ClusterImagePolicy: "
+        "policy is not compliant for query 'isCompliant = data.sigstore.isCompliant'"
+    )
+    # the config digest is part of the evidence the decision names
+    # manifest, config, the .sig layer and the signature bundle referrer (assay writes both)
+    assert len(ok.images[0].evidence) == 4
+    assert ok.images[0].evidence[0] == digest
+
+
+def test_hostile_referrer_and_copied_signature(
+    registry: Any, client: RegistryClient, repo: str, tmp_path: Path, keypair: Any
+) -> None:
+    import hashlib
+
+    from assay.attest import bundle as _bundle
+    from assay.attest.simplesigning import cosign_tag
+
+    key, pub = keypair
+    digest = push_image(client, repo, "good", label="good")
+    other = push_image(client, repo, "victim", label="victim")
+    good = f"{registry.host}/{repo}:good"
+    sign(client, good, key)
+    # a referrer claiming to be a Sigstore bundle whose blob is garbage
+    junk = b"\x00not a bundle"
+    client.upload_blob(repo, "sha256:" + hashlib.sha256(junk).hexdigest(), len(junk), junk)
+    empty = _bundle.EMPTY_CONFIG
+    client.upload_blob(repo, "sha256:" + hashlib.sha256(empty).hexdigest(), len(empty), empty)
+    manifest = _bundle.bundle_referrer_manifest(
+        junk,
+        "application/vnd.oci.image.manifest.v1+json",
+        digest,
+        100,
+        predicate_type=None,
+        created="2026-01-01T00:00:00Z",
+    )
+    client.put_manifest(
+        repo,
+        "sha256:" + hashlib.sha256(manifest).hexdigest(),
+        manifest,
+        "application/vnd.oci.image.manifest.v1+json",
+    )
+    # the good image's signature manifest copied onto the other image's .sig tag
+    sig = client.get_manifest(
+        repo, cosign_tag(digest, "sig"), accept=("application/vnd.oci.image.manifest.v1+json",)
+    )
+    client.put_manifest(repo, cosign_tag(other, "sig"), sig.data, sig.media_type)
+    victim = f"{registry.host}/{repo}:victim"
+    expected = {
+        "": "it was copied from another image",  # the .sig layer verifies but names `digest`
+        "    signatureFormat: bundle\n": "no signatures found",  # no bundle for the victim
+    }
+    for fmt, reason in expected.items():
+        with _engine(tmp_path, cip("key", "**", key_authority(pub, extra=fmt))) as e:
+            d = e.decide([good, victim])
+        by_ref = {i.reference: i for i in d.images}
+        assert by_ref[good].result == "allow", by_ref[good].message
+        assert by_ref[victim].result == "deny" and by_ref[victim].status == "fail"
+        assert reason in by_ref[victim].message

@@ -314,3 +314,99 @@ def test_warn_mode_require(
     assert d.warnings[0].startswith(
         "failed policy: nonroot-warn: runAsNonRoot: linux/amd64 runs as root"
     )
+
+
+REGO_ATT = """\
+    attestations:
+    - name: custom-match-predicate
+      predicateType: https://cosign.sigstore.dev/attestation/v1
+      policy:
+        type: rego
+        data: |
+          package sigstore
+          isCompliant[response] {
+            ok := input.predicate.Data == "foobar e2e test"
+            response := {"result": ok, "error": "wrong data", "warning": "checked by rego"}
+          }
+"""
+
+
+def test_cip_decisions_match_expected_files(
+    registry: Any, client: RegistryClient, tmp_path: Path, keys3: list[tuple[Any, str]]
+) -> None:
+    from integration.policy_helpers import cip, key_authority
+
+    key, pub = keys3[0]
+    repos: dict[str, str] = {}
+    refs: dict[str, str] = {}
+    for name in ("rego-pass", "rego-fail", "warn-unsigned", "no-match"):
+        repo = f"cipdec/{uuid.uuid4().hex[:8]}/{name}"
+        repos[repo] = f"REPO/{name}"
+        push_image(client, repo, "v1", label=name)
+        refs[name] = f"{registry.host}/{repo}:v1"
+    sign(client, refs["rego-pass"], key)
+    attest(client, refs["rego-pass"], key, "custom", b"foobar e2e test")
+    attest(client, refs["rego-fail"], key, "custom", b"something else")
+    rego = cip("rego", "**/rego-*", key_authority(pub, extra=REGO_ATT, name="att"))
+    warn = cip("warn", "**/warn-*", key_authority(pub), extra="  mode: warn\n")
+    paths = []
+    for i, doc in enumerate((rego, warn)):
+        paths.append(tmp_path / f"cip{i}.yaml")
+        paths[-1].write_text(doc)
+    with Engine(load_policies(paths), no_match="warn", clock=lambda: NOW) as engine:
+        decision = engine.decide(
+            [refs[n] for n in ("rego-pass", "rego-fail", "warn-unsigned", "no-match")]
+        )
+    _compare("cip-decisions", _normalise(decision, registry, repos))
+    by_name = {i.reference.rsplit("/", 1)[1]: i for i in decision.images}
+    assert by_name["rego-pass:v1"].result == "allow"
+    assert by_name["rego-pass:v1"].warnings == ("checked by rego",)
+    assert by_name["rego-fail:v1"].result == "deny"
+    assert "with errors: wrong data" in by_name["rego-fail:v1"].message
+    assert by_name["warn-unsigned:v1"].result == "allow"
+    assert by_name["no-match:v1"].status == "warn"
+    assert not decision.allowed
+
+
+def _cyclonedx() -> dict[str, Any]:
+    return {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.6",
+        "metadata": {"timestamp": _iso(NOW - DAY), "tools": {"components": [{"name": "assay"}]}},
+        "components": [
+            {
+                "type": "library",
+                "bom-ref": "pkg:deb/debian/libc6@2.36",
+                "name": "libc6",
+                "version": "2.36",
+                "supplier": {"name": "Debian"},
+            }
+        ],
+        "dependencies": [{"ref": "pkg:deb/debian/libc6@2.36", "dependsOn": []}],
+    }
+
+
+def test_sbom_ntia_elements(
+    registry: Any, client: RegistryClient, tmp_path: Path, keys3: list[tuple[Any, str]]
+) -> None:
+    key, pub = keys3[0]
+    refs = {}
+    for name in ("thin", "complete"):
+        repo = f"require/{uuid.uuid4().hex[:8]}/{name}"
+        push_image(client, repo, "v1", label=name)
+        refs[name] = f"{registry.host}/{repo}:v1"
+        sign(client, refs[name], key)
+    attest(client, refs["thin"], key, "spdxjson", _spdx(["libc6"]))
+    attest(client, refs["complete"], key, "cyclonedx", _cyclonedx())
+    policy = _policy(tmp_path, "ntia", pub, "    sbom: {formats: [spdx, cyclonedx], ntia: true}\n")
+    with Engine(load_policies([policy]), clock=lambda: NOW) as engine:
+        thin = engine.decide([refs["thin"]])
+        complete = engine.decide([refs["complete"]])
+    assert not thin.allowed
+    assert "lacks NTIA minimum elements" in thin.images[0].message
+    assert "1 of 1 packages have no supplier" in thin.images[0].message
+    assert "no dependency relationships" in thin.images[0].message
+    assert complete.allowed, complete.images[0].message
+    check = complete.images[0].policies[0].checks[0]
+    assert check.reason == "verified cyclonedx SBOM with the NTIA minimum elements (1 packages)"
+    assert check.controls == ("SSDF:PS.3.2",)

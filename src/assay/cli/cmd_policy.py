@@ -19,6 +19,11 @@ class PolicyOutput(enum.StrEnum):
     sarif = "sarif"
 
 
+class LintOutput(enum.StrEnum):
+    table = "table"
+    json = "json"
+
+
 class NoMatch(enum.StrEnum):
     deny = "deny"
     warn = "warn"
@@ -91,8 +96,12 @@ def register(app: typer.Typer) -> None:
     @group.command("lint")
     def lint(
         paths: list[Path] = typer.Argument(..., help="Policy files or directories."),
-        output: str = typer.Option(
-            "table", "--output", "-o", envvar="ASSAY_OUTPUT", help="table or json"
+        output: LintOutput = typer.Option(
+            LintOutput.table,
+            "--output",
+            "-o",
+            envvar="ASSAY_POLICY_LINT_OUTPUT",
+            help="table or json",
         ),
         strict: bool = typer.Option(
             False, "--strict", help="Exit 1 when anything is unsupported or a pitfall is found."
@@ -103,11 +112,9 @@ def register(app: typer.Typer) -> None:
         from assay.policy import load_policies
         from assay.policy.lint import lint_policies
 
-        if output not in ("table", "json"):
-            raise UsageError(f"-o {output}: use table or json")
         policy_set = load_policies(paths)
         findings = lint_policies(policy_set.policies)
-        if output == "json":
+        if output is LintOutput.json:
             doc = {
                 "policies": [
                     {"name": p.name, "kind": p.kind, "where": p.where} for p in policy_set.policies

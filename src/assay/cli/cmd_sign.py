@@ -14,6 +14,7 @@ from assay.attest.intoto import SIGN_PREDICATE_TYPE, parse_statement
 from assay.attest.keys import SigningKey, load_private_key, load_public_key
 from assay.attest.verify import check_statement_subject
 from assay.cli import _console
+from assay.cli.cmd_policy import NoMatch, OnError
 from assay.errors import InputError, UsageError, VerificationError
 from assay.oci.registry import RegistryClient
 
@@ -23,8 +24,14 @@ MAX_BLOB_FILE = 1 << 30
 class OutputFormat(enum.StrEnum):
     text = "text"
     json = "json"
-    table = "table"  # --policy
-    sarif = "sarif"  # --policy
+
+
+class VerifyOutput(enum.StrEnum):
+    """``verify -o``: with --policy, text is the decision table and sarif is for CI."""
+
+    text = "text"
+    json = "json"
+    sarif = "sarif"
 
 
 def read_file(path: Path, what: str, limit: int = 16 << 20) -> bytes:
@@ -88,11 +95,14 @@ def register(app: typer.Typer) -> None:
         policy: list[Path] | None = typer.Option(
             None, "--policy", help="Decide with these policy files/directories (repeatable)."
         ),
-        no_match: str = typer.Option(
-            "deny", "--no-match", envvar="ASSAY_NO_MATCH", help="--policy: deny|warn|allow."
+        no_match: NoMatch = typer.Option(
+            NoMatch.deny, "--no-match", envvar="ASSAY_NO_MATCH", help="--policy: deny|warn|allow."
         ),
-        on_error: str = typer.Option(
-            "deny", "--on-error", envvar="ASSAY_ON_ERROR", help="--policy: deny|allow (unsafe)."
+        on_error: OnError = typer.Option(
+            OnError.deny,
+            "--on-error",
+            envvar="ASSAY_ON_ERROR",
+            help="--policy: deny|allow (unsafe).",
         ),
         key: Path | None = typer.Option(
             None, "--key", envvar="ASSAY_PUBLIC_KEY", help="cosign.pub"
@@ -118,12 +128,12 @@ def register(app: typer.Typer) -> None:
         offline: bool = typer.Option(
             True, "--offline/--online", help="Keyless: use the embedded trust root (default)."
         ),
-        output: OutputFormat = typer.Option(
-            OutputFormat.text,
+        output: VerifyOutput = typer.Option(
+            VerifyOutput.text,
             "--output",
             "-o",
-            envvar="ASSAY_VERIFY_OUTPUT",
-            help="text or json; with --policy: table, json or sarif",
+            envvar="ASSAY_VERIFY_IMAGE_OUTPUT",
+            help="text or json; with --policy also sarif (text is then the decision table)",
         ),
         insecure_registry: bool = typer.Option(
             False, "--insecure-registry", help="Allow plain HTTP / unverified TLS (unsafe)."
@@ -142,16 +152,16 @@ def register(app: typer.Typer) -> None:
             verify_with_policy(
                 [image, *(more_images or [])],
                 policy,
-                output="table" if output is OutputFormat.text else output.value,
-                no_match=no_match,
-                on_error=on_error,
+                output="table" if output is VerifyOutput.text else output.value,
+                no_match=no_match.value,
+                on_error=on_error.value,
                 insecure_registry=insecure_registry,
             )
             return
         if more_images:
             raise UsageError("verify takes one IMAGE unless --policy is given")
-        if output in (OutputFormat.table, OutputFormat.sarif):
-            raise UsageError(f"-o {output.value} is for --policy; use text or json")
+        if output is VerifyOutput.sarif:
+            raise UsageError("-o sarif is for --policy; use text or json")
         check_keyless_args(certificate_identity, certificate_oidc_issuer)
         if (key is None) == (certificate_identity is None):
             raise UsageError(
@@ -216,11 +226,9 @@ def register(app: typer.Typer) -> None:
         _report(resolved.pinned, [a.to_json() for a in atts], output, "signature")
 
 
-def _report(
-    subject: str, payloads: list[dict[str, object]], output: OutputFormat, what: str
-) -> None:
+def _report(subject: str, payloads: list[dict[str, object]], output: str, what: str) -> None:
     """Print verified payloads; only called after verification succeeded."""
-    if output is OutputFormat.json:
+    if output == OutputFormat.json:
         _console.emit(json.dumps(payloads, indent=2) + "\n")
         return
     _console.info(f"Verification OK for {subject}: {len(payloads)} valid {what}(s)")

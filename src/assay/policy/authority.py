@@ -73,6 +73,8 @@ class VerifiedEvidence:
     signatures: list[dict[str, Any]] = field(default_factory=list)  # authorityMatches entries
     attestations: list[VerifiedAttestation] = field(default_factory=list)
     evidence: list[str] = field(default_factory=list)  # digests of layers/referrers used
+    # each verified attestation with the digest of the .att layer or referrer it came from
+    pairs: list[tuple[VerifiedAttestation, str]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     seen: int = 0  # candidates looked at
 
@@ -191,6 +193,7 @@ def _bundle_statements(
             if exclude_sign and att.predicate_type == SIGN_PREDICATE_TYPE:
                 continue
             out.attestations.append(att)
+            out.pairs.append((att, blob.digest))
             found.append((blob.digest, info))
         except AssayError as exc:
             text = str(exc)
@@ -214,9 +217,9 @@ def verify_attestations(
                 out.failures.append(blob.problem)
                 continue
             try:
-                out.attestations.append(
-                    check_attestation_layer(blob.layer, blob.data, image.digest, key)
-                )
+                att = check_attestation_layer(blob.layer, blob.data, image.digest, key)
+                out.attestations.append(att)
+                out.pairs.append((att, blob.digest))
                 out.evidence.append(blob.digest)
             except AssayError as exc:
                 out.failures.append(str(exc))
@@ -334,7 +337,8 @@ def _check_one_attestation(
     req: Attestation, found: VerifiedEvidence
 ) -> tuple[CheckResult, list[dict[str, Any]], list[str]]:
     uri = predicate_type_uri(req.predicate_type)
-    candidates = [a for a in found.attestations if a.predicate_type == uri]
+    pairs = [(a, d) for a, d in found.pairs if a.predicate_type == uri]
+    candidates = [a for a, _ in pairs]
     if not candidates:
         reason = NO_MATCHING_ATTESTATIONS
         details = [f for f in found.failures if f]
@@ -342,9 +346,15 @@ def _check_one_attestation(
             reason = summarise_failures(reason, details)
         return CheckResult(req.name, "attestation", "fail", reason), [], []
     if req.policy is None:
-        used = [{"predicateType": a.predicate_type} for a in candidates]
+        used = [{"id": d, "predicateType": a.predicate_type} for a, d in pairs]
         return (
-            CheckResult(req.name, "attestation", "pass", f"{len(candidates)} verified"),
+            CheckResult(
+                req.name,
+                "attestation",
+                "pass",
+                f"{len(candidates)} verified",
+                evidence=tuple(d for _, d in pairs),
+            ),
             used,
             [],
         )
@@ -372,7 +382,7 @@ def _check_one_attestation(
             [],
         )
     errors: list[str] = []
-    for att in candidates:
+    for att, digest in pairs:
         outcome = evaluate_rego(req.policy.data, att.statement)
         if outcome.broken:
             return (
@@ -389,9 +399,14 @@ def _check_one_attestation(
             warns = [outcome.warning] if outcome.warning else []
             return (
                 CheckResult(
-                    req.name, "attestation", "pass", "policy is compliant", warnings=tuple(warns)
+                    req.name,
+                    "attestation",
+                    "pass",
+                    "policy is compliant",
+                    evidence=(digest,),
+                    warnings=tuple(warns),
                 ),
-                [{"predicateType": att.predicate_type}],
+                [{"id": digest, "predicateType": att.predicate_type}],
                 warns,
             )
         message = f"policy is not compliant for query '{QUERY}'"

@@ -12,10 +12,13 @@ config concurrently); identical references are decided once.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -101,8 +104,54 @@ def _resource_matches(policy: Policy, ctx: MatchContext) -> bool:
     return False
 
 
-class _Deadline(Exception):
-    pass
+class _Once:
+    """Per-call memo: the first caller of a key computes, concurrent callers wait for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[
+            tuple[str, str, str, str], tuple[threading.Lock, list[SignedEvidence]]
+        ] = {}
+
+    def get(
+        self, key: tuple[str, str, str, str], make: Callable[[], SignedEvidence]
+    ) -> SignedEvidence:
+        with self._lock:
+            entry = self._items.setdefault(key, (threading.Lock(), []))
+        with entry[0]:
+            if not entry[1]:
+                entry[1].append(make())
+            return entry[1][0]
+
+
+_DEFAULT_CONTEXT = MatchContext()
+
+
+def _context_fingerprint(ctx: MatchContext) -> str:
+    """A short hash of everything in ``ctx`` that can change a decision."""
+    if ctx == _DEFAULT_CONTEXT:
+        return "default"
+    raw = json.dumps(
+        [
+            ctx.resource,
+            ctx.group,
+            ctx.version,
+            ctx.kind,
+            ctx.namespace,
+            dict(ctx.labels),
+            ctx.object_meta,
+            ctx.spec,
+            ctx.type_meta,
+        ],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_ref(text: str) -> ImageRef:
+    return parse_image_ref(text)
 
 
 class Engine:
@@ -118,6 +167,8 @@ class Engine:
         timeout: float = 8.0,
         workers: int = 8,
         clock: Callable[[], float] | None = None,
+        cache_size: int = 0,
+        cache_ttl: float = 300.0,
     ) -> None:
         if no_match not in ("deny", "warn", "allow"):
             raise UsageError(f"no_match must be deny, warn or allow, not {no_match!r}")
@@ -129,6 +180,9 @@ class Engine:
         self.insecure_registries = frozenset(insecure_registries)
         self.timeout = timeout
         self._clock = clock or time.time
+        self._cache_size = max(0, cache_size)
+        self._cache_ttl = cache_ttl
+        self._cache: OrderedDict[str, tuple[float, ImageDecision]] = OrderedDict()
         self._digest = policies.digest
         self._clients: dict[tuple[str, Credentials | None], RegistryClient] = {}
         self._lock = threading.Lock()
@@ -170,13 +224,30 @@ class Engine:
     ) -> Decision:
         """Decide every reference; UsageError only for references that cannot be parsed."""
         ctx = context or MatchContext()
-        parsed = {text: parse_image_ref(text) for text in dict.fromkeys(refs)}
+        parsed = {text: _parse_ref(text) for text in dict.fromkeys(refs)}
         deadline = time.monotonic() + self.timeout
-        futures = {
-            text: self._outer.submit(self._decide_one, text, ref, ctx, credentials, deadline)
-            for text, ref in parsed.items()
-        }
         results: dict[str, ImageDecision] = {}
+        keys: dict[str, str] = {}
+        if self._cache_size:
+            fingerprint = _context_fingerprint(ctx)
+            now = time.monotonic()
+            with self._lock:
+                for text, ref in parsed.items():
+                    if not ref.digest:
+                        continue
+                    keys[text] = f"{self.cache_key(ref.digest)}|{text}|{fingerprint}"
+                    hit = self._cache.get(keys[text])
+                    if hit is not None and hit[0] > now:
+                        self._cache.move_to_end(keys[text])
+                        results[text] = hit[1]
+        shared = _Once()
+        futures = {
+            text: self._outer.submit(
+                self._decide_one, text, ref, ctx, credentials, deadline, shared
+            )
+            for text, ref in parsed.items()
+            if text not in results
+        }
         for text, fut in futures.items():
             try:
                 results[text] = fut.result(timeout=max(0.0, deadline - time.monotonic()))
@@ -185,12 +256,21 @@ class Engine:
                 results[text] = self._error_decision(
                     text, None, f"timed out after {self.timeout:g}s deciding {text}"
                 )
+            if text in keys and results[text].status != "error":
+                self._remember(keys[text], results[text])
         images = tuple(results[text] for text in refs if text in results)
         unique = tuple(results[text] for text in dict.fromkeys(refs))
         warnings = tuple(dict.fromkeys(w for image in unique for w in image.warnings))
         return Decision(images, all(i.result == "allow" for i in unique), warnings)
 
     # ------------------------------------------------------------------ internals
+    def _remember(self, key: str, decision: ImageDecision) -> None:
+        with self._lock:
+            self._cache[key] = (time.monotonic() + self._cache_ttl, decision)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
     def _client(self, host: str, credentials: Mapping[str, Credentials] | None) -> RegistryClient:
         creds = (credentials or {}).get(host)
         key = (host, creds)
@@ -232,6 +312,7 @@ class Engine:
         ctx: MatchContext,
         credentials: Mapping[str, Credentials] | None,
         deadline: float,
+        shared: _Once,
     ) -> ImageDecision:
         matching = self._matching(text, ref, ctx)
         if not matching:
@@ -260,15 +341,15 @@ class Engine:
             )
         except AssayError as exc:
             return self._error_decision(text, ref.digest, f"cannot fetch {text}: {exc}")
-        signed_cache: dict[tuple[str, str, str], SignedEvidence] = {}
         results = [
-            self._evaluate(policy, image, ref, ctx, credentials, signed_cache)
+            self._evaluate_safely(policy, image, ref, ctx, credentials, shared)
             for policy in matching
         ]
         evidence = [image.digest, *image.config_digests.values()]
         for r in results:
             for a in (*r.authorities, *r.checks):
                 evidence.extend(a.evidence)
+        evidence = list(dict.fromkeys(evidence))
         warnings = [w for r in results for w in r.warnings]
         failed = [r for r in results if r.status == "fail"]
         errored = [r for r in results if r.status == "error"]
@@ -327,7 +408,7 @@ class Engine:
         image: ImageEvidence,
         ref: ImageRef,
         credentials: Mapping[str, Credentials] | None,
-        cache: dict[tuple[str, str, str], SignedEvidence],
+        cache: _Once,
     ) -> list[SignedEvidence]:
         places: list[tuple[str, str, str]] = []
         for source in auth.sources or ():
@@ -340,18 +421,35 @@ class Engine:
         if not places:
             places.append((ref.host, ref.repository, ""))
         out = []
-        for key in places:
-            if key not in cache:
-                host, repo, prefix = key
+        for host, repo, prefix in places:
+
+            def make(host: str = host, repo: str = repo, prefix: str = prefix) -> SignedEvidence:
                 try:
                     client = self._client(host, credentials)
-                    cache[key] = fetch_signed(
-                        client, repo, image.digest, self._inner, tag_prefix=prefix
-                    )
+                    return fetch_signed(client, repo, image.digest, self._inner, tag_prefix=prefix)
                 except AssayError as exc:
-                    cache[key] = SignedEvidence(repo, error=str(exc))
-            out.append(cache[key])
+                    return SignedEvidence(repo, error=str(exc))
+
+            out.append(cache.get((host, repo, prefix, image.digest), make))
         return out
+
+    def _evaluate_safely(
+        self,
+        policy: Policy,
+        image: ImageEvidence,
+        ref: ImageRef,
+        ctx: MatchContext,
+        credentials: Mapping[str, Credentials] | None,
+        cache: _Once,
+    ) -> PolicyResult:
+        """``_evaluate``, but a bug or an unexpected library exception is an ``error`` result
+        (denied unless on_error=allow) instead of escaping ``decide()``."""
+        try:
+            return self._evaluate(policy, image, ref, ctx, credentials, cache)
+        except Exception as exc:
+            _log.exception("evaluating policy %s for %s", policy.name, ref)
+            reason = f"internal error evaluating the policy: {type(exc).__name__}: {exc}"
+            return PolicyResult(policy.name, policy.kind, policy.mode, "error", reason)
 
     def _evaluate(
         self,
@@ -360,7 +458,7 @@ class Engine:
         ref: ImageRef,
         ctx: MatchContext,
         credentials: Mapping[str, Credentials] | None,
-        cache: dict[tuple[str, str, str], SignedEvidence],
+        cache: _Once,
     ) -> PolicyResult:
         outcomes: list[AuthorityOutcome] = []
         for auth in policy.authorities:
@@ -418,11 +516,11 @@ class Engine:
         image: ImageEvidence,
         ref: ImageRef,
         credentials: Mapping[str, Credentials] | None,
-        cache: dict[tuple[str, str, str], SignedEvidence],
+        cache: _Once,
     ) -> list[CheckResult]:
         from assay.policy.require import run_checks
 
-        attestations: dict[str, VerifiedAttestation] = {}
+        attestations: dict[str, tuple[VerifiedAttestation, str]] = {}
         errors: list[str] = []
         for auth in policy.authorities:
             if auth.static is not None:
@@ -435,9 +533,9 @@ class Engine:
                     found = verify_attestations(auth, image, signed)
                 except Unsupported:
                     continue
-                for att in found.attestations:
+                for att, digest in found.pairs:
                     key = json.dumps(att.statement, sort_keys=True)
-                    attestations.setdefault(key, att)
+                    attestations.setdefault(key, (att, digest))
         signers: list[tuple[int, list[str]]] = []
         if policy.require.keys:
             own = Authority(name="require.signatures")

@@ -176,6 +176,10 @@ def _blob(client: RegistryClient, repository: str, layer: SignedLayer, limit: in
         return Blob(layer.digest, client.get_blob(repository, layer.digest, size=layer.size), layer)
     except NotFoundError:
         return Blob(layer.digest, None, layer, f"blob {layer.digest} is missing from the registry")
+    except NetworkError:
+        raise
+    except AssayError as exc:  # wrong digest or size: this candidate is bad, the others count
+        return Blob(layer.digest, None, layer, _network_problem(exc))
 
 
 def _bundle_blob(client: RegistryClient, repository: str, subject: str, digest: str) -> Blob:
@@ -195,6 +199,10 @@ def _bundle_blob(client: RegistryClient, repository: str, subject: str, digest: 
         return Blob(fetched.digest, data)
     except NotFoundError:
         return Blob(digest, None, None, f"referrer {digest} or its bundle is missing")
+    except NetworkError:
+        raise
+    except AssayError as exc:  # a malformed referrer: skipped, with the reason
+        return Blob(digest, None, None, f"referrer {digest}: {_network_problem(exc)}")
 
 
 def fetch_signed(

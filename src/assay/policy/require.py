@@ -69,23 +69,20 @@ def _ts(text: Any) -> float | None:
 
 
 class _Checks:
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, digests: dict[int, str]) -> None:
         self.out: list[CheckResult] = []
         self.extra = dict(policy.require.controls)
+        self.digests = digests
+
+    def digest(self, att: VerifiedAttestation) -> str:
+        """The registry digest (``.att`` layer or bundle referrer) the statement came from."""
+        return self.digests[id(att)]
 
     def add(self, name: str, status: Status, reason: str, evidence: Iterable[str] = ()) -> None:
         key = name.split(".")[0] if name not in CHECK_CONTROLS else name
         controls = CHECK_CONTROLS.get(name, CHECK_CONTROLS.get(key, ()))
         controls = tuple(dict.fromkeys((*controls, *self.extra.get(name, ()))))
         self.out.append(CheckResult(name, "check", status, reason, tuple(evidence), controls))
-
-
-def _statement_id(att: VerifiedAttestation) -> str:
-    import hashlib
-    import json
-
-    raw = json.dumps(att.statement, sort_keys=True, separators=(",", ":")).encode()
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
 def _of_type(
@@ -106,6 +103,41 @@ def _packages(att: VerifiedAttestation) -> list[str]:
             if isinstance(item, dict) and isinstance(item.get("name"), str):
                 names.append(item["name"])
     return names
+
+
+def _ntia_problems(att: VerifiedAttestation) -> list[str]:
+    """The NTIA minimum elements missing from an SBOM predicate (SPDX 2.3 or CycloneDX)."""
+    p = _obj(att.statement.get("predicate"))
+    problems: list[str] = []
+    if att.predicate_type == SPDX:
+        info = _obj(p.get("creationInfo"))
+        if not info.get("creators"):
+            problems.append("no SBOM author (creationInfo.creators)")
+        if not info.get("created"):
+            problems.append("no timestamp (creationInfo.created)")
+        items = [i for i in p.get("packages") or [] if isinstance(i, dict)]
+        fields = {"supplier": "supplier", "versionInfo": "version", "SPDXID": "identifier"}
+        if not p.get("relationships"):
+            problems.append("no dependency relationships")
+    else:
+        meta = _obj(p.get("metadata"))
+        if not (meta.get("authors") or meta.get("tools") or meta.get("manufacture")):
+            problems.append("no SBOM author (metadata.authors/tools)")
+        if not meta.get("timestamp"):
+            problems.append("no timestamp (metadata.timestamp)")
+        items = [i for i in p.get("components") or [] if isinstance(i, dict)]
+        fields = {"supplier": "supplier", "version": "version", "bom-ref": "identifier"}
+        if not p.get("dependencies"):
+            problems.append("no dependency relationships")
+    if not items:
+        problems.append("no packages")
+    for key, what in fields.items():
+        missing = sum(
+            1 for i in items if not i.get(key) and not (what == "supplier" and i.get("publisher"))
+        )
+        if missing:
+            problems.append(f"{missing} of {len(items)} packages have no {what}")
+    return problems
 
 
 def _scan(att: VerifiedAttestation) -> dict[str, Any]:
@@ -214,18 +246,20 @@ def _source_matches(want: str, have: str) -> bool:
 def run_checks(
     policy: Policy,
     image: ImageEvidence,
-    attestations: Sequence[VerifiedAttestation],
+    verified: Sequence[tuple[VerifiedAttestation, str]],
     key_signers: Sequence[tuple[int, list[str]]],
     now: float,
 ) -> list[CheckResult]:
     """The ``require:`` checks of ``policy``.
 
-    ``attestations``: every statement the policy's authorities verified for the image;
+    ``verified``: every statement the policy's authorities verified for the image, with the
+    digest of the ``.att`` layer or bundle referrer it was read from;
     ``key_signers``: for each key in ``require.signatures.keys``, the evidence digests of the
     signatures it verified (empty when none).
     """
     req = policy.require
-    c = _Checks(policy)
+    attestations = [a for a, _ in verified]
+    c = _Checks(policy, {id(a): d for a, d in verified})
     configs = image.configs
     config_ev = list(image.config_digests.values())
     if req.run_as_non_root:
@@ -263,7 +297,7 @@ def run_checks(
                 continue
             names = {n for att in sboms for n in _packages(att)}
             found = sorted(names & bad_set)
-            ev = [_statement_id(a) for a in sboms]
+            ev = [c.digest(a) for a in sboms]
             if found:
                 c.add(name, "fail", f"image contains {', '.join(found)}", ev)
             else:
@@ -271,14 +305,24 @@ def run_checks(
     if req.sbom:
         wanted = {"spdx": SPDX, "cyclonedx": CYCLONEDX}
         have = _of_type(attestations, [wanted[f] for f in req.sbom])
-        if have:
-            kinds = sorted({"spdx" if a.predicate_type == SPDX else "cyclonedx" for a in have})
-            counts = sum(len(_packages(a)) for a in have)
+        complete = [a for a in have if not req.sbom_ntia or not _ntia_problems(a)]
+        if complete:
+            kinds = sorted({"spdx" if a.predicate_type == SPDX else "cyclonedx" for a in complete})
+            counts = sum(len(_packages(a)) for a in complete)
+            ntia = " with the NTIA minimum elements" if req.sbom_ntia else ""
             c.add(
                 "sbom",
                 "pass",
-                f"verified {', '.join(kinds)} SBOM ({counts} packages)",
-                [_statement_id(a) for a in have],
+                f"verified {', '.join(kinds)} SBOM{ntia} ({counts} packages)",
+                [c.digest(a) for a in complete],
+            )
+        elif have:
+            lacking = "; ".join(dict.fromkeys(p for a in have for p in _ntia_problems(a)))
+            c.add(
+                "sbom",
+                "fail",
+                f"verified SBOM lacks NTIA minimum elements: {lacking}",
+                [c.digest(a) for a in have],
             )
         else:
             c.add("sbom", "fail", f"no verified SBOM attestation ({' or '.join(req.sbom)})")
@@ -299,7 +343,7 @@ def run_checks(
                 ):
                     problems.append(f"source {sources[:3]} is not one of {list(req.source_uris)}")
                 if not problems:
-                    c.add("provenance", "pass", f"built by {builder}", [_statement_id(att)])
+                    c.add("provenance", "pass", f"built by {builder}", [c.digest(att)])
                     break
                 reasons.extend(problems)
             else:
@@ -356,10 +400,10 @@ def _vulnerability_checks(
         return
     # the newest scan (by its finish time; unknown times sort first)
     att, scan = max(scans, key=lambda item: item[1]["finished"] or 0.0)
-    ev = [_statement_id(att)]
+    ev = [c.digest(att)]
     vexes = _of_type(attestations, (OPENVEX,))
     vexed = _vex_ids(vexes)
-    vex_ev = [_statement_id(a) for a in vexes]
+    vex_ev = [c.digest(a) for a in vexes]
     open_findings = []
     by_vex = 0
     for fid, severity, kev, suppressed in scan["findings"]:
