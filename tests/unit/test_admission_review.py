@@ -437,3 +437,15 @@ def test_malformed_image_is_denied_naming_the_container() -> None:
     doc["request"]["object"]["spec"]["containers"][0]["image"] = "Bad Image"
     resp = _run(Webhook(AllowList(), Settings()), "mutate", doc)["response"]
     assert resp["allowed"] is False and "container 'app'" in resp["status"]["message"]
+
+
+class _BadResolver(AllowList):
+    def resolve(self, ref: str, *, credentials: Any = None) -> str:
+        return "sha256:../../x"
+
+
+def test_a_resolved_value_that_is_not_a_digest_never_reaches_the_patch() -> None:
+    doc = _load(CAPTURE / "01-pod-create-tag-mutate.json")
+    resp = _run(Webhook(_BadResolver(), Settings()), "mutate", doc)["response"]
+    assert resp["allowed"] is False and "patch" not in resp
+    assert "not a digest" in resp["status"]["message"]

@@ -40,6 +40,7 @@ from assay.admission.metrics import Metrics
 from assay.admission.review import AdmissionRequest, review_response
 from assay.errors import AssayError, InputError, UsageError
 from assay.oci.auth import Credentials
+from assay.oci.digest import parse_digest
 
 __all__ = ["AUDIT_LOGGER", "CredentialSource", "Settings", "Webhook"]
 
@@ -187,9 +188,13 @@ class Webhook:
             return _Outcome(True)
 
         async def one(ref: str) -> str:
-            return await anyio.to_thread.run_sync(
+            digest = await anyio.to_thread.run_sync(
                 lambda: self.decider.resolve(ref, credentials=creds)
             )
+            try:
+                return parse_digest(digest)  # it goes into the patch: only a well-formed digest
+            except InputError:
+                raise InputError(f"the registry answered {digest!r}, not a digest") from None
 
         remaining = self._remaining(start)
         results: dict[str, str | BaseException] = {}
