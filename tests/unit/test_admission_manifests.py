@@ -257,3 +257,42 @@ def test_pull_secret_credentials() -> None:
             }
         )
     assert "s3cret" not in repr(creds)
+
+
+def test_serve_and_audit_usage_errors(tmp_path: Path) -> None:
+    certs = write_certs(tmp_path / "c", ["127.0.0.1"])
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\n"
+        "metadata:\n  name: p\nspec:\n  images:\n  - glob: '**'\n"
+        "  authorities:\n  - static:\n      action: pass\n"
+    )
+    common = ["--tls-cert", str(certs.cert), "--tls-key", str(certs.key)]
+    cases = [
+        (
+            ["--policy", str(policy), "--tls-cert", "nope.crt", "--tls-key", str(certs.key)],
+            "admission certs",
+        ),
+        (["--policy", str(policy), *common, "--listen", "8443"], "HOST:PORT"),
+        (["--policy", str(policy), *common, "--on-error", "maybe"], "--on-error must be one of"),
+        (["--policy", str(policy), *common, "--deadline", "30"], "--deadline"),
+        (["--policy", str(tmp_path / "missing.yaml"), *common], "missing.yaml"),
+    ]
+    for args, why in cases:
+        r = _assay("admission", "serve", *args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert why in r.stderr, (why, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = run_inprocess("admission", "audit", "--policy", str(policy), env=_env())
+    assert r.returncode == 2 and "--from FILE" in r.stderr
+    r = run_inprocess(
+        "admission",
+        "audit",
+        "--policy",
+        str(policy),
+        "--from",
+        str(policy),
+        "--publish",
+        env=_env(),
+    )
+    assert r.returncode == 2 and "--publish needs --in-cluster" in r.stderr
