@@ -80,7 +80,7 @@ def _scan(findings: list[Finding], *, finished: float, db: float) -> dict[str, A
     }
 
 
-def _vex(cve: str) -> dict[str, Any]:
+def _vex(cve: str, digest: str) -> dict[str, Any]:
     return {
         "@context": "https://openvex.dev/ns/v0.2.0",
         "@id": "https://example.test/vex/1",
@@ -90,7 +90,7 @@ def _vex(cve: str) -> dict[str, Any]:
         "statements": [
             {
                 "vulnerability": {"name": cve},
-                "products": [{"@id": "pkg:oci/app"}],
+                "products": [{"@id": digest}],  # this image: VEX for others is ignored
                 "status": "not_affected",
                 "justification": "vulnerable_code_not_in_execute_path",
             }
@@ -193,13 +193,14 @@ def _evidence(
     vex: str | None,
     builder: str = "urn:assay:builder:ci:v1",
     packages: tuple[str, ...] = ("libc6", "app"),
+    vex_for: str = "",
 ) -> None:
     sign(client, ref, key)
     attest(client, ref, key, "spdxjson", _spdx(list(packages)))
     attest(client, ref, key, "vuln", scan)
     attest(client, ref, key, "slsaprovenance1", _provenance(builder))
     if vex:
-        attest(client, ref, key, "openvex", _vex(vex))
+        attest(client, ref, key, "openvex", _vex(vex, vex_for))
 
 
 def test_image_policy_scenarios(
@@ -216,6 +217,8 @@ def test_image_policy_scenarios(
         "vexed-kev": {"user": "65532", "scan": fresh, "vex": "CVE-2024-3094"},
         # same finding without VEX → denied (critical above medium, KEV, no VEX)
         "kev-open": {"user": "65532", "scan": fresh, "vex": None},
+        # VEX attested on this image but about another image → still denied
+        "vex-other-image": {"user": "65532", "scan": fresh, "vex": "CVE-2024-3094"},
         # scan 20 days old, DB 5 days old at scan time → denied
         "stale-scan": {"user": "65532", "scan": stale, "vex": "CVE-2024-3094"},
         # runs as root and ships bash + dpkg → denied, says which
@@ -238,7 +241,7 @@ def test_image_policy_scenarios(
     for name, sc in scenarios.items():
         repo = f"require/{uuid.uuid4().hex[:8]}/{name}"
         repos[repo] = f"REPO/{name}"
-        push_image(client, repo, "v1", user=sc["user"], created=created, label=name)
+        digest = push_image(client, repo, "v1", user=sc["user"], created=created, label=name)
         ref = f"{registry.host}/{repo}:v1"
         refs[name] = ref
         _evidence(
@@ -249,6 +252,8 @@ def test_image_policy_scenarios(
             vex=sc["vex"],
             builder=sc.get("builder", "urn:assay:builder:ci:v1"),
             packages=sc.get("packages", ("libc6", "app")),
+            # "vex-other-image": a VEX statement about another image must not count
+            vex_for=("sha256:" + "0" * 64) if name == "vex-other-image" else digest,
         )
     policy = _policy(tmp_path, "regulated", pub, FULL)
     with Engine(load_policies([policy]), clock=lambda: NOW) as engine:
@@ -268,6 +273,7 @@ def test_image_policy_scenarios(
     assert checks["vexed-kev"]["setuid"] == "skipped"
     assert checks["kev-open"]["vulnerabilities.noKEV"] == "fail"
     assert checks["kev-open"]["vulnerabilities.vexApplied"] == "fail"
+    assert checks["vex-other-image"]["vulnerabilities.noKEV"] == "fail"
     assert checks["stale-scan"]["vulnerabilities.maxScanAgeDays"] == "fail"
     assert checks["stale-scan"]["vulnerabilities.maxDbAgeDays"] == "fail"
     assert checks["root-shell"]["runAsNonRoot"] == "fail"
