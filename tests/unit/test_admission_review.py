@@ -237,7 +237,8 @@ def test_canonical_refs_follow_the_kubelet_defaults() -> None:
             b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","kind":"x"}',
             "duplicate JSON key",
         ),
-        (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
+        # (the shared bounded loader says "nested more than N levels"; either way refused)
+        (b"[" * 100_000 + b"]" * 100_000, "not valid JSON|nested more than"),
         (b"{" + b" " * (4 << 20) + b"}", "limit"),
     ],
 )
