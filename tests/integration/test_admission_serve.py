@@ -498,3 +498,56 @@ def test_root_and_kev_images_are_denied_by_an_image_policy(registry: Any, tmp_pa
     assert "CVE-2024-3094" in got["kev"]["status"]["message"] or (
         "KEV" in got["kev"]["status"]["message"]
     ), got["kev"]["status"]["message"]
+
+
+def test_pull_secret_credentials_reach_a_private_registry(
+    registry_htpasswd: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pod's imagePullSecrets (read through the Kubernetes API) let the real engine read a
+    password-protected registry; without them the same image cannot be verified."""
+    import asyncio
+
+    from assay.admission import Settings, Webhook, parse_review
+    from assay.admission.pullsecrets import PullSecrets
+    from assay.admission.serve import match_context
+    from assay.oci.auth import Credentials
+    from assay.policy import Engine, load_policies
+    from fixtures.kubeapi import kube_api
+
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(tmp_path / "no-auth.json"))  # no fallback
+    reg = registry_htpasswd
+    key, pub = new_key()
+    creds = Credentials(reg.username, reg.password)
+    with RegistryClient(reg.host, auth=creds) as client:
+        digest = push_image(client, "private/app", "1", label="private")
+        sign(client, f"{reg.host}/private/app:1", key)
+    (tmp_path / "p.yaml").write_text(cip("private", f"{reg.host}/**", key_authority(pub)))
+    body = _body(
+        "08-pod-create-pullsecrets-serviceaccount-validate.json",
+        {"registry.example/private/app:v1": f"{reg.host}/private/app@{digest}"},
+    )
+    auth = base64.b64encode(f"{reg.username}:{reg.password}".encode()).decode()
+    secret = base64.b64encode(json.dumps({"auths": {reg.host: {"auth": auth}}}).encode())
+    with (
+        kube_api(tmp_path / "api") as (state, kube),
+        Engine(load_policies([tmp_path / "p.yaml"]), timeout=5) as engine,
+    ):
+        ns = "/api/v1/namespaces/capture-test"
+        state.objects[f"{ns}/serviceaccounts/builder"] = {"metadata": {"name": "builder"}}
+        state.objects[f"{ns}/secrets/regcred"] = {
+            "metadata": {"name": "regcred"},
+            "type": "kubernetes.io/dockerconfigjson",
+            "data": {".dockerconfigjson": secret.decode()},
+        }
+
+        def decide(source: Any) -> dict[str, Any]:
+            hook = Webhook(engine, Settings(), credentials=source, make_context=match_context)
+            req = parse_review(json.dumps(body).encode())
+            return dict(asyncio.run(hook.review("validate", req))["response"])
+
+        with_secret = decide(PullSecrets(kube))
+        assert with_secret["allowed"] is True, with_secret
+        del state.objects[f"{ns}/secrets/regcred"]
+        without = decide(PullSecrets(kube))
+        assert without["allowed"] is False
+        assert "an error, not a policy failure" in without["status"]["message"], without

@@ -10,24 +10,20 @@ from __future__ import annotations
 
 import base64
 import json
-import ssl
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from assay.admission.audit import list_workloads, publish_reports
-from assay.admission.certs import write_certs
 from assay.admission.kube import KubeClient, in_cluster
 from assay.admission.pullsecrets import PullSecrets
 from assay.errors import NetworkError
 from fixtures.assets import INTEROP
+from fixtures.kubeapi import Api, kube_api
 
 CAPTURE = INTEROP / "kube-apiserver-1.36.2"
-TOKEN = "test-token-123"
 
 
 def _dockerconfig(host: str, user: str) -> str:
@@ -35,64 +31,10 @@ def _dockerconfig(host: str, user: str) -> str:
     return base64.b64encode(json.dumps({"auths": {host: {"auth": auth}}}).encode()).decode()
 
 
-class Api:
-    def __init__(self) -> None:
-        self.objects: dict[str, Any] = {}
-        self.writes: list[tuple[str, str, Any]] = []
-        self.gets: list[str] = []
-
-
 @pytest.fixture()
 def api(tmp_path: Path) -> Iterator[tuple[Api, KubeClient]]:
-    state = Api()
-    certs = write_certs(tmp_path, ["127.0.0.1"])
-
-    class Handler(BaseHTTPRequestHandler):
-        def _auth(self) -> bool:
-            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                self.send_response(401)
-                self.end_headers()
-                return False
-            return True
-
-        def do_GET(self) -> None:
-            if not self._auth():
-                return
-            state.gets.append(self.path)
-            obj = state.objects.get(self.path)
-            body = json.dumps(obj).encode()
-            self.send_response(200 if obj is not None else 404)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _write(self) -> None:
-            if not self._auth():
-                return
-            length = int(self.headers["Content-Length"])
-            state.writes.append((self.command, self.path, json.loads(self.rfile.read(length))))
-            self.send_response(201)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        do_POST = do_PUT = _write
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(certs.cert, certs.key)
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    client = KubeClient(f"https://127.0.0.1:{server.server_address[1]}", TOKEN, str(certs.ca_cert))
-    try:
-        yield state, client
-    finally:
-        client.close()
-        server.shutdown()
+    with kube_api(tmp_path) as got:
+        yield got
 
 
 def test_pull_secrets_of_the_pod_and_its_service_account(api: tuple[Api, KubeClient]) -> None:
