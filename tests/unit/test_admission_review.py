@@ -438,6 +438,12 @@ def test_malformed_image_is_denied_naming_the_container() -> None:
     doc["request"]["object"]["spec"]["containers"][0]["image"] = "Bad Image"
     resp = _run(Webhook(AllowList(), Settings()), "mutate", doc)["response"]
     assert resp["allowed"] is False and "container 'app'" in resp["status"]["message"]
+    doc["request"]["object"]["spec"]["containers"] = {"image": "x"}  # not a list
+    resp = _run(Webhook(AllowList(), Settings()), "validate", doc)["response"]
+    assert resp["allowed"] is False and resp["status"]["code"] == 400
+    assert (
+        resp["status"]["reason"] == "BadRequest" and "must be a list" in resp["status"]["message"]
+    )
 
 
 class _BadResolver(AllowList):

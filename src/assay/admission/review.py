@@ -132,7 +132,9 @@ def review_response(
         if message:
             status["message"] = message
         if not allowed:
-            status["reason"] = "Forbidden" if code in (None, 403) else "InternalError"
+            status["reason"] = {400: "BadRequest", 403: "Forbidden"}.get(
+                code or 403, "InternalError"
+            )
         response["status"] = status
     if warnings:
         response["warnings"] = [_short(w) for w in warnings]
