@@ -22,7 +22,8 @@ REBUILD_HELP = """Rebuild IMAGE from its provenance alone and compare digests.
 The provenance comes from IMAGE's verified slsaprovenance1 attestation (--key), or from
 --provenance FILE. Every .deb is fetched by its sha256 into a fresh temporary cache (from the
 recorded URI, or --snapshot-mirror when the mirror no longer serves that version). Exit 0 when
-every platform's manifest digest is identical; otherwise print a file-level diff and exit 1.
+every platform's rebuilt manifest digest equals both the provenance subject and IMAGE's manifest
+for that platform (when IMAGE is given); otherwise print a file-level diff and exit 1.
 """
 
 
@@ -148,6 +149,7 @@ def rebuild(
                         "arch": r.arch,
                         "expected": r.expected,
                         "actual": r.actual,
+                        "image": r.image,
                         "identical": r.identical,
                         "diff": r.diff.lines() if r.diff else [],
                         "notes": r.notes,
@@ -163,7 +165,10 @@ def rebuild(
             if r.identical:
                 _console.info(f"{r.arch}: identical {r.actual}")
                 continue
-            _console.error(f"{r.arch}: rebuilt {r.actual}, provenance names {r.expected}")
+            msg = f"{r.arch}: rebuilt {r.actual}, provenance names {r.expected}"
+            if r.compared:
+                msg += f", {image} is {r.image or '(no manifest for this architecture)'}"
+            _console.error(msg)
             for line in r.diff.lines() if r.diff else []:
                 _console.info(f"  {line}")
             for note in r.notes:

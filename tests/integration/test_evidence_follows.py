@@ -1,0 +1,142 @@
+"""Evidence follows the image (issue 11, items 6-8), without the real mirror.
+
+Images are built from a signed fixture repository on 127.0.0.1 and pushed to a real
+docker-registry on 127.0.0.1; every command runs through the real ``assay`` entry point in a
+subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, test_key
+from fixtures.examples import assay
+
+__all__ = ["test_key"]  # the pytest fixture, imported for use here
+
+DATE = 1_700_000_000
+OS_RELEASE = b'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n'
+PASSWORD = {"ASSAY_PASSWORD": "evidence-test"}
+
+
+@pytest.fixture(scope="module")
+def repo_url(
+    tmp_path_factory: pytest.TempPathFactory, test_key: TestKey
+) -> Iterator[tuple[str, TestKey]]:
+    pkgs = [
+        FakePkg(
+            "base-files",
+            "12.4",
+            files={"etc/debian_version": b"12.4\n", "usr/lib/os-release": OS_RELEASE},
+        ),
+        FakePkg("hello", "1.0-1", files={"usr/bin/hello": b"#!/bin/false\n"}),
+    ]
+    suites = {"stable": [q for p in pkgs for q in (p, p.on("arm64"))]}
+    root = tmp_path_factory.mktemp("evidence-repo")
+    make_repo(root, suites, archs=("amd64", "arm64"), key=test_key, date=rfc2822(DATE))
+    with serve(root) as url:
+        yield url, test_key
+
+
+@dataclass
+class Built:
+    dir: Path
+    tag: str
+    summary: dict[str, Any]
+
+    @property
+    def ref(self) -> str:
+        return f"oci:{self.dir}:{self.tag}"
+
+    def digest(self, arch: str) -> str:
+        return next(str(i["digest"]) for i in self.summary["images"] if i["arch"] == arch)
+
+
+def build(
+    repo: tuple[str, TestKey],
+    where: Path,
+    *,
+    archs: str = "[amd64]",
+    env_value: str = "C.UTF-8",
+    extra: tuple[str, ...] = (),
+    tag: str = "v1",
+) -> Built:
+    url, key = repo
+    where.mkdir(parents=True, exist_ok=True)
+    spec = where / "hello.yaml"
+    spec.write_text(
+        f"""contents:
+  repositories:
+    - uri: {url}
+      suites: [stable]
+      components: [main]
+      signed-by: {key.keyring}
+  packages: [base-files, hello]
+entrypoint: [/usr/bin/hello]
+environment:
+  LANG: {env_value}
+archs: {archs}
+"""
+    )
+    out = where / "out"
+    proc = assay(
+        "build",
+        str(spec),
+        "--output",
+        f"oci:{out}:{tag}",
+        "--json",
+        "-q",
+        *extra,
+        env={"ASSAY_CACHE_DIR": str(where.parent / "cache"), **PASSWORD},
+    )
+    return Built(out, tag, json.loads(proc.stdout))
+
+
+@pytest.fixture(scope="module")
+def two_images(
+    repo_url: tuple[str, TestKey], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Built, Built]:
+    root = tmp_path_factory.mktemp("two")
+    a = build(repo_url, root / "a")
+    b = build(repo_url, root / "b", env_value="de_DE.UTF-8")
+    assert a.digest("amd64") != b.digest("amd64")
+    return a, b
+
+
+def _provenance(built: Built, arch: str = "amd64") -> Path:
+    found = sorted(built.dir.glob(f"*{arch}*provenance*.json")) + sorted(
+        built.dir.glob(f"provenance-{arch}.json")
+    )
+    assert found, f"no provenance for {arch} in {sorted(p.name for p in built.dir.iterdir())}"
+    return found[0]
+
+
+# ----------------------------------------------------------------------------- rebuild
+
+
+def test_rebuild_with_provenance_compares_with_the_image_given(
+    two_images: tuple[Built, Built], tmp_path: Path
+) -> None:
+    a, b = two_images
+    env = {"ASSAY_CACHE_DIR": str(tmp_path / "cache")}
+    same = assay("rebuild", a.ref, "--provenance", str(_provenance(a)), "-o", "json", env=env)
+    (result,) = json.loads(same.stdout)
+    assert result["identical"] and result["image"] == a.digest("amd64")
+    other = assay("rebuild", b.ref, "--provenance", str(_provenance(a)), check=False, env=env)
+    assert other.returncode == 1, other.stderr
+    assert b.digest("amd64") in other.stderr and a.digest("amd64") in other.stderr
+    assert "de_DE.UTF-8" in other.stderr  # the file-level diff against the image given
+    as_json = assay(
+        "rebuild", b.ref, "--provenance", str(_provenance(a)), "-o", "json", check=False, env=env
+    )
+    assert as_json.returncode == 1
+    (result,) = json.loads(as_json.stdout)
+    assert not result["identical"]
+    assert result["actual"] == result["expected"] == a.digest("amd64")
+    assert result["image"] == b.digest("amd64")
