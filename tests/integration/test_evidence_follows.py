@@ -140,3 +140,58 @@ def test_rebuild_with_provenance_compares_with_the_image_given(
     assert not result["identical"]
     assert result["actual"] == result["expected"] == a.digest("amd64")
     assert result["image"] == b.digest("amd64")
+
+
+# ----------------------------------------------------------------------------- attest
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("keys")
+    assay("keygen", "--output-key-prefix", str(d / "k"), env=PASSWORD)
+    return {"key": d / "k.key", "pub": d / "k.pub"}
+
+
+def _push(built: Built, dest: str) -> str:
+    return assay("push", built.ref, dest, "-q").stdout.strip()
+
+
+def test_attest_provenance_statement_takes_its_predicate(
+    two_images: tuple[Built, Built], registry: Any, keys: dict[str, Path]
+) -> None:
+    a, _ = two_images
+    repo = f"{registry.host}/evidence/attest-statement"
+    _push(a, f"{repo}:v1")
+    pinned = f"{repo}@{a.digest('amd64')}"
+    key = ("--key", str(keys["key"]))
+    prov = str(_provenance(a))
+    wrong = assay("attest", pinned, *key, "--predicate", prov, "--type", "spdxjson", check=False)
+    assert wrong.returncode == 2, wrong.stderr
+    assert "Statement of type https://slsa.dev/provenance/v1" in wrong.stderr
+    done = assay("attest", pinned, *key, "--predicate", prov, env=PASSWORD)
+    assert "in-toto Statement" in done.stderr
+    out = assay(
+        "verify-attestation",
+        pinned,
+        "--key",
+        str(keys["pub"]),
+        "--type",
+        "slsaprovenance1",
+        "-o",
+        "json",
+    )
+    (statement,) = {json.dumps(s, sort_keys=True) for s in json.loads(out.stdout)}
+    doc = json.loads(statement)
+    assert doc["predicateType"] == "https://slsa.dev/provenance/v1"
+    assert "_type" not in doc["predicate"]  # no Statement in a Statement
+    original = json.loads(Path(prov).read_text())
+    assert doc["predicate"] == original["predicate"]
+    ok = assay(
+        "verify-provenance",
+        pinned,
+        "--key",
+        str(keys["pub"]),
+        "--builder-id",
+        original["predicate"]["runDetails"]["builder"]["id"],
+    )
+    assert "provenance OK" in ok.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from assay.attest import remote
-from assay.attest.intoto import resolve_predicate_type
+from assay.attest.intoto import predicate_from_file, resolve_predicate_type
 from assay.attest.keys import load_public_key
 from assay.cli import _console
 from assay.cli.cmd_sign import (
@@ -26,13 +26,19 @@ def register(app: typer.Typer) -> None:
     def attest(
         image: str = typer.Argument(..., help="HOST/REPO[:TAG][@sha256:…] in a registry."),
         key: Path = typer.Option(..., "--key", envvar="ASSAY_KEY", help="cosign.key to sign with."),
-        predicate_type: str = typer.Option(
-            "custom",
+        predicate_type: str | None = typer.Option(
+            None,
             "--type",
             envvar="ASSAY_PREDICATE_TYPE",
-            help="slsaprovenance1|spdxjson|cyclonedx|openvex|vuln|custom|… or a URI.",
+            help="slsaprovenance1|spdxjson|cyclonedx|openvex|vuln|custom|… or a URI "
+            "(default: custom, or the predicateType of a Statement file).",
         ),
-        predicate: Path = typer.Option(..., "--predicate", help="The predicate file."),
+        predicate: Path = typer.Option(
+            ...,
+            "--predicate",
+            help="The predicate file; a whole in-toto Statement (e.g. the provenance `build` "
+            "writes) is unwrapped to its predicate.",
+        ),
         referrer: bool = typer.Option(
             True,
             "--referrer/--no-referrer",
@@ -43,13 +49,21 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Attach a signed in-toto attestation (DSSE) to an image."""
-        resolve_predicate_type(predicate_type)  # usage error before asking for a password
+        if predicate_type is not None:
+            resolve_predicate_type(predicate_type)  # usage error before asking for a password
         ref = remote.parse_image_ref(image)
-        body = read_file(predicate, "predicate")
+        body = predicate_from_file(
+            read_file(predicate, "predicate"), predicate_type, f"predicate file {predicate}"
+        )
+        if body.from_statement:
+            _console.info(
+                f"{predicate} is an in-toto Statement: attesting its {body.from_statement} "
+                "predicate for this image"
+            )
         signing = load_signing_key(key)
         with client_for(ref, insecure_registry) as client:
             resolved, uri = remote.attest_image(
-                client, ref, signing, predicate_type, body, referrer=referrer
+                client, ref, signing, body.predicate_type, body.data, referrer=referrer
             )
         _console.info(f"Attached {uri} attestation to {resolved.pinned}")
         typer.echo(resolved.pinned)
