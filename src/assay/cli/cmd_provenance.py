@@ -27,27 +27,41 @@ for that platform (when IMAGE is given); otherwise print a file-level diff and e
 """
 
 
-def _platform_refs(image: str, insecure: bool) -> tuple[Any, list[tuple[str, str]]]:
-    """(registry ref, [(arch, manifest digest)]) for a registry IMAGE (index or manifest)."""
+def _platform_refs(
+    image: str, insecure: bool, platform: str | None = None
+) -> tuple[Any, list[tuple[str, str]]]:
+    """(registry ref, [(arch, manifest digest)]) for a registry IMAGE (index or manifest):
+    every platform image, or only those matching ``platform`` (os/arch[/variant])."""
     from assay.attest import remote
+    from assay.errors import VerificationError
     from assay.oci.push import open_registry_image
     from assay.oci.reference import parse_image_ref
 
     ref = parse_image_ref(image)
     rref = remote.ImageRef.from_reference(ref)  # refuses anything not in a registry
     with open_registry_image(ref, insecure=insecure) as source:
-        platforms = [(img.platform.architecture, str(img.digest)) for img in source.manifests()]
-    return rref, platforms
+        images = source.manifests()
+    chosen = [
+        img
+        for img in images
+        if platform is None or remote.platform_matches(str(img.platform), platform)
+    ]
+    if not chosen:
+        have = ", ".join(str(img.platform) for img in images) or "none"
+        raise VerificationError(f"{image} has no {platform} image (it has: {have})")
+    return rref, [(img.platform.architecture, str(img.digest)) for img in chosen]
 
 
-def _statements(image: str, key: Path, insecure: bool) -> list[tuple[str, str, dict[str, Any]]]:
+def _statements(
+    image: str, key: Path, insecure: bool, platform: str | None = None
+) -> list[tuple[str, str, dict[str, Any]]]:
     from assay.attest import remote
     from assay.attest.keys import load_public_key
     from assay.cli.cmd_sign import read_file
     from assay.oci.registry import RegistryClient
 
     public = load_public_key(read_file(key, "public key", 64 << 10))
-    rref, platforms = _platform_refs(image, insecure)
+    rref, platforms = _platform_refs(image, insecure, platform)
     out: list[tuple[str, str, dict[str, Any]]] = []
     with RegistryClient(rref.host, insecure=insecure) as client:
         for arch, digest in platforms:
@@ -69,12 +83,20 @@ def verify_provenance(
     source_commit: str | None = typer.Option(None, "--source-commit", help="Expected commit."),
     insecure_registry: bool = typer.Option(False, "--insecure-registry"),
     output: str = typer.Option("text", "--output", "-o", help="text or json"),
+    platform: str | None = typer.Option(
+        None,
+        "--platform",
+        envvar="ASSAY_PLATFORM",
+        help="For an index: check only this platform's manifest (os/arch[/variant]).",
+    ),
 ) -> None:
     from assay.build.rebuild import ProvenanceCheck, check_provenance
+    from assay.cli.cmd_sign import check_platform
 
+    check_platform(platform)
     expect = ProvenanceCheck(builder_id, source_uri, source_commit)
     checked = []
-    for arch, digest, statement in _statements(image, key, insecure_registry):
+    for arch, digest, statement in _statements(image, key, insecure_registry, platform):
         prov = check_provenance(statement, digest, expect)
         checked.append(
             {
@@ -86,6 +108,9 @@ def verify_provenance(
             }
         )
         _console.info(f"provenance OK for {arch} {digest} (builder {prov.builder_id})")
+    _console.info(
+        f"checked {len(checked)} platform image(s): {', '.join(c['arch'] for c in checked)}"
+    )
     if output == "json":
         _console.emit(json.dumps(checked, indent=2, sort_keys=True) + "\n")
 
