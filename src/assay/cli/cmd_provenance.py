@@ -108,9 +108,8 @@ def verify_provenance(
             }
         )
         _console.info(f"provenance OK for {arch} {digest} (builder {prov.builder_id})")
-    _console.info(
-        f"checked {len(checked)} platform image(s): {', '.join(c['arch'] for c in checked)}"
-    )
+    archs = ", ".join(str(c["arch"]) for c in checked)
+    _console.info(f"checked {len(checked)} platform image(s): {archs}")
     if output == "json":
         _console.emit(json.dumps(checked, indent=2, sort_keys=True) + "\n")
 
