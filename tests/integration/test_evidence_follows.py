@@ -333,20 +333,21 @@ def test_debian_skopeo_accepts_recursive_signature_only(
     _push(built, tag)
     assay("sign", tag, "--key", str(keys["key"]), env=PASSWORD)
     index_only = _skopeo_copy(tag, keys["pub"], tmp_path, "arm64")
-    if "sigstore disabled" in index_only.stderr:
-        # Debian's skopeo 1.9.3 is patched to refuse sigstore signatures ("Debian-local change:
-        # sigstore disabled"), signing and verifying alike; upstream skopeo's format is covered
-        # by the skopeo 1.13 interop vectors instead.
-        pytest.skip(
-            f"SKOPEO TEST SKIPPED: this skopeo cannot verify sigstore signatures: "
-            f"{index_only.stderr.strip()[-120:]}"
-        )
-    assert index_only.returncode != 0  # skopeo checks the platform manifest it pulls
-    assert "signature" in index_only.stderr.lower(), index_only.stderr
+    # skopeo checks the platform manifest it pulls: with the index alone signed it finds none
+    assert index_only.returncode != 0
+    assert "signature exists" in index_only.stderr, index_only.stderr
     assay("sign", tag, "--key", str(keys["key"]), "--recursive", env=PASSWORD)
     for arch in ("amd64", "arm64"):
         pulled = _skopeo_copy(tag, keys["pub"], tmp_path, arch)
+        if "sigstore disabled" in pulled.stderr:
+            # Debian's skopeo 1.9.3 is patched to refuse sigstore signatures ("Debian-local
+            # change: sigstore disabled") once it has found them: it now finds the platform's
+            # signature, but cannot check it. Upstream skopeo is covered by the 1.13 vectors.
+            assert "signature exists" not in pulled.stderr
+            continue
         assert pulled.returncode == 0, pulled.stderr
+    if "sigstore disabled" in pulled.stderr:
+        return
     other = tmp_path / "other"
     assay("keygen", "--output-key-prefix", str(other), env=PASSWORD)
     wrong = _skopeo_copy(tag, Path(f"{other}.pub"), tmp_path, "amd64")
