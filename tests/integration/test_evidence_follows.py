@@ -352,3 +352,49 @@ def test_debian_skopeo_accepts_recursive_signature_only(
     assay("keygen", "--output-key-prefix", str(other), env=PASSWORD)
     wrong = _skopeo_copy(tag, Path(f"{other}.pub"), tmp_path, "amd64")
     assert wrong.returncode != 0
+
+
+# ----------------------------------------------------------------------------- copy
+
+
+def test_copy_carries_signatures_and_attestations(
+    multi: tuple[Built, str], registry: Any, keys: dict[str, Path]
+) -> None:
+    built, src = multi
+    dest = f"{registry.host}/evidence/copied:v1"
+    pub = ("--key", str(keys["pub"]))
+    out = assay("copy", src, dest, "-o", "json")
+    doc = json.loads(out.stdout)
+    assert doc["digest"] == built.summary["index"]
+    kinds = sorted(e["kind"] for e in doc["evidence"] if not e.get("skipped"))
+    # .sig of the index and both platforms (+ their signature bundles), .att of both platforms
+    # (+ 3 attestation bundles each)
+    assert kinds.count("sig") == 6 and kinds.count("att") == 2 + 6, kinds
+    verified = assay("verify", dest, *pub)
+    assert "checked index, linux/amd64, linux/arm64" in verified.stderr
+    atts = json.loads(assay("verify-attestation", dest, *pub, "-o", "json").stdout)
+    assert len(atts) == 6
+    builder = json.loads(_provenance(built).read_text())["predicate"]["runDetails"]["builder"]
+    assay("verify-provenance", dest, *pub, "--builder-id", builder["id"])
+    again = json.loads(assay("copy", src, dest, "-o", "json").stdout)  # idempotent
+    assert again["blobs"]["uploaded"] == 0
+
+
+def test_copy_only_signatures(
+    multi: tuple[Built, str], registry: Any, keys: dict[str, Path]
+) -> None:
+    built, src = multi
+    dest = f"{registry.host}/evidence/only-sig:v1"
+    pub = ("--key", str(keys["pub"]))
+    _push(built, dest)  # the image alone: no evidence
+    assert assay("verify", dest, *pub, check=False).returncode == 1
+    out = assay("copy", src, dest, "--only", "sig", "-o", "json")
+    doc = json.loads(out.stdout)
+    assert {e["kind"] for e in doc["evidence"]} == {"sig"}
+    assay("verify", dest, *pub)
+    none = assay("verify-attestation", dest, *pub, check=False)
+    assert none.returncode == 1 and "none attached" in none.stderr
+    bad = assay("copy", src, dest, "--only", "sig,img", check=False)
+    assert bad.returncode == 2 and "sig, att, sbom" in bad.stderr
+    local = assay("copy", built.ref, dest, "--only", "sig", check=False)
+    assert local.returncode == 2
