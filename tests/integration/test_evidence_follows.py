@@ -69,6 +69,7 @@ def build(
     env_value: str = "C.UTF-8",
     extra: tuple[str, ...] = (),
     tag: str = "v1",
+    packages: str = "[base-files, hello]",
 ) -> Built:
     url, key = repo
     where.mkdir(parents=True, exist_ok=True)
@@ -80,7 +81,7 @@ def build(
       suites: [stable]
       components: [main]
       signed-by: {key.keyring}
-  packages: [base-files, hello]
+  packages: {packages}
 entrypoint: [/usr/bin/hello]
 environment:
   LANG: {env_value}
@@ -398,3 +399,39 @@ def test_copy_only_signatures(
     assert bad.returncode == 2 and "sig, att, sbom" in bad.stderr
     local = assay("copy", built.ref, dest, "--only", "sig", check=False)
     assert local.returncode == 2
+
+
+# ----------------------------------------------------------------------------- SBOM
+
+
+def _purls(spdx: dict[str, Any]) -> dict[str, str]:
+    out = {}
+    for p in spdx["packages"]:
+        for ref in p.get("externalRefs", []):
+            if ref["referenceType"] == "purl":
+                out[p["name"]] = ref["referenceLocator"]
+    return out
+
+
+@pytest.mark.parametrize("packages", ["[base-files, hello]", "[hello]"])
+def test_sbom_command_agrees_with_the_build_sbom(
+    repo_url: tuple[str, TestKey], tmp_path: Path, packages: str
+) -> None:
+    """``assay sbom`` of a built image and the build's own SBOM name the same purls (with the
+    image's os-release: ``distro=debian-12``; without one neither invents it)."""
+    a = build(repo_url, tmp_path / "img", packages=packages)
+    build_doc = json.loads(next(a.dir.glob("*amd64*.spdx.json")).read_text())
+    cmd_doc = json.loads(assay("sbom", a.ref, "-o", "spdx-json").stdout)
+    built, catalogued = _purls(build_doc), _purls(cmd_doc)
+    debs = {n: p for n, p in built.items() if p.startswith("pkg:deb/")}
+    assert {n: catalogued.get(n) for n in debs} == debs
+    assert debs
+    if "base-files" in packages:  # without it, whatever os-release the build writes decides
+        assert all("distro=debian-12" in p for p in debs.values()), debs
+    # the image is named by its repository (here the layout's directory), not by its tag
+    for doc in (build_doc, cmd_doc):
+        image = next(p for p in doc["packages"] if p["primaryPackagePurpose"] == "CONTAINER")
+        assert image["name"] == "out" and image["versionInfo"] == a.digest("amd64")
+        purl = next(r["referenceLocator"] for r in image["externalRefs"])
+        assert purl.startswith(f"pkg:oci/out@sha256%3A{a.digest('amd64').split(':')[1]}?")
+        assert "tag=v1" in purl
