@@ -114,11 +114,9 @@ def two_images(
 
 
 def _provenance(built: Built, arch: str = "amd64") -> Path:
-    found = sorted(built.dir.glob(f"*{arch}*provenance*.json")) + sorted(
-        built.dir.glob(f"provenance-{arch}.json")
-    )
-    assert found, f"no provenance for {arch} in {sorted(p.name for p in built.dir.iterdir())}"
-    return found[0]
+    path = Path(built.summary["evidence"][arch]["provenance"])
+    assert path == built.dir / f"out-{built.tag}-{arch}.provenance.json"
+    return path
 
 
 # ----------------------------------------------------------------------------- rebuild
@@ -420,7 +418,7 @@ def test_sbom_command_agrees_with_the_build_sbom(
     """``assay sbom`` of a built image and the build's own SBOM name the same purls (with the
     image's os-release: ``distro=debian-12``; without one neither invents it)."""
     a = build(repo_url, tmp_path / "img", packages=packages)
-    build_doc = json.loads(next(a.dir.glob("*amd64*.spdx.json")).read_text())
+    build_doc = json.loads((a.dir / "out-v1-amd64.spdx.json").read_text())
     cmd_doc = json.loads(assay("sbom", a.ref, "-o", "spdx-json").stdout)
     built, catalogued = _purls(build_doc), _purls(cmd_doc)
     debs = {n: p for n, p in built.items() if p.startswith("pkg:deb/")}
@@ -435,3 +433,42 @@ def test_sbom_command_agrees_with_the_build_sbom(
         purl = next(r["referenceLocator"] for r in image["externalRefs"])
         assert purl.startswith(f"pkg:oci/out@sha256%3A{a.digest('amd64').split(':')[1]}?")
         assert "tag=v1" in purl
+
+
+# ----------------------------------------------------------------------------- file names
+
+
+def test_evidence_names_carry_the_image_and_nothing_is_overwritten(
+    repo_url: tuple[str, TestKey], tmp_path: Path
+) -> None:
+    first = build(repo_url, tmp_path / "w", tag="v1")
+    second = build(repo_url, tmp_path / "w2", tag="v2")
+    names = sorted(p.name for p in first.dir.glob("*.json") if p.name != "index.json")
+    assert names == [
+        "out-v1-amd64.cdx.json",
+        "out-v1-amd64.provenance.json",
+        "out-v1-amd64.spdx.json",
+    ]
+    # a second image (another tag) into the same layout: its own files, the first's untouched
+    spec = tmp_path / "w2" / "hello.yaml"
+    before = {p.name: p.read_bytes() for p in first.dir.glob("out-v1-*")}
+    env = {"ASSAY_CACHE_DIR": str(tmp_path / "cache")}
+    other = f"oci:{first.dir}:v2"
+    assay("build", str(spec), "--output", other, "-q", env=env)
+    assert {p.name: p.read_bytes() for p in first.dir.glob("out-v1-*")} == before
+    assert (first.dir / "out-v2-amd64.spdx.json").is_file()
+    # the same output again: refused (exit 2, nothing written) unless --force
+    index = (first.dir / "index.json").read_bytes()
+    again = assay("build", str(spec), "--output", other, "-q", check=False, env=env)
+    assert again.returncode == 2, again.stderr
+    assert "already exists" in again.stderr and "--force" in again.stderr
+    assert (first.dir / "index.json").read_bytes() == index
+    assay("build", str(spec), "--output", other, "-q", "--force", env=env)
+    archive = tmp_path / "img.tar"
+    assay("build", str(spec), "--output", f"oci-archive:{archive}", "-q", env=env)
+    assert (tmp_path / "img-latest-amd64.spdx.json").is_file()
+    refused = assay(
+        "build", str(spec), "--output", f"oci-archive:{archive}", "-q", check=False, env=env
+    )
+    assert refused.returncode == 2 and str(archive) in refused.stderr
+    assert second.summary["images"][0]["digest"]

@@ -28,7 +28,7 @@ def test_python_round_trip(registry: Any, tmp_path: Path) -> None:
     assert pushed == built.index
     assay("sign", f"{registry.host}/base/python@{built.index}", "--key", key, env=ENV)
     predicate = tmp_path / "p.json"
-    statement = json.loads((built.layout / "provenance-amd64.json").read_text())
+    statement = json.loads(built.evidence("amd64", "provenance").read_text())
     predicate.write_text(json.dumps(statement["predicate"]))
     assay(
         "attest",
@@ -75,7 +75,7 @@ def test_build_push_sign_attaches_sboms(registry: Any, tmp_path: Path) -> None:
                 "verify-attestation", pinned, "--key", pub, "--type", "spdxjson", "-o", "json"
             ).stdout
         )
-        local = json.loads((built.layout / f"sbom-{arch}.spdx.json").read_text())
+        local = json.loads(built.evidence(arch, "spdx").read_text())
         assert spdx[0]["predicate"] == local
         cdx = json.loads(
             assay(

@@ -16,9 +16,11 @@ HELP = """Build a minimal, reproducible OCI image from SPEC (YAML).
 
 Uses SPEC's lock (NAME.lock.json) when present and current, or resolves and writes it. Writes the
 image to --output (oci:DIR[:TAG] or oci-archive:FILE[:TAG]), and beside it the evidence:
-sbom-ARCH.spdx.json, sbom-ARCH.cdx.json and provenance-ARCH.json. With --push the image is
-pushed to a registry; with --sign-key it is also signed and the SBOMs and provenance attached
-as signed attestations.
+NAME-TAG-ARCH.spdx.json, NAME-TAG-ARCH.cdx.json and NAME-TAG-ARCH.provenance.json (NAME: the
+layout directory's or archive's name; TAG: the output tag, default latest). An existing archive,
+layout tag or evidence file is not overwritten without --force. With --push the image is pushed
+to a registry; with --sign-key it is also signed and the SBOMs and provenance attached as signed
+attestations.
 """
 
 
@@ -67,6 +69,12 @@ def build(
     insecure_registry: bool = typer.Option(
         False, "--insecure-registry", help="Allow plain HTTP to a non-loopback registry (unsafe)."
     ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        envvar="ASSAY_FORCE",
+        help="Overwrite an existing archive, layout tag or evidence files.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
@@ -81,6 +89,22 @@ def build(
     if sign_key is not None and push is None:
         raise UsageError("--sign-key needs --push: signatures live in the registry")
     ref = parse_image_ref(output)
+    if ref.transport not in ("oci", "oci-archive"):
+        raise UsageError(f"--output {output}: use oci:DIR[:TAG] or oci-archive:FILE[:TAG]")
+    if evidence_dir is None:
+        evidence_dir = Path(ref.path) if ref.transport == "oci" else Path(ref.path).parent
+    if not force:
+        from assay.build.evidence import evidence_paths, existing_outputs
+        from assay.build.spec import ImageSpec
+
+        archs = arch or list(ImageSpec.from_yaml(spec.read_bytes(), str(spec)).archs)
+        taken = existing_outputs(ref, evidence_paths(ref, evidence_dir, archs))
+        if taken:
+            raise UsageError(
+                f"{taken[0]} already exists"
+                + (f" (and {len(taken) - 1} more)" if len(taken) > 1 else "")
+                + "; pass --force to overwrite, or choose another --output/--evidence-dir"
+            )
     key = None
     if sign_key is not None:  # ask for the passphrase before the build, not after it
         from assay.cli.cmd_sign import load_signing_key
@@ -94,8 +118,6 @@ def build(
     )
     with CliObserver(enabled=not quiet) as observer:
         result = build_image(spec, ref, options=options, observer=observer)
-        if evidence_dir is None:
-            evidence_dir = Path(ref.path) if ref.transport == "oci" else Path(ref.path).parent
         observer.stage("writing SBOMs and provenance")
         evidence = write_evidence(
             result,
