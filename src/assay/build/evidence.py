@@ -6,7 +6,8 @@ NAME is the image's name in its SBOM (the layout directory's or the archive's fi
 the output tag (``latest`` when none is given). E.g. ``oci:build/python:v1`` on amd64 gives
 ``python-v1-amd64.spdx.json``.
 
-Each provenance statement's subject is the image index and that architecture's manifest; its
+Each provenance statement's subject is the image index (multi-platform builds) and that
+architecture's manifest (a single-platform build's tag names the manifest itself); its
 resolvedDependencies are the Release files and that architecture's .debs, so one file is
 enough to rebuild and check one platform image.
 """
@@ -70,11 +71,11 @@ def provenance_for(
     byproducts: list[dict[str, Any]],
     invocation_id: str | None = None,
 ) -> dict[str, Any]:
+    subjects = [Subject(str(image.platform), image.manifest.digest)]
+    if result.index.digest != image.manifest.digest:  # a multi-platform build's index
+        subjects.insert(0, Subject("index", result.index.digest))
     return build_provenance(
-        subjects=[
-            Subject("index", result.index.digest),
-            Subject(str(image.platform), image.manifest.digest),
-        ],
+        subjects=subjects,
         spec_path=str(result.spec_path),
         spec_content=result.spec_bytes.decode("utf-8"),
         git=git_source_for(result.spec_path),

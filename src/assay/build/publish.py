@@ -57,7 +57,7 @@ def publish(
         }
         if key is None:
             return out
-        targets = [digest] + [img.manifest.digest for img in result.images]
+        targets = list(dict.fromkeys([digest] + [img.manifest.digest for img in result.images]))
         for target in targets:
             ref = remote.ImageRef(dest.registry, dest.repository, None, target)
             if observer:

@@ -82,6 +82,7 @@ def build(
     from assay.build.evidence import write_evidence
     from assay.build.provenance import DEFAULT_BUILDER_ID, now
     from assay.errors import UsageError
+    from assay.oci import mediatypes as mt
     from assay.oci.reference import parse_image_ref
 
     if compression not in ("gzip", "zstd"):
@@ -144,7 +145,8 @@ def build(
             _console.warn(line)
     summary = {
         "output": str(ref),
-        "index": result.index.digest,
+        "digest": result.index.digest,  # what the tag names
+        "mediaType": result.index.media_type,
         "sourceDateEpoch": result.source_date_epoch,
         "images": [
             {
@@ -161,12 +163,15 @@ def build(
         ],
         "evidence": {e.arch: {k: str(v) for k, v in e.files.items()} for e in evidence},
     }
+    if result.index.media_type == mt.OCI_INDEX:
+        summary["index"] = result.index.digest
     if pushed is not None:
         summary["pushed"] = pushed
     if json_out:
         _console.emit(json.dumps(summary, indent=2, sort_keys=True) + "\n")
         return
-    table = Table(title=f"{ref}  index {result.index.digest}", title_justify="left")
+    kind = "index" if result.index.media_type == mt.OCI_INDEX else "manifest"
+    table = Table(title=f"{ref}  {kind} {result.index.digest}", title_justify="left")
     for col in ("arch", "digest", "layers", "size (compressed)", "unpacked", "packages"):
         table.add_column(col, justify="right" if col in ("layers", "packages") else "left")
     for img in result.images:
