@@ -93,9 +93,10 @@ archs: {archs}
     proc = assay(
         "build",
         str(spec),
-        "--output",
+        "--dest",
         f"oci:{out}:{tag}",
-        "--json",
+        "-o",
+        "json",
         "-q",
         *extra,
         env={"ASSAY_CACHE_DIR": str(where.parent / "cache"), **PASSWORD},
@@ -455,21 +456,21 @@ def test_evidence_names_carry_the_image_and_nothing_is_overwritten(
     before = {p.name: p.read_bytes() for p in first.dir.glob("out-v1-*")}
     env = {"ASSAY_CACHE_DIR": str(tmp_path / "cache")}
     other = f"oci:{first.dir}:v2"
-    assay("build", str(spec), "--output", other, "-q", env=env)
+    assay("build", str(spec), "--dest", other, "-q", env=env)
     assert {p.name: p.read_bytes() for p in first.dir.glob("out-v1-*")} == before
     assert (first.dir / "out-v2-amd64.spdx.json").is_file()
     # the same output again: refused (exit 2, nothing written) unless --force
     index = (first.dir / "index.json").read_bytes()
-    again = assay("build", str(spec), "--output", other, "-q", check=False, env=env)
+    again = assay("build", str(spec), "--dest", other, "-q", check=False, env=env)
     assert again.returncode == 2, again.stderr
     assert "already exists" in again.stderr and "--force" in again.stderr
     assert (first.dir / "index.json").read_bytes() == index
-    assay("build", str(spec), "--output", other, "-q", "--force", env=env)
+    assay("build", str(spec), "--dest", other, "-q", "--force", env=env)
     archive = tmp_path / "img.tar"
-    assay("build", str(spec), "--output", f"oci-archive:{archive}", "-q", env=env)
+    assay("build", str(spec), "--dest", f"oci-archive:{archive}", "-q", env=env)
     assert (tmp_path / "img-latest-amd64.spdx.json").is_file()
     refused = assay(
-        "build", str(spec), "--output", f"oci-archive:{archive}", "-q", check=False, env=env
+        "build", str(spec), "--dest", f"oci-archive:{archive}", "-q", check=False, env=env
     )
     assert refused.returncode == 2 and str(archive) in refused.stderr
     assert second.summary["images"][0]["digest"]
@@ -521,7 +522,7 @@ def test_syft_reads_a_single_platform_layout_directly(two_images: tuple[Built, B
     assay(
         "build",
         str(spec),
-        "--output",
+        "--dest",
         f"oci-archive:{archive}",
         "-q",
         env={"ASSAY_CACHE_DIR": str(build_dir.parent / "cache")},

@@ -26,7 +26,10 @@ def test_python_round_trip(registry: Any, tmp_path: Path) -> None:
 
     pushed = assay("push", built.ref, ref).stdout.strip()
     assert pushed == built.index
-    assay("sign", f"{registry.host}/base/python@{built.index}", "--key", key, env=ENV)
+    # the index and every platform manifest (skopeo and podman check the one they pull)
+    assay(
+        "sign", f"{registry.host}/base/python@{built.index}", "--key", key, "--recursive", env=ENV
+    )
     predicate = tmp_path / "p.json"
     statement = json.loads(built.evidence("amd64", "provenance").read_text())
     predicate.write_text(json.dumps(statement["predicate"]))

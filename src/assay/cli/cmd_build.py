@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import tempfile
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -12,25 +15,39 @@ from rich.table import Table
 from assay.cli import _console
 from assay.cli._progress import CliObserver
 
+if TYPE_CHECKING:
+    from assay.attest.keys import SigningKey
+    from assay.oci.reference import ImageRef
+
 HELP = """Build a minimal, reproducible OCI image from SPEC (YAML).
 
 Uses SPEC's lock (NAME.lock.json) when present and current, or resolves and writes it. Writes the
-image to --output (oci:DIR[:TAG] or oci-archive:FILE[:TAG]), and beside it the evidence:
+image to --dest (oci:DIR[:TAG] or oci-archive:FILE[:TAG]), and beside it the evidence:
 NAME-TAG-ARCH.spdx.json, NAME-TAG-ARCH.cdx.json and NAME-TAG-ARCH.provenance.json (NAME: the
-layout directory's or archive's name; TAG: the output tag, default latest). An existing archive,
-layout tag or evidence file is not overwritten without --force. With --push the image is pushed
-to a registry; with --sign-key it is also signed and the SBOMs and provenance attached as signed
-attestations.
+layout directory's or archive's name; TAG: the --dest tag, default latest). An existing archive,
+layout tag or evidence file is not overwritten without --force. A single-platform image is
+tagged directly (its manifest); several platforms get an image index. With --push the image is
+pushed to a registry (without --dest it is built in a temporary layout that is removed
+afterwards); with --sign-key it is also signed and the SBOMs and provenance attached as signed
+attestations. -o json prints the result as JSON on stdout; -q prints only the index digest.
 """
+
+
+class BuildOutput(StrEnum):
+    """What ``build -o`` prints on stdout."""
+
+    text = "text"
+    json = "json"
 
 
 def build(
     spec: Path = typer.Argument(..., help="The image spec (YAML).", exists=True, dir_okay=False),
-    output: str = typer.Option(
-        ...,
-        "--output",
-        "-O",
-        help="Where to write the image: oci:DIR[:TAG] or oci-archive:FILE[:TAG].",
+    dest: str | None = typer.Option(
+        None,
+        "--dest",
+        envvar="ASSAY_BUILD_DEST",
+        help="Where to write the image: oci:DIR[:TAG] or oci-archive:FILE[:TAG] "
+        "(optional with --push).",
     ),
     source_date_epoch: int | None = typer.Option(
         None,
@@ -69,48 +86,111 @@ def build(
     insecure_registry: bool = typer.Option(
         False, "--insecure-registry", help="Allow plain HTTP to a non-loopback registry (unsafe)."
     ),
+    output: BuildOutput = typer.Option(
+        BuildOutput.text,
+        "--output",
+        "-o",
+        envvar="ASSAY_BUILD_OUTPUT",
+        help="text (digest on stdout, table on stderr) or json (the result on stdout).",
+    ),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", envvar="ASSAY_QUIET", help="No progress, no table: only the data."
+    ),
     force: bool = typer.Option(
         False,
         "--force",
         envvar="ASSAY_FORCE",
         help="Overwrite an existing archive, layout tag or evidence files.",
     ),
-    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    old_dest: str | None = typer.Option(
+        None, "-O", hidden=True, help="Deprecated spelling of --dest."
+    ),
+    old_json: bool = typer.Option(False, "--json", hidden=True, help="Deprecated: use -o json."),
 ) -> None:
-    from assay.build.builder import BuildOptions, build_image
-    from assay.build.evidence import write_evidence
-    from assay.build.provenance import DEFAULT_BUILDER_ID, now
     from assay.errors import UsageError
-    from assay.oci import mediatypes as mt
     from assay.oci.reference import parse_image_ref
 
+    _console.state.quiet = quiet
+    if old_dest is not None:
+        _console.warn("build -O is deprecated; use --dest")
+        dest = dest or old_dest
+    if old_json:
+        _console.warn("build --json is deprecated; use -o json")
+        output = BuildOutput.json
     if compression not in ("gzip", "zstd"):
         raise UsageError(f"--compression must be gzip or zstd, not {compression!r}")
     if sign_key is not None and push is None:
         raise UsageError("--sign-key needs --push: signatures live in the registry")
-    ref = parse_image_ref(output)
-    if ref.transport not in ("oci", "oci-archive"):
-        raise UsageError(f"--output {output}: use oci:DIR[:TAG] or oci-archive:FILE[:TAG]")
-    if evidence_dir is None:
-        evidence_dir = Path(ref.path) if ref.transport == "oci" else Path(ref.path).parent
-    if not force:
-        from assay.build.evidence import evidence_paths, existing_outputs
-        from assay.build.spec import ImageSpec
-
-        archs = arch or list(ImageSpec.from_yaml(spec.read_bytes(), str(spec)).archs)
-        taken = existing_outputs(ref, evidence_paths(ref, evidence_dir, archs))
-        if taken:
-            raise UsageError(
-                f"{taken[0]} already exists"
-                + (f" (and {len(taken) - 1} more)" if len(taken) > 1 else "")
-                + "; pass --force to overwrite, or choose another --output/--evidence-dir"
-            )
+    if dest is None and push is None:
+        raise UsageError("give --dest oci:DIR[:TAG] (or oci-archive:FILE) and/or --push HOST/REPO")
+    if dest is not None and not force:
+        _refuse_overwrite(spec, parse_image_ref(dest), arch, evidence_dir)
     key = None
     if sign_key is not None:  # ask for the passphrase before the build, not after it
         from assay.cli.cmd_sign import load_signing_key
 
         key = load_signing_key(sign_key)
+    with contextlib.ExitStack() as stack:
+        if dest is None:  # --push alone: build into a layout that goes away afterwards
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="assay-build-"))
+            dest = f"oci:{Path(tmp) / 'layout'}"
+        _build(
+            spec,
+            parse_image_ref(dest),
+            key,
+            source_date_epoch,
+            compression,
+            arch,
+            evidence_dir,
+            builder_id,
+            push,
+            insecure_registry,
+            output,
+            quiet,
+        )
+
+
+def _refuse_overwrite(
+    spec: Path, ref: ImageRef, arch: list[str], evidence_dir: Path | None
+) -> None:
+    """Without --force, nothing a build would write may exist yet (checked before building)."""
+    from assay.build.evidence import evidence_paths, existing_outputs
+    from assay.build.spec import ImageSpec
+    from assay.errors import UsageError
+
+    if ref.transport not in ("oci", "oci-archive"):
+        return  # build_image refuses it with its own message
+    if evidence_dir is None:
+        evidence_dir = Path(ref.path) if ref.transport == "oci" else Path(ref.path).parent
+    archs = arch or list(ImageSpec.from_yaml(spec.read_bytes(), str(spec)).archs)
+    taken = existing_outputs(ref, evidence_paths(ref, evidence_dir, archs))
+    if taken:
+        more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
+        raise UsageError(
+            f"{taken[0]} already exists{more}; pass --force to overwrite, or choose another "
+            "--dest/--evidence-dir"
+        )
+
+
+def _build(
+    spec: Path,
+    ref: ImageRef,
+    key: SigningKey | None,
+    source_date_epoch: int | None,
+    compression: str,
+    arch: list[str],
+    evidence_dir: Path | None,
+    builder_id: str | None,
+    push: str | None,
+    insecure_registry: bool,
+    output: BuildOutput,
+    quiet: bool,
+) -> None:
+    from assay.build.builder import BuildOptions, build_image
+    from assay.build.evidence import write_evidence
+    from assay.build.provenance import DEFAULT_BUILDER_ID, now
+    from assay.oci.mediatypes import INDEX_TYPES
+
     started = now()
     options = BuildOptions(
         source_date_epoch=source_date_epoch,
@@ -119,6 +199,8 @@ def build(
     )
     with CliObserver(enabled=not quiet) as observer:
         result = build_image(spec, ref, options=options, observer=observer)
+        if evidence_dir is None:
+            evidence_dir = Path(ref.path) if ref.transport == "oci" else Path(ref.path).parent
         observer.stage("writing SBOMs and provenance")
         evidence = write_evidence(
             result,
@@ -163,14 +245,17 @@ def build(
         ],
         "evidence": {e.arch: {k: str(v) for k, v in e.files.items()} for e in evidence},
     }
-    if result.index.media_type == mt.OCI_INDEX:
+    if result.index.media_type in INDEX_TYPES:  # several platforms
         summary["index"] = result.index.digest
     if pushed is not None:
         summary["pushed"] = pushed
-    if json_out:
+    if output == BuildOutput.json:
         _console.emit(json.dumps(summary, indent=2, sort_keys=True) + "\n")
         return
-    kind = "index" if result.index.media_type == mt.OCI_INDEX else "manifest"
+    if quiet:
+        typer.echo(result.index.digest)
+        return
+    kind = "index" if result.index.media_type in INDEX_TYPES else "manifest"
     table = Table(title=f"{ref}  {kind} {result.index.digest}", title_justify="left")
     for col in ("arch", "digest", "layers", "size (compressed)", "unpacked", "packages"):
         table.add_column(col, justify="right" if col in ("layers", "packages") else "left")

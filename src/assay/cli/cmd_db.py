@@ -148,7 +148,7 @@ def status_command(
         7.0, "--max-age", envvar="ASSAY_DB_MAX_AGE", help="Warn about sources older than DAYS."
     ),
     output: StatusOutput = typer.Option(
-        StatusOutput.text, "--output", "-o", envvar="ASSAY_OUTPUT", help="text or json."
+        StatusOutput.text, "--output", "-o", envvar="ASSAY_DB_OUTPUT", help="text or json."
     ),
 ) -> None:
     """Show each source's age, origin and record count; warn when a source is stale.
@@ -197,7 +197,7 @@ def status_command(
 def rescan_command(
     db: Path | None = _DB_OPTION,
     output: StatusOutput = typer.Option(
-        StatusOutput.text, "--output", "-o", envvar="ASSAY_OUTPUT", help="text or json."
+        StatusOutput.text, "--output", "-o", envvar="ASSAY_DB_OUTPUT", help="text or json."
     ),
 ) -> None:
     """Re-match every inventory stored with `assay scan --store` (one SQL join; Debian tracker).

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from assay.cli import _console
+from assay.cli._choices import ScanFormat
 from assay.errors import AssayError, UsageError
 
 if TYPE_CHECKING:
@@ -24,8 +25,8 @@ def scan_command(
         help="oci:DIR[:TAG], oci-archive:FILE, dir:PATH, HOST/REPO[:TAG][@sha256:…], "
         "or an SPDX/CycloneDX JSON SBOM file.",
     ),
-    output: str = typer.Option(
-        "table",
+    output: ScanFormat = typer.Option(
+        ScanFormat.table,
         "--output",
         "-o",
         envvar="ASSAY_SCAN_OUTPUT",
