@@ -241,7 +241,9 @@ def report_checked(
     payloads = [r.to_json() for c in checked for r in c.results]
     for c in checked:
         if c.covered_by_index:
-            _console.info(f"{c.subject.label} {c.subject.image.digest}: covered by the index's")
+            _console.info(
+                f"{c.subject.label} {c.subject.image.digest}: covered by the index's {what}(s)"
+            )
         else:
             _console.info(
                 f"{c.subject.label} {c.subject.image.digest}: {len(c.results)} valid {what}(s)"
