@@ -243,3 +243,31 @@ def test_bad_urls_are_one_line_errors(tmp_path: Path) -> None:
         open_store("postgresql://nobody:x@127.0.0.1:9/none")
     assert "\n" not in str(info.value) and "x@" not in str(info.value)
     assert isinstance(info.value, AssayError)
+
+
+def test_synced_severity_is_nvds_as_in_a_single_scan(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from assay.vuln.feeds import NvdFeed
+
+    inv = inventories()
+    with AdvisoryDB(tmp_path / "vuln.db") as db, open_store(f"sqlite:///{tmp_path / 's.db'}") as s:
+        FEEDS["debian-tracker"].import_path(db, ASSETS / "tracker.json")
+        NvdFeed().import_path(db, ASSETS / "nvd" / "cves-page.json")
+        single = {
+            f.id: f.severity.value
+            for i in inv
+            for f in scan_inventory(db, i, record_first_seen=False).findings
+        }
+        sync_advisories(s, db)
+        with s.engine.connect() as conn:
+            synced = dict(
+                conn.execute(
+                    text("SELECT vuln, severity FROM advisories WHERE release='bookworm'")
+                ).fetchall()
+            )
+    # NVD Primary v3.1 5.3 over a Secondary v4.0 8.7; 7.5 for CVE-2023-0464
+    assert synced["CVE-2023-5678"] == "medium" and synced["CVE-2023-0464"] == "high"
+    assert synced["CVE-2019-1010022"] == "critical"  # Debian urgency "low"
+    for vuln in ("CVE-2023-5678", "CVE-2023-0464"):
+        assert single[vuln] == synced[vuln]  # the fleet rates as a single scan does

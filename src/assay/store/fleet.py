@@ -124,9 +124,17 @@ class RescanSummary:
 
 
 def sync_advisories(store: Store, db: Any) -> int:
-    """Copy the advisory DB's (``assay.vuln.db.AdvisoryDB``) Debian rows and KEV into the store."""
+    """Copy the advisory DB's (``assay.vuln.db.AdvisoryDB``) Debian rows and KEV into the store.
+
+    Severity as ``assay scan`` rates Debian findings: NVD's CVSS, else OSV's, else the urgency.
+    """
     from assay.vuln.model import Severity
-    from assay.vuln.severity import cvss_score, severity_from_score, severity_from_urgency
+    from assay.vuln.severity import (
+        cvss_score,
+        nvd_preference,
+        severity_from_score,
+        severity_from_urgency,
+    )
 
     best: dict[str, Severity] = {}
     for vuln, vector in db.conn.execute("SELECT vuln, vector FROM cvss"):
@@ -135,6 +143,14 @@ def sync_advisories(store: Store, db: Any) -> int:
             sev = severity_from_score(scored[0])
             if vuln not in best or sev.rank > best[vuln].rank:
                 best[vuln] = sev
+    nvd: dict[str, tuple[tuple[bool, int], float]] = {}
+    for cve, version, kind, score in db.conn.execute(
+        "SELECT cve, version, type, score FROM nvd ORDER BY cve, source"
+    ):
+        key = nvd_preference(kind, version)
+        if cve not in nvd or key >= nvd[cve][0]:  # ties: the last source, as scan picks
+            nvd[cve] = (key, float(score))
+    best.update({cve: severity_from_score(score) for cve, (_, score) in nvd.items()})
 
     cols = (
         "release",
