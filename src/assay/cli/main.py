@@ -67,6 +67,7 @@ def _register() -> None:
         "sign",
         "attest",
         "provenance",
+        "policy",
         "sbom",
         "scan",
         "db",
