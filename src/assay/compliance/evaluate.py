@@ -228,6 +228,7 @@ def _control(
     if c.manual:
         return result("not-assessed", c.reason)
     refs: list[EvidenceRef] = []
+    missing: list[str] = []
     for kind in c.evidence:
         if kind == "decision":
             if ev.decision is None:
@@ -236,8 +237,10 @@ def _control(
             continue
         have = ev.of_kind(kind)
         if not have:
-            return result("not-satisfied", f"no verified {_KIND_WORDS[kind]}")
+            missing.append(_KIND_WORDS[kind])
         refs.extend(have)
+    if missing:
+        return result("not-satisfied", f"no verified {' and no '.join(missing)}", refs)
     # the policy engine's verdicts for the checks this control lists
     ran = [r for name in c.checks for r in checks.get(name, [])]
     for r in ran:
@@ -256,7 +259,7 @@ def _control(
         if res != "satisfied":
             return result(res, why, refs, fs)
         return result("satisfied", "; ".join([why, *reasons]), refs, fs)
-    if ran and all(r.status == "skipped" for r in ran) and not c.evidence:
+    if ran and all(r.status == "skipped" for r in ran):
         return result("not-applicable", "; ".join(f"{r.name}: {r.reason}" for r in ran), refs)
     substantive = [n for n in c.checks if n not in _EXISTENCE_CHECKS]
     if substantive and not any(checks.get(n) for n in substantive):
