@@ -72,6 +72,8 @@ def _register() -> None:
         "scan",
         "db",
         "vex",
+        "report",
+        "evidence",
     ]
     mods = [m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith("cmd_")]
     rank = {f"cmd_{name}": i for i, name in enumerate(order)}

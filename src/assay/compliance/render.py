@@ -9,8 +9,10 @@ from typing import Any
 from assay import __version__
 from assay.compliance.model import Report
 from assay.compliance.oscal import assessment_results, poam
+from assay.errors import UsageError
+from assay.store import FleetReport
 
-__all__ = ["ReportFormat", "render", "render_html", "render_json"]
+__all__ = ["ReportFormat", "render", "render_fleet", "render_html", "render_json"]
 
 _SEVERITY_ORDER = ("critical", "high", "medium", "low", "negligible", "unknown")
 _COLOURS = {"critical": "#7f1d1d", "high": "#c2410c", "medium": "#ca8a04", "low": "#2563eb"}
@@ -71,20 +73,24 @@ def _chart(report: Report) -> dict[str, Any] | None:
     }
 
 
-def render_html(report: Report) -> str:
+def _env() -> Any:
     import jinja2
 
-    env = jinja2.Environment(
+    return jinja2.Environment(
         loader=jinja2.PackageLoader("assay.compliance", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+
+
+def render_html(report: Report) -> str:
+    env = _env()
     counts = {s: 0 for s in _SEVERITY_ORDER}
     for f in report.findings:
         counts[f.severity if f.severity in counts else "unknown"] += 1
-    return env.get_template("report.html.j2").render(
+    page: str = env.get_template("report.html.j2").render(
         r=report,
         version=__version__,
         by_severity=[(s, n) for s, n in counts.items() if n],
@@ -92,6 +98,7 @@ def render_html(report: Report) -> str:
         overdue_count=sum(1 for f in report.findings if f.overdue(report.today)),
         chart=_chart(report),
     )
+    return page
 
 
 def render(report: Report, fmt: ReportFormat, *, now: str | None = None) -> str:
@@ -102,3 +109,15 @@ def render(report: Report, fmt: ReportFormat, *, now: str | None = None) -> str:
     if fmt is ReportFormat.OSCAL:
         return _dumps(assessment_results(report, now=now))
     return _dumps(poam(report, now=now))
+
+
+def render_fleet(fleet: FleetReport, fmt: ReportFormat) -> str:
+    """The store's fleet report as HTML or JSON."""
+    if fmt is ReportFormat.JSON:
+        return _dumps(fleet.to_dict())
+    if fmt is not ReportFormat.HTML:
+        raise UsageError(f"-o {fmt.value}: the fleet report is html or json")
+    page: str = (
+        _env().get_template("fleet.html.j2").render(f=fleet, t=fleet.totals, version=__version__)
+    )
+    return page

@@ -1,0 +1,243 @@
+"""``assay report`` end to end: an image on the real registry, signed and attested (SPDX SBOM,
+SLSA provenance, a vulnerability scan with a KEV finding) by assay, reported through the
+installed console script as HTML, JSON, OSCAL assessment-results and POA&M.
+
+The HTML parses with html5lib in strict mode and renders in headless Chromium (screenshot and
+DOM text); the OSCAL documents validate against the NIST 1.1.3 schemas and compliance-trestle.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assay.oci.registry import RegistryClient
+from assay.vuln.formats.json_format import result_to_json
+from assay.vuln.model import Finding, ScanResult, Severity, State, VulnId
+from fixtures.cli import run_inprocess, run_script
+from integration.policy_helpers import attest, new_key, push_image, sign
+from unit.test_compliance import _validator
+
+NOW = "2026-11-20"
+
+
+def _finding(cve: str, sev: Severity, *, kev_due: str = "", first_seen: str = "") -> Finding:
+    return Finding(
+        id=VulnId(cve),
+        aliases=(),
+        package="libssl3",
+        version="3.0.8-1",
+        purl="pkg:deb/debian/libssl3@3.0.8-1",
+        ecosystem="deb",
+        state=State.AFFECTED,
+        severity=sev,
+        source="debian-tracker",
+        fixed_in="3.0.9-1",
+        kev=bool(kev_due),
+        kev_due=kev_due,
+        first_seen=first_seen,
+    )
+
+
+def _scan_predicate() -> dict[str, Any]:
+    result = result_to_json(
+        ScanResult(
+            "app",
+            "",
+            "",
+            "debian 12 (bookworm)",
+            (
+                _finding(
+                    "CVE-2023-0464", Severity.HIGH, kev_due="2024-01-23", first_seen="2026-11-10"
+                ),
+                _finding("CVE-2026-0001", Severity.MEDIUM, first_seen="2026-11-01"),
+            ),
+            db_built={"debian-tracker": "2026-11-18T00:00:00Z", "kev": "2026-11-18T00:00:00Z"},
+        )
+    )
+    return {
+        "invocation": {"uri": "", "event_id": "", "builder.id": ""},
+        "scanner": {"uri": "pkg:generic/assay", "version": "0.1.0", "result": result},
+        "metadata": {
+            "scanStartedOn": "2026-11-18T10:00:00Z",
+            "scanFinishedOn": "2026-11-18T10:00:05Z",
+        },
+    }
+
+
+SPDX = {
+    "spdxVersion": "SPDX-2.3",
+    "SPDXID": "SPDXRef-DOCUMENT",
+    "name": "app",
+    "creationInfo": {"created": "2026-11-01T00:00:00Z", "creators": ["Tool: assay-0.1.0"]},
+    "packages": [{"name": "libssl3", "SPDXID": "SPDXRef-p1", "versionInfo": "3.0.8-1"}],
+}
+PROVENANCE = {
+    "buildDefinition": {
+        "buildType": "https://assay.dev/build/v1",
+        "externalParameters": {},
+        "resolvedDependencies": [],
+    },
+    "runDetails": {
+        "builder": {"id": "urn:assay:builder:ci:v1"},
+        "metadata": {"finishedOn": "2026-11-01T00:00:00Z"},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def image(registry: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("report")
+    key, pub = new_key()
+    (tmp / "cosign.pub").write_text(pub)
+    repo = f"compliance/{uuid.uuid4().hex[:8]}/app"
+    with RegistryClient(registry.host) as client:
+        digest = push_image(client, repo, "1.4")
+        ref = f"{registry.host}/{repo}:1.4"
+        sign(client, ref, key)
+        attest(client, ref, key, "spdxjson", SPDX)
+        attest(client, ref, key, "slsaprovenance1", PROVENANCE)
+        attest(client, ref, key, "vuln", _scan_predicate())
+    policy = tmp / "policy.yaml"
+    policy.write_text(
+        "apiVersion: assay.dev/v1alpha1\nkind: ImagePolicy\nmetadata:\n  name: release\n"
+        "spec:\n  images:\n  - glob: '**'\n  authorities:\n  - name: release-key\n    key:\n"
+        "      data: |\n"
+        + "".join(f"        {line}\n" for line in pub.strip().splitlines())
+        + "  require:\n    runAsNonRoot: true\n    noShell: true\n"
+        "    vulnerabilities:\n      noKEV: true\n"
+    )
+    return {"ref": ref, "digest": digest, "pub": tmp / "cosign.pub", "policy": policy, "tmp": tmp}
+
+
+def _report(image: dict[str, Any], fmt: str, *extra: str) -> Path:
+    out = image["tmp"] / f"report.{fmt}"
+    ran = run_script(
+        "report",
+        image["ref"],
+        "--key",
+        str(image["pub"]),
+        "-o",
+        fmt,
+        "--file",
+        str(out),
+        "--now",
+        NOW,
+        *extra,
+        env={"PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")},
+    )
+    assert ran.returncode == 0, ran.stderr
+    return out
+
+
+def test_json_report_states_each_control_from_verified_evidence(image: dict[str, Any]) -> None:
+    doc = json.loads(_report(image, "json", "--policy", str(image["policy"])).read_text())
+    assert doc["image"]["digest"] == image["digest"]
+    results = {
+        (c["framework"], c["control"]): c for fw in doc["frameworks"] for c in fw["controls"]
+    }
+    assert results[("cis-docker", "4.5")]["result"] == "satisfied"
+    assert results[("cis-docker", "4.1")]["result"] == "satisfied"  # User 65532
+    kev = results[("fedramp-containers", "kev-due-date")]
+    assert kev["result"] == "not-satisfied" and "CVE-2023-0464" in kev["reason"]
+    nokev = results[("eu-cra", "Part I (2)(a)")]
+    assert nokev["result"] == "not-satisfied" and "noKEV" in nokev["reason"]
+    assert results[("slsa-1.0", "Build-L2")]["result"] == "satisfied"
+    assert results[("fedramp-containers", "scan-before-deploy")]["result"] == "satisfied"
+    kinds = {e["kind"] for e in doc["evidence"]}
+    assert {"signature", "sbom", "provenance", "scan", "config", "decision"} <= kinds
+    scan = next(e for e in doc["evidence"] if e["kind"] == "scan")
+    assert scan["date"] == "2026-11-18T10:00:05Z" and scan["tool"] == "pkg:generic/assay 0.1.0"
+
+
+def test_report_with_another_key_satisfies_nothing_signed(
+    image: dict[str, Any], tmp_path: Path
+) -> None:
+    _, other = new_key()
+    (tmp_path / "other.pub").write_text(other)
+    ran = run_inprocess(
+        "report",
+        image["ref"],
+        "--key",
+        str(tmp_path / "other.pub"),
+        "-o",
+        "json",
+        "--now",
+        NOW,
+        env={},
+    )
+    assert ran.returncode == 0, ran.stderr
+    doc = json.loads(ran.stdout)
+    results = {
+        (c["framework"], c["control"]): c["result"]
+        for fw in doc["frameworks"]
+        for c in fw["controls"]
+    }
+    assert results[("cis-docker", "4.5")] == "not-satisfied"
+    assert results[("ntia-sbom", "data-fields")] == "not-satisfied"
+    assert "no valid signature" in ran.stderr
+
+
+def test_oscal_and_poam_validate_and_carry_kev(image: dict[str, Any]) -> None:
+    from trestle.oscal.assessment_results import AssessmentResults
+    from trestle.oscal.poam import PlanOfActionAndMilestones
+
+    ar = json.loads(_report(image, "oscal").read_text())
+    assert not list(_validator("oscal_assessment-results_schema.json").iter_errors(ar))
+    AssessmentResults.parse_obj(ar["assessment-results"])
+    doc = json.loads(_report(image, "poam").read_text())
+    assert not list(_validator("oscal_poam_schema.json").iter_errors(doc))
+    model = PlanOfActionAndMilestones.parse_obj(doc["plan-of-action-and-milestones"])
+    risk = next(r for r in model.risks if r.title == "CVE-2023-0464 in libssl3")
+    props = {p.name: (str(p.ns), p.value) for p in risk.props}
+    assert props["kev-catalog"] == ("https://fedramp.gov/ns/oscal", "yes")
+    assert props["kev-due-date"] == ("https://fedramp.gov/ns/oscal", "2024-01-23")
+    assert risk.deadline.date().isoformat() == "2024-01-23"
+    medium = next(r for r in model.risks if r.title == "CVE-2026-0001 in libssl3")
+    assert medium.deadline.date().isoformat() == "2027-01-30"  # first seen + 90 days
+    # deterministic: same inputs, same bytes
+    assert (
+        _report(image, "poam").read_text() == json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    )
+
+
+def test_html_report_parses_strictly_and_renders_in_chromium(image: dict[str, Any]) -> None:
+    import html5lib
+
+    page = _report(image, "html", "--policy", str(image["policy"]))
+    html5lib.HTMLParser(strict=True).parse(page.read_bytes())
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("Debian chromium is not installed (.ci/apt-packages lists it)")
+    shot = image["tmp"] / "report.png"
+    base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,2400"]
+    subprocess.run(
+        [*base, f"--screenshot={shot}", page.as_uri()],
+        check=True,
+        capture_output=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+    dom = subprocess.run(
+        [*base, "--dump-dom", page.as_uri()],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    ).stdout
+    for title, result in [
+        ("PCI DSS v4.0", "not-satisfied"),
+        ("FedRAMP Vulnerability Scanning Requirements for Containers", "not-satisfied"),
+        ("NTIA minimum elements for an SBOM", "satisfied"),
+        ("EU Cyber Resilience Act, Annex I", "not-satisfied"),
+    ]:
+        assert f'{title}: <span class="{result}">{result}</span>' in dom
+    assert "CVE-2023-0464" in dom and "2024-01-23" in dom and "<svg" in dom
