@@ -6,11 +6,15 @@ import datetime as dt
 import enum
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from assay.cli import _console
 from assay.errors import UsageError
+
+if TYPE_CHECKING:
+    from assay.compliance import ImageEvidence
 
 
 class ReportOutput(enum.StrEnum):
@@ -38,6 +42,49 @@ def _as_of(now: str | None) -> tuple[dt.date, str | None]:
         when = dt.datetime.fromtimestamp(int(epoch), dt.UTC)
         return when.date(), when.strftime("%Y-%m-%dT%H:%M:%SZ")
     return dt.datetime.now(dt.UTC).date(), None
+
+
+def gather(
+    image: str,
+    key: Path,
+    policy: list[Path] | None,
+    store: str | None,
+    db: Path | None,
+    insecure_registry: bool,
+    today: dt.date,
+) -> ImageEvidence:
+    """Verify and collect the image's evidence (and decide it with --policy); warn on gaps."""
+    from assay.attest.keys import load_public_key
+    from assay.cli.cmd_sign import read_file
+    from assay.compliance import collect
+
+    public = load_public_key(read_file(key, "public key", 64 << 10))
+    if insecure_registry:
+        _console.warn("--insecure-registry: talking to the registry without TLS verification")
+    if policy:
+        from assay.attest.remote import parse_image_ref
+        from assay.policy import Engine, load_policies
+
+        policy_set = load_policies(list(policy))
+        hosts = frozenset({parse_image_ref(image).host}) if insecure_registry else frozenset()
+        with Engine(policy_set, insecure_registries=hosts, timeout=60.0) as engine:
+            evidence = collect(
+                image,
+                public,
+                insecure=insecure_registry,
+                engine=engine,
+                policy_digest=policy_set.digest,
+                db_path=db,
+                store_url=store,
+                today=today,
+            )
+    else:
+        evidence = collect(
+            image, public, insecure=insecure_registry, db_path=db, store_url=store, today=today
+        )
+    for problem in evidence.problems:
+        _console.warn(problem)
+    return evidence
 
 
 def register(app: typer.Typer) -> None:
@@ -122,43 +169,8 @@ def register(app: typer.Typer) -> None:
             raise UsageError("report needs IMAGE (or --fleet --store URL)")
         if key is None:
             raise UsageError("report needs --key cosign.pub to verify the image's evidence")
-        from assay.attest.keys import load_public_key
-        from assay.cli.cmd_sign import read_file
-        from assay.compliance import collect
-
-        public = load_public_key(read_file(key, "public key", 64 << 10))
-        if insecure_registry:
-            _console.warn("--insecure-registry: talking to the registry without TLS verification")
         catalog = load_catalog()
-        evidence = None
-        if policy:
-            from assay.attest.remote import parse_image_ref
-            from assay.policy import Engine, load_policies
-
-            policy_set = load_policies(list(policy))
-            hosts = frozenset({parse_image_ref(image).host}) if insecure_registry else frozenset()
-            with Engine(policy_set, insecure_registries=hosts, timeout=60.0) as engine:
-                evidence = collect(
-                    image,
-                    public,
-                    insecure=insecure_registry,
-                    engine=engine,
-                    policy_digest=policy_set.digest,
-                    db_path=db,
-                    store_url=store,
-                    today=today,
-                )
-        else:
-            evidence = collect(
-                image,
-                public,
-                insecure=insecure_registry,
-                db_path=db,
-                store_url=store,
-                today=today,
-            )
-        for problem in evidence.problems:
-            _console.warn(problem)
+        evidence = gather(image, key, policy, store, db, insecure_registry, today)
         result_report = evaluate(catalog, evidence, today)
         _console.emit(render(result_report, fmt, now=stamp), file)
         for fw in result_report.frameworks:

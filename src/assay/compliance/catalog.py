@@ -38,7 +38,7 @@ RULES: dict[str, frozenset[str]] = {
     "kev-due": frozenset(),
     "no-kev": frozenset(),
     "no-open": frozenset({"severities"}),
-    "fixed-critical-patched": frozenset({"days"}),
+    "patched-within": frozenset({"severities", "days"}),
     "non-root": frozenset(),
     "provenance-signed": frozenset(),
     "digest-identifier": frozenset(),

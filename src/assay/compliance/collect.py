@@ -43,10 +43,14 @@ ASSAY_SCAN = "https://assay.dev/schemas/scan/v1"
 PROVENANCE = ("https://slsa.dev/provenance/v1", "https://slsa.dev/provenance/v0.2")
 
 
+def canonical_json(doc: Any) -> bytes:
+    """A JSON value's canonical form (sorted keys, no spaces, UTF-8)."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def canonical_digest(doc: Any) -> str:
-    """sha256 of a JSON value's canonical form (sorted keys, no spaces)."""
-    raw = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return str(sha256_digest(raw.encode("utf-8")))
+    """sha256 of a JSON value's canonical form."""
+    return str(sha256_digest(canonical_json(doc)))
 
 
 def _obj(value: Any) -> dict[str, Any]:
@@ -183,6 +187,7 @@ def collect(
 
     ref = remote.parse_image_ref(reference)
     items: list[EvidenceRef] = []
+    documents: dict[str, bytes] = {}
     problems: list[str] = []
     atts: list[VerifiedAttestation] = []
     with RegistryClient(ref.host, insecure=insecure) as client:
@@ -192,11 +197,17 @@ def collect(
             _, sigs = remote.verify_image(client, ref, key)
             for s in sigs:
                 items.append(EvidenceRef("signature", s.layer_digest, detail="cosign signature"))
+                documents[f"signatures/{_hex(s.layer_digest)}.json"] = canonical_json(s.payload)
         except VerificationError as exc:
             problems.append(f"signatures: {exc}")
         try:
             _, atts = remote.verify_image_attestations(client, ref, key, None)
-            items.extend(attestation_ref(a) for a in atts)
+            for a in atts:
+                item = attestation_ref(a)
+                items.append(item)
+                documents[f"attestations/{item.kind}-{_hex(item.digest)}.json"] = canonical_json(
+                    a.statement
+                )
         except VerificationError as exc:
             problems.append(f"attestations: {exc}")
         with ThreadPoolExecutor(max_workers=4) as pool:
@@ -208,6 +219,7 @@ def collect(
             platform, cdigest = _pick_config(fetched.configs, fetched.config_digests)
             if platform:
                 config = fetched.configs[platform]
+                documents["image/config.json"] = canonical_json(config)
                 items.append(
                     EvidenceRef(
                         "config",
@@ -225,6 +237,7 @@ def collect(
         scan_date = today.isoformat()
         from assay.vuln.formats.json_format import result_to_json
 
+        documents["scan/scan.json"] = canonical_json(result_to_json(scan))
         dbs = ", ".join(f"{k} {v}" for k, v in sorted(scan.db_built.items()))
         items.append(
             EvidenceRef(
@@ -242,6 +255,7 @@ def collect(
             scan = scan_of(att)
             if scan is not None:
                 scan_date = ref_item.date
+                documents["scan/scan.json"] = canonical_json(att.statement.get("predicate"))
                 break
     store_rows: dict[tuple[str, str], dict[str, str]] = {}
     if store_url is not None:
@@ -255,6 +269,7 @@ def collect(
     decision = None
     if engine is not None:
         decision = engine.decide([pinned])
+        documents["policy/decision.json"] = canonical_json(decision.to_dict())
         items.append(
             EvidenceRef(
                 "decision",
@@ -262,17 +277,24 @@ def collect(
                 detail="policy decision",
             )
         )
+    # an attestation stored both as a .att layer and a bundle referrer is one piece of evidence
+    unique = {(i.kind, i.digest): i for i in reversed(items)}
     return ImageEvidence(
         reference=reference,
         digest=image.digest,
-        items=tuple(items),
+        items=tuple(i for i in items if unique[(i.kind, i.digest)] is i),
         config=config,
         scan_date=scan_date,
         findings=tuple(findings),
         decision=decision,
         policy_digest=policy_digest,
         problems=tuple(problems),
+        documents=tuple(sorted(documents.items())),
     )
+
+
+def _hex(digest: str) -> str:
+    return digest.split(":", 1)[-1][:64]
 
 
 def _assay_version() -> str:

@@ -155,20 +155,21 @@ def _rule_no_open(c: Control, ev: ImageEvidence, today: _dt.date) -> _Outcome:
     return "satisfied", f"no {'/'.join(sev)} finding with a fix available", ()
 
 
-def _rule_fixed_critical(c: Control, ev: ImageEvidence, today: _dt.date) -> _Outcome:
+def _rule_patched_within(c: Control, ev: ImageEvidence, today: _dt.date) -> _Outcome:
     days = int(c.param("days"))
+    sev = c.param("severities")
     late = [
         f
-        for f in _open(ev, ["critical"])
+        for f in _open(ev, sev)
         if f.fixed_in and (age := f.age_days(today)) is not None and age > days
     ]
     if late:
         return (
             "not-satisfied",
-            f"critical finding(s) with a fix, open over {days} days: {_ids(late)}",
+            f"{'/'.join(sev)} finding(s) with a fix, open over {days} days: {_ids(late)}",
             tuple(late),
         )
-    return "satisfied", f"no critical finding with a fix has been open over {days} days", ()
+    return "satisfied", f"no {'/'.join(sev)} finding with a fix has been open over {days} days", ()
 
 
 def _rule_non_root(c: Control, ev: ImageEvidence, today: _dt.date) -> _Outcome:
@@ -206,7 +207,7 @@ _RULES: dict[str, Callable[[Control, ImageEvidence, _dt.date], _Outcome]] = {
     "kev-due": _rule_kev_due,
     "no-kev": _rule_no_kev,
     "no-open": _rule_no_open,
-    "fixed-critical-patched": _rule_fixed_critical,
+    "patched-within": _rule_patched_within,
     "non-root": _rule_non_root,
     "provenance-signed": _rule_provenance_signed,
     "digest-identifier": _rule_digest,
@@ -223,7 +224,8 @@ def _control(
     def result(
         res: Result, reason: str, refs: Iterable[EvidenceRef] = (), fs: Iterable[ReportFinding] = ()
     ) -> ControlResult:
-        return ControlResult(framework, c.id, c.title, res, reason, tuple(refs), tuple(fs))
+        unique = tuple(dict.fromkeys(refs))
+        return ControlResult(framework, c.id, c.title, res, reason, unique, tuple(fs))
 
     if c.manual:
         return result("not-assessed", c.reason)

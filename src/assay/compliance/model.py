@@ -103,6 +103,8 @@ class ImageEvidence:
     decision: Decision | None = field(default=None, hash=False, compare=False)
     policy_digest: str = ""
     problems: tuple[str, ...] = ()
+    #: the verified documents themselves, for the evidence bundle: (bundle path, bytes)
+    documents: tuple[tuple[str, bytes], ...] = field(default=(), hash=False, compare=False)
 
     def of_kind(self, kind: str) -> tuple[EvidenceRef, ...]:
         return tuple(i for i in self.items if i.kind == kind)
