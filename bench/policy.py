@@ -94,25 +94,36 @@ PROVENANCE = {
     "buildDefinition": {"buildType": "https://assay.dev/build/v1", "externalParameters": {}},
     "runDetails": {"builder": {"id": "urn:assay:builder:ci:v1"}},
 }
-SCAN = {
-    "scanner": {
-        "uri": "pkg:generic/assay",
-        "result": {
-            "schema": "https://assay.dev/schemas/scan/v1",
-            "database": {"debian-tracker": "2026-11-01T00:00:00Z"},
-            "findings": [
-                {
-                    "id": "CVE-2023-1",
-                    "aliases": [],
-                    "severity": "low",
-                    "kev": {"listed": False},
-                    "suppressed": False,
-                }
-            ],
-        },
-    },
-    "metadata": {"scanFinishedOn": "2026-11-01T00:00:00Z"},
-}
+
+
+def scan_predicate() -> dict[str, object]:
+    """A cosign vuln predicate holding assay's own scan JSON (one low finding)."""
+    from assay.vuln.formats.json_format import result_to_json
+    from assay.vuln.model import Finding, ScanResult, Severity, State, VulnId
+
+    finding = Finding(
+        id=VulnId("CVE-2023-1"),
+        aliases=(),
+        package="openssl",
+        version="3.0.0-1",
+        purl="pkg:deb/debian/openssl@3.0.0-1",
+        ecosystem="debian",
+        state=State.AFFECTED,
+        severity=Severity.LOW,
+        source="debian-tracker",
+    )
+    result = ScanResult(
+        "app",
+        "",
+        "",
+        "debian 12 (bookworm)",
+        (finding,),
+        db_built={"debian-tracker": "2026-11-01T00:00:00Z"},
+    )
+    return {
+        "scanner": {"uri": "pkg:generic/assay", "result": result_to_json(result)},
+        "metadata": {"scanFinishedOn": "2026-11-01T00:00:00Z"},
+    }
 
 
 def policy_text(pub: str) -> str:
@@ -191,7 +202,7 @@ def main() -> int:
                     for ptype, body in (
                         ("spdxjson", SBOM),
                         ("slsaprovenance1", PROVENANCE),
-                        ("vuln", SCAN),
+                        ("vuln", scan_predicate()),
                     ):
                         remote.attest_image(client, ref, signing, ptype, json.dumps(body).encode())
                 setup = time.perf_counter() - t0

@@ -80,7 +80,7 @@ def _scan(findings: list[Finding], *, finished: float, db: float) -> dict[str, A
     }
 
 
-def _vex(cve: str) -> dict[str, Any]:
+def _vex(cve: str, digest: str) -> dict[str, Any]:
     return {
         "@context": "https://openvex.dev/ns/v0.2.0",
         "@id": "https://example.test/vex/1",
@@ -90,7 +90,7 @@ def _vex(cve: str) -> dict[str, Any]:
         "statements": [
             {
                 "vulnerability": {"name": cve},
-                "products": [{"@id": "pkg:oci/app"}],
+                "products": [{"@id": digest}],  # this image: VEX for others is ignored
                 "status": "not_affected",
                 "justification": "vulnerable_code_not_in_execute_path",
             }
@@ -193,13 +193,14 @@ def _evidence(
     vex: str | None,
     builder: str = "urn:assay:builder:ci:v1",
     packages: tuple[str, ...] = ("libc6", "app"),
+    vex_for: str = "",
 ) -> None:
     sign(client, ref, key)
     attest(client, ref, key, "spdxjson", _spdx(list(packages)))
     attest(client, ref, key, "vuln", scan)
     attest(client, ref, key, "slsaprovenance1", _provenance(builder))
     if vex:
-        attest(client, ref, key, "openvex", _vex(vex))
+        attest(client, ref, key, "openvex", _vex(vex, vex_for))
 
 
 def test_image_policy_scenarios(
@@ -216,6 +217,8 @@ def test_image_policy_scenarios(
         "vexed-kev": {"user": "65532", "scan": fresh, "vex": "CVE-2024-3094"},
         # same finding without VEX → denied (critical above medium, KEV, no VEX)
         "kev-open": {"user": "65532", "scan": fresh, "vex": None},
+        # VEX attested on this image but about another image → still denied
+        "vex-other-image": {"user": "65532", "scan": fresh, "vex": "CVE-2024-3094"},
         # scan 20 days old, DB 5 days old at scan time → denied
         "stale-scan": {"user": "65532", "scan": stale, "vex": "CVE-2024-3094"},
         # runs as root and ships bash + dpkg → denied, says which
@@ -238,7 +241,7 @@ def test_image_policy_scenarios(
     for name, sc in scenarios.items():
         repo = f"require/{uuid.uuid4().hex[:8]}/{name}"
         repos[repo] = f"REPO/{name}"
-        push_image(client, repo, "v1", user=sc["user"], created=created, label=name)
+        digest = push_image(client, repo, "v1", user=sc["user"], created=created, label=name)
         ref = f"{registry.host}/{repo}:v1"
         refs[name] = ref
         _evidence(
@@ -249,6 +252,8 @@ def test_image_policy_scenarios(
             vex=sc["vex"],
             builder=sc.get("builder", "urn:assay:builder:ci:v1"),
             packages=sc.get("packages", ("libc6", "app")),
+            # "vex-other-image": a VEX statement about another image must not count
+            vex_for=("sha256:" + "0" * 64) if name == "vex-other-image" else digest,
         )
     policy = _policy(tmp_path, "regulated", pub, FULL)
     with Engine(load_policies([policy]), clock=lambda: NOW) as engine:
@@ -268,6 +273,7 @@ def test_image_policy_scenarios(
     assert checks["vexed-kev"]["setuid"] == "skipped"
     assert checks["kev-open"]["vulnerabilities.noKEV"] == "fail"
     assert checks["kev-open"]["vulnerabilities.vexApplied"] == "fail"
+    assert checks["vex-other-image"]["vulnerabilities.noKEV"] == "fail"
     assert checks["stale-scan"]["vulnerabilities.maxScanAgeDays"] == "fail"
     assert checks["stale-scan"]["vulnerabilities.maxDbAgeDays"] == "fail"
     assert checks["root-shell"]["runAsNonRoot"] == "fail"
@@ -366,3 +372,47 @@ def test_cip_decisions_match_expected_files(
     assert by_name["warn-unsigned:v1"].result == "allow"
     assert by_name["no-match:v1"].status == "warn"
     assert not decision.allowed
+
+
+def _cyclonedx() -> dict[str, Any]:
+    return {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.6",
+        "metadata": {"timestamp": _iso(NOW - DAY), "tools": {"components": [{"name": "assay"}]}},
+        "components": [
+            {
+                "type": "library",
+                "bom-ref": "pkg:deb/debian/libc6@2.36",
+                "name": "libc6",
+                "version": "2.36",
+                "supplier": {"name": "Debian"},
+            }
+        ],
+        "dependencies": [{"ref": "pkg:deb/debian/libc6@2.36", "dependsOn": []}],
+    }
+
+
+def test_sbom_ntia_elements(
+    registry: Any, client: RegistryClient, tmp_path: Path, keys3: list[tuple[Any, str]]
+) -> None:
+    key, pub = keys3[0]
+    refs = {}
+    for name in ("thin", "complete"):
+        repo = f"require/{uuid.uuid4().hex[:8]}/{name}"
+        push_image(client, repo, "v1", label=name)
+        refs[name] = f"{registry.host}/{repo}:v1"
+        sign(client, refs[name], key)
+    attest(client, refs["thin"], key, "spdxjson", _spdx(["libc6"]))
+    attest(client, refs["complete"], key, "cyclonedx", _cyclonedx())
+    policy = _policy(tmp_path, "ntia", pub, "    sbom: {formats: [spdx, cyclonedx], ntia: true}\n")
+    with Engine(load_policies([policy]), clock=lambda: NOW) as engine:
+        thin = engine.decide([refs["thin"]])
+        complete = engine.decide([refs["complete"]])
+    assert not thin.allowed
+    assert "lacks NTIA minimum elements" in thin.images[0].message
+    assert "1 of 1 packages have no supplier" in thin.images[0].message
+    assert "no dependency relationships" in thin.images[0].message
+    assert complete.allowed, complete.images[0].message
+    check = complete.images[0].policies[0].checks[0]
+    assert check.reason == "verified cyclonedx SBOM with the NTIA minimum elements (1 packages)"
+    assert check.controls == ("SSDF:PS.3.2",)

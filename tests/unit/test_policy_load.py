@@ -151,3 +151,13 @@ def test_image_policy_require(tmp_path: Path) -> None:
     cip_with_require = head("x") + "spec:\n  images: [{glob: '**'}]\n  require: {}\n"
     with pytest.raises(UsageError, match=r"spec\.require: unknown field"):
         load_policies([_write(tmp_path, cip_with_require)])
+
+
+def test_source_oci_must_be_a_repository(tmp_path: Path) -> None:
+    text = (
+        head("src")
+        + "spec:\n  images: [{glob: '**'}]\n  authorities:\n  - key: {data: x}\n"
+        + "    source: [{oci: 'registry.local:5000/repo:tag'}]\n"
+    )
+    with pytest.raises(UsageError, match=r"source\[0\]\.oci: .* is not a repository"):
+        load_policies([_write(tmp_path, text)])

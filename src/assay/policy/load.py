@@ -356,9 +356,12 @@ def _authority(v: _V, item: Any, path: str, index: int) -> Authority:
                 v.lst(src.get("signaturePullSecrets", []), f"{sp}.signaturePullSecrets")
             )
         )
+        oci = v.s(src.get("oci"), f"{sp}.oci")
+        if oci and ("/" not in oci or "@" in oci or ":" in oci.split("/", 1)[1]):
+            raise v.fail(f"{sp}.oci", f"{oci!r} is not a repository (HOST/REPOSITORY)")
         sources.append(
             Source(
-                oci=v.s(src.get("oci"), f"{sp}.oci"),
+                oci=oci,
                 tag_prefix=v.s(src.get("tagPrefix"), f"{sp}.tagPrefix"),
                 pull_secrets=secrets,
             )
@@ -491,10 +494,12 @@ def _require(v: _V, raw: Any, path: str) -> Require:
         )
     sbom_raw = r.get("sbom")
     sbom: tuple[str, ...] = ()
+    sbom_ntia = False
     if sbom_raw is True:
         sbom = ("cyclonedx", "spdx")
     elif sbom_raw not in (None, False):
-        s = v.obj(sbom_raw, f"{path}.sbom", ("formats",))
+        s = v.obj(sbom_raw, f"{path}.sbom", ("formats", "ntia"))
+        sbom_ntia = v.b(s.get("ntia"), f"{path}.sbom.ntia")
         sbom = _strs(v, s.get("formats", ["spdx", "cyclonedx"]), f"{path}.sbom.formats")
         for fmt in sbom:
             if fmt not in ("spdx", "cyclonedx"):
@@ -525,6 +530,7 @@ def _require(v: _V, raw: Any, path: str) -> Require:
         max_scan_age_days=v.n(vuln.get("maxScanAgeDays"), f"{path}.vulnerabilities.maxScanAgeDays"),
         max_db_age_days=v.n(vuln.get("maxDbAgeDays"), f"{path}.vulnerabilities.maxDbAgeDays"),
         sbom=sbom,
+        sbom_ntia=sbom_ntia,
         builder_ids=_strs(v, prov.get("builderId"), f"{path}.provenance.builderId"),
         source_uris=_strs(v, prov.get("sourceUri"), f"{path}.provenance.sourceUri"),
         max_image_age_days=v.n(r.get("maxImageAgeDays"), f"{path}.maxImageAgeDays"),

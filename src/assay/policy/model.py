@@ -122,6 +122,7 @@ class Require:
     max_scan_age_days: int | None = None
     max_db_age_days: int | None = None
     sbom: tuple[str, ...] = ()  # accepted formats: "spdx", "cyclonedx"
+    sbom_ntia: bool = False  # the SBOM must carry the NTIA minimum elements
     builder_ids: tuple[str, ...] = ()
     source_uris: tuple[str, ...] = ()
     max_image_age_days: int | None = None

@@ -9,16 +9,20 @@ is ``skipped`` with the reason.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from assay.attest.verify import VerifiedAttestation
+from assay.errors import InputError
 from assay.policy.controls import CHECK_CONTROLS
 from assay.policy.decision import CheckResult, Status
 from assay.policy.evidence import ImageEvidence
 from assay.policy.model import Policy
-from assay.vuln.model import Severity
+from assay.vuln.formats.json_format import result_from_json
+from assay.vuln.model import ScanResult, Severity
+from assay.vuln.vex import apply_vex, vex_from_statements
 
 __all__ = [
     "PACKAGE_MANAGERS",
@@ -105,6 +109,41 @@ def _packages(att: VerifiedAttestation) -> list[str]:
     return names
 
 
+def _ntia_problems(att: VerifiedAttestation) -> list[str]:
+    """The NTIA minimum elements missing from an SBOM predicate (SPDX 2.3 or CycloneDX)."""
+    p = _obj(att.statement.get("predicate"))
+    problems: list[str] = []
+    if att.predicate_type == SPDX:
+        info = _obj(p.get("creationInfo"))
+        if not info.get("creators"):
+            problems.append("no SBOM author (creationInfo.creators)")
+        if not info.get("created"):
+            problems.append("no timestamp (creationInfo.created)")
+        items = [i for i in p.get("packages") or [] if isinstance(i, dict)]
+        fields = {"supplier": "supplier", "versionInfo": "version", "SPDXID": "identifier"}
+        if not p.get("relationships"):
+            problems.append("no dependency relationships")
+    else:
+        meta = _obj(p.get("metadata"))
+        if not (meta.get("authors") or meta.get("tools") or meta.get("manufacture")):
+            problems.append("no SBOM author (metadata.authors/tools)")
+        if not meta.get("timestamp"):
+            problems.append("no timestamp (metadata.timestamp)")
+        items = [i for i in p.get("components") or [] if isinstance(i, dict)]
+        fields = {"supplier": "supplier", "version": "version", "bom-ref": "identifier"}
+        if not p.get("dependencies"):
+            problems.append("no dependency relationships")
+    if not items:
+        problems.append("no packages")
+    for key, what in fields.items():
+        missing = sum(
+            1 for i in items if not i.get(key) and not (what == "supplier" and i.get("publisher"))
+        )
+        if missing:
+            problems.append(f"{missing} of {len(items)} packages have no {what}")
+    return problems
+
+
 def _scan(att: VerifiedAttestation) -> dict[str, Any]:
     """Normalised scan: findings [(id, severity, kev|None, suppressed)], finished, db dates."""
     predicate = att.statement.get("predicate")
@@ -118,23 +157,15 @@ def _scan(att: VerifiedAttestation) -> dict[str, Any]:
         result = scanner.get("result")
     findings: list[tuple[str, str, bool | None, bool]] = []
     db: list[float] = []
+    parsed: ScanResult | None = None
     if isinstance(result, dict) and result.get("schema") == ASSAY_SCAN:
-        for f in result.get("findings") or []:
-            if not isinstance(f, dict):
-                continue
-            kev = _obj(f.get("kev"))
-            aliases = [a for a in f.get("aliases") or [] if isinstance(a, str)]
-            fid = "|".join([str(f.get("id", "")), *aliases])
-            findings.append(
-                (
-                    fid,
-                    str(f.get("severity", "unknown")).lower(),
-                    bool(kev.get("listed")),
-                    bool(f.get("suppressed")),
-                )
-            )
-        database = _obj(result.get("database"))
-        db = [t for t in (_ts(v) for v in database.values()) if t is not None]
+        try:
+            parsed = result_from_json(result, "the verified scan attestation")
+        except InputError:
+            return {"valid": False}
+        for f in parsed.findings:
+            findings.append((f.id, f.severity.value, f.kev, f.suppressed))
+        db = [t for t in (_ts(v) for v in parsed.db_built.values()) if t is not None]
     elif isinstance(result, dict) and isinstance(result.get("Results"), list):
         for res in result["Results"]:
             vulns = res.get("Vulnerabilities") if isinstance(res, dict) else None
@@ -150,28 +181,13 @@ def _scan(att: VerifiedAttestation) -> dict[str, Any]:
                     )
     else:
         return {"valid": False}
-    return {"valid": True, "findings": findings, "finished": finished, "db": db}
-
-
-def _vex_ids(atts: Sequence[VerifiedAttestation]) -> set[str]:
-    ids: set[str] = set()
-    for att in atts:
-        predicate = att.statement.get("predicate")
-        statements = predicate.get("statements") if isinstance(predicate, dict) else None
-        for st in statements or []:
-            if not isinstance(st, dict) or st.get("status") not in ("not_affected", "fixed"):
-                continue
-            vuln = st.get("vulnerability")
-            if isinstance(vuln, dict):
-                for key in ("name", "@id"):
-                    if isinstance(vuln.get(key), str):
-                        ids.add(vuln[key])
-                for alias in vuln.get("aliases") or []:
-                    if isinstance(alias, str):
-                        ids.add(alias)
-            elif isinstance(vuln, str):
-                ids.add(vuln)
-    return ids
+    return {
+        "valid": True,
+        "findings": findings,
+        "finished": finished,
+        "db": db,
+        "result": parsed,
+    }
 
 
 def _provenance(att: VerifiedAttestation) -> tuple[str, list[str]]:
@@ -270,18 +286,28 @@ def run_checks(
     if req.sbom:
         wanted = {"spdx": SPDX, "cyclonedx": CYCLONEDX}
         have = _of_type(attestations, [wanted[f] for f in req.sbom])
-        if have:
-            kinds = sorted({"spdx" if a.predicate_type == SPDX else "cyclonedx" for a in have})
-            counts = sum(len(_packages(a)) for a in have)
+        complete = [a for a in have if not req.sbom_ntia or not _ntia_problems(a)]
+        if complete:
+            kinds = sorted({"spdx" if a.predicate_type == SPDX else "cyclonedx" for a in complete})
+            counts = sum(len(_packages(a)) for a in complete)
+            ntia = " with the NTIA minimum elements" if req.sbom_ntia else ""
             c.add(
                 "sbom",
                 "pass",
-                f"verified {', '.join(kinds)} SBOM ({counts} packages)",
+                f"verified {', '.join(kinds)} SBOM{ntia} ({counts} packages)",
+                [c.digest(a) for a in complete],
+            )
+        elif have:
+            lacking = "; ".join(dict.fromkeys(p for a in have for p in _ntia_problems(a)))
+            c.add(
+                "sbom",
+                "fail",
+                f"verified SBOM lacks NTIA minimum elements: {lacking}",
                 [c.digest(a) for a in have],
             )
         else:
             c.add("sbom", "fail", f"no verified SBOM attestation ({' or '.join(req.sbom)})")
-    _vulnerability_checks(c, req, attestations, now)
+    _vulnerability_checks(c, req, attestations, now, image.digest)
     if req.builder_ids or req.source_uris:
         provs = _of_type(attestations, PROVENANCE_TYPES)
         if not provs:
@@ -337,7 +363,11 @@ def run_checks(
 
 
 def _vulnerability_checks(
-    c: _Checks, req: Any, attestations: Sequence[VerifiedAttestation], now: float
+    c: _Checks,
+    req: Any,
+    attestations: Sequence[VerifiedAttestation],
+    now: float,
+    image_digest: str,
 ) -> None:
     wants = (
         req.max_severity
@@ -357,27 +387,46 @@ def _vulnerability_checks(
     att, scan = max(scans, key=lambda item: item[1]["finished"] or 0.0)
     ev = [c.digest(att)]
     vexes = _of_type(attestations, (OPENVEX,))
-    vexed = _vex_ids(vexes)
     vex_ev = [c.digest(a) for a in vexes]
-    open_findings = []
+    vex_problem = ""
+    docs = []
+    try:
+        docs = vex_from_statements([a.statement for a in vexes])
+    except InputError as exc:
+        vex_problem = str(exc)
+    result: ScanResult | None = scan["result"]
     by_vex = 0
-    for fid, severity, kev, suppressed in scan["findings"]:
-        if suppressed:
-            continue
-        if vexed and set(fid.split("|")) & vexed:
-            by_vex += 1
-            continue
-        open_findings.append((fid.split("|")[0], severity, kev))
+    if result is not None:
+        # the VEX rules of `assay vex apply`: statements must name this image (digest or
+        # pkg:oci purl) or the finding's package
+        before = {id(f) for f in result.findings if f.suppressed}
+        subject = dataclasses.replace(result, subject_digest=image_digest)
+        applied = apply_vex(subject, docs) if docs else subject
+        by_vex = sum(1 for f in applied.findings if f.suppressed) - len(before)
+        open_findings = [
+            (str(f.id), f.severity.value, f.kev) for f in applied.findings if not f.suppressed
+        ]
+    else:
+        open_findings = [(fid, sev, kev) for fid, sev, kev, sup in scan["findings"] if not sup]
     if req.vex_applied:
-        if vexes:
+        if vex_problem:
+            c.add("vulnerabilities.vexApplied", "fail", vex_problem, vex_ev)
+        elif not vexes:
+            c.add("vulnerabilities.vexApplied", "fail", "no verified OpenVEX attestation")
+        elif result is None:
+            c.add(
+                "vulnerabilities.vexApplied",
+                "fail",
+                "VEX can only be applied to an assay scan result; this scan is another format",
+                ev + vex_ev,
+            )
+        else:
             c.add(
                 "vulnerabilities.vexApplied",
                 "pass",
                 f"{len(vexes)} verified OpenVEX document(s); {by_vex} finding(s) not affected",
                 ev + vex_ev,
             )
-        else:
-            c.add("vulnerabilities.vexApplied", "fail", "no verified OpenVEX attestation")
     if req.max_severity:
         limit = _rank(req.max_severity)
         above = sorted({f"{fid} ({sev})" for fid, sev, _ in open_findings if _rank(sev) > limit})
