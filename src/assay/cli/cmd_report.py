@@ -157,7 +157,7 @@ def register(app: typer.Typer) -> None:
         if fleet:
             if image is not None:
                 raise UsageError("report: give IMAGE or --fleet, not both")
-            if store is None:
+            if not store:
                 raise UsageError("report --fleet needs --store URL (or ASSAY_STORE)")
             from assay.store import fleet_report, open_store
 
