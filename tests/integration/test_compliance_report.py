@@ -341,3 +341,82 @@ def _member(data: bytes, name: str) -> bytes:
         f = tar.extractfile(name)
         assert f is not None
         return f.read()
+
+
+def test_report_scans_now_against_fixture_feeds_with_kev(registry: Any, tmp_path: Path) -> None:
+    """--db: the image's dpkg database is catalogued and matched against the fixture tracker
+    and KEV feeds (openssl CVE-2023-0464 is KEV-listed, due 2024-01-23)."""
+    from fixtures.assets import ASSETS
+
+    key, pub = new_key()
+    (tmp_path / "cosign.pub").write_text(pub)
+    files = {
+        "etc/os-release": (b'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n', 0o644),
+        "var/lib/dpkg/status": (
+            b"Package: libssl3\nStatus: install ok installed\nArchitecture: amd64\n"
+            b"Source: openssl\nVersion: 3.0.8-1\n\n",
+            0o644,
+        ),
+    }
+    repo = f"compliance/{uuid.uuid4().hex[:8]}/deb"
+    with RegistryClient(registry.host) as client:
+        push_image(client, repo, "1", files=files)
+        ref = f"{registry.host}/{repo}:1"
+        sign(client, ref, key)
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    db = tmp_path / "vuln.db"
+    vuln = ASSETS / "vuln"
+    ran = run_script(
+        "db",
+        "import",
+        "--db",
+        str(db),
+        "--debian-tracker",
+        str(vuln / "tracker.json"),
+        "--kev",
+        str(vuln / "kev.json"),
+        env=env,
+    )
+    assert ran.returncode == 0, ran.stderr
+    out = tmp_path / "poam.json"
+    ran = run_script(
+        "report",
+        ref,
+        "--key",
+        str(tmp_path / "cosign.pub"),
+        "--db",
+        str(db),
+        "-o",
+        "poam",
+        "--file",
+        str(out),
+        "--now",
+        NOW,
+        env=env,
+    )
+    assert ran.returncode == 0, ran.stderr
+    doc = json.loads(out.read_text())
+    assert not list(_validator("oscal_poam_schema.json").iter_errors(doc))
+    risks = doc["plan-of-action-and-milestones"]["risks"]
+    kev = next(r for r in risks if r["title"] == "CVE-2023-0464 in libssl3")
+    props = {
+        p["name"]: p["value"] for p in kev["props"] if p.get("ns") == "https://fedramp.gov/ns/oscal"
+    }
+    assert props == {"kev-catalog": "yes", "kev-due-date": "2024-01-23"}
+    assert kev["deadline"].startswith("2024-01-23")
+    ran = run_script(
+        "report",
+        ref,
+        "--key",
+        str(tmp_path / "cosign.pub"),
+        "--db",
+        str(db),
+        "-o",
+        "json",
+        "--now",
+        NOW,
+        env=env,
+    )
+    report = json.loads(ran.stdout)
+    scan = next(e for e in report["evidence"] if e["kind"] == "scan")
+    assert scan["date"] == NOW and "advisory DB" in scan["detail"]
