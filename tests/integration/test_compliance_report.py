@@ -298,6 +298,15 @@ def test_evidence_bundle_cli_round_trip_and_tamper(image: dict[str, Any], tmp_pa
         "provenance",
         "scan",
     }
+    # the DSSE envelopes as fetched, and the signature with its annotations
+    envelopes = {p.split("/")[1].split("-")[0] for p in paths if p.endswith(".dsse.json")}
+    assert envelopes == {"sbom", "provenance", "scan"}
+    cosign = [p for p in paths if p.endswith(".cosign.json")]
+    assert cosign
+    sig_doc = json.loads(_member(outs[0], cosign[0]))
+    assert "dev.cosignproject.cosign/signature" in sig_doc["annotations"]
+    envelope = json.loads(_member(outs[0], next(p for p in paths if p.endswith(".dsse.json"))))
+    assert envelope["payloadType"] == "application/vnd.in-toto+json"
     scan = json.loads(_member(outs[0], "scan/scan.json"))
     assert scan["metadata"]["scanFinishedOn"] == "2026-11-18T10:00:05Z"
     assert scan["scanner"]["result"]["database"]["kev"] == "2026-11-18T00:00:00Z"

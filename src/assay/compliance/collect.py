@@ -23,6 +23,7 @@ from assay.compliance.model import EvidenceRef, ImageEvidence, ReportFinding
 from assay.errors import VerificationError
 from assay.oci.digest import sha256_digest
 from assay.policy import Engine
+from assay.policy.evidence import SignedEvidence
 from assay.vuln.model import ScanResult
 
 __all__ = [
@@ -183,7 +184,7 @@ def collect(
     """Verify and gather everything about ``reference`` (a registry image)."""
     from assay.attest import remote
     from assay.oci.registry import RegistryClient
-    from assay.policy.evidence import fetch_image
+    from assay.policy.evidence import fetch_image, fetch_signed
 
     ref = remote.parse_image_ref(reference)
     items: list[EvidenceRef] = []
@@ -212,6 +213,8 @@ def collect(
             problems.append(f"attestations: {exc}")
         with ThreadPoolExecutor(max_workers=4) as pool:
             fetched = fetch_image(client, ref.repository, image.digest, pool, want_config=True)
+            signed = fetch_signed(client, ref.repository, image.digest, pool)
+        documents.update(_as_fetched(signed, items))
         config: dict[str, Any] | None = None
         if fetched.config_error:
             problems.append(f"config: {fetched.config_error}")
@@ -291,6 +294,58 @@ def collect(
         problems=tuple(problems),
         documents=tuple(sorted(documents.items())),
     )
+
+
+def _statement_digest(envelope_doc: Any) -> str:
+    """The canonical digest of the statement inside a DSSE envelope document ("" if none)."""
+    from assay.attest.dsse import Envelope
+
+    try:
+        env = Envelope.from_dict(envelope_doc)
+        return canonical_digest(json.loads(env.payload))
+    except (VerificationError, ValueError, UnicodeDecodeError):
+        return ""
+
+
+def _as_fetched(signed: SignedEvidence, items: list[EvidenceRef]) -> dict[str, bytes]:
+    """The registry bytes behind the verified evidence: cosign signature payloads with their
+    annotations (signature, certificate), DSSE envelopes and Sigstore bundles, kept only when
+    they carry a statement or signature that verified above."""
+    import base64
+
+    verified = {i.digest: i for i in items if i.kind not in ("signature", "config")}
+    sig_layers = {i.digest for i in items if i.kind == "signature"}
+    out: dict[str, bytes] = {}
+    for blob in signed.signatures:
+        if blob.data is not None and blob.layer is not None and blob.digest in sig_layers:
+            doc = {
+                "payload": base64.b64encode(blob.data).decode("ascii"),
+                "annotations": dict(sorted(blob.layer.annotations.items())),
+                "layer": blob.layer.descriptor(),
+            }
+            out[f"signatures/{_hex(blob.digest)}.cosign.json"] = canonical_json(doc)
+    for blob in signed.attestations:
+        if blob.data is None:
+            continue
+        try:
+            doc = json.loads(blob.data)
+        except (ValueError, UnicodeDecodeError):
+            continue
+        item = verified.get(_statement_digest(doc))
+        if item is not None:
+            out[f"envelopes/{item.kind}-{_hex(item.digest)}.dsse.json"] = blob.data
+    for blob in signed.bundles:
+        if blob.data is None:
+            continue
+        try:
+            doc = json.loads(blob.data)
+        except (ValueError, UnicodeDecodeError):
+            continue
+        env = doc.get("dsseEnvelope") if isinstance(doc, dict) else None
+        item = verified.get(_statement_digest(env)) if env is not None else None
+        if item is not None:
+            out[f"envelopes/{item.kind}-{_hex(item.digest)}.sigstore.json"] = blob.data
+    return out
 
 
 def _hex(digest: str) -> str:
