@@ -72,6 +72,7 @@ def _register() -> None:
         "scan",
         "db",
         "vex",
+        "admission",
         "report",
         "evidence",
     ]
