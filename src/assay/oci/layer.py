@@ -510,6 +510,7 @@ def read_tar(
     budget: DataBudget | None = None,
     sink: Sink | None = None,
     strict_links: bool | None = None,
+    owner: str = "",
 ) -> Iterator[Entry]:
     """Yield the entries of an uncompressed tar stream (see the module docstring).
 
@@ -588,12 +589,13 @@ def read_tar(
                 m.gid,
                 m.mtime,
                 data or b"",
+                owner=owner,
                 content_size=m.size if data is None else None,
             )
         elif t == _tar.DIRTYPE:
             symlinks.discard(path)
             files.discard(path)
-            yield Entry(path, EntryType.DIR, m.mode, m.uid, m.gid, m.mtime)
+            yield Entry(path, EntryType.DIR, m.mode, m.uid, m.gid, m.mtime, owner=owner)
         elif t == _tar.SYMTYPE:
             if not m.linkname:
                 raise InputError(f"{what}: symlink {path!r} has an empty target")
@@ -601,10 +603,15 @@ def read_tar(
                 raise InputError(f"{what}: symlink {path!r} has a NUL byte in its target")
             files.discard(path)
             symlinks.add(path)
-            yield Entry(path, EntryType.SYMLINK, m.mode, m.uid, m.gid, m.mtime, link=m.linkname)
+            yield Entry(
+                path, EntryType.SYMLINK, m.mode, m.uid, m.gid, m.mtime, link=m.linkname, owner=owner
+            )
         elif t == _tar.LNKTYPE:
             target = _normalise(
-                m.linkname, allow_absolute=allow_absolute, what=what, kind="hardlink target"
+                m.linkname,
+                allow_absolute=allow_absolute,
+                what=what,
+                kind=f"target of hardlink {path!r}:",
             )
             if not target:
                 raise InputError(f"{what}: hardlink {path!r} points at the root; refusing it")
@@ -615,16 +622,19 @@ def read_tar(
                 )
             symlinks.discard(path)
             files.add(path)
-            yield Entry(path, EntryType.HARDLINK, m.mode, m.uid, m.gid, m.mtime, link=target)
+            yield Entry(
+                path, EntryType.HARDLINK, m.mode, m.uid, m.gid, m.mtime, link=target, owner=owner
+            )
         elif t in (_tar.CHRTYPE, _tar.BLKTYPE, _tar.FIFOTYPE):
             kind = {_tar.CHRTYPE: EntryType.CHAR, _tar.BLKTYPE: EntryType.BLOCK}.get(
                 t, EntryType.FIFO
             )
             if devices == "refuse":
+                if kind is EntryType.FIFO:
+                    raise InputError(f"{what}: {path!r} is a FIFO (named pipe); refusing it")
                 raise InputError(
-                    f"{what}: {path!r} is a {kind.value} "
-                    + ("device node" if kind is not EntryType.FIFO else "(named pipe)")
-                    + f" ({m.devmajor},{m.devminor}); refusing it"
+                    f"{what}: {path!r} is a {kind.value} device node "
+                    f"({m.devmajor},{m.devminor}); refusing it"
                 )
             symlinks.discard(path)
             files.discard(path)
