@@ -83,6 +83,7 @@ def unpack_rootfs(view: Mapping[str, Entry], root: Path) -> None:
     """
     am_root = os.geteuid() == 0
     dir_modes: list[tuple[Path, int]] = []
+    links: list[tuple[Path, Entry]] = []
     for path in sorted(view, key=lambda p: p.split("/")):
         e = view[path]
         parent = _safe_parent(root, path)
@@ -99,15 +100,17 @@ def unpack_rootfs(view: Mapping[str, Entry], root: Path) -> None:
         elif e.type is EntryType.SYMLINK:
             os.symlink(e.link, target)
         elif e.type is EntryType.HARDLINK:
-            src = _safe_parent(root, e.link) / e.link.rsplit("/", 1)[-1]
-            if src.is_symlink() or not src.is_file():
-                raise InputError(f"hardlink {path!r} points at {e.link!r}, which is not a file")
-            os.link(src, target)
+            links.append((target, e))  # once every file exists
             continue
         else:
             continue  # devices and fifos are not unpacked
         if am_root:
             os.lchown(target, e.uid, e.gid)
+    for target, e in links:
+        src = _safe_parent(root, e.link) / e.link.rsplit("/", 1)[-1]
+        if src.is_symlink() or not src.is_file():
+            raise InputError(f"hardlink {e.path!r} points at {e.link!r}, which is not a file")
+        os.link(src, target)
     for target, mode in reversed(dir_modes):
         os.chmod(target, mode & 0o7777)
 

@@ -837,6 +837,8 @@ def apply_layers(
                         f"{where}: hardlink {tar_path!r} points to {e.link!r}, which is not a "
                         "regular file written earlier in the same layer; refusing it"
                     )
+                if linked.type is EntryType.HARDLINK:
+                    link = linked.link  # one inode: name the file the chain started from
                 e = replace(e, link=link, data=linked.data, content_size=linked.content_size)
                 if origins is not None and link in origins:
                     origins[target] = origins[link]
