@@ -113,6 +113,8 @@ def main(name: str, seeds: Callable[[], list[bytes]], target: Callable[[bytes], 
     kinds: dict[str, int] = {}
     start = time.monotonic()
     for i in range(args.runs):
+        if i and i % 50_000 == 0:
+            print(f"{name}: {i} executions, {failures} unexpected exceptions", flush=True)
         base = corpus[i % len(corpus)] if i < len(corpus) else rng.choice(corpus)
         data = base if i < len(corpus) else mutate(base, rng, corpus)
         try:
