@@ -171,3 +171,37 @@ def test_sbom_sees_the_packages_umoci_unpacks(
     view, _ = load_image(f"oci:{layout}:latest", DpkgCataloger().wants)
     found = {p.name for p in DpkgCataloger().catalog(view, CatalogContext())}
     assert found == packages
+
+
+def test_console_script_sbom_and_inspect_see_the_evasion_packages(tmp_path: Path) -> None:
+    """Through the installed ``assay`` script: every evasion image lists its packages."""
+    import json
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    for name, packages in (
+        ("gnu-junk-prefix", {"openssl"}),
+        ("symlinked-dpkg-dir", {"openssl", "zlib1g"}),
+        ("hardlinked-status-d", {"openssl", "libc6"}),
+    ):
+        layout = tc.write_layout(tmp_path / name, IMAGES[name])
+        proc = subprocess.run(
+            ["assay", "sbom", f"oci:{layout}:latest", "-o", "spdx-json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        doc = json.loads(proc.stdout)
+        assert {p["name"] for p in doc["packages"]} >= packages, name
+    bad = tc.write_layout(tmp_path / "bad", [tc.archive(tc.hardlink("a", "nowhere"))])
+    proc = subprocess.run(
+        ["assay", "sbom", f"oci:{bad}:latest", "-o", "spdx-json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "hardlink 'a' points to 'nowhere'" in proc.stderr

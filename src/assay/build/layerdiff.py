@@ -87,8 +87,10 @@ def diff_views(expected: Mapping[str, Entry], actual: Mapping[str, Entry]) -> li
 
 def flatten(source: ImageSource, image: ImageManifest) -> dict[str, Entry]:
     layers = [
-        read_layer(source.open_layer(d), media_type=d.media_type, what=f"layer {d.digest}")
-        for d in image.layers
+        read_layer(
+            source.open_layer(d), media_type=d.media_type, diff_id=diff, what=f"layer {d.digest}"
+        )
+        for d, diff in zip(image.layers, image.diff_ids, strict=True)
     ]
     return apply_layers(layers)
 
