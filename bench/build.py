@@ -73,7 +73,7 @@ def main() -> None:
         env = {"ASSAY_CACHE_DIR": str(cache)}
         cold, summary = _timed(
             lambda: _assay(
-                "build", str(spec), "--output", f"oci:{work}/cold:py", "--json", "-q", env=env
+                "build", str(spec), "--dest", f"oci:{work}/cold:py", "-o", "json", "-q", env=env
             )
         )
         warm = min(
@@ -81,9 +81,10 @@ def main() -> None:
                 lambda i=i: _assay(
                     "build",
                     str(spec),
-                    "--output",
+                    "--dest",
                     f"oci:{work}/warm{i}:py",
-                    "--json",
+                    "-o",
+                    "json",
                     "-q",
                     env=env,
                 )
@@ -97,9 +98,10 @@ def main() -> None:
                 lambda: _assay(
                     "build",
                     str(spec),
-                    "--output",
+                    "--dest",
                     f"oci:{work}/nolc{i}:py",
-                    "--json",
+                    "-o",
+                    "json",
                     "-q",
                     env=env,
                 )
@@ -162,7 +164,7 @@ def main() -> None:
                 .replace("archs: [amd64, arm64]", "archs: [amd64]")
             )
             out = _assay(
-                "build", str(s), "--output", f"oci:{work}/{name}:x", "--json", "-q", env=env
+                "build", str(s), "--dest", f"oci:{work}/{name}:x", "-o", "json", "-q", env=env
             )
             img = out["images"][0]  # type: ignore[index]
             goal = {"static": 1_000_000, "python": 20_000_000}.get(name)

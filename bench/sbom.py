@@ -212,7 +212,7 @@ def python_example(work: Path) -> tuple[str, str] | None:
             print("python example: skipped (examples/python.yaml not found)", file=sys.stderr)
             return None
         proc = subprocess.run(
-            ["assay", "build", str(spec), "--output", f"oci:{out}:python"],
+            ["assay", "build", str(spec), "--dest", f"oci:{out}:python"],
             capture_output=True,
             text=True,
         )

@@ -207,9 +207,10 @@ def test_oci_archive_output(tmp_path: Path, built: dict[str, Built]) -> None:
     proc = assay(
         "build",
         str(spec),
-        "--output",
+        "--dest",
         f"oci-archive:{archive}",
-        "--json",
+        "-o",
+        "json",
         "--quiet",
         env={"ASSAY_CACHE_DIR": str(tmp_path / "cache")},
     )
@@ -290,7 +291,7 @@ def test_failed_build_leaves_no_partial_output(built: dict[str, Built], tmp_path
     proc = assay(
         "build",
         str(spec),
-        "--output",
+        "--dest",
         f"oci:{fresh}:x",
         "-q",
         check=False,
@@ -306,7 +307,7 @@ def test_failed_build_leaves_no_partial_output(built: dict[str, Built], tmp_path
     proc = assay(
         "build",
         str(spec),
-        "--output",
+        "--dest",
         f"oci:{existing}:other",
         "-q",
         check=False,
@@ -325,9 +326,10 @@ def test_package_layering_gives_shared_layers(built: dict[str, Built], tmp_path:
     proc = assay(
         "build",
         str(spec),
-        "--output",
+        "--dest",
         f"oci:{tmp_path / 'out'}:l",
-        "--json",
+        "-o",
+        "json",
         "-q",
         env={"ASSAY_CACHE_DIR": str(tmp_path / "cache")},
     )
@@ -344,12 +346,12 @@ def test_sbom_embed_puts_spdx_in_the_image(built: dict[str, Built], tmp_path: Pa
     env = {"ASSAY_CACHE_DIR": str(tmp_path / "cache")}
     first = json.loads(
         assay(
-            "build", str(spec), "--output", f"oci:{tmp_path / 'a'}:s", "--json", "-q", env=env
+            "build", str(spec), "--dest", f"oci:{tmp_path / 'a'}:s", "-o", "json", "-q", env=env
         ).stdout
     )
     again = json.loads(
         assay(
-            "build", str(spec), "--output", f"oci:{tmp_path / 'b'}:s", "--json", "-q", env=env
+            "build", str(spec), "--dest", f"oci:{tmp_path / 'b'}:s", "-o", "json", "-q", env=env
         ).stdout
     )
     assert first["index"] == again["index"], "an embedded SBOM must not break reproducibility"

@@ -89,9 +89,10 @@ def test_build_is_reproducible_and_complete(repo_url: tuple[str, TestKey], tmp_p
         assay(
             "build",
             str(_spec(a_dir, url, key)),
-            "--output",
+            "--dest",
             f"oci:{a_dir}/out:h",
-            "--json",
+            "-o",
+            "json",
             "-q",
             env={"ASSAY_CACHE_DIR": str(tmp_path / "ca")},
         ).stdout
@@ -102,9 +103,10 @@ def test_build_is_reproducible_and_complete(repo_url: tuple[str, TestKey], tmp_p
             assay(
                 "build",
                 str(_spec(b_dir, url, key)),
-                "--output",
+                "--dest",
                 f"oci:{b_dir}/out:h",
-                "--json",
+                "-o",
+                "json",
                 "-q",
                 env={"ASSAY_CACHE_DIR": str(tmp_path / "cb"), "TZ": "Asia/Kathmandu"},
                 cwd=tmp_path,
@@ -162,9 +164,7 @@ def test_stale_lock_is_reported(repo_url: tuple[str, TestKey], tmp_path: Path) -
     env = {"ASSAY_CACHE_DIR": str(tmp_path / "c")}
     assay("lock", str(spec), env=env)
     spec.write_text(spec.read_text() + "cmd: [--verbose]\n")
-    proc = assay(
-        "build", str(spec), "--output", f"oci:{tmp_path}/out:h", "-q", check=False, env=env
-    )
+    proc = assay("build", str(spec), "--dest", f"oci:{tmp_path}/out:h", "-q", check=False, env=env)
     assert proc.returncode == 2
     assert "does not match" in proc.stderr and "assay lock" in proc.stderr
     assert not (tmp_path / "out").exists()
@@ -179,7 +179,7 @@ def test_run_static_binary_as_nonroot(repo_url: tuple[str, TestKey], tmp_path: P
     spec = _spec(tmp_path, url, key).read_text().replace("archs: [amd64, arm64]", "archs: [amd64]")
     (tmp_path / "hello.yaml").write_text(spec)
     env = {"ASSAY_CACHE_DIR": str(tmp_path / "c")}
-    assay("build", str(tmp_path / "hello.yaml"), "--output", f"oci:{tmp_path}/out:h", "-q", env=env)
+    assay("build", str(tmp_path / "hello.yaml"), "--dest", f"oci:{tmp_path}/out:h", "-q", env=env)
     proc = assay("run", f"oci:{tmp_path}/out:h", "--", "--version")
     assert "ldconfig" in proc.stdout
     bad = assay("run", f"oci:{tmp_path}/out:h", "--", "--no-such-option", check=False)

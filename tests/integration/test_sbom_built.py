@@ -47,7 +47,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "assay",
             "build",
             str(ROOT / "examples/python.yaml"),
-            "--output",
+            "--dest",
             f"oci:{out}:python",
             "--arch",
             "amd64",

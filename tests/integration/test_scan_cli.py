@@ -162,7 +162,7 @@ def test_vex_create_then_scan_suppresses_and_fail_on_passes(
         "not_affected",
         "--justification",
         "vulnerable_code_not_in_execute_path",
-        "-o",
+        "--file",
         str(vex),
         env=env,
     )
@@ -199,7 +199,7 @@ def test_vex_merge_and_apply(env: dict[str, str], tmp_path: Path) -> None:
             "CVE-2023-0464",
             "--status",
             "under_investigation",
-            "-o",
+            "--file",
             str(a),
             env=env,
         ).returncode
@@ -216,21 +216,21 @@ def test_vex_merge_and_apply(env: dict[str, str], tmp_path: Path) -> None:
             "CVE-2023-0464",
             "--status",
             "fixed",
-            "-o",
+            "--file",
             str(b),
             env=e2,
         ).returncode
         == 0
     )
     merged = tmp_path / "m.json"
-    r = assay("vex", "merge", str(a), str(b), "-o", str(merged), env=env)
+    r = assay("vex", "merge", str(a), str(b), "--file", str(merged), env=env)
     assert r.returncode == 0, r.stderr
     stmts = json.loads(merged.read_text())["statements"]
     assert [s["status"] for s in stmts] == ["fixed"]
     res = tmp_path / "res.json"
     sbom = _cdx(tmp_path / "s.cdx.json")
     assert assay("scan", str(sbom), "-o", "json", "--file", str(res), env=env).returncode == 0
-    r = assay("vex", "apply", str(res), "--vex", str(merged), env=env)
+    r = assay("vex", "apply", str(res), "--vex", str(merged), "-o", "json", env=env)
     assert r.returncode == 0, r.stderr
     f = next(f for f in json.loads(r.stdout)["findings"] if f["id"] == "CVE-2023-0464")
     assert f["suppressed"] and f["vex_status"] == "fixed"

@@ -219,7 +219,7 @@ def test_real_built_image_with_older_libssl3_reports_security_cves(tmp_path: Pat
         ASSAY_CACHE_DIR=str(tmp_path / "cache"),
         ASSAY_VULN_DB=str(tmp_path / "v.db"),
     )
-    r = run_assay("build", str(spec), "--output", f"oci:{tmp_path / 'out'}:ssl", env=env)
+    r = run_assay("build", str(spec), "--dest", f"oci:{tmp_path / 'out'}:ssl", env=env)
     if r.returncode != 0 and ("unreachable" in r.stderr or "cannot" in r.stderr):
         pytest.skip(f"SKIPPED LOUDLY: Debian mirror unreachable: {r.stderr.strip()[:300]}")
     assert r.returncode == 0, r.stderr

@@ -19,6 +19,7 @@ err = Console(stderr=True, highlight=False)
 @dataclass
 class _State:
     verbose: int = 0
+    quiet: bool = False  # -q: info() says nothing; warnings, errors and data still appear
 
 
 state = _State()
@@ -33,6 +34,8 @@ def warn(message: str) -> None:
 
 
 def info(message: str) -> None:
+    if state.quiet:
+        return
     err.print(message, markup=False, soft_wrap=True)
 
 

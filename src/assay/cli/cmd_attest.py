@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
         staging: bool = typer.Option(False, "--staging", help="Keyless: staging trust root."),
         offline: bool = typer.Option(True, "--offline/--online"),
         output: OutputFormat = typer.Option(
-            OutputFormat.text, "--output", "-o", envvar="ASSAY_OUTPUT", help="text or json"
+            OutputFormat.text, "--output", "-o", envvar="ASSAY_VERIFY_OUTPUT", help="text or json"
         ),
         insecure_registry: bool = typer.Option(
             False, "--insecure-registry", help="Allow plain HTTP / unverified TLS (unsafe)."

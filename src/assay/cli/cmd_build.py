@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import tempfile
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -12,23 +15,36 @@ from rich.table import Table
 from assay.cli import _console
 from assay.cli._progress import CliObserver
 
+if TYPE_CHECKING:
+    from assay.attest.keys import SigningKey
+    from assay.oci.reference import ImageRef
+
 HELP = """Build a minimal, reproducible OCI image from SPEC (YAML).
 
 Uses SPEC's lock (NAME.lock.json) when present and current, or resolves and writes it. Writes the
-image to --output (oci:DIR[:TAG] or oci-archive:FILE[:TAG]), and beside it the evidence:
+image to --dest (oci:DIR[:TAG] or oci-archive:FILE[:TAG]), and beside it the evidence:
 sbom-ARCH.spdx.json, sbom-ARCH.cdx.json and provenance-ARCH.json. With --push the image is
-pushed to a registry; with --sign-key it is also signed and the SBOMs and provenance attached
-as signed attestations.
+pushed to a registry (without --dest it is built in a temporary layout that is removed
+afterwards); with --sign-key it is also signed and the SBOMs and provenance attached as signed
+attestations. -o json prints the result as JSON on stdout; -q prints only the index digest.
 """
+
+
+class BuildOutput(StrEnum):
+    """What ``build -o`` prints on stdout."""
+
+    text = "text"
+    json = "json"
 
 
 def build(
     spec: Path = typer.Argument(..., help="The image spec (YAML).", exists=True, dir_okay=False),
-    output: str = typer.Option(
-        ...,
-        "--output",
-        "-O",
-        help="Where to write the image: oci:DIR[:TAG] or oci-archive:FILE[:TAG].",
+    dest: str | None = typer.Option(
+        None,
+        "--dest",
+        envvar="ASSAY_BUILD_DEST",
+        help="Where to write the image: oci:DIR[:TAG] or oci-archive:FILE[:TAG] "
+        "(optional with --push).",
     ),
     source_date_epoch: int | None = typer.Option(
         None,
@@ -67,25 +83,80 @@ def build(
     insecure_registry: bool = typer.Option(
         False, "--insecure-registry", help="Allow plain HTTP to a non-loopback registry (unsafe)."
     ),
-    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    output: BuildOutput = typer.Option(
+        BuildOutput.text,
+        "--output",
+        "-o",
+        envvar="ASSAY_BUILD_OUTPUT",
+        help="text (digest on stdout, table on stderr) or json (the result on stdout).",
+    ),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", envvar="ASSAY_QUIET", help="No progress, no table: only the data."
+    ),
+    old_dest: str | None = typer.Option(
+        None, "-O", hidden=True, help="Deprecated spelling of --dest."
+    ),
+    old_json: bool = typer.Option(False, "--json", hidden=True, help="Deprecated: use -o json."),
 ) -> None:
-    from assay.build.builder import BuildOptions, build_image
-    from assay.build.evidence import write_evidence
-    from assay.build.provenance import DEFAULT_BUILDER_ID, now
     from assay.errors import UsageError
     from assay.oci.reference import parse_image_ref
 
+    _console.state.quiet = quiet
+    if old_dest is not None:
+        _console.warn("build -O is deprecated; use --dest")
+        dest = dest or old_dest
+    if old_json:
+        _console.warn("build --json is deprecated; use -o json")
+        output = BuildOutput.json
     if compression not in ("gzip", "zstd"):
         raise UsageError(f"--compression must be gzip or zstd, not {compression!r}")
     if sign_key is not None and push is None:
         raise UsageError("--sign-key needs --push: signatures live in the registry")
-    ref = parse_image_ref(output)
+    if dest is None and push is None:
+        raise UsageError("give --dest oci:DIR[:TAG] (or oci-archive:FILE) and/or --push HOST/REPO")
     key = None
     if sign_key is not None:  # ask for the passphrase before the build, not after it
         from assay.cli.cmd_sign import load_signing_key
 
         key = load_signing_key(sign_key)
+    with contextlib.ExitStack() as stack:
+        if dest is None:  # --push alone: build into a layout that goes away afterwards
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="assay-build-"))
+            dest = f"oci:{Path(tmp) / 'layout'}"
+        _build(
+            spec,
+            parse_image_ref(dest),
+            key,
+            source_date_epoch,
+            compression,
+            arch,
+            evidence_dir,
+            builder_id,
+            push,
+            insecure_registry,
+            output,
+            quiet,
+        )
+
+
+def _build(
+    spec: Path,
+    ref: ImageRef,
+    key: SigningKey | None,
+    source_date_epoch: int | None,
+    compression: str,
+    arch: list[str],
+    evidence_dir: Path | None,
+    builder_id: str | None,
+    push: str | None,
+    insecure_registry: bool,
+    output: BuildOutput,
+    quiet: bool,
+) -> None:
+    from assay.build.builder import BuildOptions, build_image
+    from assay.build.evidence import write_evidence
+    from assay.build.provenance import DEFAULT_BUILDER_ID, now
+
     started = now()
     options = BuildOptions(
         source_date_epoch=source_date_epoch,
@@ -141,8 +212,11 @@ def build(
     }
     if pushed is not None:
         summary["pushed"] = pushed
-    if json_out:
+    if output == BuildOutput.json:
         _console.emit(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        return
+    if quiet:
+        typer.echo(result.index.digest)
         return
     table = Table(title=f"{ref}  index {result.index.digest}", title_justify="left")
     for col in ("arch", "digest", "layers", "size (compressed)", "unpacked", "packages"):

@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from assay.cli import _console
+from assay.cli._choices import TextJson
 
 VERIFY_HELP = """Verify the SLSA provenance attached to IMAGE (slsa-verifier style).
 
@@ -67,7 +68,9 @@ def verify_provenance(
     source_uri: str | None = typer.Option(None, "--source-uri", help="Expected source repo."),
     source_commit: str | None = typer.Option(None, "--source-commit", help="Expected commit."),
     insecure_registry: bool = typer.Option(False, "--insecure-registry"),
-    output: str = typer.Option("text", "--output", "-o", help="text or json"),
+    output: TextJson = typer.Option(
+        TextJson.text, "--output", "-o", envvar="ASSAY_VERIFY_OUTPUT", help="text or json"
+    ),
 ) -> None:
     from assay.build.rebuild import ProvenanceCheck, check_provenance
 
@@ -109,7 +112,9 @@ def rebuild(
         help="Seed the fresh cache with .debs already in assay's cache (each re-hashed).",
     ),
     insecure_registry: bool = typer.Option(False, "--insecure-registry"),
-    output: str = typer.Option("text", "--output", "-o", help="text or json"),
+    output: TextJson = typer.Option(
+        TextJson.text, "--output", "-o", envvar="ASSAY_REBUILD_OUTPUT", help="text or json"
+    ),
 ) -> None:
     from assay.build.provenance import parse_provenance
     from assay.build.rebuild import rebuild_from_provenance

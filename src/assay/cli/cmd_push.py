@@ -117,11 +117,13 @@ def register(app: typer.Typer) -> None:
             PushOutput.text,
             "--output",
             "-o",
-            envvar="ASSAY_OUTPUT",
+            envvar="ASSAY_PUSH_OUTPUT",
             help="text: the pushed digest; json: digest, per-platform manifests, blob counts.",
         ),
         jobs: int = typer.Option(4, "--jobs", "-j", min=1, max=32, help="Parallel blob uploads."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-blob progress."),
+        quiet: bool = typer.Option(
+            False, "--quiet", "-q", envvar="ASSAY_QUIET", help="No progress, no summary."
+        ),
     ) -> None:
         """Push an image (single or multi-arch) with all its blobs to a registry.
 
@@ -134,6 +136,7 @@ def register(app: typer.Typer) -> None:
         from assay.oci.push import push_image
         from assay.oci.reference import parse_image_ref
 
+        _console.state.quiet = quiet
         src_ref = parse_image_ref(src)
         dest_ref = parse_image_ref(dest)
         if not dest_ref.is_registry:
@@ -161,10 +164,12 @@ def register(app: typer.Typer) -> None:
             False, "--insecure-registry", envvar="ASSAY_INSECURE_REGISTRY", help=_INSECURE_HELP
         ),
         output: PushOutput = typer.Option(
-            PushOutput.text, "--output", "-o", envvar="ASSAY_OUTPUT", help="text or json"
+            PushOutput.text, "--output", "-o", envvar="ASSAY_PUSH_OUTPUT", help="text or json"
         ),
         jobs: int = typer.Option(4, "--jobs", "-j", min=1, max=32, help="Parallel transfers."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-blob progress."),
+        quiet: bool = typer.Option(
+            False, "--quiet", "-q", envvar="ASSAY_QUIET", help="No progress, no summary."
+        ),
     ) -> None:
         """Copy an image: layout → registry, registry → layout, or registry → registry.
 
@@ -174,6 +179,7 @@ def register(app: typer.Typer) -> None:
         from assay.oci.push import copy_image, pull_image, push_image
         from assay.oci.reference import parse_image_ref
 
+        _console.state.quiet = quiet
         s = parse_image_ref(src)
         d = parse_image_ref(dest)
         progress = _progress(quiet)

@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from assay.cli import _console
+from assay.cli._choices import TextJson
 
 RUN_HELP = """Run IMAGE (oci:DIR[:TAG] or oci-archive:FILE) for this host's architecture.
 
@@ -45,15 +46,14 @@ def run(
 
 def inspect(
     image: str = typer.Argument(..., help="oci:DIR[:TAG], oci-archive:FILE or docker-archive:FILE"),
-    output: str = typer.Option("text", "--output", "-o", help="text or json"),
+    output: TextJson = typer.Option(
+        TextJson.text, "--output", "-o", envvar="ASSAY_INSPECT_OUTPUT", help="text or json"
+    ),
 ) -> None:
     """Show an image's digest, platforms, user, entrypoint, size and package count."""
-    from assay.errors import UsageError
     from assay.oci.reference import parse_image_ref
     from assay.oci.source import open_local_image
 
-    if output not in ("text", "json"):
-        raise UsageError("--output must be text or json")
     ref = parse_image_ref(image)
     with open_local_image(ref) as source:
         digest = source.digest

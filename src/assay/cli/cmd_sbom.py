@@ -27,15 +27,17 @@ def register(app: typer.Typer) -> None:
             SbomFormat.SPDX_JSON,
             "--output",
             "-o",
-            envvar="ASSAY_OUTPUT",
+            envvar="ASSAY_SBOM_OUTPUT",
             help="spdx-json, cyclonedx-json, table or json (assay's inventory).",
         ),
         file: Path | None = typer.Option(
             None,
             "--file",
-            "-f",
             envvar="ASSAY_SBOM_FILE",
             help="Write to FILE (atomically, once complete) instead of stdout.",
+        ),
+        old_file: Path | None = typer.Option(
+            None, "-f", hidden=True, help="Deprecated spelling of --file."
         ),
         arch: str = typer.Option(
             "",
@@ -59,6 +61,9 @@ def register(app: typer.Typer) -> None:
         from assay.sbom.formats import render
         from assay.sbom.image import catalog_image
 
+        if old_file is not None:
+            _console.warn("sbom -f is deprecated; use --file")
+            file = file or old_file
         if insecure_registry:
             _console.warn("--insecure-registry: registry traffic may be read or altered in transit")
         raw_epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()

@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
             True, "--offline/--online", help="Keyless: use the embedded trust root (default)."
         ),
         output: OutputFormat = typer.Option(
-            OutputFormat.text, "--output", "-o", envvar="ASSAY_OUTPUT", help="text or json"
+            OutputFormat.text, "--output", "-o", envvar="ASSAY_VERIFY_OUTPUT", help="text or json"
         ),
         insecure_registry: bool = typer.Option(
             False, "--insecure-registry", help="Allow plain HTTP / unverified TLS (unsafe)."

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from assay.cli import _console
+from assay.cli._choices import ScanFormat
 from assay.errors import AssayError, InputError
 
 __all__ = ["register"]
@@ -39,8 +40,8 @@ def create_command(
         [], "--subcomponent", help="Package purl inside the product the statement is about."
     ),
     author: str = typer.Option("", "--author", envvar="ASSAY_VEX_AUTHOR"),
-    output: Path | None = typer.Option(
-        None, "--output", "-o", help="Write to FILE (default stdout)."
+    file: Path | None = typer.Option(
+        None, "--file", envvar="ASSAY_VEX_FILE", help="Write to FILE (default stdout)."
     ),
 ) -> None:
     """Write an OpenVEX document with one statement per --vuln.
@@ -61,29 +62,42 @@ def create_command(
         status_notes=status_notes,
         subcomponents=subcomponent,
     )
-    _console.emit(doc.dumps(), output)
+    _console.emit(doc.dumps(), file)
 
 
 @vex_app.command("merge")
 def merge_command(
     files: list[Path] = typer.Argument(..., help="OpenVEX documents to merge."),
     author: str = typer.Option("", "--author", envvar="ASSAY_VEX_AUTHOR"),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write to FILE."),
+    file: Path | None = typer.Option(
+        None, "--file", envvar="ASSAY_VEX_FILE", help="Write to FILE (default stdout)."
+    ),
 ) -> None:
     """Merge documents, keeping the latest statement per (product, vulnerability)."""
     from assay.vuln.vex import load_vex, merge_documents
 
     doc = merge_documents([load_vex(f) for f in files], author=_author(author))
-    _console.emit(doc.dumps(), output)
+    _console.emit(doc.dumps(), file)
 
 
 @vex_app.command("apply")
 def apply_command(
     result: Path = typer.Argument(..., help="A scan result from `assay scan -o json`."),
     vex: list[Path] = typer.Option(..., "--vex", help="OpenVEX document (repeatable)."),
-    fmt: str = typer.Option("json", "--format", "-f", help="table, json, sarif or cyclonedx-vex."),
+    output: ScanFormat = typer.Option(
+        ScanFormat.json,
+        "--output",
+        "-o",
+        envvar="ASSAY_VEX_APPLY_OUTPUT",
+        help="table, json, sarif or cyclonedx-vex.",
+    ),
     fail_on: str = typer.Option("", "--fail-on", envvar="ASSAY_FAIL_ON"),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write to FILE."),
+    file: Path | None = typer.Option(
+        None, "--file", envvar="ASSAY_VEX_FILE", help="Write to FILE (default stdout)."
+    ),
+    old_format: ScanFormat | None = typer.Option(
+        None, "--format", hidden=True, help="Deprecated: use -o/--output."
+    ),
 ) -> None:
     """Apply VEX to a saved JSON scan result and print it again (suppressed findings stay
     visible with their statement). Exit 1 when --fail-on finds unsuppressed findings."""
@@ -96,12 +110,12 @@ def apply_command(
         data = json.loads(result.read_bytes()[: 256 << 20])
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot read scan result {result}: {exc}") from None
+    if old_format is not None:
+        _console.warn("vex apply --format is deprecated; use -o/--output")
+        output = old_format
     res = apply_vex(result_from_json(data, str(result)), [load_vex(v) for v in vex])
-    try:
-        formatter = FORMATTERS[OutputFormat(fmt)]
-    except ValueError:
-        raise InputError(f"unknown format {fmt!r}") from None
-    _console.emit(formatter.render(res), output)
+    formatter = FORMATTERS[OutputFormat(output.value)]
+    _console.emit(formatter.render(res), file)
     if fail_on:
         try:
             threshold = Severity.parse(fail_on)

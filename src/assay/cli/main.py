@@ -81,8 +81,36 @@ def _register() -> None:
 _register()
 
 
+def _click_errors() -> tuple[type[Exception], type[Exception]]:
+    """The ``ClickException`` and ``Abort`` classes of the click typer really uses.
+
+    typer up to 0.2x depends on click; later versions bundle their own copy (``typer._click``),
+    whose exceptions are not ``click``'s. ``typer.BadParameter`` comes from whichever it uses.
+    """
+    module = sys.modules[typer.BadParameter.__module__]
+    abort: type[Exception] = getattr(module, "Abort", typer.Abort)  # 0.29 has only typer's
+    return module.ClickException, abort
+
+
+def _usage_error(exc: Exception) -> int:
+    """Say what was wrong with the command line in one line on stderr; return the exit code."""
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError":  # a bare `assay` or `assay db`: show the help
+        text = str(getattr(exc, "message", "") or "")
+        if text.strip():  # plain click puts the help in the message; rich printed it already
+            typer.echo(text)
+        return 2
+    format_message = getattr(exc, "format_message", None)
+    message = format_message() if callable(format_message) else str(exc)
+    message = " ".join(str(message).split())  # one line, whatever click wrapped
+    where = getattr(ctx, "command_path", "") or "assay"
+    _console.error(f"{message} (see `{where} --help`)")
+    return int(getattr(exc, "exit_code", 2) or 2)
+
+
 def run() -> None:
     """Console-script entry point."""
+    click_exception, click_abort = _click_errors()
     try:
         code = app(standalone_mode=False)
     except AssayError as exc:
@@ -92,14 +120,9 @@ def run() -> None:
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
+    except (typer.Abort, click_abort):
         _console.error("aborted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
-        raise
+    except click_exception as exc:  # usage errors arrive here in non-standalone mode
+        sys.exit(_usage_error(exc))
     sys.exit(code if isinstance(code, int) else 0)
