@@ -410,6 +410,7 @@ def test_deb_members_go_through_the_one_reader(tmp_path: Path) -> None:
     assert deb.package == "t"
     got = {e.path: e.data for e in iter_data(path, package="t", deb=deb)}
     assert got == {"usr/bin/x": b"bin", "usr/share/doc/t/" + "n" * 150: b"doc"}
+    # writing through the package's own symlink is left to the rootfs assembly (which follows
+    # in-root relative links as dpkg does and refuses escaping ones, naming the link)
     path.write_bytes(tc.deb(tc.archive(tc.symlink("./etc", "/host"), tc.file("./etc/x", b"1"))))
-    with pytest.raises(InputError, match="through the symlink"):
-        list(iter_data(path, package="t"))
+    assert [e.path for e in iter_data(path, package="t")] == ["etc", "etc/x"]

@@ -8,8 +8,8 @@ the data archive into :class:`~assay.oci.entry.Entry` values.
 Everything here treats the file as hostile: member and archive sizes are bounded, and the
 control and data tars are read by the one archive reader (``assay.oci.layer.read_tar``): paths
 are normalised (``./usr/bin/x`` -> ``usr/bin/x``) and refused when absolute or containing ``..``,
-hardlinks must name a regular file seen earlier in the same archive, nothing may be written
-through a symlink of the same archive, and device nodes, FIFOs and sparse members are refused.
+hardlinks must name a regular file seen earlier in the same archive, and device nodes, FIFOs
+and sparse members are refused (writing through a symlink is judged by the rootfs assembly).
 Each refusal is an :class:`~assay.errors.InputError` naming the package and path.
 setuid/setgid bits are kept in the entries; the rootfs assembly decides what to do with them.
 

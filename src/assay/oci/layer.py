@@ -509,7 +509,7 @@ def read_tar(
     whiteouts: bool = True,
     budget: DataBudget | None = None,
     sink: Sink | None = None,
-    strict_links: bool | None = None,
+    strict_links: bool = False,
     owner: str = "",
 ) -> Iterator[Entry]:
     """Yield the entries of an uncompressed tar stream (see the module docstring).
@@ -526,8 +526,6 @@ def read_tar(
     through a symlink of the same archive; image layers may (the merge resolves it inside the
     root, as a runtime does).
     """
-    if strict_links is None:
-        strict_links = not whiteouts
     tr = _tar.TarReader(
         stream,
         max_member_size=max_member_size,
