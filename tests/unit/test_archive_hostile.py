@@ -414,3 +414,24 @@ def test_deb_members_go_through_the_one_reader(tmp_path: Path) -> None:
     # in-root relative links as dpkg does and refuses escaping ones, naming the link)
     path.write_bytes(tc.deb(tc.archive(tc.symlink("./etc", "/host"), tc.file("./etc/x", b"1"))))
     assert [e.path for e in iter_data(path, package="t")] == ["etc", "etc/x"]
+
+
+def test_rebuild_diff_hashes_content_while_streaming(tmp_path: Path) -> None:
+    from assay.build.layerdiff import diff_images, flatten
+
+    a = tc.write_layout(
+        tmp_path / "a", [tc.archive(tc.file("x", b"1" * 5000), tc.hardlink("y", "x"))]
+    )
+    b = tc.write_layout(
+        tmp_path / "b", [tc.archive(tc.file("x", b"2" * 5000), tc.hardlink("y", "x"))]
+    )
+    with (
+        open_local_image(parse_image_ref(f"oci:{a}:latest")) as sa,
+        open_local_image(parse_image_ref(f"oci:{b}:latest")) as sb,
+    ):
+        (ia,), (ib,) = sa.manifests(), sb.manifests()
+        view, shas = flatten(sa, ia)
+        assert view["x"].data == b"" and view["x"].size == 5000  # content never held
+        assert shas["x"] == shas["y"] == str(sha256_digest(b"1" * 5000)).split(":")[1]
+        diff = diff_images(sa, ia, sb, ib)
+    assert [(f.path, f.field) for f in diff.files] == [("x", "sha256")]
