@@ -6,14 +6,20 @@ owner names normalised, no atime/ctime, hardlinks kept, USTAR headers with PAX r
 a value does not fit, gzip without name or timestamp at a fixed level (or zstd at a fixed
 level). The tar stream is hashed (diff_id) and compressed in one pass to a temp file.
 
-``read_layer`` streams a gzip/zstd/plain layer and yields ``Entry`` values. It refuses ``..``
-components, hardlinks to anything not earlier in the same layer, members written through a
-symlink of the same layer, over-large members, and (unless told to skip or report them) device
-nodes. Leading ``/`` and ``./`` are normalised away (tar writers differ there; no path ever
-leaves the root after normalisation); pass ``allow_absolute=False`` to refuse ``/`` instead.
-Whiteouts come out as ``EntryType.WHITEOUT`` / ``EntryType.OPAQUE`` entries.
+``read_layer`` streams a gzip/zstd/plain layer and yields ``Entry`` values; it is the one
+reader for every tar from outside (layers, and through ``read_tar`` the members of .debs). It
+verifies the blob digest (when given a ``VerifyingReader``) and the diff_id at the end of the
+stream, and refuses ``..`` components, hardlinks to anything not earlier in the same layer,
+over-large members, sparse and unknown member types, truncated or corrupt gzip. Device nodes and
+FIFOs are reported as entries (never materialised by assay) unless told to refuse or skip them.
+Leading ``/`` and ``./`` are normalised away (tar writers differ there; no path ever leaves the
+root after normalisation); pass ``allow_absolute=False`` to refuse ``/`` instead. Whiteouts come
+out as ``EntryType.WHITEOUT`` / ``EntryType.OPAQUE`` entries. Only wanted files keep their
+content in memory (``want_data``, within a ``DataBudget`` checked before reading); ``sink``
+streams content elsewhere instead.
 
-``apply_layers`` merges layers into one filesystem view, honouring whiteouts.
+``apply_layers`` merges layers into one filesystem view as a runtime applies them: whiteouts,
+symlinked parent directories and hardlinks resolved inside the root.
 """
 
 from __future__ import annotations
