@@ -239,6 +239,13 @@ def test_truncated_gzip_is_refused_by_every_reader(tmp_path: Path) -> None:
             list(read_layer(io.BytesIO(gz[:cut]), what="layer L"))
         with pytest.raises(InputError, match="layer L: truncated gzip"):
             view_of_layers([_layer(gz[:cut], what="layer L")], lambda p: True)
+    import zstandard
+
+    zst = zstandard.ZstdCompressor(write_checksum=True).compress(raw)
+    for cut in (len(zst) // 2, len(zst) - 2):
+        with pytest.raises(InputError, match="layer L: truncated zstd"):
+            view_of_layers([_layer(zst[:cut], what="layer L")], lambda p: True)
+    assert _dpkg_view(zst).read("var/lib/dpkg/status") is not None
     # cut at a tar header boundary, gzip intact: a shorter but valid tar -> the diff_id catches it
     with pytest.raises(VerificationError):
         _dpkg_view_with_diff(gzip.compress(raw[:1024]), sha256_digest(raw))

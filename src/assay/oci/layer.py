@@ -40,6 +40,7 @@ from assay.errors import InputError
 from assay.oci import _tar
 from assay.oci import mediatypes as mt
 from assay.oci._pgzip import ParallelGzip
+from assay.oci._zstdframes import ZstdFrames
 from assay.oci.digest import Digest, DigestingWriter, Readable, VerifyingReader, digest_hex
 from assay.oci.entry import Entry, EntryType
 
@@ -425,16 +426,26 @@ class _Inflate:
 class _Guarded:
     """Turn decompressor exceptions into InputError."""
 
-    def __init__(self, inner: _tar.Readable, kind: str, what: str) -> None:
+    def __init__(
+        self,
+        inner: _tar.Readable,
+        kind: str,
+        what: str,
+        at_end: Callable[[], None] | None = None,
+    ) -> None:
         self._inner = inner
         self._kind = kind
         self._what = what
+        self._at_end = at_end
 
     def read(self, n: int = -1) -> bytes:
         try:
-            return self._inner.read(n)
+            data = self._inner.read(n)
         except (OSError, EOFError, zlib.error, zstandard.ZstdError) as e:
             raise InputError(f"{self._what}: corrupt {self._kind} data: {e}") from None
+        if not data and n != 0 and self._at_end is not None:
+            self._at_end()
+        return data
 
 
 def decompressed(stream: Readable, media_type: str = "", what: str = "layer") -> _tar.Readable:
@@ -450,10 +461,11 @@ def decompressed(stream: Readable, media_type: str = "", what: str = "layer") ->
         return _Inflate(stream, head, what)
     raw = _Prefixed(head, stream)
     if head == b"\x28\xb5\x2f\xfd":
+        frames = ZstdFrames(raw, what)
         reader = zstandard.ZstdDecompressor().stream_reader(
-            cast(BinaryIO, raw), read_across_frames=True, closefd=False
+            cast(BinaryIO, frames), read_across_frames=True, closefd=False
         )
-        return _Guarded(reader, "zstd", what)
+        return _Guarded(reader, "zstd", what, at_end=frames.check_complete)
     return raw
 
 
