@@ -253,7 +253,7 @@ _MAX_EXT_PER_MEMBER = 16
 _EXT_BUDGET_BASE = 64 << 20
 _EXT_BUDGET_PER_MEMBER = 4 << 10
 _READ_CHUNK = 256 << 10
-_OCTAL_DIGITS = frozenset(b"01234567")
+_OCTAL = re.compile(rb"[0-7]{1,22}")
 _DECIMAL = re.compile(rb"[+-]?[0-9]+")
 _PAX_TIME = re.compile(r"[+-]?[0-9]{1,19}(\.[0-9]*)?")
 _HEADER_ONLY = frozenset((LNKTYPE, SYMTYPE, CHRTYPE, BLKTYPE, DIRTYPE, FIFOTYPE))
@@ -303,7 +303,7 @@ def _number(field: bytes) -> int:
     text = field.strip(b" \0").split(b"\0", 1)[0]
     if not text:
         return 0
-    if not _OCTAL_DIGITS.issuperset(text) or len(text) > 22:
+    if not _OCTAL.fullmatch(text):
         raise _BadNumber(text[:20].decode("ascii", "replace"))
     value = int(text, 8)
     if value >> 64:
@@ -318,11 +318,14 @@ def _parse_number(field: bytes, what: str) -> int:
         raise InputError(f"corrupt tar header: {what} field {e} is not a number") from None
 
 
-def _checksums(block: bytes) -> tuple[int, int]:
-    """Unsigned and signed header checksums (the checksum field counted as spaces)."""
+def _checksum_ok(block: bytes, stored: int) -> bool:
+    """The stored checksum equals the unsigned sum (or, for some old writers, the signed sum)
+    of the header with the checksum field counted as spaces."""
     unsigned = sum(block) - sum(block[148:156]) + 256
+    if stored == unsigned:
+        return True
     high = sum(1 for b in block[:148] + block[156:] if b > 127)
-    return unsigned, unsigned - 256 * high
+    return stored == unsigned - 256 * high
 
 
 def _cstr(field: bytes) -> bytes:
@@ -531,7 +534,7 @@ class TarReader:
                 stored = _number(block[148:156])
             except _BadNumber:
                 stored = -1
-            if stored not in _checksums(block):
+            if not _checksum_ok(block, stored):
                 raise InputError(
                     f"{self._what}: bad header checksum at byte {header_at}; "
                     "the data is not a tar archive or is corrupt"
@@ -569,6 +572,7 @@ class TarReader:
         name = _decode(_header_name(block))
         linkname = _decode(_cstr(block[157:257]))
         owners = _has_owner_fields(block)
+        dev = typeflag in (CHRTYPE, BLKTYPE)
         member = TarMember(
             name=name,
             typeflag=typeflag,
@@ -580,8 +584,8 @@ class TarReader:
             linkname=linkname,
             uname=_decode(_cstr(block[265:297])) if owners else "",
             gname=_decode(_cstr(block[297:329])) if owners else "",
-            devmajor=_parse_number(block[329:337], "devmajor") if owners else 0,
-            devminor=_parse_number(block[337:345], "devminor") if owners else 0,
+            devmajor=_parse_number(block[329:337], "devmajor") if owners and dev else 0,
+            devminor=_parse_number(block[337:345], "devminor") if owners and dev else 0,
             offset=0,
         )
         if pax:

@@ -56,7 +56,7 @@ def _entries(
 
 
 def _symlink_aliases(view: dict[str, Entry]) -> dict[str, list[str]]:
-    """Resolved directory (or file) -> the symlinks that lead to it."""
+    """Resolved target -> the symlinks that lead to it."""
     rev: dict[str, list[str]] = {}
     for path, e in view.items():
         if e.type is not EntryType.SYMLINK:
@@ -80,19 +80,18 @@ def _wanted_name(
     """``path`` or a name it has through symlinks that ``wants`` accepts, else None."""
     if wants(path):
         return path
-    if depth >= _MAX_ALIAS_DEPTH or not rev:
+    if depth >= _MAX_ALIAS_DEPTH:
         return None
-    parts = path.split("/")
-    for i in range(len(parts), 0, -1):
-        links = rev.get("/".join(parts[:i]))
-        if not links:
-            continue
-        rest = parts[i:]
-        for link in links:
-            alias = "/".join([link, *rest])
-            found = _wanted_name(alias, rev, wants, depth + 1)
-            if found is not None:
-                return found
+    end = len(path)
+    while end > 0:
+        links = rev.get(path[:end])
+        if links:
+            rest = path[end:]
+            for link in links:
+                found = _wanted_name(link + rest, rev, wants, depth + 1)
+                if found is not None:
+                    return found
+        end = path.rfind("/", 0, end)
     return None
 
 
