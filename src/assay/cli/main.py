@@ -61,6 +61,9 @@ def _register() -> None:
     order = [
         "lock",
         "build",
+        "update",
+        "diff",
+        "remediation",
         "run",
         "push",
         "keygen",

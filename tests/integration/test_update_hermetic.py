@@ -1,0 +1,142 @@
+"""``assay update`` end to end against a signed fixture repository on 127.0.0.1.
+
+The image is built from a lock taken when only libhello 1.2-1 was published; the repository
+then publishes 1.2-1+deb12u1 in its security suite, with a Debian-format changelog naming CVEs
+inside the .deb. ``assay update`` (the console script) relocks, rebuilds, and names the upgrade
+and the CVEs; a second run is a no-op.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, test_key
+from fixtures.examples import assay
+
+__all__ = ["test_key"]
+
+DATE = 1_700_000_000
+OS_RELEASE = b'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n'
+CHANGELOG = """\
+libhello (1.2-1+deb12u1) bookworm-security; urgency=high
+
+  * Fix a heap overflow in the greeting parser (CVE-2024-11111).
+  * Reject over-long names (CVE-2024-22222, CVE-2024-33333).
+
+ -- Hello Maintainer <hello@example.org>  Mon, 01 Jul 2024 10:00:00 +0000
+
+libhello (1.2-1) bookworm; urgency=medium
+
+  * Initial release; mentions the old CVE-2020-00001 that 1.2-1 already had fixed.
+
+ -- Hello Maintainer <hello@example.org>  Mon, 01 Jan 2024 10:00:00 +0000
+"""
+
+
+def _base() -> list[FakePkg]:
+    return [
+        FakePkg("base-files", "12.4", files={"usr/lib/os-release": OS_RELEASE}),
+        FakePkg("hello", "1.0-1", depends="libhello (>= 1.0)", files={"usr/bin/hello": b"hi\n"}),
+        FakePkg("libhello", "1.2-1", files={"usr/lib/libhello.so.1": b"\x7fELF old\n"}),
+    ]
+
+
+def _fixed() -> FakePkg:
+    return FakePkg(
+        "libhello",
+        "1.2-1+deb12u1",
+        files={
+            "usr/lib/libhello.so.1": b"\x7fELF fixed\n",
+            "usr/share/doc/libhello/changelog.Debian.gz": gzip.compress(
+                CHANGELOG.encode(), mtime=0
+            ),
+        },
+    )
+
+
+def _spec(tmp: Path, url: str, key: TestKey) -> Path:
+    spec = tmp / "hello.yaml"
+    spec.write_text(
+        f"""contents:
+  repositories:
+    - uri: {url}
+      suites: [stable, stable-security]
+      components: [main]
+      signed-by: {key.keyring}
+  packages: [base-files, hello]
+entrypoint: [/usr/bin/hello]
+archs: [amd64]
+"""
+    )
+    return spec
+
+
+def test_update_rebuilds_names_cves_and_is_then_a_noop(tmp_path: Path, test_key: TestKey) -> None:
+    root = tmp_path / "repo"
+    make_repo(
+        root,
+        {"stable": _base(), "stable-security": []},
+        archs=("amd64",),
+        key=test_key,
+        date=rfc2822(DATE),
+    )
+    env = {
+        "ASSAY_CACHE_DIR": str(tmp_path / "cache"),
+        "ASSAY_VULN_DB": str(tmp_path / "no-such.db"),
+        "ASSAY_STORE": f"sqlite:///{tmp_path / 'store.db'}",
+    }
+    with serve(root) as url:
+        spec = _spec(tmp_path, url, test_key)
+        dest = f"oci:{tmp_path}/out:h"
+        first = json.loads(
+            assay("build", str(spec), "--dest", dest, "-o", "json", "-q", env=env).stdout
+        )
+        noop = json.loads(assay("update", str(spec), "-o", "json", "-q", env=env).stdout)
+        assert noop["updated"] is False and noop["updates"][0]["packages"] == []
+
+        make_repo(
+            root,
+            {"stable": _base(), "stable-security": [_fixed()]},
+            archs=("amd64",),
+            key=test_key,
+            date=rfc2822(DATE + 86400),
+        )
+        proc = assay("update", str(spec), "--dest", dest, "-o", "json", "-q", env=env)
+        out = json.loads(proc.stdout)["updates"][0]
+        assert out["updated"] is True
+        assert out["packages"] == [
+            {
+                "arch": "amd64",
+                "name": "libhello",
+                "change": "upgraded",
+                "old": "1.2-1",
+                "new": "1.2-1+deb12u1",
+                "suite": "stable-security",
+            }
+        ]
+        fixed = {(c["id"], c["package"], c["source"]) for c in out["fixed"]}
+        assert fixed == {
+            ("CVE-2024-11111", "libhello", "changelog"),
+            ("CVE-2024-22222", "libhello", "changelog"),
+            ("CVE-2024-33333", "libhello", "changelog"),
+        }
+        assert out["digest"]["old"] == first["index"]
+        assert out["digest"]["new"] not in ("", first["index"])
+        lock = json.loads((tmp_path / "hello.lock.json").read_text())
+        assert {p["name"]: p["version"] for p in lock["packages"]["amd64"]}["libhello"] == (
+            "1.2-1+deb12u1"
+        )
+        # the new image is what a plain `assay build` of the new lock gives (reproducible)
+        again = json.loads(
+            assay(
+                "build", str(spec), "--dest", f"oci:{tmp_path}/again:h", "-o", "json", "-q", env=env
+            ).stdout
+        )
+        assert again["index"] == out["digest"]["new"]
+
+        md = assay("update", str(spec), "-o", "markdown", "--exit-code", env=env, check=False)
+        assert md.returncode == 0 and "No update needed" in md.stdout
+        second = json.loads(assay("update", str(spec), "-o", "json", env=env).stdout)
+        assert second["updated"] is False
