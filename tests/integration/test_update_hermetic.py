@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, test_key
 from fixtures.examples import assay
+from fixtures.registry import RunningRegistry
 
 __all__ = ["test_key"]
 
@@ -73,7 +74,9 @@ archs: [amd64]
     return spec
 
 
-def test_update_rebuilds_names_cves_and_is_then_a_noop(tmp_path: Path, test_key: TestKey) -> None:
+def test_update_rebuilds_names_cves_and_is_then_a_noop(
+    tmp_path: Path, test_key: TestKey, registry: RunningRegistry
+) -> None:
     root = tmp_path / "repo"
     make_repo(
         root,
@@ -86,7 +89,10 @@ def test_update_rebuilds_names_cves_and_is_then_a_noop(tmp_path: Path, test_key:
         "ASSAY_CACHE_DIR": str(tmp_path / "cache"),
         "ASSAY_VULN_DB": str(tmp_path / "no-such.db"),
         "ASSAY_STORE": f"sqlite:///{tmp_path / 'store.db'}",
+        "ASSAY_PASSWORD": "pw",
     }
+    assay("keygen", cwd=tmp_path, env=env)
+    push = f"{registry.host}/acme/hello:1"
     with serve(root) as url:
         spec = _spec(tmp_path, url, test_key)
         dest = f"oci:{tmp_path}/out:h"
@@ -103,7 +109,20 @@ def test_update_rebuilds_names_cves_and_is_then_a_noop(tmp_path: Path, test_key:
             key=test_key,
             date=rfc2822(DATE + 86400),
         )
-        proc = assay("update", str(spec), "--dest", dest, "-o", "json", "-q", env=env)
+        proc = assay(
+            "update",
+            str(spec),
+            "--dest",
+            dest,
+            "--push",
+            push,
+            "--sign-key",
+            str(tmp_path / "cosign.key"),
+            "-o",
+            "json",
+            "-q",
+            env=env,
+        )
         out = json.loads(proc.stdout)["updates"][0]
         assert out["updated"] is True
         assert out["packages"] == [
@@ -135,6 +154,22 @@ def test_update_rebuilds_names_cves_and_is_then_a_noop(tmp_path: Path, test_key:
             ).stdout
         )
         assert again["index"] == out["digest"]["new"]
+        assert out["pushed"] == f"{registry.host}/acme/hello@{out['digest']['new']}"
+        verified = assay("verify", out["pushed"], "--key", str(tmp_path / "cosign.pub"), env=env)
+        assert verified.returncode == 0
+
+        status = json.loads(assay("remediation", "status", "-o", "json", env=env).stdout)
+        rows = {r["vuln"]: r for r in status["remediation"]}
+        assert set(rows) == {"CVE-2024-11111", "CVE-2024-22222", "CVE-2024-33333"}
+        row = rows["CVE-2024-11111"]
+        assert row["image"] == f"{registry.host}/acme/hello"
+        assert row["package"] == "libhello" and row["fixedIn"] == "1.2-1+deb12u1"
+        assert row["sources"] == "changelog"
+        assert (
+            row["fixAvailable"] and row["shippedAt"] and row["builtDigest"] == out["digest"]["new"]
+        )
+        assert row["shippedRef"] == out["pushed"]
+        assert row["firstSeen"] <= row["fixAvailable"] <= row["shippedAt"]
 
         md = assay("update", str(spec), "-o", "markdown", "--exit-code", env=env, check=False)
         assert md.returncode == 0 and "No update needed" in md.stdout

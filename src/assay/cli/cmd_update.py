@@ -210,7 +210,7 @@ def _update_one(
         True,
         tuple(notes),
     )
-    _record(store, image, spec, plan, summary)
+    _record(store, push, spec, plan, summary)
     return summary
 
 
@@ -275,9 +275,22 @@ def _rebuild(
         return str(result.index.digest), pushed
 
 
-def _record(store: str | None, image: Any, spec: Path, plan: Any, summary: UpdateSummary) -> None:
-    """Hook for the remediation record (filled in by the store step)."""
-    return None
+def _record(store: str | None, push: str | None, spec: Path, plan: Any, s: UpdateSummary) -> None:
+    """Keep the remediation record: fixes available, built (and pushed) in this update."""
+    from assay.remediation.record import record_fixes
+    from assay.store import open_store
+
+    if not s.fixed:
+        return
+    image = str(spec.resolve())
+    if push is not None:
+        from assay.oci.reference import parse_image_ref
+
+        ref = parse_image_ref(push)
+        image = f"{ref.registry}/{ref.repository}"
+    versions = {c.name: c.new for c in plan.changes if c.new is not None}
+    with open_store(store) as st:
+        record_fixes(st, image, s.fixed, versions, built_digest=s.new_digest, shipped_ref=s.pushed)
 
 
 def register(app: typer.Typer) -> None:
