@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 from pathlib import Path
 
 from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, test_key
@@ -19,6 +20,7 @@ from fixtures.registry import RunningRegistry
 __all__ = ["test_key"]
 
 DATE = 1_700_000_000
+CODENAMES = {"stable": "bookworm", "stable-security": "bookworm-security"}
 OS_RELEASE = b'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n'
 CHANGELOG = """\
 libhello (1.2-1+deb12u1) bookworm-security; urgency=high
@@ -74,6 +76,65 @@ archs: [amd64]
     return spec
 
 
+TRACKER = {
+    "libhello": {
+        "CVE-2024-11111": {
+            "description": "greeting parser overflow (fixture)",
+            "releases": {
+                "bookworm": {
+                    "status": "resolved",
+                    "repositories": {"bookworm": "1.2-1"},
+                    "fixed_version": "1.2-1+deb12u1",
+                    "urgency": "high",
+                }
+            },
+        },
+        "CVE-2024-44444": {
+            "description": "still open in every version (fixture)",
+            "releases": {
+                "bookworm": {
+                    "status": "open",
+                    "repositories": {"bookworm": "1.2-1"},
+                    "urgency": "low",
+                }
+            },
+        },
+    }
+}
+KEV = {
+    "title": "CISA Catalog of Known Exploited Vulnerabilities",
+    "catalogVersion": "2024.07.01",
+    "dateReleased": "2024-07-01T00:00:00.0000Z",
+    "count": 1,
+    "vulnerabilities": [
+        {
+            "cveID": "CVE-2024-11111",
+            "vendorProject": "Hello",
+            "product": "libhello",
+            "vulnerabilityName": "fixture entry, not a real KEV listing",
+            "dateAdded": "2024-07-01",
+            "shortDescription": "fixture",
+            "requiredAction": "update",
+            "dueDate": "2024-07-22",
+            "knownRansomwareCampaignUse": "Unknown",
+            "notes": "",
+        }
+    ],
+}
+
+
+def _advisory_db(tmp: Path) -> Path:
+    from assay.vuln.db import AdvisoryDB
+    from assay.vuln.feeds import FEEDS
+
+    (tmp / "tracker.json").write_text(json.dumps(TRACKER))
+    (tmp / "kev.json").write_text(json.dumps(KEV))
+    with AdvisoryDB(tmp / "vuln.db") as db:
+        FEEDS["debian-tracker"].import_path(db, tmp / "tracker.json")
+        FEEDS["kev"].import_path(db, tmp / "kev.json")
+    return tmp / "vuln.db"
+
+
 def test_update_rebuilds_names_cves_and_is_then_a_noop(
     tmp_path: Path, test_key: TestKey, registry: RunningRegistry
 ) -> None:
@@ -84,10 +145,11 @@ def test_update_rebuilds_names_cves_and_is_then_a_noop(
         archs=("amd64",),
         key=test_key,
         date=rfc2822(DATE),
+        codenames=CODENAMES,
     )
     env = {
         "ASSAY_CACHE_DIR": str(tmp_path / "cache"),
-        "ASSAY_VULN_DB": str(tmp_path / "no-such.db"),
+        "ASSAY_VULN_DB": str(_advisory_db(tmp_path)),
         "ASSAY_STORE": f"sqlite:///{tmp_path / 'store.db'}",
         "ASSAY_PASSWORD": "pw",
     }
@@ -99,6 +161,7 @@ def test_update_rebuilds_names_cves_and_is_then_a_noop(
         first = json.loads(
             assay("build", str(spec), "--dest", dest, "-o", "json", "-q", env=env).stdout
         )
+        shutil.copytree(tmp_path / "out", tmp_path / "old")
         noop = json.loads(assay("update", str(spec), "-o", "json", "-q", env=env).stdout)
         assert noop["updated"] is False and noop["updates"][0]["packages"] == []
 
@@ -108,6 +171,7 @@ def test_update_rebuilds_names_cves_and_is_then_a_noop(
             archs=("amd64",),
             key=test_key,
             date=rfc2822(DATE + 86400),
+            codenames=CODENAMES,
         )
         proc = assay(
             "update",
@@ -140,7 +204,10 @@ def test_update_rebuilds_names_cves_and_is_then_a_noop(
             ("CVE-2024-11111", "libhello", "changelog"),
             ("CVE-2024-22222", "libhello", "changelog"),
             ("CVE-2024-33333", "libhello", "changelog"),
+            ("CVE-2024-11111", "libhello", "db"),  # resolved in the tracker by the new version
         }
+        assert out["kevClosed"] == ["CVE-2024-11111"]
+        assert out["introduced"] == []  # CVE-2024-44444 is open before and after
         assert out["digest"]["old"] == first["index"]
         assert out["digest"]["new"] not in ("", first["index"])
         lock = json.loads((tmp_path / "hello.lock.json").read_text())
@@ -164,7 +231,9 @@ def test_update_rebuilds_names_cves_and_is_then_a_noop(
         row = rows["CVE-2024-11111"]
         assert row["image"] == f"{registry.host}/acme/hello"
         assert row["package"] == "libhello" and row["fixedIn"] == "1.2-1+deb12u1"
-        assert row["sources"] == "changelog"
+        assert row["sources"] == "changelog+db" and row["severity"] == "high"
+        assert row["kevDue"] == "2024-07-22" and row["dueDate"] == "2024-07-22"
+        assert rows["CVE-2024-22222"]["sources"] == "changelog"
         assert (
             row["fixAvailable"] and row["shippedAt"] and row["builtDigest"] == out["digest"]["new"]
         )
@@ -175,3 +244,47 @@ def test_update_rebuilds_names_cves_and_is_then_a_noop(
         assert md.returncode == 0 and "No update needed" in md.stdout
         second = json.loads(assay("update", str(spec), "-o", "json", env=env).stdout)
         assert second["updated"] is False
+        _check_diff(tmp_path, env)
+
+
+def _check_diff(tmp_path: Path, env: dict[str, str]) -> None:
+    """`assay diff` of the two real builds agrees with comparing their SBOMs and file lists."""
+    from assay.oci.layer import apply_layers, read_layer
+    from assay.oci.reference import parse_image_ref
+    from assay.oci.source import open_local_image
+
+    old, new = f"oci:{tmp_path}/old:h", f"oci:{tmp_path}/out:h"
+    got = json.loads(assay("diff", old, new, "-o", "json", "--arch", "amd64", env=env).stdout)
+
+    def spdx(d: str) -> dict[str, str]:
+        doc = json.loads((tmp_path / d / "sbom-amd64.spdx.json").read_text())
+        return {
+            p["name"]: p["versionInfo"]
+            for p in doc["packages"]
+            if any(r["referenceLocator"].startswith("pkg:deb/") for r in p.get("externalRefs", []))
+        }
+
+    a, b = spdx("old"), spdx("out")
+    plain = {(n, a.get(n), b.get(n)) for n in set(a) | set(b) if a.get(n) != b.get(n)}
+    names = {(p["name"].split(":")[0], p["old"], p["new"]) for p in got["packages"]}
+    assert names == plain == {("libhello", "1.2-1", "1.2-1+deb12u1")}
+
+    def files(ref: str) -> dict[str, tuple[object, ...]]:
+        with open_local_image(parse_image_ref(ref)) as src:
+            img = src.manifests()[0]
+            tree = apply_layers(
+                [read_layer(src.open_layer(d), media_type=d.media_type) for d in img.layers]
+            )
+        return {
+            p: (e.type, e.mode, e.uid, e.gid, e.size, e.mtime, e.link, e.data)
+            for p, e in tree.items()
+        }
+
+    fa, fb = files(old), files(new)
+    changed = {"/" + p for p in set(fa) | set(fb) if fa.get(p) != fb.get(p)}
+    assert {f["path"] for f in got["files"]} == changed
+    assert "/usr/lib/libhello.so.1" in changed
+    assert got["old"]["digest"] != got["new"]["digest"]
+    assert got["vulnerabilities"] == {"fixed": ["CVE-2024-11111"], "introduced": []}
+    md = assay("diff", old, new, "-o", "markdown", "--arch", "amd64", env=env).stdout
+    assert "| deb | libhello:amd64 | 1.2-1 | 1.2-1+deb12u1 |" in md
