@@ -13,6 +13,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, test_key
 from fixtures.examples import assay
 from fixtures.registry import RunningRegistry
@@ -288,3 +290,43 @@ def _check_diff(tmp_path: Path, env: dict[str, str]) -> None:
     assert got["vulnerabilities"] == {"fixed": ["CVE-2024-11111"], "introduced": []}
     md = assay("diff", old, new, "-o", "markdown", "--arch", "amd64", env=env).stdout
     assert "| deb | libhello:amd64 | 1.2-1 | 1.2-1+deb12u1 |" in md
+
+
+def test_security_only_takes_only_security_suite_versions(
+    tmp_path: Path, test_key: TestKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from assay.build.lock import lock_spec
+    from assay.build.spec import ImageSpec
+    from assay.debian.repo import RepoClient
+    from assay.remediation import plan_update
+
+    monkeypatch.setenv("ASSAY_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "repo"
+    make_repo(root, {"stable": _base(), "stable-security": []}, archs=("amd64",), key=test_key)
+    with serve(root) as url:
+        spec = _spec(tmp_path, url, test_key)
+        raw = spec.read_bytes()
+        image = ImageSpec.from_yaml(raw, str(spec))
+        with RepoClient(keyrings=image.keyring_paths(tmp_path)) as client:
+            old = lock_spec(image, spec, client, raw)
+        newer_hello = FakePkg(
+            "hello", "1.0-2", depends="libhello (>= 1.0)", files={"usr/bin/hello": b"hi2\n"}
+        )
+        make_repo(
+            root,
+            {"stable": [*_base(), newer_hello], "stable-security": [_fixed()]},
+            archs=("amd64",),
+            key=test_key,
+        )
+        with RepoClient(keyrings=image.keyring_paths(tmp_path)) as client:
+            everything = plan_update(spec, raw, old, client)
+            security = plan_update(spec, raw, old, client, security_only=True)
+            unchanged = plan_update(spec, raw, everything.new_lock, client)
+    assert {(c.name, c.new, c.suite) for c in everything.changes} == {
+        ("hello", "1.0-2", "stable"),
+        ("libhello", "1.2-1+deb12u1", "stable-security"),
+    }
+    assert [(c.name, c.old, c.new) for c in security.changes] == [
+        ("libhello", "1.2-1", "1.2-1+deb12u1")
+    ]
+    assert not unchanged.changed
