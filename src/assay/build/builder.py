@@ -122,6 +122,8 @@ class ArchImage:
 
 @dataclass(frozen=True)
 class BuildResult:
+    # What the output tag names: the image index of a multi-platform build, or — for a single
+    # platform — that platform's manifest itself (so syft, umoci and trivy read the layout as is)
     index: Descriptor
     images: tuple[ArchImage, ...]
     source_date_epoch: int
@@ -472,11 +474,21 @@ def _verify_lock(
     if options.lock_check == "sources":
         check_lock_sources(lock, sources)
         return
+    from assay._atomic import atomic_write_bytes
+    from assay.build.lockcheck import verified_stamp
+    from assay.cachedir import cache_dir
     from assay.debian.repo import RepoClient
 
+    keyrings = spec.keyring_paths(Path(spec_path).parent)
+    stamp = cache_dir() / "lockcheck" / verified_stamp(lock, sources, archs, keyrings)
+    if stamp.is_file():
+        obs.stage("lock already checked against the signed package indexes (cached)")
+        return
     obs.stage("checking the lock against the signed package indexes")
-    with RepoClient(keyrings=spec.keyring_paths(Path(spec_path).parent)) as client:
+    with RepoClient(keyrings=keyrings) as client:
         verify_lock(lock, sources, client, archs, what=what)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(stamp, b"")
 
 
 def _build_all(
@@ -494,6 +506,11 @@ def _build_all(
     obs: BuildObserver,
     images: list[ArchImage],
 ) -> Descriptor:
+    """Build every architecture; return what the tag should name.
+
+    One architecture: its manifest (with its platform), written directly under the tag — the
+    layout tools such as syft's ``oci-dir:`` and umoci expect. Several: an image index.
+    """
     manifests: list[Descriptor] = []
     for arch in archs:
         image = _build_arch(
@@ -512,6 +529,8 @@ def _build_all(
         )
         images.append(image)
         manifests.append(image.manifest)
+    if len(manifests) == 1:
+        return manifests[0]
     created = rfc3339(epoch)
     index_doc = image_index(manifests, {"org.opencontainers.image.created": created})
     return layout.put_json(index_doc, mt.OCI_INDEX)

@@ -70,10 +70,14 @@ def _register() -> None:
         "sign",
         "attest",
         "provenance",
+        "policy",
         "sbom",
         "scan",
         "db",
         "vex",
+        "admission",
+        "report",
+        "evidence",
     ]
     mods = [m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith("cmd_")]
     rank = {f"cmd_{name}": i for i, name in enumerate(order)}
