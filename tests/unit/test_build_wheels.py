@@ -18,9 +18,12 @@ from assay.build.wheels import (
     PinnedRequirement,
     install_wheel,
     parse_requirements,
+    pypi_files,
+    resolve_wheel,
     select_wheel,
     target_tags,
     verified_wheel,
+    wheelhouse_files,
 )
 from assay.errors import InputError, VerificationError
 
@@ -155,6 +158,7 @@ FILES = [
     "pkg-1.0.tar.gz",
 ]
 PKG = parse_requirements("pkg==1.0 --hash=sha256:" + "a" * 64)[0]
+BOOKWORM_AMD64 = target_tags((3, 11), "amd64", (2, 36))
 
 
 def test_selects_the_wheel_for_each_architecture() -> None:
@@ -245,3 +249,59 @@ def test_a_tampered_member_fails_its_record_hash(tmp_path: Path) -> None:
             zf.writestr(n, d)
     with pytest.raises(VerificationError, match="does not match its RECORD hash"):
         _install(path)
+
+
+def test_wheelhouse_choice_is_pinned_and_per_architecture(tmp_path: Path) -> None:
+    house = tmp_path / "house"
+    house.mkdir()
+    x86 = house / FILES[0]
+    arm = house / FILES[1]
+    x86.write_bytes(b"x86 wheel")
+    arm.write_bytes(b"arm wheel")
+    (house / "pkg-1.0.tar.gz").write_bytes(b"sdist")
+    pins = {hashlib.sha256(b"x86 wheel").hexdigest(), hashlib.sha256(b"arm wheel").hexdigest()}
+    req = PinnedRequirement(PKG.name, PKG.version, frozenset(pins))
+    files = wheelhouse_files(house)
+    amd64 = resolve_wheel(req, BOOKWORM_AMD64, files)
+    arm64 = resolve_wheel(req, target_tags((3, 11), "arm64", (2, 36)), files)
+    assert (amd64.filename, amd64.sha256) == (x86.name, hashlib.sha256(b"x86 wheel").hexdigest())
+    assert amd64.url == x86.resolve().as_uri()
+    assert arm64.filename == arm.name
+    # a pin that does not cover the chosen wheel fails closed
+    only_arm = PinnedRequirement(PKG.name, PKG.version, frozenset({arm64.sha256}))
+    with pytest.raises(VerificationError, match="not pinned"):
+        resolve_wheel(only_arm, BOOKWORM_AMD64, files)
+    (house / "pkg-1.0-py3-none-any.whl").symlink_to("/etc/passwd")
+    with pytest.raises(InputError, match="not a regular file"):
+        wheelhouse_files(house)
+
+
+def test_pypi_json_answer_is_read_with_type_checks() -> None:
+    sha = "d" * 64
+    doc = {
+        "urls": [
+            {
+                "filename": "pkg-1.0-py3-none-any.whl",
+                "url": "https://files.example.invalid/pkg-1.0-py3-none-any.whl",
+                "digests": {"sha256": sha, "md5": "x"},
+                "yanked": False,
+            },
+            {
+                "filename": FILES[0],
+                "url": "https://files.example.invalid/x.whl",
+                "digests": {"sha256": "e" * 64},
+                "yanked": True,
+            },
+        ]
+    }
+    files = pypi_files(doc, PKG)
+    assert files == {"pkg-1.0-py3-none-any.whl": (doc["urls"][0]["url"], sha)}  # type: ignore[index]
+    for bad in (
+        {"urls": "nope"},
+        [],
+        {"urls": [{"filename": "a.whl", "url": "https://x/a.whl", "digests": {"sha256": 5}}]},
+        {"urls": [{"filename": "../a.whl", "url": "https://x/a.whl", "digests": {"sha256": sha}}]},
+        {"urls": [{"filename": "a.whl", "url": "http://x/a.whl", "digests": {"sha256": sha}}]},
+    ):
+        with pytest.raises(InputError):
+            pypi_files(bad, PKG)

@@ -40,14 +40,21 @@ from packaging.version import InvalidVersion, Version
 
 from assay.errors import InputError, VerificationError
 
+MAX_INDEX_FILES = 10_000
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
 __all__ = [
     "InstalledFile",
     "PinnedRequirement",
+    "PinnedWheel",
     "install_wheel",
     "parse_requirements",
+    "pypi_files",
+    "resolve_wheel",
     "select_wheel",
     "target_tags",
     "verified_wheel",
+    "wheelhouse_files",
 ]
 
 MAX_REQUIREMENTS_BYTES = 1 << 20
@@ -392,3 +399,72 @@ def install_wheel(
     rows.append(f"{dist_info}/RECORD,,\n")
     put(sp / dist_info / "RECORD", "".join(sorted(rows)).encode(), 0o644)
     return tuple(files[k] for k in sorted(files))
+
+
+@dataclass(frozen=True)
+class PinnedWheel:
+    """The wheel chosen for one requirement and target: what a lock records."""
+
+    name: NormalizedName
+    version: Version
+    filename: str
+    url: str
+    sha256: str
+
+
+def pypi_files(doc: object, req: PinnedRequirement) -> dict[str, tuple[str, str]]:
+    """``{filename: (url, sha256)}`` from PyPI's JSON API answer for ``/pypi/NAME/VERSION/json``.
+
+    The document is outside input: every field used is type-checked; yanked files are left out.
+    """
+    what = f"PyPI's answer for {req.name}=={req.version}"
+    urls = doc.get("urls") if isinstance(doc, dict) else None
+    if not isinstance(urls, list) or len(urls) > MAX_INDEX_FILES:
+        raise InputError(f"{what} has no usable 'urls' list; is the index PyPI's JSON API?")
+    out: dict[str, tuple[str, str]] = {}
+    for entry in urls:
+        if not isinstance(entry, dict) or entry.get("yanked") is True:
+            continue
+        filename, url, digests = entry.get("filename"), entry.get("url"), entry.get("digests")
+        sha = digests.get("sha256") if isinstance(digests, dict) else None
+        if not (isinstance(filename, str) and isinstance(url, str) and isinstance(sha, str)):
+            raise InputError(f"{what}: a file entry lacks filename, url or digests.sha256")
+        if "/" in filename or not url.startswith("https://") or not _HEX64.fullmatch(sha):
+            raise InputError(f"{what}: malformed file entry {filename!r}")
+        out[filename] = (url, sha)
+    return out
+
+
+def wheelhouse_files(directory: Path) -> dict[str, tuple[str, str]]:
+    """``{filename: (file URL, sha256)}`` for the wheels and sdists directly in ``directory``.
+
+    Only regular files count (a symlink could point anywhere); subdirectories are not searched.
+    """
+    if not directory.is_dir():
+        raise InputError(f"wheelhouse {directory} is not a directory; pass --find-links DIR")
+    out: dict[str, tuple[str, str]] = {}
+    for entry in sorted(directory.iterdir()):
+        if not entry.name.endswith((".whl", ".tar.gz", ".zip")):
+            continue
+        st = entry.lstat()
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"wheelhouse entry {entry} is not a regular file; copy the file in")
+        if st.st_size > MAX_WHEEL_BYTES:
+            raise InputError(f"wheelhouse entry {entry} is larger than {MAX_WHEEL_BYTES} bytes")
+        digest = hashlib.sha256(entry.read_bytes()).hexdigest()
+        out[entry.name] = (entry.resolve().as_uri(), digest)
+    return out
+
+
+def resolve_wheel(
+    req: PinnedRequirement, tags: Sequence[Tag], files: dict[str, tuple[str, str]]
+) -> PinnedWheel:
+    """The wheel for ``req`` among an index's or wheelhouse's ``files``; its hash must be pinned."""
+    filename = select_wheel(req, files, tags)
+    url, sha = files[filename]
+    if sha not in req.sha256:
+        raise VerificationError(
+            f"{filename}: the index lists sha256 {sha}, which is not pinned for {req.name}=="
+            f"{req.version}; regenerate the requirements with --generate-hashes or check the index"
+        )
+    return PinnedWheel(req.name, req.version, filename, url, sha)
