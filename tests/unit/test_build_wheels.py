@@ -17,6 +17,7 @@ from packaging.version import Version
 from assay.build.wheels import (
     PinnedRequirement,
     install_wheel,
+    layer_entries,
     parse_requirements,
     pypi_files,
     resolve_wheel,
@@ -26,6 +27,8 @@ from assay.build.wheels import (
     wheelhouse_files,
 )
 from assay.errors import InputError, VerificationError
+from assay.oci.entry import EntryType
+from assay.oci.layer import read_layer, write_layer
 
 SITE = "usr/local/lib/python3.11/dist-packages"
 LAYOUT = {
@@ -305,3 +308,24 @@ def test_pypi_json_answer_is_read_with_type_checks() -> None:
     ):
         with pytest.raises(InputError):
             pypi_files(bad, PKG)
+
+
+def test_installed_wheels_make_a_reproducible_layer(tiny_wheel: Path, tmp_path: Path) -> None:
+    req = _pin(tiny_wheel)
+    files = install_wheel(verified_wheel(tiny_wheel, req), req, wheel=tiny_wheel.name, **LAYOUT)
+    entries = layer_entries([(req.name, files)])
+    one = write_layer(entries, tmp_path / "a", source_date_epoch=1700000000)
+    two = write_layer(list(reversed(entries)), tmp_path / "b", source_date_epoch=1700000000)
+    assert (one.digest, one.diff_id) == (two.digest, two.diff_id)
+    with one.path.open("rb") as fh:
+        back = {e.path: e for e in read_layer(fh, media_type=one.media_type)}
+    assert back["usr/local/bin/tinyapp"].mode == 0o755
+    assert back["usr/local/lib/python3.11"].type is EntryType.DIR
+    assert {p for p, e in back.items() if e.type is EntryType.FILE} == {f.path for f in files}
+    # the same file from two distributions is a conflict, not a silent overwrite
+    with pytest.raises(InputError, match="duplicate path"):
+        write_layer(
+            layer_entries([(req.name, files), ("other", files[:1])]),
+            tmp_path / "c",
+            source_date_epoch=0,
+        )

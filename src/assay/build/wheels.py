@@ -39,6 +39,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from assay.errors import InputError, VerificationError
+from assay.oci.entry import Entry, EntryType
 
 MAX_INDEX_FILES = 10_000
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -48,6 +49,7 @@ __all__ = [
     "PinnedRequirement",
     "PinnedWheel",
     "install_wheel",
+    "layer_entries",
     "parse_requirements",
     "pypi_files",
     "resolve_wheel",
@@ -468,3 +470,20 @@ def resolve_wheel(
             f"{req.version}; regenerate the requirements with --generate-hashes or check the index"
         )
     return PinnedWheel(req.name, req.version, filename, url, sha)
+
+
+def layer_entries(installed: Iterable[tuple[str, Iterable[InstalledFile]]]) -> list[Entry]:
+    """Layer entries for installed wheels (``(distribution name, files)`` pairs), with their
+    parent directories; each file's owner is its distribution. Two distributions writing one
+    path is refused by the layer writer, which names both."""
+    entries: list[Entry] = []
+    dirs: set[str] = set()
+    for owner, files in installed:
+        for f in files:
+            entries.append(Entry(f.path, EntryType.FILE, f.mode, data=f.data, owner=owner))
+            parent = PurePosixPath(f.path).parent
+            while str(parent) not in (".", "") and str(parent) not in dirs:
+                dirs.add(str(parent))
+                parent = parent.parent
+    entries += [Entry(d, EntryType.DIR, 0o755) for d in sorted(dirs)]
+    return entries
