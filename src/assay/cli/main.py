@@ -73,6 +73,8 @@ def _register() -> None:
         "db",
         "vex",
         "admission",
+        "report",
+        "evidence",
     ]
     mods = [m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith("cmd_")]
     rank = {f"cmd_{name}": i for i, name in enumerate(order)}
