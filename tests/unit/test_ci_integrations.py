@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import typer
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -160,14 +161,26 @@ def _calls(log: Path) -> list[dict[str, Any]]:
 
 
 def _assert_parses(argv: list[str], cwd: Path) -> None:
-    """The installed ``assay`` accepts ARGV's command and options: ``assay ARGV --help`` parses
-    the whole line (an unknown option or a missing value is a usage error) before printing help."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    r = subprocess.run(
-        ["assay", *argv, "--help"], cwd=cwd, env=env, capture_output=True, text=True, check=False
-    )
-    assert r.returncode == 0, f"assay {' '.join(argv)}: {r.stderr.strip()}"
-    assert "Usage: assay " + argv[0] in " ".join(r.stdout.split()), r.stdout
+    """The real assay CLI accepts ``assay ARGV``: the command is resolved and its parameters are
+    parsed and converted (unknown options, missing values, bad choices and missing files fail),
+    without running it. In-process, because ``--help`` would skip conversions."""
+    from assay.cli.main import app
+
+    cmd: Any = typer.main.get_command(app)
+    ctx = cmd.make_context("assay", [], resilient_parsing=True)
+    rest = list(argv)
+    while hasattr(cmd, "get_command") and rest and rest[0] in cmd.list_commands(ctx):
+        cmd = cmd.get_command(ctx, rest[0])
+        ctx = cmd.make_context(rest.pop(0), [], parent=ctx, resilient_parsing=True)
+    assert not hasattr(cmd, "get_command"), f"assay {' '.join(argv)}: no such command"
+    old = Path.cwd()
+    os.chdir(cwd)
+    try:
+        cmd.make_context(ctx.info_name, rest, parent=ctx.parent)
+    except Exception as e:  # the bundled click's UsageError/BadParameter
+        raise AssertionError(f"assay {' '.join(argv)}: {e}") from None
+    finally:
+        os.chdir(old)
 
 
 def _workspace(tmp_path: Path) -> Path:
