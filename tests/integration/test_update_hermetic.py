@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -125,6 +127,14 @@ KEV = {
 }
 
 
+def _touch_inrelease(root: Path) -> None:
+    """http.server's Last-Modified has one-second resolution: a republish within the second of
+    the last fetch would be answered 304 to If-Modified-Since."""
+    later = time.time() + 5
+    for inrelease in root.glob("dists/*/InRelease"):
+        os.utime(inrelease, (later, later))
+
+
 def _advisory_db(tmp: Path) -> Path:
     from assay.vuln.db import AdvisoryDB
     from assay.vuln.feeds import FEEDS
@@ -175,6 +185,7 @@ def test_update_rebuilds_names_cves_and_is_then_a_noop(
             date=rfc2822(DATE + 86400),
             codenames=CODENAMES,
         )
+        _touch_inrelease(root)
         proc = assay(
             "update",
             str(spec),
@@ -303,7 +314,13 @@ def test_security_only_takes_only_security_suite_versions(
 
     monkeypatch.setenv("ASSAY_CACHE_DIR", str(tmp_path / "cache"))
     root = tmp_path / "repo"
-    make_repo(root, {"stable": _base(), "stable-security": []}, archs=("amd64",), key=test_key)
+    make_repo(
+        root,
+        {"stable": _base(), "stable-security": []},
+        archs=("amd64",),
+        key=test_key,
+        date=rfc2822(DATE),
+    )
     with serve(root) as url:
         spec = _spec(tmp_path, url, test_key)
         raw = spec.read_bytes()
@@ -318,7 +335,9 @@ def test_security_only_takes_only_security_suite_versions(
             {"stable": [*_base(), newer_hello], "stable-security": [_fixed()]},
             archs=("amd64",),
             key=test_key,
+            date=rfc2822(DATE + 86400),
         )
+        _touch_inrelease(root)
         with RepoClient(keyrings=image.keyring_paths(tmp_path)) as client:
             everything = plan_update(spec, raw, old, client)
             security = plan_update(spec, raw, old, client, security_only=True)
