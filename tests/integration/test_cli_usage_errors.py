@@ -28,9 +28,16 @@ def _assay(
     exe = shutil.which("assay")
     assert exe, "the assay console script is not installed (pip install -e .)"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    env.pop("COSIGN_PASSWORD", None)
     env.update(PYTHONPATH=str(SRC), COLUMNS="200", **(extra_env or {}))
     return subprocess.run(
-        [exe, *args], capture_output=True, text=True, env=env, timeout=60, check=False
+        [exe, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -140,3 +147,14 @@ def test_help_and_version_exit_0() -> None:
     for args in (["--help"], ["--version"], ["verify", "--help"], ["vex", "apply", "--help"]):
         r = _assay(args)
         assert r.returncode == 0 and r.stdout and not r.stderr, (args, r.stderr)
+
+
+def test_keygen_without_a_terminal_names_assay_password(tmp_path: Path) -> None:
+    prefix = tmp_path / "k"
+    r = _assay(["keygen", "--output-key-prefix", str(prefix)])  # stdin is not a TTY here
+    line = _one_line_usage_error(r, ["keygen"])
+    assert "ASSAY_PASSWORD" in line
+    assert not list(tmp_path.iterdir())
+    r = _assay(["keygen", "--output-key-prefix", str(prefix)], {"ASSAY_PASSWORD": ""})
+    assert r.returncode == 0, r.stderr
+    assert prefix.with_suffix(".key").is_file() and prefix.with_suffix(".pub").is_file()
