@@ -83,6 +83,14 @@ def _command_modules() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith("cmd_"))
 
 
+def _plain_help(command: Any) -> None:
+    """Draw ``--help`` with click's plain formatter: typer's rich help imports rich's markdown,
+    traceback and pretty-printing modules, which alone cost more than the start-up budget."""
+    command.rich_markup_mode = None
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
+
+
 class _LazyGroup(typer.core.TyperGroup):
     """The top-level group: imports a command's module only when the command is looked up.
 
@@ -103,6 +111,7 @@ class _LazyGroup(typer.core.TyperGroup):
         sub = typer.Typer()
         importlib.import_module(f"assay.cli.{module}").register(sub)
         for name, command in typer.main.get_group(sub).commands.items():
+            _plain_help(command)
             self.add_command(command, name)
 
     def _load_unlisted(self) -> None:
@@ -141,6 +150,7 @@ app = typer.Typer(
         "check their evidence (SBOM, signatures, provenance, vulnerabilities)."
     ),
     cls=_LazyGroup,
+    rich_markup_mode=None,  # plain help: see _plain_help
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
