@@ -19,7 +19,7 @@ from assay.cli.main import COMMANDS, full_app
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 # (typer draws its own help with rich.table, so that one is not ours to avoid)
-HEAVY = ["httpx", "cryptography", "sigstore", "rich.progress", "assay.oci.registry"]
+HEAVY = ["httpx", "cryptography", "sigstore", "rich.progress", "assay.oci.registry", "pygments"]
 
 
 def _loaded_after(*argv: str) -> dict[str, bool]:
@@ -63,3 +63,5 @@ def test_a_command_loads_only_what_it_uses() -> None:
     # verify with a key needs httpx and cryptography, but not sigstore (keyless only)
     loaded = _loaded_after("verify", "--help")
     assert not loaded["sigstore"], loaded
+    # httpx without its own command-line client (click, rich, pygments)
+    assert loaded["httpx"] and not loaded["pygments"], loaded

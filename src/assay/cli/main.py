@@ -19,6 +19,12 @@ from assay import __version__
 from assay.cli import _console
 from assay.errors import AssayError
 
+# httpx imports its own command-line client (click, rich, pygments: most of httpx's import
+# time) whenever those happen to be installed, as they are beside typer. assay never runs it;
+# a None entry makes that optional import fail the way httpx expects when they are missing.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
 #: Every command, in the order ``--help`` lists them (the build flow, evidence, then scanning):
 #: name -> (module under assay.cli that registers it, its one-line help). ``assay --help`` is
 #: drawn from this table and a command's module is imported only when that command runs, so a
