@@ -20,3 +20,5 @@ if python3 -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.jo
 fi
 $PY -m pip install -q -e '.[test]' </dev/null
 echo "setup: assay $($PY -c 'import assay; print(assay.__version__)') installed" >&2
+# The evidence store's tests (and fleet use) need a running PostgreSQL: start it, make the role.
+bash scripts/postgres.sh

@@ -73,6 +73,7 @@ def feeds_dir(tmp_path: Path) -> Path:
     shutil.copy(ASSETS / "tracker.json", root / "tracker.json")
     shutil.copy(ASSETS / "kev.json", root / "kev.json")
     (root / "epss.csv.gz").write_bytes(gzip.compress((ASSETS / "epss.csv").read_bytes()))
+    shutil.copy(ASSETS / "nvd" / "cves-page.json", root / "nvd.json")
     with zipfile.ZipFile(root / "npm" / "all.zip", "w") as zf:
         for f in sorted((ASSETS / "osv").glob("*.json")):
             zf.write(f, f.name)
@@ -94,13 +95,18 @@ def test_db_update_from_configured_urls(tmp_path: Path, feeds_dir: Path) -> None
             "npm",
             "--kev-url",
             f"{url}/kev.json",
+            "--nvd-url",
+            f"{url}/nvd.json",
             env=dict(env, ASSAY_FEED_EPSS=f"{url}/epss.csv.gz"),  # env var form of --epss-url
         )
     assert code == 0, err
-    assert sorted(log) == sorted(["/tracker.json", "/npm/all.zip", "/kev.json", "/epss.csv.gz"])
+    assert sorted(p.split("?")[0] for p in log) == sorted(
+        ["/tracker.json", "/npm/all.zip", "/kev.json", "/epss.csv.gz", "/nvd.json"]
+    )
     with AdvisoryDB(tmp_path / "v.db") as db:
         c = db.counts()
         assert (c["debian"], c["osv"], c["kev"], c["epss"]) == (16, 7, 2, 4)
+        assert c["nvd"] == 8  # metric rows of the 6 CVEs that are not Rejected
         origins = {s.name: s.origin for s in db.sources()}
         assert origins["kev"] == f"{url}/kev.json"
 

@@ -10,10 +10,13 @@ from assay.build.generated import (
     DEFAULT_ACCOUNTS,
     Accounts,
     Group,
+    OsRelease,
     User,
     accounts_entries,
     ca_bundle_entries,
     md5sums_for,
+    os_release_entries,
+    os_release_for,
     status_stanza,
 )
 from assay.errors import UsageError
@@ -92,3 +95,30 @@ def test_ca_bundle_sorted_with_newlines() -> None:
         "mozilla/A_x.crt",
         "mozilla/B.crt",
     ]
+
+
+def test_os_release_for_prefers_the_base_suite_and_fills_the_version() -> None:
+    rels = [
+        OsRelease("bookworm-security", ""),
+        OsRelease("bookworm-updates", ""),
+        OsRelease("bookworm", "12.8"),
+    ]
+    assert os_release_for(rels) == OsRelease("bookworm", "12.8")
+    # no Version field anywhere (a fixture repository, a lock with only -security): from the name
+    assert os_release_for([OsRelease("bookworm-security", "")]) == OsRelease("bookworm", "12")
+    assert os_release_for([OsRelease("sid", "")]) == OsRelease("sid", "")
+    assert os_release_for([]) is None
+    assert os_release_for([OsRelease('x"\nID=evil', "1")]) is None
+
+
+def test_generated_os_release_is_what_scanners_read() -> None:
+    entries = os_release_entries(OsRelease("bookworm", "12.8"))
+    text = next(e for e in entries if e.path == "usr/lib/os-release").data
+    assert text == (
+        b'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\n'
+        b'VERSION_ID="12"\nVERSION="12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=debian\n'
+    )
+    link = next(e for e in entries if e.path == "etc/os-release")
+    assert link.type is EntryType.SYMLINK and link.link == "../usr/lib/os-release"
+    with pytest.raises(UsageError, match="cannot be written"):
+        os_release_entries(OsRelease("a b", "1"))

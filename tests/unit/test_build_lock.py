@@ -149,7 +149,15 @@ def test_json_is_deterministic_and_camel_case(spec_file: Path, tmp_path: Path) -
         "filename",
     ]
     assert {"url", "size", "sha256", "repository", "suite", "component", "multiArch"} <= set(pkg)
-    assert set(data["releases"][0]) == {"url", "sha256", "date", "dateEpoch", "suite", "codename"}
+    assert set(data["releases"][0]) == {
+        "url",
+        "sha256",
+        "date",
+        "dateEpoch",
+        "suite",
+        "codename",
+        "version",
+    }
     assert a.to_json().endswith(b"}\n")
 
 

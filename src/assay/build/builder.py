@@ -461,6 +461,7 @@ def _build_arch(
         accounts=accounts,
         setuid_allow=[s.lstrip("/") for s in spec.setuid_allow],
         extra_paths=_spec_paths(spec, Path(spec_path).parent, epoch),
+        release=generated.os_release_for(lock.releases),
         mtime=epoch,
         progress=lambda d, t: obs.progress(f"assemble {arch}", d, t),
         unpack_cache=_unpack_cache(options),

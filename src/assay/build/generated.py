@@ -9,7 +9,8 @@ assay never runs ``preinst``/``postinst``; the effects a runtime needs are produ
   nothing in the image authenticates users.
 * ``/tmp`` 1777 and ``/etc/nsswitch.conf`` (files for accounts, files+dns for hosts).
 * ``/etc/os-release`` → ``../usr/lib/os-release`` when base-files is absent (when present, its
-  own files are kept), from the lock's release information.
+  own files are kept), from the lock's release information (:func:`os_release_for`): scanners
+  (syft, grype, trivy, ``assay scan``) need it to know which distro's advisories apply.
 * ``/var/lib/dpkg/status.d/<pkg>`` (the control stanza with ``Status: install ok installed``
   after ``Package:``) and ``/var/lib/dpkg/status.d/<pkg>.md5sums`` — the distroless package
   database that syft and trivy read.
@@ -21,10 +22,12 @@ assay never runs ``preinst``/``postinst``; the effects a runtime needs are produ
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
-from assay.debian.model import ReleaseInfo
+from assay.debian.codenames import version_for
 from assay.errors import UsageError
 from assay.oci.entry import Entry, EntryType
 
@@ -32,12 +35,15 @@ __all__ = [
     "DEFAULT_ACCOUNTS",
     "Accounts",
     "Group",
+    "OsRelease",
+    "ReleaseLike",
     "User",
     "accounts_entries",
     "ca_bundle_entries",
     "md5sums_for",
     "nsswitch_entry",
     "os_release_entries",
+    "os_release_for",
     "status_entries",
     "status_stanza",
     "tmp_entry",
@@ -149,10 +155,57 @@ def nsswitch_entry(*, mtime: int = 0) -> Entry:
     return _file("etc/nsswitch.conf", NSSWITCH, mtime=mtime)
 
 
-def os_release_entries(release: ReleaseInfo, *, mtime: int = 0) -> list[Entry]:
+class ReleaseLike(Protocol):
+    """What os-release needs from a Release file (``ReleaseInfo``, a lock's release)."""
+
+    @property
+    def codename(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class OsRelease:
+    codename: str
+    version: str  # "12.8", "12" or "" (testing, sid)
+
+
+_CODENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+_~-]{0,63}$")
+_SUITE_SUFFIXES = ("-security", "-updates", "-backports", "-proposed-updates")
+
+
+def os_release_for(releases: Iterable[ReleaseLike]) -> OsRelease | None:
+    """The distribution release an image's packages come from, from its Release files.
+
+    The base suite (``bookworm``) wins over its ``-security``/``-updates`` companions; the
+    version comes from the Release ``Version`` field, else from the codename (``bookworm`` is
+    12). None when no Release names a codename.
+    """
+    base: list[OsRelease] = []
+    for r in releases:
+        codename = r.codename.strip()
+        for suffix in _SUITE_SUFFIXES:
+            codename = codename.removesuffix(suffix)
+        if not _CODENAME.match(codename):
+            continue
+        version = r.version.strip() if r.codename.strip() == codename else ""
+        base.append(OsRelease(codename, version))
+    if not base:
+        return None
+    # a Release with a Version first, then the smallest codename: stable over input order
+    best = min(base, key=lambda o: (not o.version, o.codename, o.version))
+    return OsRelease(best.codename, best.version or version_for(best.codename))
+
+
+def os_release_entries(release: ReleaseLike, *, mtime: int = 0) -> list[Entry]:
     """``usr/lib/os-release`` and the ``etc/os-release`` symlink, as base-files lays them out."""
     version_id = release.version.split(".")[0] if release.version else ""
+    if not version_id.isdigit():
+        version_id = ""
     codename = release.codename
+    if codename and not _CODENAME.match(codename):
+        raise UsageError(f"release codename {codename!r} cannot be written to /etc/os-release")
     lines = ['PRETTY_NAME="Debian GNU/Linux' + (f" {version_id}" if version_id else "")]
     lines[0] += f' ({codename})"' if codename else '"'
     lines.append('NAME="Debian GNU/Linux"')

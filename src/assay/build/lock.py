@@ -83,6 +83,7 @@ class LockedRelease(_Model):
     date_epoch: int = Field(alias="dateEpoch", ge=0)
     suite: _Word
     codename: str = Field(max_length=100)
+    version: str = Field("", max_length=100)  # the Release's Version ("12.8"); "" if absent
 
 
 class LockedPackage(_Model):
@@ -306,6 +307,7 @@ def make_lock(
                     dateEpoch=r.date_epoch,
                     suite=r.suite,
                     codename=r.codename,
+                    version=r.version,
                 )
                 for r in releases
             ),

@@ -47,7 +47,6 @@ from typing import Protocol
 
 from assay.build import generated, ldcache
 from assay.debian.debfile import DebFile, iter_data, open_deb, read_data_member
-from assay.debian.model import ReleaseInfo
 from assay.errors import InputError
 from assay.oci.entry import Entry, EntryType
 
@@ -206,7 +205,7 @@ def assemble(
     exclude: Sequence[str] = DEFAULT_EXCLUDE,
     keep: Sequence[str] = DEFAULT_KEEP,
     extra_paths: Sequence[Entry] = (),
-    release: ReleaseInfo | None = None,
+    release: generated.ReleaseLike | None = None,
     mtime: int = 0,
     progress: Callable[[int, int], None] | None = None,
     workers: int | None = None,
@@ -475,7 +474,7 @@ def _generate(
     infos: dict[str, DebFile],
     placed: dict[str, dict[str, str]],
     accounts: generated.Accounts,
-    release: ReleaseInfo | None,
+    release: generated.ReleaseLike | None,
     arch: str,
     mtime: int,
     warnings: list[str],

@@ -19,7 +19,7 @@ __all__ = ["register"]
 
 db_app = typer.Typer(
     name="db",
-    help="Manage the local vulnerability database (Debian tracker, OSV, CISA KEV, EPSS).",
+    help="Manage the local vulnerability database (Debian tracker, OSV, NVD, CISA KEV, EPSS).",
     no_args_is_help=True,
 )
 
@@ -69,11 +69,23 @@ def update_command(
     epss_url: str = typer.Option(
         "", "--epss-url", envvar="ASSAY_FEED_EPSS", help="FIRST EPSS CSV URL."
     ),
+    nvd_url: str = typer.Option(
+        "",
+        "--nvd-url",
+        envvar="ASSAY_FEED_NVD",
+        help="NVD CVE API 2.0 URL (default: NVD's; an API key in ASSAY_NVD_API_KEY raises "
+        "NVD's rate limit).",
+    ),
     only: list[str] = typer.Option(
-        [], "--only", help="Update only this feed (debian-tracker, osv, kev, epss; repeatable)."
+        [],
+        "--only",
+        help="Update only this feed (debian-tracker, osv, kev, epss, nvd; repeatable).",
     ),
 ) -> None:
     """Download the feeds from their official (or configured) URLs and import them.
+
+    NVD is paged through its CVE API; after the first (long: NVD allows 5 requests per 30 s
+    without an API key) update, only CVEs modified since the last one are fetched.
 
     Exit codes: 0 ok; 1 a download failed (earlier feeds stay imported); 2 a feed was malformed.
     """
@@ -86,6 +98,7 @@ def update_command(
             "osv": osv_url,
             "kev": kev_url,
             "epss": epss_url,
+            "nvd": nvd_url,
         }.items()
         if v
     }
@@ -115,12 +128,18 @@ def import_command(
     ),
     kev: Path | None = typer.Option(None, "--kev", help="CISA KEV JSON file."),
     epss: Path | None = typer.Option(None, "--epss", help="FIRST EPSS CSV (may be .gz)."),
+    nvd: list[Path] = typer.Option(
+        [],
+        "--nvd",
+        help="NVD CVE API 2.0 JSON: an API response or a yearly nvdcve-2.0-YYYY.json[.gz] "
+        "feed file, or a directory of them (repeatable; CVEs are updated, others kept).",
+    ),
 ) -> None:
     """Import feed files offline (air-gapped machines). Each feed is imported atomically.
 
     Exit codes: 0 ok; 2 a file is missing or malformed (that feed keeps its previous data).
     """
-    from assay.vuln.feeds import FEEDS
+    from assay.vuln.feeds import FEEDS, NvdFeed
 
     jobs: list[tuple[str, Path]] = []
     if debian_tracker:
@@ -130,15 +149,20 @@ def import_command(
         jobs.append(("kev", kev))
     if epss:
         jobs.append(("epss", epss))
-    if not jobs:
-        raise UsageError("nothing to import: give --debian-tracker, --osv, --kev and/or --epss")
-    for _, path in jobs:
+    if not jobs and not nvd:
+        raise UsageError(
+            "nothing to import: give --debian-tracker, --osv, --kev, --epss and/or --nvd"
+        )
+    for path in [p for _, p in jobs] + nvd:
         if not path.exists():
             raise UsageError(f"{path}: no such file or directory")
     with _open(db) as adb:
         for name, path in jobs:
             n = FEEDS[name].import_path(adb, path)
             _console.info(f"{name}: imported {n} records from {path}")
+        if nvd:
+            n = NvdFeed().import_paths(adb, nvd)
+            _console.info(f"nvd: imported {n} CVEs from {len(nvd)} path(s)")
 
 
 @db_app.command("status")
@@ -151,8 +175,10 @@ def status_command(
         StatusOutput.text, "--output", "-o", envvar="ASSAY_DB_OUTPUT", help="text or json."
     ),
 ) -> None:
-    """Show each source's age, origin and record count; warn when a source is stale.
+    """Show each source's data date and age, origin and record count; warn when one is stale.
 
+    A source's age is the age of its data (KEV dateReleased, EPSS score_date, OSV modified,
+    NVD timestamp, the tracker's Last-Modified or file time), not of its import.
     Exit codes: 0 ok (also when stale: that is a warning); 2 no database.
     """
     with _open(db, create=False) as adb:
@@ -162,6 +188,8 @@ def status_command(
     rows = [
         {
             "source": s.name,
+            "data_date": s.dated,
+            "data_date_from": "feed" if s.data_date else "import",
             "imported_at": s.imported_at,
             "age_days": round(s.age_days(), 2),
             "records": s.records,
@@ -180,15 +208,16 @@ def status_command(
             lines.append("no sources imported yet: run `assay db update` or `assay db import`")
         for r in rows:
             lines.append(
-                f"{r['source']:<15} {r['records']:>9} records  age {r['age_days']:>6.1f} d  "
-                f"imported {r['imported_at']}  from {r['origin']}"
+                f"{r['source']:<15} {r['records']:>9} records  data {r['data_date']}  "
+                f"age {r['age_days']:>6.1f} d  imported {r['imported_at']}  from {r['origin']}"
                 + (f"  ({r['detail']})" if r["detail"] else "")
             )
         _console.emit("\n".join(lines) + "\n")
     for r in rows:
         if r["stale"]:
             _console.warn(
-                f"source {r['source']} is {r['age_days']:.1f} days old (more than {max_age:g}); "
+                f"source {r['source']}: its data is {r['age_days']:.1f} days old (from "
+                f"{r['data_date']}, more than {max_age:g}); "
                 "run `assay db update`"
             )
 

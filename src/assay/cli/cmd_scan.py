@@ -62,7 +62,8 @@ def scan_command(
         None,
         "--max-db-age",
         envvar="ASSAY_MAX_DB_AGE",
-        help="Fail (exit 1) when a feed is older than DAYS.",
+        help="Fail (exit 1) when any imported feed's data is older than DAYS (by the "
+        "feed's own date; see `assay db status`).",
     ),
     updates: bool = typer.Option(
         False,
@@ -79,6 +80,13 @@ def scan_command(
         "(default: ASSAY_DEBIAN_MIRROR, else the host's apt sources).",
     ),
     arch: str = typer.Option("", "--arch", envvar="ASSAY_ARCH", help="Platform of an index."),
+    distro: str = typer.Option(
+        "",
+        "--distro",
+        envvar="ASSAY_DISTRO",
+        help="Match packages as this distro release, overriding detection: debian:12 or "
+        "debian:bookworm (for images without /etc/os-release).",
+    ),
     store: bool = typer.Option(
         False,
         "--store",
@@ -98,9 +106,12 @@ def scan_command(
 ) -> None:
     """Scan an image, directory or SBOM against the local vulnerability database.
 
-    Debian packages match the Debian security tracker by source package and release; other
-    packages match OSV. Exit codes: 0 ok; 1 --fail-on threshold reached or the database is
-    older than --max-db-age; 2 bad input or no database.
+    Debian packages match the Debian security tracker by source package and release (the
+    distro comes from /etc/os-release or the SBOM, or --distro); other packages match OSV.
+    Packages that cannot be matched (unknown distro, no data for the release) are a warning,
+    and with --fail-on a failure: a gate that cannot see does not pass.
+    Exit codes: 0 ok; 1 --fail-on threshold reached, --fail-on with unmatched packages, or a
+    feed's data older than --max-db-age; 2 bad input or no database.
 
     Table columns: EPSS (PCTL) is the EPSS score, the probability of exploitation in the next
     30 days (0-1), with its percentile among all scored CVEs as pNN. DUE is the FedRAMP
@@ -111,7 +122,13 @@ def scan_command(
     from assay.vuln.db import AdvisoryDB, default_db_path
     from assay.vuln.formats import FORMATTERS, OutputFormat
     from assay.vuln.model import Severity
-    from assay.vuln.scanner import ScanOptions, load_target, run_scan, stale_sources
+    from assay.vuln.scanner import (
+        ScanOptions,
+        load_target,
+        parse_distro,
+        run_scan,
+        stale_sources,
+    )
     from assay.vuln.vex import load_vex
 
     try:
@@ -126,6 +143,7 @@ def scan_command(
             threshold = Severity.parse(fail_on)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+    distro_override = parse_distro(distro) if distro else None
     vex_docs = [load_vex(v) for v in vex]
     if key is not None:
         attested = attested_vex(target, key, insecure_registry)
@@ -143,13 +161,18 @@ def scan_command(
         if max_db_age is not None:
             too_old = stale_sources(adb, max_db_age)
             if too_old:
-                names = ", ".join(f"{s.name} ({age:.1f} d)" for s, age in too_old)
+                names = ", ".join(
+                    f"{s.name} (data from {s.dated[:10]}, {age:.1f} d)" for s, age in too_old
+                )
                 raise AssayError(
-                    f"vulnerability database older than --max-db-age {max_db_age:g} days: "
-                    f"{names}; run `assay db update`"
+                    f"vulnerability data older than --max-db-age {max_db_age:g} days: "
+                    f"{names}; run `assay db update` (or import newer feed files)"
                 )
         for s, age in stale_sources(adb, warn_db_age):
-            _console.warn(f"feed {s.name} is {age:.1f} days old; run `assay db update`")
+            _console.warn(
+                f"feed {s.name}: its data is {age:.1f} days old (from {s.dated[:10]}); "
+                "run `assay db update`"
+            )
         result = run_scan(
             adb,
             inventory,
@@ -158,13 +181,18 @@ def scan_command(
                 only_fixed=only_fixed,
                 vex=vex_docs,
                 store_inventory=store,
+                distro=distro_override,
             ),
         )
     if updates:
         result = _with_updates(result, inventory, updates_source)
     _console.emit(FORMATTERS[fmt].render(result), file)
+    for spot in result.blind_spots:
+        _console.warn(f"NOT SCANNED: {spot}")
     if threshold is not None:
         hits = result.unsuppressed_at_or_above(threshold)
+        if result.blind_spots and not hits:
+            raise AssayError(f"--fail-on {threshold.value} cannot pass: {result.blind_spots[0]}")
         if hits:
             raise AssayError(
                 f"{len(hits)} unsuppressed finding(s) at or above {threshold.value} (--fail-on); "

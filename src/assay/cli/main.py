@@ -75,7 +75,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "db": (
         "cmd_db",
-        "Manage the local vulnerability database (Debian tracker, OSV, CISA KEV, EPSS).",
+        "Manage the local vulnerability database (Debian tracker, OSV, NVD, CISA KEV, EPSS).",
     ),
     "vex": ("cmd_vex", "Create, merge and apply OpenVEX 0.2.0 documents."),
 }

@@ -1,8 +1,9 @@
 """The local advisory database: one SQLite file with the tables and indexes the matcher needs.
 
 Every import runs in one transaction, so a reader sees either the old or the new data of a source,
-never half of it. ``sources`` records when each feed was imported, from where, and how many
-records it brought, which ``db status`` and the staleness check read.
+never half of it. ``sources`` records when each feed was imported, from where, how many records
+it brought, and the date of the data itself (``data_date``: the feed's own release date, see
+:mod:`assay.vuln.feeds`), which ``db status`` and the staleness checks read.
 """
 
 from __future__ import annotations
@@ -18,23 +19,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from assay.debian.codenames import codename_for
 from assay.debian.version import version_key
 from assay.errors import InputError, UsageError
 from assay.sbom.model import Inventory, Package
 from assay.vuln.vkey import deb_sort_key
 
-__all__ = ["AdvisoryDB", "SourceStatus", "default_db_path", "release_of"]
+__all__ = ["AdvisoryDB", "SourceStatus", "default_db_path", "release_of", "utc_stamp"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 _BINNMU = re.compile(r"\+b\d+$")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sources (
     name TEXT PRIMARY KEY, imported_at TEXT NOT NULL, origin TEXT NOT NULL,
-    records INTEGER NOT NULL, detail TEXT NOT NULL DEFAULT ''
+    records INTEGER NOT NULL, detail TEXT NOT NULL DEFAULT '',
+    data_date TEXT NOT NULL DEFAULT ''  -- RFC 3339 UTC date of the data ("" = unknown)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS debian (
     release TEXT NOT NULL, source TEXT NOT NULL, vuln TEXT NOT NULL,
@@ -66,6 +69,11 @@ CREATE TABLE IF NOT EXISTS kev (
     cve TEXT PRIMARY KEY, date_added TEXT NOT NULL, due_date TEXT NOT NULL,
     ransomware TEXT NOT NULL, vendor TEXT NOT NULL, product TEXT NOT NULL, name TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS nvd (
+    cve TEXT NOT NULL, version TEXT NOT NULL, source TEXT NOT NULL, type TEXT NOT NULL,
+    vector TEXT NOT NULL, score REAL NOT NULL, last_modified TEXT NOT NULL,
+    PRIMARY KEY (cve, version, source)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS epss (
     cve TEXT PRIMARY KEY, score REAL NOT NULL, percentile REAL NOT NULL
 ) WITHOUT ROWID;
@@ -84,18 +92,6 @@ CREATE TABLE IF NOT EXISTS inventory_packages (
 CREATE INDEX IF NOT EXISTS inventory_packages_subject ON inventory_packages (subject);
 """
 
-# Debian release numbers to codenames, for inventories whose os-release has no VERSION_CODENAME.
-_CODENAMES = {
-    "8": "jessie",
-    "9": "stretch",
-    "10": "buster",
-    "11": "bullseye",
-    "12": "bookworm",
-    "13": "trixie",
-    "14": "forky",
-    "15": "duke",
-}
-
 
 def release_of(inventory: Inventory) -> str:
     """The Debian codename the tracker uses for this inventory's distro; "" if not Debian."""
@@ -104,8 +100,7 @@ def release_of(inventory: Inventory) -> str:
         return ""
     if d.codename:
         return d.codename.lower()
-    major = d.version_id.split(".", 1)[0]
-    return _CODENAMES.get(major, "")
+    return codename_for(d.version_id)
 
 
 def default_db_path() -> Path:
@@ -137,6 +132,18 @@ def _deb_lt(a: str | None, b: str | None) -> int:
         return 0
 
 
+def utc_stamp(when: dt.datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SSZ`` (naive datetimes are taken as UTC)."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_stamp(text: str) -> dt.datetime:
+    when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+
+
 @dataclass(frozen=True)
 class SourceStatus:
     name: str
@@ -144,11 +151,17 @@ class SourceStatus:
     origin: str
     records: int
     detail: str
+    data_date: str = ""  # RFC 3339 UTC: when the feed's publisher produced the data
+
+    @property
+    def dated(self) -> str:
+        """The date the age counts from: the data's own date, else (unknown) the import."""
+        return self.data_date or self.imported_at
 
     def age_days(self, now: dt.datetime | None = None) -> float:
+        """Age of the data in days (from ``data_date``; from the import when that is unknown)."""
         now = now or dt.datetime.now(dt.UTC)
-        then = dt.datetime.fromisoformat(self.imported_at.replace("Z", "+00:00"))
-        return (now - then).total_seconds() / 86400.0
+        return (now - _parse_stamp(self.dated)).total_seconds() / 86400.0
 
 
 class AdvisoryDB:
@@ -180,6 +193,13 @@ class AdvisoryDB:
                 if stmt.strip():
                     self.conn.execute(stmt)
             row = self.conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is not None and row[0] == "2":
+                # 2 -> 3: the data's own date per source ("" until the feed is imported again)
+                self.conn.execute(
+                    "ALTER TABLE sources ADD COLUMN data_date TEXT NOT NULL DEFAULT ''"
+                )
+                self.conn.execute("UPDATE meta SET value=? WHERE key='schema'", (SCHEMA_VERSION,))
+                row = (SCHEMA_VERSION,)
             if row is None:
                 self.conn.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
             elif row[0] != SCHEMA_VERSION:
@@ -210,22 +230,38 @@ class AdvisoryDB:
     # -- sources ---------------------------------------------------------------------------
 
     def record_source(
-        self, conn: sqlite3.Connection, name: str, origin: str, records: int, detail: str = ""
+        self,
+        conn: sqlite3.Connection,
+        name: str,
+        origin: str,
+        records: int,
+        detail: str = "",
+        data_date: str = "",
     ) -> None:
-        now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        """Note an import; ``data_date`` (RFC 3339) is the feed's own date, clamped to now."""
+        now = dt.datetime.now(dt.UTC)
+        stamp = ""
+        if data_date:
+            try:
+                stamp = utc_stamp(min(_parse_stamp(data_date), now))
+            except ValueError:
+                raise InputError(
+                    f"{name}: the feed's date {data_date!r} is not an ISO 8601 date"
+                ) from None
         conn.execute(
-            "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?)",
-            (name, now, origin, records, detail),
+            "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?)",
+            (name, utc_stamp(now), origin, records, detail, stamp),
         )
 
     def sources(self) -> list[SourceStatus]:
         rows = self.conn.execute(
-            "SELECT name, imported_at, origin, records, detail FROM sources ORDER BY name"
+            "SELECT name, imported_at, origin, records, detail, data_date FROM sources "
+            "ORDER BY name"
         ).fetchall()
         return [SourceStatus(*r) for r in rows]
 
     def counts(self) -> dict[str, int]:
-        tables = ("debian", "osv", "osv_affected", "aliases", "kev", "epss", "inventories")
+        tables = ("debian", "osv", "osv_affected", "aliases", "kev", "epss", "nvd", "inventories")
         return {t: self.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
 
     # -- first seen --------------------------------------------------------------------------

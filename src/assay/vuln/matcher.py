@@ -18,6 +18,7 @@ from typing import Any
 
 from packageurl import PackageURL
 
+from assay.debian.codenames import version_for
 from assay.sbom.model import Inventory, Package
 from assay.vuln.db import AdvisoryDB, release_of
 from assay.vuln.ecosystems import normalize_name, osv_ecosystem, sort_key_for
@@ -25,6 +26,7 @@ from assay.vuln.model import Finding, ScanResult, Severity, State, VulnId, prefe
 from assay.vuln.severity import (
     cvss_score,
     due_date,
+    nvd_preference,
     severity_from_score,
     severity_from_urgency,
 )
@@ -335,21 +337,9 @@ def scan_inventory(
         others.append(p)
 
     raw: dict[str, list[_Raw]] = {}
-    have_tracker = (
-        bool(release)
-        and db.conn.execute("SELECT 1 FROM debian WHERE release=? LIMIT 1", (release,)).fetchone()
-        is not None
-    )
-    if debs and inventory.distro is not None and inventory.distro.id.lower() == "debian":
-        if have_tracker:
-            raw.update(_debian_matches(ctx, release, debs))
-        else:
-            major = inventory.distro.version_id.split(".", 1)[0]
-            raw.update(_osv_matches(ctx, debs, {"Debian": major}))
-            if not raw:
-                ctx.skipped.append(("", f"no Debian tracker data for release {release!r}"))
-    elif debs:
-        ctx.skipped.append(("", "Debian packages found but the distro is not Debian; not matched"))
+    blind: list[str] = []
+    if debs:
+        raw.update(_match_debian(ctx, inventory, release, debs, blind))
     alpine = ""
     if inventory.distro is not None and inventory.distro.id.lower() == "alpine":
         alpine = "v" + ".".join(inventory.distro.version_id.split(".")[:2])
@@ -367,6 +357,11 @@ def scan_inventory(
         conn, "SELECT id, summary, db_severity FROM osv WHERE id IN ({marks})", every
     )
     vectors = _lookup(conn, "SELECT vuln, vector FROM cvss WHERE vuln IN ({marks})", every)
+    nvd = _lookup(
+        conn,
+        "SELECT cve, version, source, type, vector, score FROM nvd WHERE cve IN ({marks})",
+        every,
+    )
     kev = _lookup(conn, "SELECT cve, due_date FROM kev WHERE cve IN ({marks})", every)
     epss = _lookup(conn, "SELECT cve, score, percentile FROM epss WHERE cve IN ({marks})", every)
 
@@ -389,7 +384,8 @@ def scan_inventory(
         best = members[0]
         fixed = next((m.fixed_in for m in members if m.fixed_in and m.state == best.state), "")
         urgency = next((m.urgency for m in members if m.urgency), "")
-        severity, score, vector, sev_source = _severity(ids, urgency, vectors, summaries)
+        rating = _severity(ids, urgency, vectors, summaries, nvd, pkg.ecosystem == "deb")
+        severity = rating.severity
         kev_due = min((r[0] for i in ids for r in kev.get(i, [])), default="")
         is_kev = any(i in kev for i in ids)
         ep = max((r for i in ids for r in epss.get(i, [])), default=None)
@@ -417,9 +413,11 @@ def scan_inventory(
                 fixed_in=fixed,
                 reason=best.reason,
                 urgency=urgency,
-                cvss_score=score,
-                cvss_vector=vector,
-                severity_source=sev_source,
+                cvss_score=rating.score,
+                cvss_vector=rating.vector,
+                severity_source=rating.source,
+                cvss_source=rating.cvss_source,
+                cvss_provider=rating.provider,
                 description=desc,
                 kev=is_kev,
                 kev_due=kev_due,
@@ -431,7 +429,7 @@ def scan_inventory(
             )
         )
     findings.sort(key=lambda f: (-f.severity.rank, f.id, f.package, f.purl))
-    sources = {s.name: s.imported_at for s in db.sources()}
+    sources = {s.name: s.dated for s in db.sources()}
     return ScanResult(
         subject_name=inventory.subject_name,
         subject_digest=inventory.subject_digest,
@@ -440,7 +438,48 @@ def scan_inventory(
         findings=tuple(findings),
         skipped=tuple(sorted(set(ctx.skipped))),
         db_built=sources,
+        blind_spots=tuple(blind),
     )
+
+
+def _match_debian(
+    ctx: _Ctx, inventory: Inventory, release: str, debs: list[Package], blind: list[str]
+) -> dict[str, list[_Raw]]:
+    """Tracker (else OSV ``Debian:N``) matches; what cannot be matched goes to ``blind``."""
+    d = inventory.distro
+    n = f"{len(debs)} Debian package(s)"
+    if d is None:
+        blind.append(
+            f"{n} not matched: the distro is unknown (no /etc/os-release in the image, no distro "
+            "in the SBOM); give --distro debian:VERSION"
+        )
+        return {}
+    if d.id.lower() != "debian":
+        blind.append(
+            f"{n} not matched: the distro is {d.id} {d.version_id}".rstrip()
+            + ", which assay has no advisories for; give --distro debian:VERSION if they are "
+            "Debian's"
+        )
+        return {}
+    if not release:
+        blind.append(
+            f"{n} not matched: Debian {d.version_id or '?'} is not a release assay knows; "
+            "give --distro debian:CODENAME"
+        )
+        return {}
+    conn = ctx.db.conn
+    if conn.execute("SELECT 1 FROM debian WHERE release=? LIMIT 1", (release,)).fetchone():
+        return _debian_matches(ctx, release, debs)
+    major = d.version_id.split(".", 1)[0] or version_for(release)
+    if conn.execute(
+        "SELECT 1 FROM osv_affected WHERE ecosystem='Debian' AND eco_release=? LIMIT 1", (major,)
+    ).fetchone():
+        return _osv_matches(ctx, debs, {"Debian": major})
+    blind.append(
+        f"{n} not matched: the database has no Debian tracker (or OSV Debian:{major}) data for "
+        f"{release}; run `assay db update` (or `db import --debian-tracker`)"
+    )
+    return {}
 
 
 _DB_SEVERITY = {
@@ -452,35 +491,74 @@ _DB_SEVERITY = {
 }
 
 
-def _severity(
-    ids: frozenset[str],
-    urgency: str,
-    vectors: dict[str, list[tuple[Any, ...]]],
-    summaries: dict[str, list[tuple[Any, ...]]],
-) -> tuple[Severity, float | None, str, str]:
-    scored: list[tuple[int, float, str, str]] = []
+@dataclass(frozen=True)
+class _Rating:
+    severity: Severity
+    source: str  # what the severity came from: "nvd", "osv", "debian" or ""
+    score: float | None = None  # CVSS base score, kept for reference even when not used
+    vector: str = ""
+    cvss_source: str = ""  # "nvd" or "osv"
+    provider: str = ""  # who scored it in NVD: "nvd@nist.gov" (Primary) or the CNA
+
+
+def _nvd_best(ids: frozenset[str], nvd: dict[str, list[tuple[Any, ...]]]) -> _Rating | None:
+    """NVD's Primary assessment over a CNA's Secondary one; then the newest CVSS version."""
+    rows = [r for i in sorted(ids) for r in nvd.get(i, [])]
+    if not rows:
+        return None
+    _version, source, _kind, vector, score = max(
+        rows, key=lambda r: (*nvd_preference(str(r[2]), str(r[0])), str(r[1]), str(r[3]))
+    )
+    return _Rating(
+        severity_from_score(float(score)), "nvd", float(score), str(vector), "nvd", str(source)
+    )
+
+
+def _osv_best(ids: frozenset[str], vectors: dict[str, list[tuple[Any, ...]]]) -> _Rating | None:
+    scored: list[tuple[int, float, str]] = []
     for i in sorted(ids):
         for (vector,) in vectors.get(i, []):
             res = cvss_score(str(vector))
             if res is not None:
                 score, kind = res
-                scored.append((4 if kind == "cvss_v4" else 3, score, str(vector), kind))
+                scored.append((4 if kind == "cvss_v4" else 3, score, str(vector)))
     best = max(scored, default=None)
-    if urgency.strip().rstrip("*").strip().lower() == "unimportant":
-        # Debian judged it irrelevant for Debian's build; keep the score for reference.
-        return (
-            Severity.NEGLIGIBLE,
-            best[1] if best else None,
-            best[2] if best else "",
-            "debian-urgency",
-        )
-    if best is not None:
-        return severity_from_score(best[1]), best[1], best[2], best[3]
+    if best is None:
+        return None
+    return _Rating(severity_from_score(best[1]), "osv", best[1], best[2], "osv")
+
+
+def _severity(
+    ids: frozenset[str],
+    urgency: str,
+    vectors: dict[str, list[tuple[Any, ...]]],
+    summaries: dict[str, list[tuple[Any, ...]]],
+    nvd: dict[str, list[tuple[Any, ...]]],
+    debian: bool,
+) -> _Rating:
+    """Debian packages: NVD's CVSS, else OSV's, else Debian's urgency; others: OSV first."""
+    by_nvd, by_osv = _nvd_best(ids, nvd), _osv_best(ids, vectors)
+    by_db: _Rating | None = None
     for i in sorted(ids):
         for _summary, db_sev in summaries.get(i, []):
-            if str(db_sev).upper() in _DB_SEVERITY:
-                return _DB_SEVERITY[str(db_sev).upper()], None, "", "osv-database"
+            if by_db is None and str(db_sev).upper() in _DB_SEVERITY:
+                by_db = _Rating(_DB_SEVERITY[str(db_sev).upper()], "osv")
+    scored = (by_nvd or by_osv) if debian else (by_osv or by_nvd)
+    if urgency.strip().rstrip("*").strip().lower() == "unimportant":
+        # Debian judged it irrelevant for Debian's build; keep the score for reference.
+        return _Rating(
+            Severity.NEGLIGIBLE,
+            "debian",
+            scored.score if scored else None,
+            scored.vector if scored else "",
+            scored.cvss_source if scored else "",
+            scored.provider if scored else "",
+        )
+    order = (by_nvd, by_osv, by_db) if debian else (by_osv, by_db, by_nvd)
+    for rating in order:
+        if rating is not None:
+            return rating
     if urgency:
         sev = severity_from_urgency(urgency)
-        return sev, None, "", "debian-urgency" if sev is not Severity.UNKNOWN else ""
-    return Severity.UNKNOWN, None, "", ""
+        return _Rating(sev, "debian" if sev is not Severity.UNKNOWN else "")
+    return _Rating(Severity.UNKNOWN, "")

@@ -92,7 +92,9 @@ class Finding:
     urgency: str = ""  # Debian urgency verbatim
     cvss_score: float | None = None
     cvss_vector: str = ""
-    severity_source: str = ""  # "cvss_v4", "cvss_v3", "debian-urgency", "osv-database", ""
+    severity_source: str = ""  # what rated it: "nvd" (CVSS), "osv" (CVSS or db), "debian", ""
+    cvss_source: str = ""  # where cvss_vector comes from: "nvd" or "osv"
+    cvss_provider: str = ""  # NVD only: who scored it ("nvd@nist.gov" for NVD's Primary)
     description: str = ""
     kev: bool = False
     kev_due: str = ""  # YYYY-MM-DD
@@ -124,10 +126,13 @@ class ScanResult:
     distro: str  # e.g. "debian 12 (bookworm)"; "" when unknown
     findings: tuple[Finding, ...]
     skipped: tuple[tuple[str, str], ...] = ()  # (package purl or "", reason)
-    db_built: dict[str, str] = field(default_factory=dict)  # source -> imported_at
+    db_built: dict[str, str] = field(default_factory=dict)  # source -> date of its data
     hidden_negligible: int = 0
     # ``scan --updates``: {package, installed, candidate, suite, cves, entries, note}
     updates: tuple[dict[str, Any], ...] | None = None
+    # packages that could not be matched at all (unknown distro, no data for the release):
+    # a scan that cannot see them must not look clean
+    blind_spots: tuple[str, ...] = ()
 
     def unsuppressed_at_or_above(self, threshold: Severity) -> list[Finding]:
         return [f for f in self.findings if not f.suppressed and f.severity.rank >= threshold.rank]

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from assay.debian.codenames import codename_for, version_for
 from assay.errors import InputError, UsageError
-from assay.sbom.model import Inventory
+from assay.sbom.model import Distro, Inventory
 from assay.vuln.db import AdvisoryDB, SourceStatus
 from assay.vuln.matcher import scan_inventory
 from assay.vuln.model import ScanResult, Severity
 from assay.vuln.sbom_input import read_sbom
 from assay.vuln.vex import VexDocument, apply_vex
 
-__all__ = ["ScanOptions", "load_target", "run_scan", "stale_sources"]
+__all__ = ["ScanOptions", "load_target", "parse_distro", "run_scan", "stale_sources"]
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +31,36 @@ class ScanOptions:
     today: dt.date | None = None
     record_first_seen: bool = True
     store_inventory: bool = False
+    distro: Distro | None = None  # overrides the detected distro (``--distro debian:12``)
+
+
+_DISTRO = re.compile(r"^([a-z][a-z0-9._-]{0,31})[:@-]([0-9][0-9.]{0,15}|[a-z][a-z0-9-]{0,31})$")
+
+
+def parse_distro(text: str) -> Distro:
+    """``debian:12``, ``debian:12.8`` or ``debian:bookworm`` (grype's ``--distro`` syntax)."""
+    m = _DISTRO.match(text.strip().lower())
+    if m is None:
+        raise UsageError(
+            f"--distro {text!r}: use ID:VERSION or ID:CODENAME, e.g. debian:12 or debian:bookworm"
+        )
+    ident, ver = m.group(1), m.group(2)
+    if ver[0].isdigit():
+        codename = codename_for(ver) if ident == "debian" else ""
+        version = ver
+    else:
+        codename, version = ver, version_for(ver) if ident == "debian" else ""
+    if ident == "debian" and not codename:
+        raise UsageError(f"--distro {text!r}: unknown Debian release; use e.g. debian:12")
+    pretty = f"{ident} {version}".strip() + (f" ({codename})" if codename else "")
+    return Distro(id=ident, version_id=version, codename=codename, pretty_name=pretty)
 
 
 def run_scan(db: AdvisoryDB, inventory: Inventory, options: ScanOptions) -> ScanResult:
+    if options.distro is not None:
+        if inventory.distro is not None and inventory.distro != options.distro:
+            log.info("--distro overrides the detected distro %s", inventory.distro)
+        inventory = replace(inventory, distro=options.distro)
     result = scan_inventory(
         db, inventory, today=options.today, record_first_seen=options.record_first_seen
     )

@@ -14,6 +14,7 @@ __all__ = [
     "FEDRAMP_DAYS",
     "cvss_score",
     "due_date",
+    "nvd_preference",
     "severity_from_score",
     "severity_from_urgency",
 ]
@@ -35,6 +36,15 @@ def cvss_score(vector: str) -> tuple[float, str] | None:
     except (CVSSError, ValueError, KeyError) as exc:
         log.debug("ignoring invalid CVSS vector %r: %s", vector, exc)
     return None
+
+
+_CVSS_VERSIONS = {"4.0": 3, "3.1": 2, "3.0": 1}
+
+
+def nvd_preference(kind: str, version: str) -> tuple[bool, int]:
+    """Sort key for one CVE's NVD metrics: NVD's ``Primary`` over a CNA's ``Secondary``
+    assessment, then the newest CVSS version (the largest key wins)."""
+    return kind == "Primary", _CVSS_VERSIONS.get(version, 0)
 
 
 def severity_from_score(score: float) -> Severity:

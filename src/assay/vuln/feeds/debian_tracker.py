@@ -15,7 +15,7 @@ from typing import Any
 
 from assay.errors import InputError
 from assay.vuln.db import AdvisoryDB
-from assay.vuln.feeds._interface import load_json, read_bounded
+from assay.vuln.feeds._interface import file_date, load_json, read_bounded
 from assay.vuln.vkey import deb_sort_key
 
 __all__ = ["DebianTrackerFeed", "parse_tracker"]
@@ -82,7 +82,9 @@ class DebianTrackerFeed:
     env_var = "ASSAY_FEED_DEBIAN_TRACKER"
     default_url = "https://security-tracker.debian.org/tracker/data/json"
 
-    def import_path(self, db: AdvisoryDB, path: Path, origin: str = "") -> int:
+    def import_path(self, db: AdvisoryDB, path: Path, origin: str = "", date_hint: str = "") -> int:
+        # The tracker JSON carries no date of its own: HTTP Last-Modified, else the file time.
+        data_date = date_hint or file_date(path)
         doc = load_json(read_bounded(path), f"Debian tracker file {path}")
         rows, descriptions = parse_tracker(doc)
         sources = len(doc)
@@ -98,6 +100,7 @@ class DebianTrackerFeed:
                 origin or str(path),
                 len(rows),
                 f"{sources} source packages, {len(descriptions)} vulnerabilities",
+                data_date,
             )
         log.info("imported %d Debian tracker entries from %s", len(rows), path)
         return len(rows)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from assay.errors import InputError
 from assay.vuln.db import AdvisoryDB
-from assay.vuln.feeds._interface import read_bounded
+from assay.vuln.feeds._interface import feed_date, file_date, read_bounded
 
 __all__ = ["EpssFeed"]
 
@@ -18,7 +18,7 @@ class EpssFeed:
     env_var = "ASSAY_FEED_EPSS"
     default_url = "https://epss.empiricalsecurity.com/epss_scores-current.csv.gz"
 
-    def import_path(self, db: AdvisoryDB, path: Path, origin: str = "") -> int:
+    def import_path(self, db: AdvisoryDB, path: Path, origin: str = "", date_hint: str = "") -> int:
         try:
             text = read_bounded(path, 512 << 20).decode("utf-8")
         except UnicodeDecodeError:
@@ -26,9 +26,15 @@ class EpssFeed:
         detail = ""
         lines = text.splitlines()
         body_start = 0
+        score_date = ""
         if lines and lines[0].startswith("#"):
-            detail = lines[0].lstrip("#").strip()
+            detail = lines[0].lstrip("#").strip()[:200]
             body_start = 1
+            # "#model_version:v2025.03.14,score_date:2025-04-08T00:00:00Z"
+            for item in detail.split(","):
+                key, _, value = item.partition(":")
+                if key.strip() == "score_date":
+                    score_date = feed_date(value.strip(), f"EPSS file {path}: score_date")
         reader = csv.reader(io.StringIO("\n".join(lines[body_start:])))
         header = next(reader, None)
         if header is None or [h.strip().lower() for h in header[:3]] != [
@@ -55,5 +61,12 @@ class EpssFeed:
         with db.transaction() as conn:
             conn.execute("DELETE FROM epss")
             conn.executemany("INSERT OR REPLACE INTO epss VALUES (?,?,?)", rows)
-            db.record_source(conn, self.name, origin or str(path), len(rows), detail)
+            db.record_source(
+                conn,
+                self.name,
+                origin or str(path),
+                len(rows),
+                detail,
+                score_date or date_hint or file_date(path),
+            )
         return len(rows)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from assay.errors import InputError
 from assay.vuln.db import AdvisoryDB
-from assay.vuln.feeds._interface import load_json, read_bounded
+from assay.vuln.feeds._interface import feed_date, file_date, load_json, read_bounded
 
 __all__ = ["KevFeed"]
 
@@ -18,7 +18,7 @@ class KevFeed:
         "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json"
     )
 
-    def import_path(self, db: AdvisoryDB, path: Path, origin: str = "") -> int:
+    def import_path(self, db: AdvisoryDB, path: Path, origin: str = "", date_hint: str = "") -> int:
         doc = load_json(read_bounded(path, 256 << 20), f"KEV file {path}")
         vulns = doc.get("vulnerabilities") if isinstance(doc, dict) else None
         if not isinstance(vulns, list):
@@ -39,8 +39,16 @@ class KevFeed:
                 )
             )
         version = str(doc.get("catalogVersion", ""))
+        released = feed_date(doc.get("dateReleased"), f"KEV file {path}: dateReleased")
         with db.transaction() as conn:
             conn.execute("DELETE FROM kev")
             conn.executemany("INSERT OR REPLACE INTO kev VALUES (?,?,?,?,?,?,?)", rows)
-            db.record_source(conn, self.name, origin or str(path), len(rows), f"catalog {version}")
+            db.record_source(
+                conn,
+                self.name,
+                origin or str(path),
+                len(rows),
+                f"catalog {version}",
+                released or date_hint or file_date(path),
+            )
         return len(rows)

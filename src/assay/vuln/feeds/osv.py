@@ -18,7 +18,7 @@ from typing import Any
 from assay.errors import InputError
 from assay.vuln.db import AdvisoryDB
 from assay.vuln.ecosystems import normalize_name
-from assay.vuln.feeds._interface import load_json, read_bounded
+from assay.vuln.feeds._interface import feed_date, file_date, load_json, read_bounded
 
 __all__ = ["OsvFeed", "iter_osv_documents"]
 
@@ -92,7 +92,7 @@ def _insert_record(conn: sqlite3.Connection, where: str, rec: Any) -> None:
         "INSERT OR REPLACE INTO osv VALUES (?,?,?,?,?)",
         (
             vid,
-            str(rec.get("modified", "")),
+            feed_date(rec.get("modified"), f"OSV {vid} modified"),
             str(rec.get("summary", "") or rec.get("details", ""))[:2000],
             str(rec.get("withdrawn", "") or ""),
             db_sev,
@@ -138,13 +138,28 @@ def _insert_record(conn: sqlite3.Connection, where: str, rec: Any) -> None:
             conn.execute("INSERT OR IGNORE INTO cvss VALUES (?, ?)", (vid, str(sev.get("score"))))
 
 
+def data_date(conn: sqlite3.Connection) -> str:
+    """The oldest of each ecosystem's newest ``modified``: a stale ecosystem ages the feed."""
+    newest = conn.execute(
+        "SELECT a.ecosystem, max(o.modified) FROM osv o JOIN osv_affected a ON a.vuln = o.id "
+        "WHERE o.modified != '' GROUP BY a.ecosystem"
+    ).fetchall()
+    dates = []
+    for eco, modified in newest:
+        try:
+            dates.append(feed_date(modified, f"OSV {eco} modified"))
+        except InputError:
+            log.debug("ignoring unparsable OSV modified date %r", modified)
+    return min((d for d in dates if d), default="")
+
+
 class OsvFeed:
     name = "osv"
     env_var = "ASSAY_FEED_OSV"
     # ``{ecosystem}`` is replaced by each configured ecosystem (``--osv-ecosystem``).
     default_url = "https://osv-vulnerabilities.storage.googleapis.com/{ecosystem}/all.zip"
 
-    def import_path(self, db: AdvisoryDB, path: Path, origin: str = "") -> int:
+    def import_path(self, db: AdvisoryDB, path: Path, origin: str = "", date_hint: str = "") -> int:
         n = 0
         with db.transaction() as conn:
             for where, rec in iter_osv_documents(path):
@@ -152,7 +167,12 @@ class OsvFeed:
                 n += 1
             total = conn.execute("SELECT count(*) FROM osv").fetchone()[0]
             db.record_source(
-                conn, self.name, origin or str(path), total, f"last import: {n} records"
+                conn,
+                self.name,
+                origin or str(path),
+                total,
+                f"last import: {n} records",
+                data_date(conn) or date_hint or file_date(path),
             )
         log.info("imported %d OSV records from %s", n, path)
         return n

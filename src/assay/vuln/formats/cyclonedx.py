@@ -34,7 +34,10 @@ def _rating(f: Finding) -> dict[str, Any]:
         )
     else:
         r["method"] = "other"
-    r["source"] = {"name": "Debian security tracker" if f.source == "debian-tracker" else "OSV"}
+    if f.cvss_vector and f.cvss_source == "nvd":
+        r["source"] = {"name": "NVD"}
+    else:
+        r["source"] = {"name": "Debian security tracker" if f.source == "debian-tracker" else "OSV"}
     return r
 
 

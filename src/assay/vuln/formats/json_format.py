@@ -26,7 +26,16 @@ def finding_to_json(f: Finding) -> dict[str, Any]:
         "reason": f.reason or None,
         "data_source": f.source,
         "severity_source": f.severity_source or None,
-        "cvss": {"score": f.cvss_score, "vector": f.cvss_vector} if f.cvss_vector else None,
+        "cvss": (
+            {
+                "score": f.cvss_score,
+                "vector": f.cvss_vector,
+                "source": f.cvss_source or None,
+                "provider": f.cvss_provider or None,
+            }
+            if f.cvss_vector
+            else None
+        ),
         "debian_urgency": f.urgency or None,
         "kev": {"listed": f.kev, "due_date": f.kev_due or None},
         "epss": (
@@ -68,6 +77,7 @@ def result_to_json(result: ScanResult) -> dict[str, Any]:
         },
         "findings": [finding_to_json(f) for f in result.findings],
         "skipped": [{"purl": p or None, "reason": r} for p, r in result.skipped],
+        "not_scanned": list(result.blind_spots),
         **({"updates": list(result.updates)} if result.updates is not None else {}),
     }
 
@@ -116,6 +126,8 @@ def result_from_json(doc: Any, where: str = "scan result") -> ScanResult:
                     cvss_score=_f(cvss.get("score")),
                     cvss_vector=str(cvss.get("vector") or ""),
                     severity_source=str(f.get("severity_source") or ""),
+                    cvss_source=str(cvss.get("source") or ""),
+                    cvss_provider=str(cvss.get("provider") or ""),
                     description=str(f.get("description") or ""),
                     kev=bool(kev.get("listed")),
                     kev_due=str(kev.get("due_date") or ""),
@@ -139,6 +151,7 @@ def result_from_json(doc: Any, where: str = "scan result") -> ScanResult:
             ),
             db_built={str(k): str(v) for k, v in (doc.get("database") or {}).items()},
             hidden_negligible=int(doc.get("summary", {}).get("hidden_negligible") or 0),
+            blind_spots=tuple(str(x) for x in doc.get("not_scanned") or ()),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InputError(f"{where} is not a valid assay JSON scan result: {exc!r}") from None

@@ -36,7 +36,7 @@ def level_for(sev: Severity) -> str:
 
 
 def security_severity(f: Finding) -> str:
-    if f.cvss_score is not None and f.severity_source.startswith("cvss"):
+    if f.cvss_score is not None and f.cvss_vector and f.severity_source in ("nvd", "osv"):
         return f"{f.cvss_score:.1f}"
     return _BAND[f.severity]
 
@@ -99,6 +99,8 @@ class SarifFormatter:
                 "properties": {
                     "security-severity": security_severity(f),
                     "severity": f.severity.value,
+                    "severitySource": f.severity_source,
+                    "cvssVector": f.cvss_vector,
                     "state": f.state.value,
                     "purl": f.purl,
                     "installedVersion": f.version,
@@ -133,6 +135,15 @@ class SarifFormatter:
                         }
                     },
                     "automationDetails": {"id": f"assay-scan/{result.subject_name}"},
+                    "invocations": [
+                        {
+                            "executionSuccessful": True,
+                            "toolExecutionNotifications": [
+                                {"level": "warning", "message": {"text": f"not scanned: {spot}"}}
+                                for spot in result.blind_spots
+                            ],
+                        }
+                    ],
                     "results": results,
                     "properties": {
                         "subject": result.subject_name,

@@ -14,6 +14,7 @@ _COLUMNS = (
     "VULNERABILITY",
     "STATE",
     "FIXED-IN",
+    "RATED-BY",
     "KEV",
     "EPSS (PCTL)",
     "DUE",
@@ -28,6 +29,13 @@ def _epss(f: Finding) -> str:
     return f"{f.epss:.3f}{pct}"
 
 
+def _rated_by(f: Finding) -> str:
+    """Where the severity comes from: ``nvd 9.8``, ``osv 7.5``, ``debian`` (urgency)."""
+    if f.severity_source in ("nvd", "osv") and f.cvss_score is not None:
+        return f"{f.severity_source} {f.cvss_score:.1f}"
+    return f.severity_source or "-"
+
+
 def _row(f: Finding) -> tuple[str, ...]:
     state = f.state.value + (f" ({f.reason})" if f.reason else "")
     return (
@@ -36,6 +44,7 @@ def _row(f: Finding) -> tuple[str, ...]:
         f.id,
         state,
         f.fixed_in or "-",
+        _rated_by(f),
         "yes" if f.kev else "",
         _epss(f),
         f.due_date,
@@ -50,8 +59,14 @@ class TableFormatter:
             + (f"@{result.subject_digest}" if result.subject_digest else "")
             + (f" — {result.distro}" if result.distro else "")
         ]
+        for spot in result.blind_spots:
+            lines.append(f"NOT SCANNED: {spot}")
         if not result.findings:
-            lines.append("no vulnerabilities found")
+            lines.append(
+                "no vulnerabilities found in what could be matched"
+                if result.blind_spots
+                else "no vulnerabilities found"
+            )
         for sev in sorted(Severity, key=lambda s: -s.rank):
             group = [f for f in result.findings if f.severity is sev]
             if not group:

@@ -1,0 +1,137 @@
+"""The evidence store's tables (SQLAlchemy Core), the same on SQLite and PostgreSQL.
+
+Dates are ISO-8601 text (``YYYY-MM-DD`` or RFC 3339 UTC), so ordering and comparison are plain
+text comparison on every engine. Debian versions carry a byte key (``assay.vuln.vkey``) whose
+byte order is dpkg's order, so the fleet join compares versions with ``<`` in SQL.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = [
+    "advisories",
+    "bundles",
+    "decisions",
+    "findings",
+    "images",
+    "inventory",
+    "kev",
+    "metadata",
+    "schema_version",
+]
+
+metadata = MetaData()
+
+schema_version = Table(
+    "assay_schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("applied_at", String(32), nullable=False),
+)
+
+images = Table(
+    "images",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("digest", String(80), nullable=False, unique=True),
+    Column("name", Text, nullable=False),  # repository or spec name, for people
+    Column("release", String(40), nullable=False),  # Debian codename the tracker uses ("" = none)
+    Column("architecture", String(40), nullable=False),
+    Column("first_recorded", String(32), nullable=False),
+    Column("last_recorded", String(32), nullable=False),
+)
+
+inventory = Table(
+    "inventory",
+    metadata,
+    Column("image_id", Integer, ForeignKey("images.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("version", Text, nullable=False),
+    Column("ecosystem", String(16), nullable=False),
+    Column("purl", Text, nullable=False),
+    Column("source_name", Text, nullable=False),
+    Column("source_version", Text, nullable=False),
+    Column("source_key", LargeBinary),  # deb_sort_key(source_version); NULL when not deb
+    Index("inventory_image", "image_id"),
+    Index("inventory_source", "source_name"),
+)
+
+advisories = Table(  # a copy of the advisory DB's Debian tracker rows, for the fleet join
+    "advisories",
+    metadata,
+    Column("release", String(40), primary_key=True),
+    Column("source", Text, primary_key=True),
+    Column("vuln", String(64), primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("fixed_version", Text, nullable=False),
+    Column("fixed_key", LargeBinary),
+    Column("urgency", String(40), nullable=False),
+    Column("nodsa", Text, nullable=False),
+    Column("nodsa_reason", Text, nullable=False),
+    Column("severity", String(16), nullable=False),  # NVD CVSS rating when known, else urgency's
+)
+
+kev = Table(
+    "kev",
+    metadata,
+    Column("cve", String(64), primary_key=True),
+    Column("date_added", String(32), nullable=False),
+    Column("due_date", String(32), nullable=False),
+)
+
+findings = Table(
+    "findings",
+    metadata,
+    Column("image_id", Integer, ForeignKey("images.id", ondelete="CASCADE"), nullable=False),
+    Column("package", Text, nullable=False),
+    Column("vuln", String(64), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("fixed_in", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("kev_due", String(32), nullable=False),
+    Column("first_seen", String(32), nullable=False),
+    Column("changed_at", String(32), nullable=False),  # last rescan that changed this row
+    Column("due_date", String(32), nullable=False),  # FedRAMP deadline ("" = none)
+    Column("resolved_at", String(32)),  # first rescan that no longer found it
+    UniqueConstraint("image_id", "package", "vuln", name="findings_key"),
+    Index("findings_open", "resolved_at", "severity"),
+)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("image_digest", String(80), nullable=False),
+    Column("reference", Text, nullable=False),
+    Column("result", String(16), nullable=False),  # allow | deny
+    Column("status", String(16), nullable=False),  # pass | fail | warn | error
+    Column("policy_digest", String(80), nullable=False),
+    Column("source", String(32), nullable=False),  # cli | admission | audit
+    Column("decided_at", String(32), nullable=False),
+    Column("document", Text, nullable=False),  # the decision as canonical JSON
+    Index("decisions_image", "image_digest"),
+)
+
+bundles = Table(
+    "bundles",
+    metadata,
+    Column("image_digest", String(80), nullable=False),
+    Column("bundle_digest", String(80), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("location", Text, nullable=False),
+    UniqueConstraint("image_digest", "bundle_digest", name="bundles_key"),
+)

