@@ -158,3 +158,22 @@ def test_keygen_without_a_terminal_names_assay_password(tmp_path: Path) -> None:
     r = _assay(["keygen", "--output-key-prefix", str(prefix)], {"ASSAY_PASSWORD": ""})
     assert r.returncode == 0, r.stderr
     assert prefix.with_suffix(".key").is_file() and prefix.with_suffix(".pub").is_file()
+
+
+def test_old_spellings_still_work_with_a_warning(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("contents: 1\n")
+    cases = [
+        (["build", str(spec), "-O", f"oci:{tmp_path}/o"], "build -O is deprecated"),
+        (["build", str(spec), "--dest", f"oci:{tmp_path}/o", "--json"], "build --json"),
+        (["sbom", f"dir:{tmp_path}/none", "-f", str(tmp_path / "s.json")], "sbom -f"),
+        (
+            ["vex", "apply", str(tmp_path / "r.json"), "--vex", "v", "--format", "json"],
+            "vex apply --format",
+        ),
+    ]
+    for args, warning in cases:
+        r = run_inprocess(*args, env=env)
+        assert f"assay: warning: {warning}" in r.stderr, (args, r.stderr)
+        assert r.returncode != 0  # each then fails on its (deliberately bad) input
