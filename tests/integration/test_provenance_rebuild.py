@@ -332,6 +332,10 @@ def test_rebuild_says_when_the_mirror_lacks_a_version_and_uses_a_snapshot_mirror
         for d in debs:
             d["annotations"]["repository"] = moved[d["annotations"]["repository"]]
             d["uri"] = f"{d['annotations']['repository']}/{d['annotations']['filename']}"
+        for d in st["predicate"]["buildDefinition"]["resolvedDependencies"]:
+            if d["annotations"]["kind"] == "release":  # their InRelease files moved too
+                old = d["uri"].split("/dists/")[0]
+                d["uri"] = d["uri"].replace(old, moved[old], 1)
         path = tmp_path / "moved.json"
         path.write_text(json.dumps(st))
         env = {"ASSAY_CACHE_DIR": str(tmp_path / "fresh")}

@@ -34,6 +34,7 @@ __all__ = [
     "parse_bundle",
     "verify_bundle_with_key",
     "verify_keyless",
+    "verify_keyless_policy",
 ]
 
 _log = logging.getLogger(__name__)
@@ -167,15 +168,58 @@ def verify_keyless(
     if not identity or not issuer:
         raise InputError("keyless verification needs both a certificate identity and an issuer")
     try:
-        from sigstore.errors import Error as SigstoreError
-        from sigstore.models import Bundle
-        from sigstore.verify import Verifier
         from sigstore.verify.policy import Identity
     except ImportError as exc:  # pragma: no cover - dependency missing
         raise InputError(
             "keyless verification needs the 'sigstore' package (pip install sigstore)"
         ) from exc
+    return _verify_keyless(
+        bundle_json,
+        Identity(identity=identity, issuer=issuer),
+        identity,
+        issuer,
+        artifact=artifact,
+        staging=staging,
+        offline=offline,
+    )
 
+
+def verify_keyless_policy(
+    bundle_json: bytes,
+    policy: Any,
+    *,
+    artifact: bytes | None = None,
+    staging: bool = False,
+    offline: bool = True,
+) -> KeylessResult:
+    """Verify a keyless bundle (DSSE, or a message signature over ``artifact``) under a policy.
+
+    ``policy`` has ``verify(certificate)`` and raises ``sigstore.errors.VerificationError``
+    when the certificate does not satisfy it (e.g. policy-controller's regexp identities).
+    """
+    return _verify_keyless(
+        bundle_json, policy, "", "", artifact=artifact, staging=staging, offline=offline
+    )
+
+
+def _verify_keyless(
+    bundle_json: bytes,
+    policy: Any,
+    identity: str,
+    issuer: str,
+    *,
+    artifact: bytes | None,
+    staging: bool,
+    offline: bool,
+) -> KeylessResult:
+    try:
+        from sigstore.errors import Error as SigstoreError
+        from sigstore.models import Bundle
+        from sigstore.verify import Verifier
+    except ImportError as exc:  # pragma: no cover - dependency missing
+        raise InputError(
+            "keyless verification needs the 'sigstore' package (pip install sigstore)"
+        ) from exc
     parse_bundle(bundle_json)
     try:
         bundle = Bundle.from_json(bundle_json)
@@ -187,7 +231,6 @@ def verify_keyless(
         )
     except SigstoreError as exc:
         raise VerificationError(f"cannot load the Sigstore trust root: {exc}") from exc
-    policy = Identity(identity=identity, issuer=issuer)
     try:
         if artifact is not None:
             verifier.verify_artifact(artifact, bundle, policy)

@@ -31,7 +31,7 @@ from assay.build.lock import (
 )
 from assay.build.rootfs import AssemblyResult, assemble
 from assay.build.spec import ImageSpec
-from assay.errors import UsageError
+from assay.errors import InputError, UsageError
 from assay.oci import mediatypes as mt
 from assay.oci.archive import write_oci_archive
 from assay.oci.entry import Entry, EntryType
@@ -92,6 +92,13 @@ class BuildOptions:
     lock_path: Path | None = None  # default: NAME.lock.json beside the spec
     write_lock: bool = True  # write a missing lock beside the spec
     debs: Mapping[str, Path] | None = None  # sha256 -> local .deb (rebuild's fresh cache)
+    # How a lock the build did not resolve itself is checked (build.lockcheck): "full" = its
+    # sources are the spec's and every package is listed so in the pinned signed indexes;
+    # "sources" = only the former (rebuild --snapshot-mirror, where old indexes are gone).
+    lock_check: Literal["full", "sources"] = "full"
+    # rebuild: a spec that names no repositories used its builder's host sources, which this
+    # machine cannot know; take the lock's own sources as those (the keyring check still holds).
+    host_sources_from_lock: bool = False
 
 
 @dataclass(frozen=True)
@@ -238,12 +245,7 @@ def _spec_paths(spec: ImageSpec, spec_dir: Path, mtime: int) -> list[Entry]:
             if p.content is not None:
                 data = p.content.encode()
             else:
-                src = Path(p.source or "")
-                src = src if src.is_absolute() else spec_dir / src
-                try:
-                    data = src.read_bytes()
-                except OSError as exc:
-                    raise UsageError(f"paths: cannot read {src} for {p.path}: {exc}") from None
+                data = read_path_source(spec_dir, p.source or "", p.path)
             out.append(Entry(path, EntryType.FILE, p.permissions, p.uid, p.gid, mtime, data))
         elif p.type == "symlink":
             out.append(
@@ -262,6 +264,47 @@ def _spec_paths(spec: ImageSpec, spec_dir: Path, mtime: int) -> list[Entry]:
                 )
             )
     return out
+
+
+#: The most ``paths[].source`` may read for one file.
+MAX_PATH_SOURCE = 128 << 20
+
+
+def read_path_source(spec_dir: Path, source: str, dest: str) -> bytes:
+    """The content of a ``paths[].source`` file, confined to the spec's directory.
+
+    The path (relative to the spec's directory, or absolute inside it) must resolve inside that
+    directory: no ``..`` out of it, no symlink pointing out of it. It must be a regular file
+    (not a directory, FIFO, device or socket) of at most 128 MiB. UsageError naming it otherwise.
+    """
+    from assay._safefs import open_beneath
+
+    base = spec_dir.resolve()
+    raw = Path(source)
+    if not source or "\0" in source:
+        raise UsageError(f"paths: {dest}: source must name a file beside the spec")
+    try:
+        target = (raw if raw.is_absolute() else base / raw).resolve()
+    except (OSError, RuntimeError) as exc:
+        raise UsageError(f"paths: {dest}: cannot resolve source {source!r} ({exc})") from None
+    if not target.is_relative_to(base) or target == base:
+        raise UsageError(
+            f"paths: {dest}: source {source!r} resolves to {target}, outside the spec's directory "
+            f"{base}; copy the file next to the spec"
+        )
+    what = f"paths: {dest}: source {source!r}"
+    try:
+        with open_beneath(base, str(target.relative_to(base)), what, MAX_PATH_SOURCE) as fh:
+            data = fh.read(MAX_PATH_SOURCE + 1)
+    except FileNotFoundError:
+        raise UsageError(f"{what} does not exist (looked in {base})") from None
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"{what}: cannot read it ({exc.strerror or exc})") from None
+    if len(data) > MAX_PATH_SOURCE:
+        raise UsageError(f"{what} is over the {MAX_PATH_SOURCE}-byte limit")
+    return data
 
 
 def load_lock_for(
@@ -309,16 +352,24 @@ def build_image(
     spec_bytes = spec_bytes if spec_bytes is not None else Path(spec_path).read_bytes()
     spec = ImageSpec.from_yaml(spec_bytes, str(spec_path))
     lock_written = False
+    resolved: list[bool] = []
+
+    def resolve() -> Lock:
+        resolved.append(True)
+        return _resolve(spec, spec_path, spec_bytes, obs)
+
+    what = "the lock given to the build"
     if lock is None:
-        lock, lock_written = load_lock_for(
-            spec, spec_path, spec_bytes, options, lambda: _resolve(spec, spec_path, spec_bytes, obs)
-        )
+        what = str(options.lock_path or lock_path_for(spec_path))
+        lock, lock_written = load_lock_for(spec, spec_path, spec_bytes, options, resolve)
     archs = list(options.archs) if options.archs else list(spec.archs)
     for arch in archs:
         if arch not in lock.packages:
             raise UsageError(f"the lock has no packages for {arch}; run `assay lock {spec_path}`")
         if arch not in PLATFORMS:
             raise UsageError(f"unsupported architecture {arch!r}")
+    if not resolved:
+        _verify_lock(spec, spec_path, lock, archs, options, what, obs)
     epoch = resolve_source_date_epoch(spec, lock, options.source_date_epoch)
 
     wanted = {p.sha256: p for a in archs for p in lock.packages[a]}
@@ -399,6 +450,43 @@ def _resolve(spec: ImageSpec, spec_path: Path, spec_bytes: bytes, obs: BuildObse
     obs.stage("resolving packages (no lock yet)")
     with RepoClient(keyrings=spec.keyring_paths(Path(spec_path).parent)) as client:
         return lock_spec(spec, spec_path, client, spec_bytes)
+
+
+def _verify_lock(
+    spec: ImageSpec,
+    spec_path: Path,
+    lock: Lock,
+    archs: Sequence[str],
+    options: BuildOptions,
+    what: str,
+    obs: BuildObserver,
+) -> None:
+    """A lock read from outside must not widen trust (see ``build.lockcheck``)."""
+    from assay.build.lockcheck import check_lock_sources, verify_lock
+    from assay.debian.model import RepoSource
+
+    if options.host_sources_from_lock and spec.contents.repositories is None:
+        sources = [RepoSource(s.uri, s.suite, tuple(s.components)) for s in lock.sources]
+    else:
+        sources = spec.repo_sources()
+    if options.lock_check == "sources":
+        check_lock_sources(lock, sources)
+        return
+    from assay._atomic import atomic_write_bytes
+    from assay.build.lockcheck import verified_stamp
+    from assay.cachedir import cache_dir
+    from assay.debian.repo import RepoClient
+
+    keyrings = spec.keyring_paths(Path(spec_path).parent)
+    stamp = cache_dir() / "lockcheck" / verified_stamp(lock, sources, archs, keyrings)
+    if stamp.is_file():
+        obs.stage("lock already checked against the signed package indexes (cached)")
+        return
+    obs.stage("checking the lock against the signed package indexes")
+    with RepoClient(keyrings=keyrings) as client:
+        verify_lock(lock, sources, client, archs, what=what)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(stamp, b"")
 
 
 def _build_all(

@@ -5,6 +5,14 @@ provenance; the .debs are fetched by digest into a fresh temporary cache (from t
 or a ``--snapshot-mirror``); the build runs with the recorded SOURCE_DATE_EPOCH and options; the
 resulting manifest digest must equal the provenance subject. When it does not, the two images are
 compared file by file (``layerdiff``).
+
+What rebuild trusts: the provenance (verify its signature first, ``verify-attestation``). Its
+lock must name only repositories its recorded spec names, and every pin must be listed so in the
+signed index of the InRelease it pins (checked against the spec's keyring, else the default
+one), as for ``assay build``. Two exceptions: a recorded spec that names no repositories used
+its builder's host sources, so the lock's own sources stand in for them (the signed-index check
+still applies); with ``--snapshot-mirror`` (old versions whose indexes are gone) only the
+sources are checked, and the .debs are trusted by the digests the provenance records.
 """
 
 from __future__ import annotations
@@ -182,6 +190,8 @@ def rebuild_from_provenance(
                         archs=[arch],
                         write_lock=False,
                         debs=debs,
+                        lock_check="sources" if snapshot_mirror else "full",
+                        host_sources_from_lock=True,
                     ),
                     lock=lock,
                     spec_bytes=spec_bytes,

@@ -14,6 +14,7 @@ from assay.attest.intoto import SIGN_PREDICATE_TYPE, parse_statement
 from assay.attest.keys import SigningKey, load_private_key, load_public_key
 from assay.attest.verify import check_statement_subject
 from assay.cli import _console
+from assay.cli.cmd_policy import NoMatch, OnError
 from assay.errors import InputError, UsageError, VerificationError
 from assay.oci.registry import RegistryClient
 
@@ -23,6 +24,14 @@ MAX_BLOB_FILE = 1 << 30
 class OutputFormat(enum.StrEnum):
     text = "text"
     json = "json"
+
+
+class VerifyOutput(enum.StrEnum):
+    """``verify -o``: with --policy, text is the decision table and sarif is for CI."""
+
+    text = "text"
+    json = "json"
+    sarif = "sarif"
 
 
 def read_file(path: Path, what: str, limit: int = 16 << 20) -> bytes:
@@ -80,6 +89,21 @@ def register(app: typer.Typer) -> None:
         image: str = typer.Argument(
             ..., help="HOST/REPO[:TAG][@sha256:…], or a file when verifying with --bundle."
         ),
+        more_images: list[str] | None = typer.Argument(
+            None, metavar="[IMAGE]...", help="With --policy: more images to decide."
+        ),
+        policy: list[Path] | None = typer.Option(
+            None, "--policy", help="Decide with these policy files/directories (repeatable)."
+        ),
+        no_match: NoMatch = typer.Option(
+            NoMatch.deny, "--no-match", envvar="ASSAY_NO_MATCH", help="--policy: deny|warn|allow."
+        ),
+        on_error: OnError = typer.Option(
+            OnError.deny,
+            "--on-error",
+            envvar="ASSAY_ON_ERROR",
+            help="--policy: deny|allow (unsafe).",
+        ),
         key: Path | None = typer.Option(
             None, "--key", envvar="ASSAY_PUBLIC_KEY", help="cosign.pub"
         ),
@@ -104,8 +128,12 @@ def register(app: typer.Typer) -> None:
         offline: bool = typer.Option(
             True, "--offline/--online", help="Keyless: use the embedded trust root (default)."
         ),
-        output: OutputFormat = typer.Option(
-            OutputFormat.text, "--output", "-o", envvar="ASSAY_VERIFY_OUTPUT", help="text or json"
+        output: VerifyOutput = typer.Option(
+            VerifyOutput.text,
+            "--output",
+            "-o",
+            envvar="ASSAY_VERIFY_IMAGE_OUTPUT",
+            help="text or json; with --policy also sarif (text is then the decision table)",
         ),
         insecure_registry: bool = typer.Option(
             False, "--insecure-registry", help="Allow plain HTTP / unverified TLS (unsafe)."
@@ -114,7 +142,26 @@ def register(app: typer.Typer) -> None:
         """Verify an image's signatures with a key, or keyless with an identity and issuer.
 
         Exit 0 when at least one signature verifies for the image's digest, 1 otherwise.
+        With --policy, the policy engine decides every IMAGE: exit 0 admit, 1 deny, 2 bad policy.
         """
+        if policy:
+            if key is not None or certificate_identity or bundle is not None:
+                raise UsageError("--policy decides with the policy's authorities; drop --key")
+            from assay.cli.cmd_policy import verify_with_policy
+
+            verify_with_policy(
+                [image, *(more_images or [])],
+                policy,
+                output="table" if output is VerifyOutput.text else output.value,
+                no_match=no_match.value,
+                on_error=on_error.value,
+                insecure_registry=insecure_registry,
+            )
+            return
+        if more_images:
+            raise UsageError("verify takes one IMAGE unless --policy is given")
+        if output is VerifyOutput.sarif:
+            raise UsageError("-o sarif is for --policy; use text or json")
         check_keyless_args(certificate_identity, certificate_oidc_issuer)
         if (key is None) == (certificate_identity is None):
             raise UsageError(
@@ -179,11 +226,9 @@ def register(app: typer.Typer) -> None:
         _report(resolved.pinned, [a.to_json() for a in atts], output, "signature")
 
 
-def _report(
-    subject: str, payloads: list[dict[str, object]], output: OutputFormat, what: str
-) -> None:
+def _report(subject: str, payloads: list[dict[str, object]], output: str, what: str) -> None:
     """Print verified payloads; only called after verification succeeded."""
-    if output is OutputFormat.json:
+    if output == OutputFormat.json:
         _console.emit(json.dumps(payloads, indent=2) + "\n")
         return
     _console.info(f"Verification OK for {subject}: {len(payloads)} valid {what}(s)")

@@ -68,6 +68,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Verify the SLSA provenance attached to IMAGE (slsa-verifier style).",
     ),
     "rebuild": ("cmd_provenance", "Rebuild IMAGE from its provenance alone and compare digests."),
+    "policy": (
+        "cmd_policy",
+        "Check ClusterImagePolicy and ImagePolicy files (decide with: assay verify --policy).",
+    ),
     "sbom": ("cmd_sbom", "Catalogue IMAGE's packages (dpkg, apk, Python, npm) and print an SBOM."),
     "scan": (
         "cmd_scan",
@@ -78,6 +82,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Manage the local vulnerability database (Debian tracker, OSV, NVD, CISA KEV, EPSS).",
     ),
     "vex": ("cmd_vex", "Create, merge and apply OpenVEX 0.2.0 documents."),
+    "admission": (
+        "cmd_admission",
+        "The Kubernetes admission webhook: serve it, make its certificates and manifests, audit.",
+    ),
 }
 
 

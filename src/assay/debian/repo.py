@@ -10,8 +10,16 @@ entry for the uncompressed file too, and only then cached, content-addressed, un
 downloads and decompresses no index, only the small InRelease (revalidated with ETag /
 If-Modified-Since, and verified again every time).
 
+Pinned loads (:meth:`RepoClient.load` with ``pins``, used to check a lock): each source's
+Release is the InRelease whose SHA256 the lock records, taken from the cache (every verified
+InRelease is also kept by its own SHA256) or, failing that, from the mirror when it still serves
+exactly that file; its signature is checked again against the configured keyring every time.
+Its ``Valid-Until`` is not enforced (the lock names the exact file, so replay is not a concern).
+A build from a lock therefore runs offline once the InRelease and Packages files it pins are
+cached.
+
 Layout: ``<cache>/indexes/inrelease/<sha256(url)>`` (+ ``.json`` with ETag, Last-Modified,
-Date) and ``<cache>/indexes/sha256/<hex>``.
+Date), ``<cache>/indexes/inrelease-by-digest/<hex>`` and ``<cache>/indexes/sha256/<hex>``.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import posixpath
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +113,7 @@ class RepoClient:
         self.backoff = 0.5
         self._lock = threading.Lock()
         self._releases: dict[RepoSource, Release] = {}
+        self._pinned: dict[tuple[RepoSource, str], Release] = {}
 
     # lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -192,6 +201,7 @@ class RepoClient:
                 )
         if fresh:
             atomic_write_bytes(body_path, data)
+            atomic_write_bytes(self._inrelease_by_sha(digest), data)
             new_meta = {
                 "url": url,
                 "sha256": digest,
@@ -207,10 +217,57 @@ class RepoClient:
             self._releases[source] = rel
         return rel
 
+    def _inrelease_by_sha(self, sha256: str) -> Path:
+        return self.index_dir / "inrelease-by-digest" / sha256
+
+    def pinned_release(self, source: RepoSource, sha256: str) -> Release:
+        """The verified Release of ``source`` whose InRelease file has exactly ``sha256``.
+
+        From the cache when it holds that file (no network), else from the mirror when it still
+        serves it. VerificationError when neither has it: the pin was edited, or the mirror has
+        moved on since the lock was made and this cache never saw the pinned file.
+        """
+        key = (source, sha256)
+        with self._lock:
+            known = self._pinned.get(key)
+        if known is not None:
+            return known
+        url = f"{source.uri}/dists/{source.suite}/InRelease"
+        data: bytes | None = None
+        by_url = self.index_dir / "inrelease" / hashlib.sha256(url.encode()).hexdigest()
+        for path in (self._inrelease_by_sha(sha256), by_url):
+            try:
+                with path.open("rb") as fh:
+                    got = fh.read(MAX_INRELEASE + 1)
+            except OSError:
+                continue
+            if _sha(got) == sha256:
+                data = got
+                self._say(f"Hit {url} (pinned sha256 {sha256[:12]}, cached)")
+                break
+        if data is None:
+            current = self._release(source)
+            if current.info.sha256 != sha256:
+                raise VerificationError(
+                    f"{url}: expected the InRelease with sha256 {sha256} (as pinned), found "
+                    f"sha256 {current.info.sha256} on the mirror and none in the cache; the "
+                    "pin was edited, or the mirror has moved on since it was made - re-lock"
+                )
+            rel = current
+        else:
+            signed = verify_clearsigned(data, self._keyrings_for(source), url)
+            rel = parse_release(signed, source, url, sha256, 0.0)
+        with self._lock:
+            self._pinned[key] = rel
+        return rel
+
     # Packages ----------------------------------------------------------------------------
-    def packages(self, source: RepoSource, arch: str) -> list[PackageRecord]:
-        """Verified, parsed ``binary-ARCH/Packages`` records of every component of ``source``."""
-        rel = self._release(source)
+    def packages(
+        self, source: RepoSource, arch: str, release: Release | None = None
+    ) -> list[PackageRecord]:
+        """Verified, parsed ``binary-ARCH/Packages`` records of every component of ``source``
+        (listed in ``release``, by default the current verified one)."""
+        rel = release if release is not None else self._release(source)
         if rel.architectures and arch not in rel.architectures:
             raise UsageError(
                 f"{rel.info.url}: suite {source.suite} does not carry architecture {arch!r} "
@@ -379,14 +436,34 @@ class RepoClient:
         raise AssertionError("unreachable")
 
     # all at once -------------------------------------------------------------------------
-    def load(self, sources: Sequence[RepoSource], archs: Sequence[str]) -> RepoIndex:
-        """Verify every source's Release and load its Packages for each architecture."""
+    def load(
+        self,
+        sources: Sequence[RepoSource],
+        archs: Sequence[str],
+        pins: Mapping[str, str] | None = None,
+    ) -> RepoIndex:
+        """Verify every source's Release and load its Packages for each architecture.
+
+        With ``pins`` (InRelease URL -> SHA256, as a lock records them) each source's Release
+        is exactly the pinned one (:meth:`pinned_release`); a source without a pin is an error.
+        """
         if not sources:
             raise UsageError("no repository to load; configure at least one source")
+
+        def release(source: RepoSource) -> Release:
+            if pins is None:
+                return self._release(source)
+            url = f"{source.uri}/dists/{source.suite}/InRelease"
+            if url not in pins:
+                raise VerificationError(
+                    f"{url}: expected a pinned InRelease sha256 for this source, found none"
+                )
+            return self.pinned_release(source, pins[url])
+
         with ThreadPoolExecutor(max_workers=min(8, len(sources) * max(1, len(archs)))) as pool:
-            releases = list(pool.map(self._release, sources))
+            releases = list(pool.map(release, sources))
             jobs = {
-                (i, arch): pool.submit(self.packages, src, arch)
+                (i, arch): pool.submit(self.packages, src, arch, releases[i])
                 for i, src in enumerate(sources)
                 for arch in archs
             }

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from assay._atomic import atomic_writer
+from assay._safefs import open_regular
 from assay.errors import InputError, VerificationError
 from assay.oci import _tar
 from assay.oci.digest import Digest, VerifyingReader, parse_digest, sha256_digest
@@ -43,7 +44,8 @@ def write_oci_archive(layout_dir: Path | str, dest_file: Path | str, *, mtime: i
     with atomic_writer(Path(dest_file)) as fh:
         tw = _tar.TarWriter(fh)
         for name in ("index.json", "oci-layout"):
-            data = (root / name).read_bytes()
+            with open_regular(root / name, follow=False) as member:
+                data = member.read()
             tw.add(name, _tar.REGTYPE, mode=0o644, mtime=mtime, size=len(data), data=data)
         tw.add("blobs/", _tar.DIRTYPE, mode=0o755, mtime=mtime)
         algs = sorted(p.name for p in (root / "blobs").iterdir() if p.is_dir())
@@ -52,8 +54,8 @@ def write_oci_archive(layout_dir: Path | str, dest_file: Path | str, *, mtime: i
             for blob in sorted((root / "blobs" / alg).iterdir()):
                 if blob.name.startswith(".") or not blob.is_file():
                     continue
-                size = blob.stat().st_size
-                with open(blob, "rb") as src:
+                with open_regular(blob, follow=False) as src:
+                    size = os.fstat(src.fileno()).st_size
                     tw.add(
                         f"blobs/{alg}/{blob.name}",
                         _tar.REGTYPE,
@@ -68,7 +70,11 @@ def write_oci_archive(layout_dir: Path | str, dest_file: Path | str, *, mtime: i
 def _extract(archive: Path, dest: Path, max_size: int) -> None:
     what = f"oci-archive {archive}"
     seen: set[str] = set()
-    with open(archive, "rb") as fh:
+    try:
+        opened = open_regular(archive, what)
+    except FileNotFoundError:
+        raise InputError(f"{what}: no such file") from None
+    with opened as fh:
         head = fh.read(2)
         fh.seek(0)
         if head == b"\x1f\x8b":
@@ -144,12 +150,12 @@ class OciArchive:
     def __init__(self, path: Path | str, *, max_size: int = MAX_ARCHIVE_SIZE) -> None:
         self.path = Path(path)
         what = f"oci-archive {self.path}"
+        if self.path.is_dir():
+            raise InputError(f"{what}: is a directory; use oci:{self.path}")
         try:
-            self._fh = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+            self._fh = open_regular(self.path, what)
         except FileNotFoundError:
             raise InputError(f"{what}: no such file") from None
-        except IsADirectoryError:
-            raise InputError(f"{what}: is a directory; use oci:{self.path}") from None
         try:
             self._members = self._scan(what, max_size)
             for name in ("oci-layout", "index.json"):

@@ -9,6 +9,11 @@ promises: everything is written into a sibling staging directory first; on succe
 destination is renamed into place, or, for an existing layout, the new blobs are moved in and
 ``index.json`` is replaced atomically with the new tags added (other tags kept). A failed build
 leaves the destination as it was.
+
+A layout is outside input: ``oci-layout``, ``index.json`` and every blob must be regular files
+(a symlink, FIFO, device or socket is refused, and nothing blocks on opening one); nothing is
+written, moved or deleted through a ``blobs`` or ``blobs/ALG`` directory that is a symlink, nor
+over an ``index.json`` that is one.
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ import fcntl
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from assay._atomic import atomic_write_bytes, fsync_dir
+from assay._safefs import file_kind, open_regular, refuse_symlinked_dirs
 from assay.errors import InputError, UsageError, VerificationError
 from assay.oci import mediatypes as mt
 from assay.oci.digest import (
@@ -121,6 +128,7 @@ class OciLayout:
         """Store ``data``; returns its descriptor (no-op when already present)."""
         digest = sha256_digest(data)
         dest = self.blob_path(digest)
+        self._check_writable(digest)
         if not dest.is_file():
             atomic_write_bytes(dest, data)
         return Descriptor(media_type=media_type, digest=digest, size=len(data))
@@ -139,6 +147,7 @@ class OciLayout:
         """
         digest = parse_digest(digest)
         dest = self.blob_path(digest)
+        self._check_writable(digest)
         if dest.is_file():
             if move:
                 Path(src).unlink(missing_ok=True)
@@ -167,6 +176,7 @@ class OciLayout:
         """Store a blob read from ``stream``, verifying digest and size before it is named."""
         digest = parse_digest(digest)
         dest = self.blob_path(digest)
+        self._check_writable(digest)
         if dest.is_file():
             return
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -185,19 +195,44 @@ class OciLayout:
                 os.unlink(tmp)
             raise
 
+    def _check_writable(self, digest: Digest | str | None = None) -> None:
+        """Refuse to write through a symlinked ``blobs``/``blobs/ALG`` dir or ``index.json``."""
+        dirs = [self.path / "blobs"]
+        if digest is not None:
+            dirs.append(self.path / "blobs" / digest_algorithm(parse_digest(digest)))
+        refuse_symlinked_dirs(dirs, f"OCI layout {self.path}")
+        index = self.path / "index.json"
+        with contextlib.suppress(FileNotFoundError):
+            mode = os.lstat(index).st_mode
+            if not stat.S_ISREG(mode):
+                raise InputError(
+                    f"OCI layout {self.path}: {index} is {file_kind(mode)}, not a regular "
+                    "file; refusing to write through it"
+                )
+
+    def open_blob_file(self, digest: Digest | str, max_size: int | None = None) -> BinaryIO:
+        """The blob's file, opened only if it is a regular file (not a symlink, FIFO, device).
+
+        Not verified: callers hash what they read (``read_blob``, ``open_blob`` do).
+        """
+        digest = parse_digest(digest)
+        try:
+            return open_regular(
+                self.blob_path(digest),
+                f"{self.path}: blob {digest}",
+                follow=False,
+                max_size=max_size,
+            )
+        except FileNotFoundError:
+            raise InputError(f"{self.path}: blob {digest} is missing from the layout") from None
+
     def read_blob(self, digest: Digest | str, max_size: int = 64 << 20) -> bytes:
         """The blob's content, verified against ``digest`` (``VerificationError`` otherwise)."""
         digest = parse_digest(digest)
-        path = self.blob_path(digest)
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            raise InputError(f"{self.path}: blob {digest} is missing from the layout") from None
-        if size > max_size:
-            raise InputError(
-                f"{self.path}: blob {digest} is {size} bytes, over the {max_size}-byte limit"
-            )
-        data = _read_bounded(path, max_size)
+        with self.open_blob_file(digest, max_size) as fh:
+            data = fh.read(max_size + 1)
+        if len(data) > max_size:
+            raise InputError(f"{self.path}: blob {digest} is over the {max_size}-byte limit")
         if sha256_digest(data) != digest and digest_algorithm(digest) == "sha256":
             raise VerificationError(
                 f"{self.path}: blob {digest} does not match its digest; the layout is corrupt — "
@@ -210,10 +245,7 @@ class OciLayout:
     def open_blob(self, digest: Digest | str, size: int | None = None) -> VerifyingReader:
         """A reader over the blob that verifies digest (and ``size``) when it reaches the end."""
         digest = parse_digest(digest)
-        try:
-            fh = open(self.blob_path(digest), "rb")  # noqa: SIM115 - owned by the reader
-        except FileNotFoundError:
-            raise InputError(f"{self.path}: blob {digest} is missing from the layout") from None
+        fh = self.open_blob_file(digest)
         return VerifyingReader(fh, digest, size, what=f"blob {digest} in {self.path}")
 
     def blobs(self) -> list[Digest]:
@@ -259,6 +291,7 @@ class OciLayout:
         }
         if annotations:
             doc["annotations"] = dict(annotations)
+        self._check_writable()
         atomic_write_bytes(self.path / "index.json", canonical_json(doc))
 
     def tags(self) -> dict[str, Descriptor]:
@@ -316,9 +349,15 @@ class OciLayout:
 
         Only safe while nothing else writes to the layout.
         """
+        self._check_writable()
+        root = self.path / "blobs"
+        if root.is_dir():
+            links = [p for p in root.iterdir() if p.is_symlink()]
+            refuse_symlinked_dirs(links, f"OCI layout {self.path}")
         keep = self.referenced(self.descriptors())
         removed = [d for d in self.blobs() if d not in keep]
         for d in removed:
+            self._check_writable(d)
             self.blob_path(d).unlink(missing_ok=True)
         return removed
 
@@ -371,7 +410,7 @@ class _BytesReader:
 
 
 def _read_bounded(path: Path, limit: int) -> bytes:
-    with open(path, "rb") as fh:
+    with open_regular(path, follow=False) as fh:
         data = fh.read(limit + 1)
     if len(data) > limit:
         raise InputError(f"{path} is larger than the {limit}-byte limit")
@@ -424,6 +463,7 @@ def _commit(staged: OciLayout, dest: Path) -> None:
         return
     target = OciLayout.open(dest)
     for digest in staged.blobs():
+        target._check_writable(digest)
         if not target.has_blob(digest):
             src = staged.blob_path(digest)
             dst = target.blob_path(digest)
@@ -445,6 +485,7 @@ def _commit(staged: OciLayout, dest: Path) -> None:
         candidates = target.referenced(replaced)
         still = target.referenced(target.descriptors())
         for digest in sorted(candidates - still):
+            target._check_writable(digest)
             target.blob_path(digest).unlink(missing_ok=True)
 
 

@@ -18,6 +18,7 @@ module never prints.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -293,12 +294,7 @@ def push_image(
     counter = _Counter()
 
     def upload(blob: Descriptor) -> None:
-        path = lay.blob_path(blob.digest)
-        if not path.is_file():
-            raise InputError(
-                f"{lay.path}: blob {blob.digest} is missing from the layout; rebuild or re-copy it"
-            )
-        status = client.upload_blob(repository, blob.digest, blob.size, path)
+        status = _upload_layout_blob(lay, client, repository, blob)
         counter.add(status, blob.size)
         if progress:
             progress(PushEvent("blob", status, blob.digest, blob.size, blob.media_type))
@@ -306,6 +302,26 @@ def push_image(
     _run_parallel(jobs, upload, list(plan.blobs.values()))
     _put_manifests(client, repository, plan, dest_tag, progress)
     return _result(plan, counter)
+
+
+def _upload_layout_blob(
+    lay: OciLayout, client: RegistryClient, repository: str, blob: Descriptor
+) -> str:
+    """Upload one layout blob, checked before any byte of it leaves: it must be a regular file
+    (not a symlink, FIFO or device) whose content hashes to its name and descriptor size. The
+    registry client hashes again while streaming (the file could change in between) and does
+    not commit a mismatch."""
+    with lay.open_blob_file(blob.digest) as fh:
+        if client.blob_exists(repository, blob.digest):
+            return "exists"
+        VerifyingReader(fh, blob.digest, blob.size, what=f"{lay.path}: blob").drain()
+        fd = fh.fileno()
+
+        def reopen() -> BinaryIO:
+            os.lseek(fd, 0, os.SEEK_SET)
+            return os.fdopen(os.dup(fd), "rb")
+
+        return client.upload_blob(repository, blob.digest, blob.size, reopen, check_exists=False)
 
 
 def push_layout(

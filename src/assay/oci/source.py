@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
+from assay._safefs import open_regular
 from assay.errors import InputError, UsageError
 from assay.oci import _tar
 from assay.oci import mediatypes as mt
@@ -232,7 +233,10 @@ class DockerArchiveSource:
 
     def __init__(self, path: Path, name: str = "") -> None:
         self.path = Path(path)
-        self._fh: BinaryIO = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        try:
+            self._fh: BinaryIO = open_regular(self.path, f"docker-archive {self.path}")
+        except FileNotFoundError:
+            raise InputError(f"docker-archive {self.path}: no such file") from None
         try:
             self._members = self._index()
             self._image = self._load(name)
