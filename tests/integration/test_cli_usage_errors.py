@@ -69,8 +69,12 @@ def _console_cases() -> list[tuple[list[str], dict[str, str], str]]:
     cases: list[tuple[list[str], dict[str, str], str]] = [
         (["no-such-command"], {}, "no-such-command"),
         (["--no-such-option"], {}, "--no-such-option"),
-        (["verify", "x"], {"ASSAY_VERIFY_OUTPUT": "spdx-json"}, "spdx-json"),
     ]
+    # a value of another command's -o in verify's variable once crashed it (issue 11)
+    (verify_var,) = next(
+        p.envvar for p in PARAMS if p.command == ("verify",) and p.name == "output"
+    )
+    cases.append((["verify", "x"], {verify_var: "spdx-json"}, "spdx-json"))
     for cmd in COMMANDS:
         cases.append(([*cmd, "--no-such-option", *_filler(cmd, "")], {}, "--no-such-option"))
         if any(p.required for p in PARAMS if p.command == cmd):
