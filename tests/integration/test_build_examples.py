@@ -253,7 +253,7 @@ def test_syft_lists_exactly_the_locked_packages(
     lock = json.loads((b.spec.parent / f"{name}.lock.json").read_text())
     locked = {(p["name"], p["version"]) for p in lock["packages"]["amd64"]}
     assert {(n, v) for n, v, _ in syft_debs} == locked
-    spdx = json.loads((b.layout / "sbom-amd64.spdx.json").read_text())
+    spdx = json.loads(b.evidence("amd64", "spdx").read_text())
     ours = {
         (p["name"], p["versionInfo"], ref["referenceLocator"])
         for p in spdx["packages"]

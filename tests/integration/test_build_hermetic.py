@@ -144,10 +144,11 @@ def test_build_is_reproducible_and_complete(repo_url: tuple[str, TestKey], tmp_p
     assert "nonroot:x:65532:65532:" in files["etc/passwd"].data.decode()
     assert all(e.mtime <= DATE for e in files.values())
     for arch in ("amd64", "arm64"):
-        spdx = json.loads((a_dir / "out" / f"sbom-{arch}.spdx.json").read_text())
+        assert a["evidence"][arch]["spdx"] == str(a_dir / "out" / f"out-h-{arch}.spdx.json")
+        spdx = json.loads(Path(a["evidence"][arch]["spdx"]).read_text())
         hello = next(p for p in spdx["packages"] if p["name"] == "hello")
         assert hello["licenseConcluded"] == "MIT" or hello.get("licenseDeclared") == "MIT"
-        prov = json.loads((a_dir / "out" / f"provenance-{arch}.json").read_text())
+        prov = json.loads((a_dir / "out" / f"out-h-{arch}.provenance.json").read_text())
         assert (
             len(
                 [

@@ -49,7 +49,7 @@ def pushed(
 
 
 def _statement(built: Built, arch: str) -> dict[str, Any]:
-    return json.loads((built.layout / f"provenance-{arch}.json").read_text())  # type: ignore[no-any-return]
+    return json.loads(built.evidence(arch, "provenance").read_text())  # type: ignore[no-any-return]
 
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -85,7 +85,10 @@ def test_provenance_fields_and_dependencies_equal_the_lock(
             r"^[0-9a-f]{64}$", dep["digest"]["sha256"]
         )
     byproducts = {b["name"] for b in rd["byproducts"]}
-    assert byproducts == {f"sbom-{arch}.spdx.json", f"sbom-{arch}.cdx.json"}
+    assert byproducts == {
+        built.evidence(arch, "spdx").name,
+        built.evidence(arch, "cyclonedx").name,
+    }
     # resolvedDependencies is exactly the lock.
     lock = json.loads((built.spec.parent / "python.lock.json").read_text())
     debs = {

@@ -26,9 +26,12 @@ def test_python_round_trip(registry: Any, tmp_path: Path) -> None:
 
     pushed = assay("push", built.ref, ref).stdout.strip()
     assert pushed == built.index
-    assay("sign", f"{registry.host}/base/python@{built.index}", "--key", key, env=ENV)
+    # the index and every platform manifest (skopeo and podman check the one they pull)
+    assay(
+        "sign", f"{registry.host}/base/python@{built.index}", "--key", key, "--recursive", env=ENV
+    )
     predicate = tmp_path / "p.json"
-    statement = json.loads((built.layout / "provenance-amd64.json").read_text())
+    statement = json.loads(built.evidence("amd64", "provenance").read_text())
     predicate.write_text(json.dumps(statement["predicate"]))
     assay(
         "attest",
@@ -75,7 +78,7 @@ def test_build_push_sign_attaches_sboms(registry: Any, tmp_path: Path) -> None:
                 "verify-attestation", pinned, "--key", pub, "--type", "spdxjson", "-o", "json"
             ).stdout
         )
-        local = json.loads((built.layout / f"sbom-{arch}.spdx.json").read_text())
+        local = json.loads(built.evidence(arch, "spdx").read_text())
         assert spdx[0]["predicate"] == local
         cdx = json.loads(
             assay(

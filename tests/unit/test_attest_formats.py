@@ -9,7 +9,7 @@ import json
 import pytest
 
 from assay.attest import bundle, dsse, intoto, keys, simplesigning
-from assay.errors import UsageError, VerificationError
+from assay.errors import InputError, UsageError, VerificationError
 from fixtures.assets import INTEROP
 
 LAYOUT = INTEROP / "skopeo-1.13.3-signed-oci"
@@ -248,3 +248,62 @@ def test_bundle_media_type_and_material_checked() -> None:
     }
     with pytest.raises(VerificationError, match="keyless"):
         bundle.verify_bundle_with_key(keyless_doc, signing.public)
+
+
+# ----------------------------------------------------------------------------- --predicate files
+
+
+def test_predicate_from_a_whole_statement_is_its_predicate() -> None:
+    from assay.attest.intoto import predicate_from_file
+
+    statement = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "index", "digest": {"sha256": "ab" * 32}}],
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": {"buildDefinition": {"buildType": "x"}, "runDetails": {}},
+    }
+    raw = json.dumps(statement).encode()
+    got = predicate_from_file(raw, None, "p.json")
+    assert got.from_statement == "https://slsa.dev/provenance/v1"
+    assert got.predicate_type == "https://slsa.dev/provenance/v1"
+    assert json.loads(got.data) == statement["predicate"]
+    assert predicate_from_file(raw, "slsaprovenance1", "p.json").data == got.data
+    with pytest.raises(InputError, match=r"Statement of type https://slsa\.dev/provenance/v1"):
+        predicate_from_file(raw, "spdxjson", "p.json")
+    v01 = dict(statement, _type="https://in-toto.io/Statement/v0.1")
+    assert predicate_from_file(json.dumps(v01).encode(), None, "p").data == got.data
+    with pytest.raises(InputError, match="unknown version"):
+        predicate_from_file(
+            json.dumps(dict(statement, _type="https://in-toto.io/Statement/v9")).encode(), None, "p"
+        )
+    with pytest.raises(InputError, match="without a predicateType"):
+        predicate_from_file(json.dumps(dict(statement, predicate=[1])).encode(), None, "p")
+    custom = dict(
+        statement,
+        predicateType="https://cosign.sigstore.dev/attestation/v1",
+        predicate={"Data": "hello\n", "Timestamp": "2024-01-01T00:00:00Z"},
+    )
+    assert predicate_from_file(json.dumps(custom).encode(), None, "p").data == b"hello\n"
+
+
+def test_bare_predicates_are_taken_as_they_are() -> None:
+    from assay.attest.intoto import predicate_from_file
+
+    for raw in (b'{"@context": "https://openvex.dev/ns/v0.2.0"}', b"not json {", b"{broken"):
+        got = predicate_from_file(raw, None, "p")
+        assert (got.data, got.predicate_type, got.from_statement) == (raw, "custom", None)
+    assert predicate_from_file(b"{}", "openvex", "p").predicate_type == "openvex"
+
+
+def test_attestations_found_twice_are_counted_once() -> None:
+    from assay.attest.remote import dedupe_attestations
+    from assay.attest.verify import VerifiedAttestation
+
+    a = VerifiedAttestation("sha256:" + "1" * 64, "t", "cosign-att", {"x": 1}, "sha256:aa")
+    b = VerifiedAttestation("sha256:" + "1" * 64, "t", "referrer-bundle", {"x": 1}, "sha256:aa")
+    c = VerifiedAttestation("sha256:" + "1" * 64, "t", "referrer-bundle", {"x": 2}, "sha256:bb")
+    out = dedupe_attestations([a, b, c, b])
+    assert [(x.source, x.payload_digest) for x in out] == [
+        ("cosign-att+referrer-bundle", "sha256:aa"),
+        ("referrer-bundle", "sha256:bb"),
+    ]

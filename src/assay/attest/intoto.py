@@ -8,16 +8,18 @@ from typing import Any
 from urllib.parse import urlparse
 
 from assay.attest._gojson import go_json
-from assay.errors import UsageError, VerificationError
+from assay.errors import InputError, UsageError, VerificationError
 
 __all__ = [
     "PREDICATE_TYPES",
     "SIGN_PREDICATE_TYPE",
     "STATEMENT_TYPE",
     "STATEMENT_TYPES_ACCEPTED",
+    "Predicate",
     "Statement",
     "build_statement",
     "parse_statement",
+    "predicate_from_file",
     "resolve_predicate_type",
 ]
 
@@ -139,3 +141,59 @@ def parse_statement(raw: bytes) -> Statement:
         if isinstance(sha, str) and isinstance(name, str):
             parsed.append((name, sha.lower()))
     return Statement(str(stype), tuple(parsed), ptype, doc.get("predicate"), raw)
+
+
+@dataclass(frozen=True)
+class Predicate:
+    """What to attest: the predicate bytes and its type (alias or URI).
+
+    ``from_statement`` is the predicate type of the in-toto Statement the bytes were taken from
+    (None when the file was a bare predicate).
+    """
+
+    data: bytes
+    predicate_type: str
+    from_statement: str | None = None
+
+
+def predicate_from_file(data: bytes, predicate_type: str | None, what: str) -> Predicate:
+    """The predicate to attest from a ``--predicate`` file and the ``--type`` given (or None).
+
+    A bare predicate is taken as it is (type ``custom`` when none is given). A whole in-toto
+    Statement (such as the provenance ``build`` writes) is unwrapped to its predicate, so the
+    attestation is never a Statement inside a Statement; its predicateType is used, and a
+    ``--type`` that names another type is refused.
+    """
+    doc: Any = None
+    if data.lstrip()[:1] == b"{":
+        try:
+            doc = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            doc = None  # not JSON: a custom predicate, as cosign takes it
+    stype = doc.get("_type") if isinstance(doc, dict) else None
+    if not (isinstance(stype, str) and stype.startswith("https://in-toto.io/Statement/")):
+        return Predicate(data, predicate_type or "custom")
+    if stype not in STATEMENT_TYPES_ACCEPTED:
+        raise InputError(
+            f"{what} is an in-toto Statement of unknown version {stype!r}; "
+            "pass its predicate instead"
+        )
+    ptype = doc.get("predicateType")
+    predicate = doc.get("predicate")
+    if not isinstance(ptype, str) or not ptype or not isinstance(predicate, dict):
+        raise InputError(
+            f"{what} is an in-toto Statement without a predicateType and predicate object; "
+            "pass the bare predicate instead"
+        )
+    if predicate_type is not None and resolve_predicate_type(predicate_type) != ptype:
+        raise InputError(
+            f"{what} is an in-toto Statement of type {ptype}, not "
+            f"{resolve_predicate_type(predicate_type)}: omit --type (or give --type {ptype}) "
+            "to attest its predicate"
+        )
+    if ptype == CUSTOM_PREDICATE_TYPE:  # cosign's wrapper around a raw file: attest the file
+        text = predicate.get("Data")
+        if not isinstance(text, str):
+            raise InputError(f"{what}: custom predicate has no Data text")
+        return Predicate(text.encode("utf-8"), ptype, ptype)
+    return Predicate(go_json(predicate), ptype, ptype)

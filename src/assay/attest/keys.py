@@ -106,9 +106,12 @@ class SigningKey:
     def public(self) -> PublicKey:
         return PublicKey(self.key.public_key())
 
-    def sign(self, message: bytes) -> bytes:
-        """ASN.1 DER ECDSA-SHA256 signature of ``message``."""
-        return self.key.sign(message, ec.ECDSA(hashes.SHA256()))
+    def sign(self, message: bytes, *, deterministic: bool = False) -> bytes:
+        """ASN.1 DER ECDSA-SHA256 signature of ``message`` (RFC 6979 nonces when
+        ``deterministic``: the same key and message give the same bytes)."""
+        return self.key.sign(
+            message, ec.ECDSA(hashes.SHA256(), deterministic_signing=deterministic)
+        )
 
 
 def password_from_env() -> bytes | None:

@@ -9,12 +9,15 @@ to the tag ``sha256-<hex>.sig`` (a second signer appends a layer), attestations 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from assay import __version__
 from assay.attest import bundle as _bundle
@@ -51,24 +54,34 @@ from assay.attest.verify import (
 )
 from assay.errors import AssayError, UsageError, VerificationError
 from assay.oci.digest import sha256_digest
+from assay.oci.mediatypes import INDEX_TYPES, MANIFEST_TYPES
+from assay.oci.model import Descriptor, index_descriptors, parse_index
 from assay.oci.reference import ImageRef as OciImageRef
 from assay.oci.reference import parse_image_ref as _parse_oci_ref
 from assay.oci.registry import NotFoundError, RegistryClient
 
 __all__ = [
+    "Checked",
     "ImageRef",
     "ResolvedImage",
     "SignResult",
+    "Subject",
     "attest_image",
+    "dedupe_attestations",
     "parse_image_ref",
+    "platform_matches",
     "resolve",
     "sign_image",
+    "sign_image_recursive",
+    "subjects",
     "verify_image",
     "verify_image_attestations",
     "verify_image_keyless",
+    "verify_recursive",
 ]
 
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _MAX_ENVELOPE_BLOB = 16 << 20
 _MAX_BUNDLE_REFERRERS = 100
@@ -144,6 +157,70 @@ def resolve(client: RegistryClient, ref: ImageRef) -> ResolvedImage:
             f"registry returned a manifest with digest {fetched.digest} for {ref.digest}"
         )
     return ResolvedImage(ref, fetched.digest, fetched.media_type, fetched.size)
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One image a recursive operation works on: ``platform`` is ``os/arch[/variant]`` for a
+    platform manifest of an index, ``""`` for the image the reference names itself."""
+
+    platform: str
+    image: ResolvedImage
+
+    @property
+    def label(self) -> str:
+        return self.platform or ("index" if self.image.media_type in INDEX_TYPES else "image")
+
+
+_MAX_PLATFORMS = 256
+
+
+def _is_attestation_entry(desc: Descriptor) -> bool:
+    """buildkit's attestation manifests (platform unknown/unknown) are not platform images."""
+    if (desc.annotations or {}).get("vnd.docker.reference.type") == "attestation-manifest":
+        return True
+    return desc.platform is not None and desc.platform.os == "unknown"
+
+
+def platform_matches(platform: str, want: str) -> bool:
+    """``os/arch`` matches any variant; ``os/arch/variant`` only that variant."""
+    return platform == want or (want.count("/") == 1 and platform.rsplit("/", 1)[0] == want)
+
+
+def subjects(
+    client: RegistryClient, image: ResolvedImage, *, platform: str | None = None
+) -> list[Subject]:
+    """What to sign or verify for ``image``, recursively.
+
+    A single manifest is itself. An index is itself followed by each platform manifest it lists
+    (as ``cosign sign --recursive`` signs them); with ``platform`` (``os/arch[/variant]``) only
+    that platform's manifest. Nested indexes and attestation manifests are skipped.
+    """
+    if image.media_type not in INDEX_TYPES:
+        return [Subject("", image)]
+    fetched = client.get_manifest(image.ref.repository, image.digest, accept=tuple(INDEX_TYPES))
+    doc = parse_index(fetched.data, media_type=fetched.media_type)
+    children: list[Subject] = []
+    for desc in index_descriptors(doc):
+        if desc.media_type not in MANIFEST_TYPES or _is_attestation_entry(desc):
+            continue
+        name = str(desc.platform) if desc.platform else "unknown"
+        pinned = ImageRef(image.ref.host, image.ref.repository, None, str(desc.digest))
+        children.append(
+            Subject(name, ResolvedImage(pinned, desc.digest, desc.media_type, desc.size))
+        )
+    if len(children) > _MAX_PLATFORMS:
+        raise VerificationError(
+            f"{image.pinned} lists {len(children)} platform images; assay checks at most "
+            f"{_MAX_PLATFORMS}"
+        )
+    if platform is None:
+        return [Subject("", image), *children]
+    chosen = [c for c in children if platform_matches(c.platform, platform)]
+    if not chosen:
+        have = ", ".join(c.platform for c in children) or "none"
+        raise VerificationError(f"{image.pinned} has no {platform} image (it has: {have})")
+    return chosen
 
 
 def _timestamp() -> int:
@@ -228,6 +305,22 @@ def sign_image(
         )
         _put_bundle_referrer(client, image, sign_envelope(key, statement), key, now)
     return SignResult(image, tag, digest, True)
+
+
+def sign_image_recursive(
+    client: RegistryClient, ref: ImageRef, key: SigningKey, *, referrer: bool = True
+) -> list[SignResult]:
+    """Sign the image and, for an index, every platform manifest (``cosign sign --recursive``).
+
+    skopeo and podman verify the signature of the platform manifest they pull, so an index
+    signed alone is rejected by them.
+    """
+    image = resolve(client, ref)
+    out: list[SignResult] = []
+    for subject in subjects(client, image):
+        target = ref if subject.image is image else subject.image.ref
+        out.append(sign_image(client, target, key, referrer=referrer))
+    return out
 
 
 def _put_bundle_referrer(
@@ -461,8 +554,96 @@ def verify_image_attestations(
         what = f"no valid attestation{' of type ' + want if want else ''} for {image.pinned}"
         if not failures:
             what += " (none attached)"
+            if image.media_type in INDEX_TYPES:
+                what += (
+                    "; it is an image index — attestations usually sit on its platform "
+                    "manifests: verify every platform (the CLI does) or name one with --platform"
+                )
         raise VerificationError(summarise_failures(what, failures))
-    return image, verified
+    return image, dedupe_attestations(verified)
+
+
+def dedupe_attestations(atts: list[VerifiedAttestation]) -> list[VerifiedAttestation]:
+    """One entry per signed statement: the same DSSE payload found in the ``.att`` tag and in a
+    bundle referrer is one attestation (its ``source`` names both places)."""
+    first: dict[str, int] = {}
+    out: list[VerifiedAttestation] = []
+    for att in atts:
+        key = att.payload_digest or json.dumps(att.statement, sort_keys=True)
+        if key in first:
+            i = first[key]
+            if att.source not in out[i].source.split("+"):
+                out[i] = dataclasses.replace(out[i], source=f"{out[i].source}+{att.source}")
+            continue
+        first[key] = len(out)
+        out.append(att)
+    return out
+
+
+@dataclass(frozen=True)
+class Checked(Generic[T]):
+    """What verification found for one subject. ``covered_by_index``: the platform has no
+    attestation of its own but the index (whose digest pins it) has a valid one."""
+
+    subject: Subject
+    results: tuple[T, ...]
+    covered_by_index: bool = False
+
+
+def verify_recursive(
+    client: RegistryClient,
+    ref: ImageRef,
+    verify_one: Callable[[RegistryClient, ImageRef], tuple[ResolvedImage, list[T]]],
+    *,
+    platform: str | None = None,
+    index_covers: bool = False,
+) -> tuple[ResolvedImage, list[Checked[T]]]:
+    """Run ``verify_one`` on the image and, for an index, on every platform manifest (or only
+    ``platform``). Every checked subject must verify, or VerificationError names each failure.
+
+    ``index_covers`` (attestations): the index's own attestations are optional and, when valid,
+    cover each platform that has none of its own; the index is checked with ``platform`` too.
+    """
+    image = resolve(client, ref)
+    todo = subjects(client, image, platform=platform)
+    is_index = image.media_type in INDEX_TYPES
+    index_result: tuple[T, ...] = ()
+    index_error: str | None = None
+    out: list[Checked[T]] = []
+    failures: list[str] = []
+    if is_index and index_covers:
+        try:
+            index_result = tuple(verify_one(client, _pinned(image))[1])
+        except VerificationError as exc:
+            index_error = str(exc)
+        todo = [s for s in todo if s.platform]
+    for subject in todo:
+        target = _pinned(subject.image)
+        try:
+            _, results = verify_one(client, target)
+            out.append(Checked(subject, tuple(results)))
+        except VerificationError as exc:
+            if index_result:
+                out.append(Checked(subject, (), covered_by_index=True))
+                continue
+            where = f"{subject.label}: " if is_index else ""
+            failures.append(where + str(exc))
+    if failures:
+        if is_index and not index_covers and platform is None:
+            failures.append(
+                "an index and each of its platform manifests must be signed (assay sign "
+                "--recursive); or check one platform with --platform"
+            )
+        if index_error and index_covers:
+            failures.append(f"index: {index_error}")
+        raise VerificationError("; ".join(dict.fromkeys(failures)))
+    if index_result:
+        out.insert(0, Checked(Subject("", image), index_result))
+    return image, out
+
+
+def _pinned(image: ResolvedImage) -> ImageRef:
+    return ImageRef(image.ref.host, image.ref.repository, None, image.digest)
 
 
 def verify_image_keyless(
@@ -510,6 +691,7 @@ def verify_image_keyless(
                     statement.predicate_type,
                     "referrer-bundle",
                     json.loads(result.payload),
+                    sha256_digest(result.payload),
                 )
             )
         except VerificationError as exc:
@@ -520,4 +702,4 @@ def verify_image_keyless(
         if predicate_type and predicate_type != SIGN_PREDICATE_TYPE:
             what += f" of type {predicate_type}"
         raise VerificationError(summarise_failures(f"{what} for {image.pinned}", failures))
-    return image, verified
+    return image, dedupe_attestations(verified)

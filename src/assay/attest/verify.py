@@ -8,6 +8,7 @@ The registry side (``assay.attest.remote``) fetches bytes and calls these functi
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,9 @@ class VerifiedAttestation:
     predicate_type: str
     source: str  # "cosign-att" (sha256-….att tag) or "referrer-bundle" (OCI 1.1 referrer)
     statement: dict[str, Any]
+    # sha256 of the signed statement bytes: the same attestation found in both places (the
+    # .att tag and a bundle referrer) has the same payload digest and is counted once
+    payload_digest: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return self.statement
@@ -104,7 +108,13 @@ def check_attestation_envelope(
     payload = envelope.verify(key)
     statement = parse_statement(payload)
     check_statement_subject(statement, image_digest)
-    return VerifiedAttestation(image_digest, statement.predicate_type, source, statement.to_json())
+    return VerifiedAttestation(
+        image_digest,
+        statement.predicate_type,
+        source,
+        statement.to_json(),
+        "sha256:" + hashlib.sha256(payload).hexdigest(),
+    )
 
 
 def check_attestation_layer(

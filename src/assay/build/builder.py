@@ -122,6 +122,8 @@ class ArchImage:
 
 @dataclass(frozen=True)
 class BuildResult:
+    # What the output tag names: the image index of a multi-platform build, or — for a single
+    # platform — that platform's manifest itself (so syft, umoci and trivy read the layout as is)
     index: Descriptor
     images: tuple[ArchImage, ...]
     source_date_epoch: int
@@ -504,6 +506,11 @@ def _build_all(
     obs: BuildObserver,
     images: list[ArchImage],
 ) -> Descriptor:
+    """Build every architecture; return what the tag should name.
+
+    One architecture: its manifest (with its platform), written directly under the tag — the
+    layout tools such as syft's ``oci-dir:`` and umoci expect. Several: an image index.
+    """
     manifests: list[Descriptor] = []
     for arch in archs:
         image = _build_arch(
@@ -522,6 +529,8 @@ def _build_all(
         )
         images.append(image)
         manifests.append(image.manifest)
+    if len(manifests) == 1:
+        return manifests[0]
     created = rfc3339(epoch)
     index_doc = image_index(manifests, {"org.opencontainers.image.created": created})
     return layout.put_json(index_doc, mt.OCI_INDEX)

@@ -1,9 +1,13 @@
 """Evidence written beside a built image: SBOMs and SLSA provenance, per architecture.
 
-Files (in the evidence directory):
-``sbom-<arch>.spdx.json``, ``sbom-<arch>.cdx.json``, ``provenance-<arch>.json``.
+Files (in the evidence directory), named after the image so builds side by side do not collide:
+``NAME-TAG-ARCH.spdx.json``, ``NAME-TAG-ARCH.cdx.json``, ``NAME-TAG-ARCH.provenance.json``, where
+NAME is the image's name in its SBOM (the layout directory's or the archive's file name) and TAG
+the output tag (``latest`` when none is given). E.g. ``oci:build/python:v1`` on amd64 gives
+``python-v1-amd64.spdx.json``.
 
-Each provenance statement's subject is the image index and that architecture's manifest; its
+Each provenance statement's subject is the image index (multi-platform builds) and that
+architecture's manifest (a single-platform build's tag names the manifest itself); its
 resolvedDependencies are the Release files and that architecture's .debs, so one file is
 enough to rebuild and check one platform image.
 """
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,8 +26,23 @@ from assay._atomic import atomic_write_bytes
 from assay.build.builder import ArchImage, BuildResult
 from assay.build.provenance import Subject, build_provenance, git_source_for
 from assay.oci.jsonc import canonical_json
+from assay.oci.reference import ImageRef
 
-__all__ = ["Evidence", "provenance_for", "write_evidence"]
+__all__ = [
+    "EVIDENCE_SUFFIXES",
+    "Evidence",
+    "evidence_paths",
+    "existing_outputs",
+    "provenance_for",
+    "write_evidence",
+]
+
+#: evidence kind -> file name suffix
+EVIDENCE_SUFFIXES = {
+    "spdx": ".spdx.json",
+    "cyclonedx": ".cdx.json",
+    "provenance": ".provenance.json",
+}
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +71,11 @@ def provenance_for(
     byproducts: list[dict[str, Any]],
     invocation_id: str | None = None,
 ) -> dict[str, Any]:
+    subjects = [Subject(str(image.platform), image.manifest.digest)]
+    if result.index.digest != image.manifest.digest:  # a multi-platform build's index
+        subjects.insert(0, Subject("index", result.index.digest))
     return build_provenance(
-        subjects=[
-            Subject("index", result.index.digest),
-            Subject(str(image.platform), image.manifest.digest),
-        ],
+        subjects=subjects,
         spec_path=str(result.spec_path),
         spec_content=result.spec_bytes.decode("utf-8"),
         git=git_source_for(result.spec_path),
@@ -72,6 +92,35 @@ def provenance_for(
     )
 
 
+def evidence_paths(output: ImageRef, directory: Path, archs: Sequence[str]) -> dict[str, Path]:
+    """``{"ARCH/KIND": path}`` of the evidence files a build of ``output`` writes."""
+    from assay.sbom.source import image_short_name
+
+    stem = f"{image_short_name(output)}-{output.tag or 'latest'}"
+    return {
+        f"{arch}/{kind}": directory / f"{stem}-{arch}{suffix}"
+        for arch in archs
+        for kind, suffix in EVIDENCE_SUFFIXES.items()
+    }
+
+
+def existing_outputs(output: ImageRef, evidence: Mapping[str, Path]) -> list[str]:
+    """What a build of ``output`` with these evidence files would overwrite: the archive file,
+    the layout's tag, and evidence files that exist."""
+    from assay.oci.layout import OciLayout
+
+    found: list[str] = []
+    target = Path(output.path)
+    if output.transport == "oci-archive" and (target.exists() or target.is_symlink()):
+        found.append(str(target))
+    elif output.transport == "oci" and (target / "index.json").is_file():
+        tag = output.tag or "latest"
+        if tag in OciLayout.open(target).tags():
+            found.append(f"tag {tag} of {target}")
+    found.extend(str(p) for p in evidence.values() if p.exists() or p.is_symlink())
+    return found
+
+
 def write_evidence(
     result: BuildResult,
     directory: Path,
@@ -80,15 +129,17 @@ def write_evidence(
     started: datetime,
     finished: datetime,
 ) -> list[Evidence]:
-    """Write SBOMs and provenance for every architecture of ``result`` into ``directory``."""
+    """Write SBOMs and provenance for every architecture of ``result`` into ``directory``
+    (file names from ``evidence_paths``; the caller decides whether existing ones may go)."""
     from assay.sbom.build import sboms_for_build
 
+    paths = evidence_paths(result.output, directory, [i.arch for i in result.images])
     out: list[Evidence] = []
     for image in result.images:
         docs = sboms_for_build(result, image)
         files: dict[str, Path] = {}
         byproducts: list[dict[str, Any]] = []
-        names = {"spdx": f"sbom-{image.arch}.spdx.json", "cyclonedx": f"sbom-{image.arch}.cdx.json"}
+        names = {kind: paths[f"{image.arch}/{kind}"].name for kind in ("spdx", "cyclonedx")}
         media = {"spdx": "application/spdx+json", "cyclonedx": "application/vnd.cyclonedx+json"}
         for kind, data in sorted(docs.items()):
             path = directory / names[kind]
@@ -110,7 +161,7 @@ def write_evidence(
             byproducts=byproducts,
         )
         raw = canonical_json(statement)
-        path = directory / f"provenance-{image.arch}.json"
+        path = paths[f"{image.arch}/provenance"]
         atomic_write_bytes(path, raw)
         files["provenance"] = path
         docs = {**docs, "provenance": raw}

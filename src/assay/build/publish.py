@@ -8,11 +8,11 @@ digest is the provenance subject.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from assay.attest import remote
+from assay.attest.intoto import predicate_from_file
 from assay.attest.keys import SigningKey
 from assay.build.builder import BuildObserver, BuildResult
 from assay.build.evidence import Evidence
@@ -25,14 +25,6 @@ __all__ = ["ATTESTATION_TYPES", "publish"]
 
 #: evidence kind -> cosign predicate type alias
 ATTESTATION_TYPES = {"spdx": "spdxjson", "cyclonedx": "cyclonedx", "provenance": "slsaprovenance1"}
-
-
-def _predicate(kind: str, raw: bytes) -> bytes:
-    """cosign attaches a predicate; the provenance file is a whole statement, so unwrap it."""
-    if kind != "provenance":
-        return raw
-    statement = json.loads(raw)
-    return json.dumps(statement["predicate"], sort_keys=True, separators=(",", ":")).encode()
 
 
 def publish(
@@ -65,7 +57,7 @@ def publish(
         }
         if key is None:
             return out
-        targets = [digest] + [img.manifest.digest for img in result.images]
+        targets = list(dict.fromkeys([digest] + [img.manifest.digest for img in result.images]))
         for target in targets:
             ref = remote.ImageRef(dest.registry, dest.repository, None, target)
             if observer:
@@ -79,7 +71,9 @@ def publish(
                     continue
                 if observer:
                     observer.stage(f"attesting {alias} for {ev.arch}")
-                remote.attest_image(client, ref, key, alias, _predicate(kind, ev.documents[kind]))
+                # the provenance file is a whole Statement: attest its predicate
+                body = predicate_from_file(ev.documents[kind], alias, f"{kind} of {ev.arch}")
+                remote.attest_image(client, ref, key, body.predicate_type, body.data)
                 out["attestations"].append(
                     {"arch": ev.arch, "digest": ev.manifest_digest, "type": alias}
                 )

@@ -101,12 +101,20 @@ class RebuildResult:
     arch: str
     expected: str  # manifest digest named by the provenance
     actual: str  # manifest digest the rebuild produced
+    compared: bool = False  # an image was given to compare with
+    image: str | None = None  # its manifest digest for this architecture (None: it has none)
     diff: ImageDiff | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
     def identical(self) -> bool:
-        return self.expected == self.actual
+        """The rebuild equals the provenance subject and, when an image was given, that image.
+
+        An image that was given but has no manifest for this architecture is never identical.
+        """
+        if self.expected != self.actual:
+            return False
+        return self.image == self.actual if self.compared else True
 
 
 def _expected_digest(prov: ParsedProvenance, arch: str) -> str:
@@ -134,7 +142,9 @@ def rebuild_from_provenance(
 ) -> list[RebuildResult]:
     """Rebuild every architecture the provenance covers; compare with its subject digests.
 
-    ``original`` (an image reference) is used for the file-level diff on a mismatch.
+    ``original`` (an image reference) is the image the rebuild must reproduce: each rebuilt
+    manifest digest is compared with the provenance subject *and* with ``original``'s manifest for
+    that architecture; it is also used for the file-level diff on a mismatch.
     """
     if prov.build_type != BUILD_TYPE:
         raise VerificationError(
@@ -207,8 +217,12 @@ def rebuild_from_provenance(
                 ) from exc
             image = result.images[0]
             rr = RebuildResult(arch, _expected_digest(prov, arch), image.manifest.digest)
+            if original is not None:
+                rr.compared = True
+                rr.image = _original_digest(original, rr.expected, arch, rr.notes)
             if not rr.identical:
-                rr.diff = _diff(original, rr.expected, out_dir, arch, rr.notes)
+                base = rr.image or rr.expected
+                rr.diff = _diff(original, base, out_dir, arch, rr.notes)
             results.append(rr)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -240,6 +254,26 @@ def _seed(lock: Lock, seed: Path, cache: Path) -> dict[str, Path]:
     finally:
         src_cache.close()
     return found
+
+
+def _original_digest(original: ImageRef, expected: str, arch: str, notes: list[str]) -> str | None:
+    """The manifest digest of ``original`` for ``arch`` (None, with a note, when it has none).
+
+    A registry or layout that cannot be read is an error: the comparison fails closed.
+    """
+    import assay.oci.push  # noqa: F401  (registers the docker:// opener)
+
+    with open_local_image(original) as orig:
+        img = _platform(orig, expected, arch)
+        if img is None:
+            notes.append(f"{original} has no manifest for linux/{_oci_arch(arch)}")
+            return None
+        if img.digest != expected:
+            notes.append(
+                f"{original} is {img.digest} for linux/{_oci_arch(arch)}, "
+                f"not the provenance subject {expected}"
+            )
+        return str(img.digest)
 
 
 def _diff(

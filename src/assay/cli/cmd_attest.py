@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from assay.attest import remote
-from assay.attest.intoto import resolve_predicate_type
+from assay.attest.intoto import predicate_from_file, resolve_predicate_type
 from assay.attest.keys import load_public_key
 from assay.cli import _console
 from assay.cli.cmd_sign import (
     OutputFormat,
-    _report,
     check_keyless_args,
+    check_platform,
     client_for,
     load_signing_key,
     read_file,
+    report_checked,
 )
 from assay.errors import UsageError
+
+if TYPE_CHECKING:
+    from assay.attest.verify import VerifiedAttestation
+    from assay.oci.registry import RegistryClient
 
 
 def register(app: typer.Typer) -> None:
@@ -26,13 +32,19 @@ def register(app: typer.Typer) -> None:
     def attest(
         image: str = typer.Argument(..., help="HOST/REPO[:TAG][@sha256:…] in a registry."),
         key: Path = typer.Option(..., "--key", envvar="ASSAY_KEY", help="cosign.key to sign with."),
-        predicate_type: str = typer.Option(
-            "custom",
+        predicate_type: str | None = typer.Option(
+            None,
             "--type",
             envvar="ASSAY_PREDICATE_TYPE",
-            help="slsaprovenance1|spdxjson|cyclonedx|openvex|vuln|custom|… or a URI.",
+            help="slsaprovenance1|spdxjson|cyclonedx|openvex|vuln|custom|… or a URI "
+            "(default: custom, or the predicateType of a Statement file).",
         ),
-        predicate: Path = typer.Option(..., "--predicate", help="The predicate file."),
+        predicate: Path = typer.Option(
+            ...,
+            "--predicate",
+            help="The predicate file; a whole in-toto Statement (e.g. the provenance `build` "
+            "writes) is unwrapped to its predicate.",
+        ),
         referrer: bool = typer.Option(
             True,
             "--referrer/--no-referrer",
@@ -43,13 +55,21 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Attach a signed in-toto attestation (DSSE) to an image."""
-        resolve_predicate_type(predicate_type)  # usage error before asking for a password
+        if predicate_type is not None:
+            resolve_predicate_type(predicate_type)  # usage error before asking for a password
         ref = remote.parse_image_ref(image)
-        body = read_file(predicate, "predicate")
+        body = predicate_from_file(
+            read_file(predicate, "predicate"), predicate_type, f"predicate file {predicate}"
+        )
+        if body.from_statement:
+            _console.info(
+                f"{predicate} is an in-toto Statement: attesting its {body.from_statement} "
+                "predicate for this image"
+            )
         signing = load_signing_key(key)
         with client_for(ref, insecure_registry) as client:
             resolved, uri = remote.attest_image(
-                client, ref, signing, predicate_type, body, referrer=referrer
+                client, ref, signing, body.predicate_type, body.data, referrer=referrer
             )
         _console.info(f"Attached {uri} attestation to {resolved.pinned}")
         typer.echo(resolved.pinned)
@@ -74,31 +94,51 @@ def register(app: typer.Typer) -> None:
         output: OutputFormat = typer.Option(
             OutputFormat.text, "--output", "-o", envvar="ASSAY_VERIFY_OUTPUT", help="text or json"
         ),
+        platform: str | None = typer.Option(
+            None,
+            "--platform",
+            envvar="ASSAY_PLATFORM",
+            help="For an index: check only this platform's manifest (os/arch[/variant]).",
+        ),
         insecure_registry: bool = typer.Option(
             False, "--insecure-registry", help="Allow plain HTTP / unverified TLS (unsafe)."
         ),
     ) -> None:
-        """Verify an image's attestations; -o json prints the verified in-toto statements."""
+        """Verify an image's attestations; -o json prints the verified in-toto statements.
+
+        For an index every platform manifest is checked (or only --platform's): each must carry
+        a valid attestation, or be covered by one on the index. Each attestation is counted once
+        (the .att tag and the bundle referrer hold the same statement).
+        """
         check_keyless_args(certificate_identity, certificate_oidc_issuer)
+        check_platform(platform)
         if (key is None) == (certificate_identity is None):
             raise UsageError(
                 "give either --key, or --certificate-identity with --certificate-oidc-issuer"
             )
         want = resolve_predicate_type(predicate_type) if predicate_type else None
         ref = remote.parse_image_ref(image)
+        identity, issuer = certificate_identity, certificate_oidc_issuer
+        public = load_public_key(read_file(key, "public key", 64 << 10)) if key else None
+
+        def verify_one(
+            c: RegistryClient, r: remote.ImageRef
+        ) -> tuple[remote.ResolvedImage, list[VerifiedAttestation]]:
+            if public is not None:
+                return remote.verify_image_attestations(c, r, public, want)
+            assert identity and issuer
+            return remote.verify_image_keyless(
+                c,
+                r,
+                identity=identity,
+                issuer=issuer,
+                staging=staging,
+                offline=offline,
+                predicate_type=want,
+            )
+
         with client_for(ref, insecure_registry) as client:
-            if key is not None:
-                public = load_public_key(read_file(key, "public key", 64 << 10))
-                resolved, atts = remote.verify_image_attestations(client, ref, public, want)
-            else:
-                assert certificate_identity and certificate_oidc_issuer
-                resolved, atts = remote.verify_image_keyless(
-                    client,
-                    ref,
-                    identity=certificate_identity,
-                    issuer=certificate_oidc_issuer,
-                    staging=staging,
-                    offline=offline,
-                    predicate_type=want,
-                )
-        _report(resolved.pinned, [a.to_json() for a in atts], output, "attestation")
+            resolved, checked = remote.verify_recursive(
+                client, ref, verify_one, platform=platform, index_covers=True
+            )
+        report_checked(resolved.pinned, checked, output, "attestation")

@@ -23,7 +23,10 @@ HELP = """Build a minimal, reproducible OCI image from SPEC (YAML).
 
 Uses SPEC's lock (NAME.lock.json) when present and current, or resolves and writes it. Writes the
 image to --dest (oci:DIR[:TAG] or oci-archive:FILE[:TAG]), and beside it the evidence:
-sbom-ARCH.spdx.json, sbom-ARCH.cdx.json and provenance-ARCH.json. With --push the image is
+NAME-TAG-ARCH.spdx.json, NAME-TAG-ARCH.cdx.json and NAME-TAG-ARCH.provenance.json (NAME: the
+layout directory's or archive's name; TAG: the --dest tag, default latest). An existing archive,
+layout tag or evidence file is not overwritten without --force. A single-platform image is
+tagged directly (its manifest); several platforms get an image index. With --push the image is
 pushed to a registry (without --dest it is built in a temporary layout that is removed
 afterwards); with --sign-key it is also signed and the SBOMs and provenance attached as signed
 attestations. -o json prints the result as JSON on stdout; -q prints only the index digest.
@@ -93,6 +96,12 @@ def build(
     quiet: bool = typer.Option(
         False, "--quiet", "-q", envvar="ASSAY_QUIET", help="No progress, no table: only the data."
     ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        envvar="ASSAY_FORCE",
+        help="Overwrite an existing archive, layout tag or evidence files.",
+    ),
     old_dest: str | None = typer.Option(
         None, "-O", hidden=True, help="Deprecated spelling of --dest."
     ),
@@ -114,6 +123,8 @@ def build(
         raise UsageError("--sign-key needs --push: signatures live in the registry")
     if dest is None and push is None:
         raise UsageError("give --dest oci:DIR[:TAG] (or oci-archive:FILE) and/or --push HOST/REPO")
+    if dest is not None and not force:
+        _refuse_overwrite(spec, parse_image_ref(dest), arch, evidence_dir)
     key = None
     if sign_key is not None:  # ask for the passphrase before the build, not after it
         from assay.cli.cmd_sign import load_signing_key
@@ -139,6 +150,28 @@ def build(
         )
 
 
+def _refuse_overwrite(
+    spec: Path, ref: ImageRef, arch: list[str], evidence_dir: Path | None
+) -> None:
+    """Without --force, nothing a build would write may exist yet (checked before building)."""
+    from assay.build.evidence import evidence_paths, existing_outputs
+    from assay.build.spec import ImageSpec
+    from assay.errors import UsageError
+
+    if ref.transport not in ("oci", "oci-archive"):
+        return  # build_image refuses it with its own message
+    if evidence_dir is None:
+        evidence_dir = Path(ref.path) if ref.transport == "oci" else Path(ref.path).parent
+    archs = arch or list(ImageSpec.from_yaml(spec.read_bytes(), str(spec)).archs)
+    taken = existing_outputs(ref, evidence_paths(ref, evidence_dir, archs))
+    if taken:
+        more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
+        raise UsageError(
+            f"{taken[0]} already exists{more}; pass --force to overwrite, or choose another "
+            "--dest/--evidence-dir"
+        )
+
+
 def _build(
     spec: Path,
     ref: ImageRef,
@@ -156,6 +189,7 @@ def _build(
     from assay.build.builder import BuildOptions, build_image
     from assay.build.evidence import write_evidence
     from assay.build.provenance import DEFAULT_BUILDER_ID, now
+    from assay.oci.mediatypes import INDEX_TYPES
 
     started = now()
     options = BuildOptions(
@@ -193,7 +227,8 @@ def _build(
             _console.warn(line)
     summary = {
         "output": str(ref),
-        "index": result.index.digest,
+        "digest": result.index.digest,  # what the tag names
+        "mediaType": result.index.media_type,
         "sourceDateEpoch": result.source_date_epoch,
         "images": [
             {
@@ -210,6 +245,8 @@ def _build(
         ],
         "evidence": {e.arch: {k: str(v) for k, v in e.files.items()} for e in evidence},
     }
+    if result.index.media_type in INDEX_TYPES:  # several platforms
+        summary["index"] = result.index.digest
     if pushed is not None:
         summary["pushed"] = pushed
     if output == BuildOutput.json:
@@ -218,7 +255,8 @@ def _build(
     if quiet:
         typer.echo(result.index.digest)
         return
-    table = Table(title=f"{ref}  index {result.index.digest}", title_justify="left")
+    kind = "index" if result.index.media_type in INDEX_TYPES else "manifest"
+    table = Table(title=f"{ref}  {kind} {result.index.digest}", title_justify="left")
     for col in ("arch", "digest", "layers", "size (compressed)", "unpacked", "packages"):
         table.add_column(col, justify="right" if col in ("layers", "packages") else "left")
     for img in result.images:

@@ -23,31 +23,46 @@ REBUILD_HELP = """Rebuild IMAGE from its provenance alone and compare digests.
 The provenance comes from IMAGE's verified slsaprovenance1 attestation (--key), or from
 --provenance FILE. Every .deb is fetched by its sha256 into a fresh temporary cache (from the
 recorded URI, or --snapshot-mirror when the mirror no longer serves that version). Exit 0 when
-every platform's manifest digest is identical; otherwise print a file-level diff and exit 1.
+every platform's rebuilt manifest digest equals both the provenance subject and IMAGE's manifest
+for that platform (when IMAGE is given); otherwise print a file-level diff and exit 1.
 """
 
 
-def _platform_refs(image: str, insecure: bool) -> tuple[Any, list[tuple[str, str]]]:
-    """(registry ref, [(arch, manifest digest)]) for a registry IMAGE (index or manifest)."""
+def _platform_refs(
+    image: str, insecure: bool, platform: str | None = None
+) -> tuple[Any, list[tuple[str, str]]]:
+    """(registry ref, [(arch, manifest digest)]) for a registry IMAGE (index or manifest):
+    every platform image, or only those matching ``platform`` (os/arch[/variant])."""
     from assay.attest import remote
+    from assay.errors import VerificationError
     from assay.oci.push import open_registry_image
     from assay.oci.reference import parse_image_ref
 
     ref = parse_image_ref(image)
     rref = remote.ImageRef.from_reference(ref)  # refuses anything not in a registry
     with open_registry_image(ref, insecure=insecure) as source:
-        platforms = [(img.platform.architecture, str(img.digest)) for img in source.manifests()]
-    return rref, platforms
+        images = source.manifests()
+    chosen = [
+        img
+        for img in images
+        if platform is None or remote.platform_matches(str(img.platform), platform)
+    ]
+    if not chosen:
+        have = ", ".join(str(img.platform) for img in images) or "none"
+        raise VerificationError(f"{image} has no {platform} image (it has: {have})")
+    return rref, [(img.platform.architecture, str(img.digest)) for img in chosen]
 
 
-def _statements(image: str, key: Path, insecure: bool) -> list[tuple[str, str, dict[str, Any]]]:
+def _statements(
+    image: str, key: Path, insecure: bool, platform: str | None = None
+) -> list[tuple[str, str, dict[str, Any]]]:
     from assay.attest import remote
     from assay.attest.keys import load_public_key
     from assay.cli.cmd_sign import read_file
     from assay.oci.registry import RegistryClient
 
     public = load_public_key(read_file(key, "public key", 64 << 10))
-    rref, platforms = _platform_refs(image, insecure)
+    rref, platforms = _platform_refs(image, insecure, platform)
     out: list[tuple[str, str, dict[str, Any]]] = []
     with RegistryClient(rref.host, insecure=insecure) as client:
         for arch, digest in platforms:
@@ -71,12 +86,20 @@ def verify_provenance(
     output: TextJson = typer.Option(
         TextJson.text, "--output", "-o", envvar="ASSAY_VERIFY_OUTPUT", help="text or json"
     ),
+    platform: str | None = typer.Option(
+        None,
+        "--platform",
+        envvar="ASSAY_PLATFORM",
+        help="For an index: check only this platform's manifest (os/arch[/variant]).",
+    ),
 ) -> None:
     from assay.build.rebuild import ProvenanceCheck, check_provenance
+    from assay.cli.cmd_sign import check_platform
 
+    check_platform(platform)
     expect = ProvenanceCheck(builder_id, source_uri, source_commit)
     checked = []
-    for arch, digest, statement in _statements(image, key, insecure_registry):
+    for arch, digest, statement in _statements(image, key, insecure_registry, platform):
         prov = check_provenance(statement, digest, expect)
         checked.append(
             {
@@ -88,6 +111,8 @@ def verify_provenance(
             }
         )
         _console.info(f"provenance OK for {arch} {digest} (builder {prov.builder_id})")
+    archs = ", ".join(str(c["arch"]) for c in checked)
+    _console.info(f"checked {len(checked)} platform image(s): {archs}")
     if output == "json":
         _console.emit(json.dumps(checked, indent=2, sort_keys=True) + "\n")
 
@@ -153,6 +178,7 @@ def rebuild(
                         "arch": r.arch,
                         "expected": r.expected,
                         "actual": r.actual,
+                        "image": r.image,
                         "identical": r.identical,
                         "diff": r.diff.lines() if r.diff else [],
                         "notes": r.notes,
@@ -168,7 +194,10 @@ def rebuild(
             if r.identical:
                 _console.info(f"{r.arch}: identical {r.actual}")
                 continue
-            _console.error(f"{r.arch}: rebuilt {r.actual}, provenance names {r.expected}")
+            msg = f"{r.arch}: rebuilt {r.actual}, provenance names {r.expected}"
+            if r.compared:
+                msg += f", {image} is {r.image or '(no manifest for this architecture)'}"
+            _console.error(msg)
             for line in r.diff.lines() if r.diff else []:
                 _console.info(f"  {line}")
             for note in r.notes:

@@ -15,8 +15,10 @@ from assay.cli import _console
 from assay.errors import UsageError
 
 if TYPE_CHECKING:
+    from assay.attest.copy_evidence import CopiedEvidence
     from assay.oci.layout import OciLayout
     from assay.oci.push import CopyResult, PushEvent
+    from assay.oci.reference import ImageRef
     from assay.oci.registry import RegistryClient
 
 __all__ = ["register"]
@@ -101,6 +103,60 @@ _INSECURE_HELP = (
 )
 
 
+def _carry(
+    sc: RegistryClient,
+    src_repo: str,
+    dc: RegistryClient,
+    dst_repo: str,
+    subjects: list[str],
+    kinds: frozenset[str] | None,
+    progress: Callable[[PushEvent], None],
+) -> list[CopiedEvidence]:
+    from assay.attest.copy_evidence import EVIDENCE_KINDS, copy_evidence
+
+    return copy_evidence(
+        sc, src_repo, dc, dst_repo, subjects, kinds or frozenset(EVIDENCE_KINDS), progress
+    )
+
+
+def _evidence_summary(carried: list[CopiedEvidence]) -> None:
+    done = [c for c in carried if not c.skipped]
+    counts = {k: sum(1 for c in done if c.kind == k) for k in ("sig", "att", "sbom")}
+    _console.info(
+        f"evidence carried: {counts['sig']} signature, {counts['att']} attestation and "
+        f"{counts['sbom']} SBOM manifest(s)"
+    )
+    for c in carried:
+        if c.skipped:
+            _console.warn(f"{c.kind} {c.digest} of {c.subject} not copied: {c.skipped}")
+
+
+def _copy_evidence_only(
+    sc: RegistryClient,
+    s: ImageRef,
+    dc: RegistryClient,
+    d: ImageRef,
+    kinds: frozenset[str],
+    progress: Callable[[PushEvent], None],
+    output: PushOutput,
+) -> None:
+    """``copy --only``: the evidence of the source image and its platforms, not the image."""
+    from assay.attest import remote
+
+    ref = remote.ImageRef.from_reference(s)
+    image = remote.resolve(
+        sc, remote.ImageRef(ref.host, ref.repository, ref.tag or "latest", ref.digest)
+    )
+    subjects = [str(x.image.digest) for x in remote.subjects(sc, image)]
+    carried = _carry(sc, s.repository, dc, d.repository, subjects, kinds, progress)
+    _evidence_summary(carried)
+    if output is PushOutput.json:
+        doc = {"digest": image.digest, "evidence": [c.to_json() for c in carried]}
+        _console.emit(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    else:
+        _console.emit(image.digest + "\n")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("push")
     def push(
@@ -170,11 +226,21 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(
             False, "--quiet", "-q", envvar="ASSAY_QUIET", help="No progress, no summary."
         ),
+        only: str | None = typer.Option(
+            None,
+            "--only",
+            envvar="ASSAY_COPY_ONLY",
+            help="Registry to registry: copy only this evidence, not the image (comma-separated "
+            "sig,att,sbom — as cosign copy --only).",
+        ),
     ) -> None:
         """Copy an image: layout → registry, registry → layout, or registry → registry.
 
         All platforms of an index are copied. Registry-to-registry copies on one host mount
         blobs instead of sending them again. Everything is verified against its digest.
+        Registry to registry, the image's signatures, attestations and SBOMs come along (as
+        cosign copy): cosign's .sig/.att/.sbom tags and OCI 1.1 referrers, of the index and of
+        every platform manifest. --only sig,att,sbom copies just those, without the image.
         """
         from assay.oci.push import copy_image, pull_image, push_image
         from assay.oci.reference import parse_image_ref
@@ -183,6 +249,13 @@ def register(app: typer.Typer) -> None:
         s = parse_image_ref(src)
         d = parse_image_ref(dest)
         progress = _progress(quiet)
+        kinds = None
+        if only is not None:
+            from assay.attest.copy_evidence import parse_kinds
+
+            kinds = parse_kinds(only)
+            if not (s.is_registry and d.is_registry):
+                raise UsageError("--only copies evidence between registries: give two HOST/REPO")
         if not s.is_registry and d.is_registry:
             with (
                 _local_layout(s.path, s.transport) as lay,
@@ -197,14 +270,28 @@ def register(app: typer.Typer) -> None:
             _summary(result, "downloaded")
             _emit(result, str(d), output)
         elif s.is_registry and d.is_registry:
-            with _client(s.registry, insecure_registry) as sc:
-                if d.registry == s.registry:
-                    result = copy_image(sc, s, sc, d, progress, jobs=jobs)
-                else:
-                    with _client(d.registry, insecure_registry) as dc:
-                        result = copy_image(sc, s, dc, d, progress, jobs=jobs)
+            with contextlib.ExitStack() as stack:
+                sc = stack.enter_context(_client(s.registry, insecure_registry))
+                dc = sc
+                if d.registry != s.registry:
+                    dc = stack.enter_context(_client(d.registry, insecure_registry))
+                if kinds is not None:
+                    _copy_evidence_only(sc, s, dc, d, kinds, progress, output)
+                    return
+                result = copy_image(sc, s, dc, d, progress, jobs=jobs)
+                subjects = [str(result.digest), *(str(m.digest) for m in result.manifests)]
+                carried = _carry(sc, s.repository, dc, d.repository, subjects, None, progress)
             _summary(result, "uploaded")
-            _emit(result, d.name, output)
+            _evidence_summary(carried)
+            if output is PushOutput.json:
+                doc = {
+                    "reference": f"{d.name}@{result.digest}",
+                    **result.to_json(),
+                    "evidence": [c.to_json() for c in carried],
+                }
+                _console.emit(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+            else:
+                _console.emit(result.digest + "\n")
         else:
             raise UsageError(
                 f"cannot copy {s.transport}: to {d.transport}:; supported: oci/oci-archive → "

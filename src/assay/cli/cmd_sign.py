@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import enum
 import json
+import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -16,6 +19,7 @@ from assay.attest.verify import check_statement_subject
 from assay.cli import _console
 from assay.cli.cmd_policy import NoMatch, OnError
 from assay.errors import InputError, UsageError, VerificationError
+from assay.oci.mediatypes import INDEX_TYPES
 from assay.oci.registry import RegistryClient
 
 MAX_BLOB_FILE = 1 << 30
@@ -69,6 +73,14 @@ def register(app: typer.Typer) -> None:
     def sign(
         image: str = typer.Argument(..., help="HOST/REPO[:TAG][@sha256:…] in a registry."),
         key: Path = typer.Option(..., "--key", envvar="ASSAY_KEY", help="cosign.key to sign with."),
+        recursive: bool = typer.Option(
+            False,
+            "--recursive",
+            "-r",
+            envvar="ASSAY_RECURSIVE",
+            help="For an index, also sign every platform manifest (as cosign --recursive); "
+            "skopeo and podman check the platform manifest they pull.",
+        ),
         insecure_registry: bool = typer.Option(
             False, "--insecure-registry", help="Allow plain HTTP / unverified TLS (unsafe)."
         ),
@@ -77,12 +89,23 @@ def register(app: typer.Typer) -> None:
         ref = remote.parse_image_ref(image)
         signing = load_signing_key(key)
         with client_for(ref, insecure_registry) as client:
-            result = remote.sign_image(client, ref, signing)
-        if result.added:
-            _console.info(f"Signed {result.image.pinned} (tag {result.tag})")
-        else:
-            _console.info(f"{result.image.pinned} is already signed with this key; nothing added")
-        typer.echo(result.image.pinned)
+            if recursive:
+                results = remote.sign_image_recursive(client, ref, signing)
+            else:
+                results = [remote.sign_image(client, ref, signing)]
+        for result in results:
+            if result.added:
+                _console.info(f"Signed {result.image.pinned} (tag {result.tag})")
+            else:
+                _console.info(
+                    f"{result.image.pinned} is already signed with this key; nothing added"
+                )
+        if not recursive and results[0].image.media_type in INDEX_TYPES:
+            _console.warn(
+                "signed the index only: skopeo and podman verify the platform manifest they "
+                "pull — sign with --recursive to sign every platform too"
+            )
+        typer.echo(results[0].image.pinned)
 
     @app.command("verify")
     def verify(
@@ -135,13 +158,20 @@ def register(app: typer.Typer) -> None:
             envvar="ASSAY_VERIFY_IMAGE_OUTPUT",
             help="text or json; with --policy also sarif (text is then the decision table)",
         ),
+        platform: str | None = typer.Option(
+            None,
+            "--platform",
+            envvar="ASSAY_PLATFORM",
+            help="For an index: check only this platform's manifest (os/arch[/variant]).",
+        ),
         insecure_registry: bool = typer.Option(
             False, "--insecure-registry", help="Allow plain HTTP / unverified TLS (unsafe)."
         ),
     ) -> None:
         """Verify an image's signatures with a key, or keyless with an identity and issuer.
 
-        Exit 0 when at least one signature verifies for the image's digest, 1 otherwise.
+        For an index, the index and every platform manifest are checked (or only --platform's).
+        Exit 0 when at least one signature verifies for each image checked, 1 otherwise.
         With --policy, the policy engine decides every IMAGE: exit 0 admit, 1 deny, 2 bad policy.
         """
         if policy:
@@ -162,6 +192,7 @@ def register(app: typer.Typer) -> None:
             raise UsageError("verify takes one IMAGE unless --policy is given")
         if output is VerifyOutput.sarif:
             raise UsageError("-o sarif is for --policy; use text or json")
+        check_platform(platform)
         check_keyless_args(certificate_identity, certificate_oidc_issuer)
         if (key is None) == (certificate_identity is None):
             raise UsageError(
@@ -175,8 +206,13 @@ def register(app: typer.Typer) -> None:
             public = load_public_key(read_file(key, "public key", 64 << 10))
             ref = remote.parse_image_ref(image)
             with client_for(ref, insecure_registry) as client:
-                resolved, sigs = remote.verify_image(client, ref, public)
-            _report(resolved.pinned, [s.to_json() for s in sigs], output, "signature")
+                resolved, checked = remote.verify_recursive(
+                    client,
+                    ref,
+                    lambda c, r: remote.verify_image(c, r, public),
+                    platform=platform,
+                )
+            report_checked(resolved.pinned, checked, output, "signature")
             return
         assert certificate_identity is not None and certificate_oidc_issuer is not None
         if bundle is not None and Path(image).is_file():
@@ -214,16 +250,59 @@ def register(app: typer.Typer) -> None:
                 check_statement_subject(statement, resolved.digest)
                 _report(resolved.pinned, [statement.to_json()], output, "signature")
                 return
-            resolved, atts = remote.verify_image_keyless(
+            identity, issuer = certificate_identity, certificate_oidc_issuer
+            resolved, checked_keyless = remote.verify_recursive(
                 client,
                 ref,
-                identity=certificate_identity,
-                issuer=certificate_oidc_issuer,
-                staging=staging,
-                offline=offline,
-                predicate_type=SIGN_PREDICATE_TYPE,
+                lambda c, r: remote.verify_image_keyless(
+                    c,
+                    r,
+                    identity=identity,
+                    issuer=issuer,
+                    staging=staging,
+                    offline=offline,
+                    predicate_type=SIGN_PREDICATE_TYPE,
+                ),
+                platform=platform,
             )
-        _report(resolved.pinned, [a.to_json() for a in atts], output, "signature")
+        report_checked(resolved.pinned, checked_keyless, output, "signature")
+
+
+def check_platform(platform: str | None) -> None:
+    if platform is not None and not re.fullmatch(
+        r"[a-z0-9_.-]+/[a-z0-9_.-]+(/[a-z0-9_.-]+)?", platform
+    ):
+        raise UsageError(f"--platform {platform!r}: give os/arch[/variant], e.g. linux/arm64")
+
+
+def report_checked(
+    subject: str,
+    checked: Sequence[remote.Checked[Any]],
+    output: str,
+    what: str,
+) -> None:
+    """Print what was verified for each image checked; only called after verification passed.
+
+    ``-o json`` prints the verified payloads (each names its image digest), counted once each.
+    """
+    payloads = [r.to_json() for c in checked for r in c.results]
+    for c in checked:
+        if c.covered_by_index:
+            _console.info(
+                f"{c.subject.label} {c.subject.image.digest}: covered by the index's {what}(s)"
+            )
+        else:
+            _console.info(
+                f"{c.subject.label} {c.subject.image.digest}: {len(c.results)} valid {what}(s)"
+            )
+    if output == OutputFormat.json:
+        _console.emit(json.dumps(payloads, indent=2) + "\n")
+        return
+    labels = ", ".join(c.subject.label for c in checked)
+    _console.info(
+        f"Verification OK for {subject} (checked {labels}): {len(payloads)} valid {what}(s)"
+    )
+    typer.echo(subject)
 
 
 def _report(subject: str, payloads: list[dict[str, object]], output: str, what: str) -> None:

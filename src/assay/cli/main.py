@@ -86,6 +86,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "cmd_admission",
         "The Kubernetes admission webhook: serve it, make its certificates and manifests, audit.",
     ),
+    "report": (
+        "cmd_report",
+        "Evaluate an image's verified evidence against the control catalog (PCI DSS, FedRAMP, "
+        "NIST SP 800-190, SSDF, SLSA, CIS Docker, NTIA, EU CRA). Exit 0 when the report was "
+        "written (whatever the controls' results), 1 registry/verification errors, 2 bad input.",
+    ),
+    "evidence": (
+        "cmd_evidence",
+        "Signed evidence bundles for auditors: bundle an image's evidence, verify a bundle.",
+    ),
 }
 
 

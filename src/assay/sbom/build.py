@@ -163,7 +163,8 @@ def inventory_from_assembly(
         image_name=image_name,
         image_digest=image_digest,
         arch=arch,
-        distro=detect_distro(view) or DEBIAN_12,
+        # the image's own os-release, as `assay sbom` reads it (no guess when there is none)
+        distro=detect_distro(view),
         source_date_epoch=source_date_epoch,
         copyrights=copyrights,
         repository=repository,
@@ -173,12 +174,16 @@ def inventory_from_assembly(
 
 def inventory_for_arch_image(result: BuildResult, image: ArchImage) -> Inventory:
     """``inventory_from_assembly`` fed from the build's own result objects."""
+    from dataclasses import replace
+
+    from assay.sbom.source import image_short_name
+
     ref = result.output
     repository = ref.name if getattr(ref, "is_registry", False) else ""
-    name = (ref.repository or ref.tag or ref.path or "image").rstrip("/")
+    name = image_short_name(ref)
     annotations: Mapping[str, Any] = getattr(result.spec, "annotations", {}) or {}
     supplier = next((str(annotations[k]) for k in _VENDOR_KEYS if annotations.get(k)), "")
-    return inventory_from_assembly(
+    inv = inventory_from_assembly(
         image.packages,
         image.assembly.entries,
         image.assembly.owners,
@@ -189,6 +194,7 @@ def inventory_for_arch_image(result: BuildResult, image: ArchImage) -> Inventory
         repository=repository,
         supplier=supplier,
     )
+    return replace(inv, tag=ref.tag or "latest")
 
 
 def sboms_for_build(result: BuildResult, image: ArchImage) -> dict[str, bytes]:

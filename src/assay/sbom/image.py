@@ -45,8 +45,6 @@ def catalog_image(
         created=created,
         repository=info.repository,
     )
-    if info.supplier:
-        from dataclasses import replace
+    from dataclasses import replace
 
-        inv = replace(inv, supplier=info.supplier)
-    return inv
+    return replace(inv, supplier=info.supplier or inv.supplier, tag=info.tag)

@@ -57,5 +57,6 @@ class Inventory:
     tool: str = "assay"
     lifecycle: str = "build"  # CycloneDX phase: "build" for built images, "post-build" otherwise
     repository: str = ""  # registry/repository of the image, for the pkg:oci purl (may be "")
+    tag: str = ""  # the tag the image was read or written under (a pkg:oci qualifier), or ""
     supplier: str = ""  # supplier of the image itself (spec / image vendor label); "" = unknown
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)

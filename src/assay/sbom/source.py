@@ -96,11 +96,11 @@ def load_image(
                 apply_layer(view, decompressed(stream), wants)
                 stream.drain()  # the digest is checked at the end of the stream
         return view, ImageInfo(
-            name=_short_name(ref),
+            name=image_short_name(ref),
             digest=str(image.digest),
             architecture=image.platform.architecture,
             repository=ref.name,
-            tag=ref.tag,
+            tag=_version_tag(ref),
             **_config_facts(image.config, image.manifest.get("annotations")),
         )
 
@@ -126,13 +126,20 @@ def _select(images: list[ImageManifest], arch: str, what: str) -> ImageManifest:
     )
 
 
-def _short_name(ref: ImageRef) -> str:
+def _version_tag(ref: ImageRef) -> str:
+    """The tag as a version: a docker-archive's ``NAME:TAG`` gives ``TAG``."""
+    if ref.transport == "docker-archive":
+        return ref.tag.rsplit(":", 1)[1] if ":" in ref.tag else ""
+    return ref.tag
+
+
+def image_short_name(ref: ImageRef) -> str:
+    """The image's name in an SBOM (the pkg:oci name): the repository's last component, or for
+    a layout or archive its directory or file name — never the tag, which is a version."""
     if ref.repository:
         return ref.repository.rsplit("/", 1)[-1]
     if ref.transport == "docker-archive" and ref.tag:
         return ref.tag.split(":", 1)[0].rsplit("/", 1)[-1]
-    if ref.tag:
-        return ref.tag
     return Path(ref.path).resolve().name.removesuffix(".tar") or "image"
 
 

@@ -47,7 +47,13 @@ def document_uuid(inv: Inventory, kind: str) -> uuid.UUID:
 
 def image_purl(inv: Inventory) -> str:
     name = inv.subject_name.rsplit("/", 1)[-1].split(":", 1)[0] or "image"
-    return oci_purl(name, inv.subject_digest, arch=inv.architecture, repository_url=inv.repository)
+    return oci_purl(
+        name,
+        inv.subject_digest,
+        arch=inv.architecture,
+        repository_url=inv.repository,
+        tag=inv.tag,
+    )
 
 
 def split_contact(value: str) -> tuple[str, str]:
