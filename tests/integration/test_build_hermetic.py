@@ -209,9 +209,8 @@ def test_build_push_sign_without_dest(
     assert built["pushed"]["reference"].startswith(f"{registry.host}/hermetic/hello@sha256:")
     pub = str(tmp_path / "cosign.pub")
     verified = json.loads(assay("verify", ref, "--key", pub, "-o", "json").stdout)
-    assert verified and all(
-        v["critical"]["image"]["docker-manifest-digest"] == built["index"] for v in verified
-    )
+    signed = {v["critical"]["image"]["docker-manifest-digest"] for v in verified}
+    assert built["index"] in signed  # (verify also reports each platform's signature)
     for image in built["images"]:
         pinned = f"{registry.host}/hermetic/hello@{image['digest']}"
         assay("verify-attestation", pinned, "--key", pub, "--type", "slsaprovenance1")
