@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from assay.oci.digest import Digest
 from assay.oci.entry import Entry
 from assay.oci.layer import apply_layers, read_layer
+from assay.oci.model import Descriptor
 from assay.oci.source import ImageManifest, ImageSource
 
 __all__ = ["FileDiff", "ImageDiff", "diff_images", "diff_views", "flatten"]
@@ -57,7 +59,7 @@ class ImageDiff:
         return out
 
 
-def _describe(e: Entry) -> dict[str, str]:
+def _describe(e: Entry, sha256: str | None = None) -> dict[str, str]:
     return {
         "type": e.type.value,
         "mode": oct(e.mode),
@@ -65,11 +67,20 @@ def _describe(e: Entry) -> dict[str, str]:
         "size": str(e.size),
         "mtime": str(e.mtime),
         "link": e.link,
-        "sha256": hashlib.sha256(e.data).hexdigest() if e.type.value == "file" else "",
+        "sha256": (sha256 if sha256 is not None else hashlib.sha256(e.data).hexdigest())
+        if e.type.value == "file"
+        else "",
     }
 
 
-def diff_views(expected: Mapping[str, Entry], actual: Mapping[str, Entry]) -> list[FileDiff]:
+def diff_views(
+    expected: Mapping[str, Entry],
+    actual: Mapping[str, Entry],
+    expected_sha256: Mapping[str, str] | None = None,
+    actual_sha256: Mapping[str, str] | None = None,
+) -> list[FileDiff]:
+    """Differences path by path; file content is compared by the given SHA-256 maps (as
+    ``flatten`` returns them) or, where a path has none, by hashing ``data``."""
     out: list[FileDiff] = []
     for path in sorted(set(expected) | set(actual), key=lambda p: p.split("/")):
         a, b = expected.get(path), actual.get(path)
@@ -78,19 +89,48 @@ def diff_views(expected: Mapping[str, Entry], actual: Mapping[str, Entry]) -> li
         elif b is None and a is not None:
             out.append(FileDiff(path, "removed", f"{a.type.value} {a.size} bytes", ""))
         elif a is not None and b is not None:
-            da, db = _describe(a), _describe(b)
+            da = _describe(a, (expected_sha256 or {}).get(path))
+            db = _describe(b, (actual_sha256 or {}).get(path))
             for key in da:
                 if da[key] != db[key]:
                     out.append(FileDiff(path, key, da[key], db[key]))
     return out
 
 
-def flatten(source: ImageSource, image: ImageManifest) -> dict[str, Entry]:
-    layers = [
-        read_layer(source.open_layer(d), media_type=d.media_type, what=f"layer {d.digest}")
-        for d in image.layers
-    ]
-    return apply_layers(layers)
+def flatten(source: ImageSource, image: ImageManifest) -> tuple[dict[str, Entry], dict[str, str]]:
+    """The merged filesystem of ``image`` and the SHA-256 of every file in it.
+
+    File content is hashed while the layers stream (never held in memory); each layer is
+    checked against its digest and its config diff_id.
+    """
+    hashes: dict[tuple[int, str], Any] = {}
+
+    def layer(index: int, desc: Descriptor, diff: Digest) -> Iterator[Entry]:
+        def sink(path: str, size: int) -> Any:
+            h = hashlib.sha256()
+            hashes[(index, path)] = h
+            return h.update
+
+        return read_layer(
+            source.open_layer(desc),
+            media_type=desc.media_type,
+            diff_id=diff,
+            what=f"layer {desc.digest}",
+            sink=sink,
+        )
+
+    origins: dict[str, tuple[int, str]] = {}
+    view = apply_layers(
+        (
+            layer(i, d, diff)
+            for i, (d, diff) in enumerate(zip(image.layers, image.diff_ids, strict=True))
+        ),
+        origins=origins,
+    )
+    shas = {
+        path: hashes[origin].hexdigest() for path, origin in origins.items() if origin in hashes
+    }
+    return view, shas
 
 
 def _config_diff(
@@ -126,5 +166,9 @@ def diff_images(
         layers.append((-1, f"{len(expected.layers)} layers", f"{len(actual.layers)} layers"))
     files: list[FileDiff] = []
     if layers:
-        files = diff_views(flatten(expected_src, expected), flatten(actual_src, actual))
+        (a_view, a_sha), (b_view, b_sha) = (
+            flatten(expected_src, expected),
+            flatten(actual_src, actual),
+        )
+        files = diff_views(a_view, b_view, a_sha, b_sha)
     return ImageDiff(tuple(config), tuple(layers), tuple(files))

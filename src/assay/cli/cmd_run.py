@@ -100,10 +100,11 @@ def _count_packages(source: Any, img: Any) -> int:
 
     names: set[str] = set()
     status = b""
-    for desc in img.layers:
+    for desc, diff in zip(img.layers, img.diff_ids, strict=True):
         for e in read_layer(
             source.open_layer(desc),
             media_type=desc.media_type,
+            diff_id=diff,
             want_data=lambda p: p == "var/lib/dpkg/status",
         ):
             if e.path.startswith("var/lib/dpkg/status.d/") and not e.path.endswith(".md5sums"):

@@ -11,13 +11,14 @@ from __future__ import annotations
 import email.utils
 import io
 import re
-import tarfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from assay.debian.debfile import open_deb, read_data_member
+from assay.debian.debfile import MAX_DATA_TAR, open_deb, read_data_member
 from assay.errors import InputError
+from assay.oci.entry import EntryType
+from assay.oci.layer import read_tar
 
 __all__ = [
     "ChangelogEntry",
@@ -120,16 +121,18 @@ def read_changelog(path: Path, *, package: str) -> list[ChangelogEntry]:
         f"usr/share/doc/{package}/changelog.gz": 1,
     }
     found: dict[int, bytes] = {}
-    try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tf:
-            for info in tf:
-                name = "/".join(p for p in info.name.split("/") if p not in ("", "."))
-                if name in wanted and info.isreg():
-                    fobj = tf.extractfile(info)
-                    assert fobj is not None
-                    found[wanted[name]] = fobj.read()
-    except tarfile.TarError as exc:
-        raise InputError(f"package {package}: corrupt data.tar: {exc}") from None
+    for e in read_tar(
+        io.BytesIO(data),
+        what=f"package {package} data.tar",
+        allow_absolute=False,
+        devices="refuse",
+        whiteouts=False,
+        want_data=wanted.__contains__,
+        max_member_size=MAX_DATA_TAR,
+        max_total_size=MAX_DATA_TAR,
+    ):
+        if e.type is EntryType.FILE and e.path in wanted:
+            found[wanted[e.path]] = e.data
     if not found:
         return []
     raw = found[min(found)]

@@ -5,10 +5,12 @@ and ``data.tar[.gz|.xz|.zst|.bz2]``. :func:`open_deb` reads the control part (th
 stanza, ``md5sums``, ``conffiles`` and the names of maintainer scripts); :func:`iter_data` turns
 the data archive into :class:`~assay.oci.entry.Entry` values.
 
-Everything here treats the file as hostile: member and archive sizes are bounded, paths are
-normalised (``./usr/bin/x`` -> ``usr/bin/x``) and refused when absolute or containing ``..``,
-hardlinks must name a regular file seen earlier in the same archive, and device nodes and FIFOs
-are refused. Each refusal is an :class:`~assay.errors.InputError` naming the package and path.
+Everything here treats the file as hostile: member and archive sizes are bounded, and the
+control and data tars are read by the one archive reader (``assay.oci.layer.read_tar``): paths
+are normalised (``./usr/bin/x`` -> ``usr/bin/x``) and refused when absolute or containing ``..``,
+hardlinks must name a regular file seen earlier in the same archive, and device nodes, FIFOs
+and sparse members are refused (writing through a symlink is judged by the rootfs assembly).
+Each refusal is an :class:`~assay.errors.InputError` naming the package and path.
 setuid/setgid bits are kept in the entries; the rootfs assembly decides what to do with them.
 
 Whole members are decompressed into memory (bounded) and parsed from there: the caller keeps
@@ -24,7 +26,6 @@ import hashlib
 import io
 import logging
 import lzma
-import tarfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from typing import BinaryIO
 from assay._atomic import atomic_write_bytes
 from assay.errors import InputError
 from assay.oci.entry import Entry, EntryType
+from assay.oci.layer import read_tar
 
 __all__ = [
     "MAX_CONTROL_TAR",
@@ -52,7 +54,7 @@ MAX_MEMBERS = 16  # deb(5) has three; tolerate a few extra (signatures: _gpgorig
 MAX_CONTROL_TAR = 64 << 20  # uncompressed control.tar
 MAX_CONTROL_FILE = 32 << 20  # one member of control.tar (md5sums of huge packages ~ few MB)
 MAX_DATA_TAR = 4 << 30  # uncompressed data.tar
-MAX_PATH = 4096
+MAX_DATA_MEMBERS = 1_000_000
 
 _SCRIPTS = ("preinst", "postinst", "prerm", "postrm", "config", "triggers")
 
@@ -222,26 +224,6 @@ def parse_control(raw: bytes, where: str) -> dict[str, str]:
     return fields
 
 
-def _norm_path(name: str, package: str) -> str:
-    """``./usr/bin/x`` -> ``usr/bin/x``; refuse absolute paths and ``..``; ``""`` for the root."""
-    if len(name) > MAX_PATH:
-        raise InputError(f"package {package}: path longer than {MAX_PATH} bytes: {name[:80]}...")
-    if "\0" in name:
-        raise InputError(f"package {package}: path with a NUL byte: {name!r}")
-    if name.startswith("/"):
-        raise InputError(
-            f"package {package}: absolute path {name!r} in data.tar; a .deb must use "
-            "relative paths (./usr/...) — refusing the package"
-        )
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise InputError(
-            f"package {package}: path {name!r} in data.tar has a '..' component — refusing the "
-            "package (it could write outside the image root)"
-        )
-    return "/".join(parts)
-
-
 def open_deb(path: Path, *, package_hint: str = "") -> DebFile:
     """Read the control part of the ``.deb`` at ``path``."""
     path = Path(path)
@@ -265,20 +247,17 @@ def open_deb(path: Path, *, package_hint: str = "") -> DebFile:
     raw = _read_range(path, control_m.offset, control_m.size)
     ctar = _decompress(raw, control_m.name, MAX_CONTROL_TAR, where)
     files: dict[str, bytes] = {}
-    try:
-        with tarfile.open(fileobj=io.BytesIO(ctar), mode="r:") as tf:
-            for info in tf:
-                name = _norm_path(info.name, package_hint or path.name)
-                if info.isfile():
-                    if info.size > MAX_CONTROL_FILE:
-                        raise InputError(f"{where}: control member {name} is too large")
-                    fobj = tf.extractfile(info)
-                    assert fobj is not None
-                    files[name] = fobj.read()
-                else:
-                    files.setdefault(name, b"")
-    except tarfile.TarError as exc:
-        raise InputError(f"{where}: corrupt {control_m.name}: {exc}") from None
+    for e in read_tar(
+        io.BytesIO(ctar),
+        what=f"{where}: {control_m.name}",
+        allow_absolute=False,
+        devices="refuse",
+        whiteouts=False,
+        max_member_size=MAX_CONTROL_FILE,
+        max_total_size=MAX_CONTROL_TAR,
+        max_members=10_000,
+    ):
+        files[e.path] = e.data if e.type is EntryType.FILE else files.get(e.path, b"")
     if "control" not in files:
         raise InputError(f"{where}: {control_m.name} has no control file")
     control = parse_control(files["control"], where)
@@ -355,122 +334,6 @@ def _read_cached(cached: Path, where: str) -> bytes | None:
     return data
 
 
-@dataclass(frozen=True)
-class _TarMember:
-    name: str
-    kind: str  # tar typeflag: "0" file, "1" hardlink, "2" symlink, "3"/"4" device, "5" dir, ...
-    mode: int
-    uid: int
-    gid: int
-    mtime: int
-    linkname: str
-    offset: int  # of the content in the tar
-    size: int
-
-
-def _tar_num(field: bytes, what: str, package: str) -> int:
-    if field and field[0] & 0x80:  # GNU base-256
-        if field[0] == 0xFF:
-            raise InputError(f"package {package}: negative {what} in data.tar")
-        return int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
-    text = field.split(b"\0", 1)[0].strip(b" ")
-    if not text:
-        return 0
-    try:
-        return int(text, 8)
-    except ValueError:
-        raise InputError(f"package {package}: corrupt {what} field in data.tar") from None
-
-
-def _tar_str(field: bytes) -> str:
-    return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-
-
-def _pax_records(blob: bytes, package: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    pos = 0
-    while pos < len(blob):
-        sp = blob.find(b" ", pos)
-        if sp < 0:
-            break
-        try:
-            length = int(blob[pos:sp])
-        except ValueError:
-            raise InputError(f"package {package}: corrupt PAX header in data.tar") from None
-        if length <= 0 or pos + length > len(blob):
-            raise InputError(f"package {package}: corrupt PAX header in data.tar")
-        key, _, value = blob[sp + 1 : pos + length - 1].partition(b"=")
-        out[key.decode("utf-8", "replace")] = value.decode("utf-8", "surrogateescape")
-        pos += length
-    return out
-
-
-def _iter_tar(data: bytes, package: str) -> Iterator[_TarMember]:
-    """A strict reader for the ustar/GNU/PAX tar that dpkg-deb writes (faster than tarfile)."""
-    pos = 0
-    total = len(data)
-    long_name: str | None = None
-    long_link: str | None = None
-    pax: dict[str, str] = {}
-    while pos + 512 <= total:
-        header = data[pos : pos + 512]
-        if header == b"\0" * 512:
-            return
-        chk = _tar_num(header[148:156], "checksum", package)
-        if chk != sum(header[:148]) + 256 + sum(header[156:]):
-            raise InputError(f"package {package}: data.tar header checksum mismatch at {pos}")
-        kind = chr(header[156]) if header[156] else "0"
-        size = _tar_num(header[124:136], "size", package)
-        start = pos + 512
-        if start + size > total:
-            raise InputError(f"package {package}: data.tar member runs past the end")
-        pos = start + ((size + 511) // 512) * 512
-        if kind in ("L", "K"):
-            if size > MAX_PATH + 1:
-                raise InputError(f"package {package}: over-long name in data.tar")
-            value = _tar_str(data[start : start + size])
-            if kind == "L":
-                long_name = value
-            else:
-                long_link = value
-            continue
-        if kind in ("x", "g"):
-            if size > 1 << 20:
-                raise InputError(f"package {package}: over-large PAX header in data.tar")
-            records = _pax_records(data[start : start + size], package)
-            if kind == "x":
-                pax = records
-            continue
-        name = _tar_str(header[0:100])
-        if header[257:263] == b"ustar\0":  # POSIX ustar: prefix field
-            prefix = _tar_str(header[345:500])
-            if prefix:
-                name = f"{prefix}/{name}"
-        if long_name is not None:
-            name = long_name
-        link = long_link if long_link is not None else _tar_str(header[157:257])
-        mode = _tar_num(header[100:108], "mode", package)
-        uid = _tar_num(header[108:116], "uid", package)
-        gid = _tar_num(header[116:124], "gid", package)
-        mtime = _tar_num(header[136:148], "mtime", package)
-        if pax:
-            name = pax.get("path", name)
-            link = pax.get("linkpath", link)
-            try:
-                uid = int(pax.get("uid", uid))
-                gid = int(pax.get("gid", gid))
-                mtime = int(float(pax.get("mtime", mtime)))
-                if "size" in pax:
-                    raise InputError(f"package {package}: PAX size records are not supported")
-            except ValueError:
-                raise InputError(f"package {package}: corrupt PAX record in data.tar") from None
-        long_name = long_link = None
-        pax = {}
-        yield _TarMember(name, kind, mode, uid, gid, mtime, link, start, size)
-    if pos < total and data[pos:].strip(b"\0"):
-        raise InputError(f"package {package}: trailing garbage or truncated data.tar")
-
-
 def iter_data(
     path: Path, *, package: str, deb: DebFile | None = None, data: bytes | None = None
 ) -> Iterator[Entry]:
@@ -481,48 +344,14 @@ def iter_data(
     """
     if data is None:
         data = read_data_member(path, package=package, deb=deb)
-    files_seen: set[str] = set()
-    for m in _iter_tar(data, package):
-        rel = _norm_path(m.name, package)
-        if not rel:
-            continue
-        mode, uid, gid, mtime = m.mode & 0o7777, m.uid, m.gid, m.mtime
-        if m.kind in ("0", "7"):
-            files_seen.add(rel)
-            content = data[m.offset : m.offset + m.size]
-            yield Entry(rel, EntryType.FILE, mode, uid, gid, mtime, content, "", package)
-        elif m.kind == "5":
-            yield Entry(rel, EntryType.DIR, mode, uid, gid, mtime, b"", "", package)
-        elif m.kind == "2":
-            target = m.linkname
-            if not target or "\0" in target or len(target) > MAX_PATH:
-                raise InputError(f"package {package}: symlink {rel} has an invalid target")
-            yield Entry(rel, EntryType.SYMLINK, mode, uid, gid, mtime, b"", target, package)
-        elif m.kind == "1":
-            if m.linkname.startswith("/"):
-                raise InputError(
-                    f"package {package}: hardlink {rel} points to absolute path "
-                    f"{m.linkname!r} — refusing the package"
-                )
-            parts = [p for p in m.linkname.split("/") if p not in ("", ".")]
-            if ".." in parts:
-                raise InputError(
-                    f"package {package}: hardlink {rel} points outside the package "
-                    f"({m.linkname!r}) — refusing the package"
-                )
-            target = "/".join(parts)
-            if target not in files_seen:
-                raise InputError(
-                    f"package {package}: hardlink {rel} points to {m.linkname!r}, which "
-                    "is not a regular file earlier in the archive — refusing the package"
-                )
-            yield Entry(rel, EntryType.HARDLINK, mode, uid, gid, mtime, b"", target, package)
-        elif m.kind in ("3", "4"):
-            raise InputError(
-                f"package {package}: device node {rel} in data.tar — images carry no "
-                "device nodes (the runtime provides /dev); refusing the package"
-            )
-        elif m.kind == "6":
-            raise InputError(f"package {package}: FIFO {rel} in data.tar — refusing")
-        else:
-            raise InputError(f"package {package}: unsupported tar member type {m.kind!r} at {rel}")
+    yield from read_tar(
+        io.BytesIO(data),
+        what=f"package {package} data.tar",
+        allow_absolute=False,
+        devices="refuse",
+        whiteouts=False,
+        max_member_size=MAX_DATA_TAR,
+        max_total_size=MAX_DATA_TAR,
+        max_members=MAX_DATA_MEMBERS,
+        owner=package,
+    )

@@ -10,6 +10,7 @@ absolute paths, whiteouts, symlinks) lives in the callers (``layer.py``, ``archi
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
@@ -224,6 +225,39 @@ def _pax_placeholder(name: bytes) -> bytes:
 
 # ---------------------------------------------------------------------------------------------
 # Reader
+#
+# Headers are read the way Go's archive/tar reads them (the library under containerd, runc's
+# image tools and umoci), which is also how GNU tar reads them:
+#
+# * the format comes from the magic: ``ustar\0`` is USTAR/PAX (its 155-byte prefix field is
+#   part of the name), ``ustar  \0`` is GNU (no prefix field: bytes 345.. hold atime, ctime and
+#   sparse data; only when those do not parse as numbers and the field is ASCII is it taken
+#   as a prefix, for archives written by Go before 1.8), ``ustar\0`` with ``tar\0`` at byte 508
+#   is star (a 131-byte prefix), anything else with a valid checksum is V7 (no prefix);
+# * a PAX ``x`` header applies to the next member only and replaces (not merges with) an earlier
+#   ``x`` header; a record with an empty value keeps the header's own value; GNU ``L``/``K``
+#   records win over PAX ``path``/``linkpath``; a ``g`` header ends the pending extended headers
+#   (Go returns it as a member of its own; nothing applies it to later members);
+# * type ``\0`` with a name ending in ``/`` is a directory; the size of links, devices, FIFOs and
+#   directories is ignored (they carry no data);
+# * one zero block followed by a non-zero block is an error; end of stream at a header
+#   boundary ends the archive (many writers omit the two zero blocks).
+#
+# Bounds: a PAX header at most 1 MiB, a GNU long name/link at most 64 KiB, at most 16 extended
+# headers before one member, and all extended headers of one archive together at most
+# 64 MiB + 4 KiB per member read so far (so thousands of 1 MiB PAX headers cannot cost
+# gigabytes of time or memory). Sparse members (GNU type ``S`` or ``GNU.sparse.*`` PAX records)
+# and multi-volume members are refused.
+
+_MAX_EXT_PER_MEMBER = 16
+_EXT_BUDGET_BASE = 64 << 20
+_EXT_BUDGET_PER_MEMBER = 4 << 10
+_READ_CHUNK = 256 << 10
+_OCTAL = re.compile(rb"[0-7]{1,22}")
+_DECIMAL = re.compile(rb"[+-]?[0-9]+")
+_PAX_TIME = re.compile(r"[+-]?[0-9]{1,19}(\.[0-9]*)?")
+_HEADER_ONLY = frozenset((LNKTYPE, SYMTYPE, CHRTYPE, BLKTYPE, DIRTYPE, FIFOTYPE))
+SPARSETYPE = b"S"
 
 
 @dataclass
@@ -242,31 +276,56 @@ class TarMember:
     devminor: int
     offset: int  # of the member's data in the uncompressed stream
 
+    @property
+    def has_data(self) -> bool:
+        return self.typeflag not in _HEADER_ONLY
 
-def _parse_number(field: bytes, what: str) -> int:
+
+class _BadNumber(ValueError):
+    pass
+
+
+def _number(field: bytes) -> int:
+    """A numeric header field as Go's archive/tar parses it (octal, or GNU base-256)."""
     if field and field[0] & 0x80:
-        # GNU base-256: big-endian two's complement.
-        value = (
-            int.from_bytes(field, "big", signed=field[0] == 0xFF)
-            if field[0] == 0xFF
-            else (int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big"))
-        )
-        return value
-    text = field.split(b"\0", 1)[0].strip(b" \0")
+        inv = 0xFF if field[0] & 0x40 else 0
+        x = 0
+        for i, c in enumerate(field):
+            c ^= inv
+            if i == 0:
+                c &= 0x7F
+            if x >> 56:
+                raise _BadNumber("base-256 overflow")
+            x = x << 8 | c
+        if x >> 63:
+            raise _BadNumber("base-256 overflow")
+        return ~x if inv else x
+    text = field.strip(b" \0").split(b"\0", 1)[0]
     if not text:
         return 0
+    if not _OCTAL.fullmatch(text):
+        raise _BadNumber(text[:20].decode("ascii", "replace"))
+    value = int(text, 8)
+    if value >> 64:
+        raise _BadNumber("octal overflow")
+    return value
+
+
+def _parse_number(field: bytes, what: str) -> int:
     try:
-        return int(text, 8)
-    except ValueError:
-        raise InputError(
-            f"corrupt tar header: {what} field {text[:20]!r} is not a number"
-        ) from None
+        return _number(field)
+    except _BadNumber as e:
+        raise InputError(f"corrupt tar header: {what} field {e} is not a number") from None
 
 
-def _signed_checksum(block: bytes) -> int:
-    """The header checksum as some old tar writers computed it (bytes as signed chars)."""
+def _checksum_ok(block: bytes, stored: int) -> bool:
+    """The stored checksum equals the unsigned sum (or, for some old writers, the signed sum)
+    of the header with the checksum field counted as spaces."""
+    unsigned = sum(block) - sum(block[148:156]) + 256
+    if stored == unsigned:
+        return True
     high = sum(1 for b in block[:148] + block[156:] if b > 127)
-    return sum(block) - sum(block[148:156]) + 256 - 256 * high
+    return stored == unsigned - 256 * high
 
 
 def _cstr(field: bytes) -> bytes:
@@ -275,6 +334,30 @@ def _cstr(field: bytes) -> bytes:
 
 def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
+
+
+def _header_name(block: bytes) -> bytes:
+    """The member name of a (checksum-verified) header block, prefix included when the format
+    has one."""
+    name = _cstr(block[0:100])
+    magic = block[257:263]
+    prefix = b""
+    if magic == b"ustar\0":
+        prefix = _cstr(block[345:476] if block[508:512] == b"tar\0" else block[345:500])
+    elif magic == b"ustar " and block[263:265] == b" \0":
+        try:
+            for field in (block[345:357], block[357:369]):
+                if field[0] != 0:
+                    _number(field)
+        except _BadNumber:
+            candidate = _cstr(block[345:500])
+            if candidate.isascii():
+                prefix = candidate
+    return prefix + b"/" + name if prefix else name
+
+
+def _has_owner_fields(block: bytes) -> bool:
+    return block[257:262] == b"ustar"
 
 
 class TarReader:
@@ -299,28 +382,58 @@ class TarReader:
         self._max_member = max_member_size
         self._max_total = max_total_size
         self._max_members = max_members
-        self.position = 0
+        self.position = 0  # logical bytes consumed
+        self._pulled = 0  # bytes read from the stream
+        self._buf = b""
+        self._bpos = 0
         self.members = 0
         self._left = 0  # data bytes left in the current member
         self._pad = 0
+        self._ext_bytes = 0
         self.ended = False
 
+    def _pull(self, n: int) -> bytes:
+        chunk = self._s.read(n)
+        if chunk:
+            self._pulled += len(chunk)
+            if self._pulled > self._max_total:
+                raise InputError(
+                    f"{self._what}: more than {self._max_total} bytes uncompressed; refusing it "
+                    "(raise the limit if the image is really this large)"
+                )
+        return chunk
+
     def _read_exact(self, n: int) -> bytes:
-        parts = []
-        need = n
-        while need:
-            chunk = self._s.read(need)
+        """Up to ``n`` bytes (fewer only at the end of the stream)."""
+        avail = len(self._buf) - self._bpos
+        if n <= avail:
+            out = self._buf[self._bpos : self._bpos + n]
+            self._bpos += n
+            self.position += n
+            return out
+        parts = [self._buf[self._bpos :]] if avail else []
+        need = n - avail
+        self._buf, self._bpos = b"", 0
+        while need > 0:
+            if need >= _READ_CHUNK:
+                chunk = self._pull(need)
+                if not chunk:
+                    break
+                parts.append(chunk)
+                need -= len(chunk)
+                continue
+            chunk = self._pull(_READ_CHUNK)
             if not chunk:
                 break
-            parts.append(chunk)
-            need -= len(chunk)
-        data = b"".join(parts)
+            if len(chunk) > need:
+                parts.append(chunk[:need])
+                self._buf, self._bpos = chunk, need
+                need = 0
+            else:
+                parts.append(chunk)
+                need -= len(chunk)
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
         self.position += len(data)
-        if self.position > self._max_total:
-            raise InputError(
-                f"{self._what}: more than {self._max_total} bytes uncompressed; refusing it "
-                "(raise the limit if the image is really this large)"
-            )
         return data
 
     def _block(self) -> bytes | None:
@@ -334,10 +447,19 @@ class TarReader:
         return data
 
     def _skip(self, n: int) -> None:
+        avail = len(self._buf) - self._bpos
+        if n <= avail:
+            self._bpos += n
+            self.position += n
+            return
+        self.position += avail
+        n -= avail
+        self._buf, self._bpos = b"", 0
         while n:
-            chunk = self._read_exact(min(n, 1 << 20))
+            chunk = self._pull(min(n, 1 << 20))
             if not chunk:
                 raise InputError(f"{self._what}: truncated (ends inside a member's data)")
+            self.position += len(chunk)
             n -= len(chunk)
 
     def read_data(self, n: int = -1) -> bytes:
@@ -352,6 +474,11 @@ class TarReader:
         self._left -= n
         return data
 
+    @property
+    def data_left(self) -> int:
+        """Bytes of the current member's data not read yet."""
+        return self._left
+
     def _finish_member(self) -> None:
         self._skip(self._left + self._pad)
         self._left = self._pad = 0
@@ -359,11 +486,28 @@ class TarReader:
     def _read_special(self, size: int, limit: int, kind: str) -> bytes:
         if size > limit:
             raise InputError(f"{self._what}: {kind} of {size} bytes is over the {limit}-byte limit")
+        self._ext_bytes += size
+        budget = _EXT_BUDGET_BASE + _EXT_BUDGET_PER_MEMBER * self.members
+        if self._ext_bytes > budget:
+            raise InputError(
+                f"{self._what}: extended (PAX/GNU long name) headers total over {budget} bytes "
+                f"after {self.members} members; refusing it as a header bomb"
+            )
         data = self._read_exact(size)
         if len(data) != size:
             raise InputError(f"{self._what}: truncated inside a {kind}")
         self._skip(-size % BLOCK)
         return data
+
+    def _end_block(self) -> None:
+        """After one zero block: a second zero block or the end of the stream ends the archive."""
+        nxt = self._read_exact(BLOCK)
+        if nxt and (len(nxt) != BLOCK or nxt != _ZERO_BLOCK):
+            raise InputError(
+                f"{self._what}: a zero block followed by data at byte {self.position - len(nxt)}; "
+                "the archive is corrupt"
+            )
+        self.ended = True
 
     def next(self) -> TarMember | None:
         if self.ended:
@@ -372,25 +516,25 @@ class TarReader:
         pax: dict[str, str] = {}
         longname: bytes | None = None
         longlink: bytes | None = None
+        extended = 0
         while True:
             block = self._block()
             if block is None:
-                # EOF without end-of-archive blocks: accepted (many writers omit them) only
-                # when no extended header is pending.
                 if pax or longname is not None or longlink is not None:
                     raise InputError(f"{self._what}: truncated after an extended header")
                 self.ended = True
                 return None
             if block == _ZERO_BLOCK:
-                self.ended = True
+                if pax or longname is not None or longlink is not None:
+                    raise InputError(f"{self._what}: end of archive after an extended header")
+                self._end_block()
                 return None
             header_at = self.position - BLOCK
             try:
-                stored = _parse_number(block[148:156], "checksum")
-            except InputError:
+                stored = _number(block[148:156])
+            except _BadNumber:
                 stored = -1
-            unsigned = sum(block) - sum(block[148:156]) + 256
-            if stored != unsigned and stored != _signed_checksum(block):
+            if not _checksum_ok(block, stored):
                 raise InputError(
                     f"{self._what}: bad header checksum at byte {header_at}; "
                     "the data is not a tar archive or is corrupt"
@@ -399,10 +543,21 @@ class TarReader:
             size = _parse_number(block[124:136], "size")
             if size < 0:
                 raise InputError(f"{self._what}: negative member size at byte {header_at}")
-            if typeflag in (PAX_HEADER, PAX_GLOBAL):
-                raw = self._read_special(size, MAX_PAX_SIZE, "PAX header")
-                if typeflag == PAX_HEADER:
-                    pax.update(_parse_pax(raw, self._what))
+            if typeflag in (PAX_HEADER, PAX_GLOBAL, GNU_LONGNAME, GNU_LONGLINK):
+                extended += 1
+                if extended > _MAX_EXT_PER_MEMBER:
+                    raise InputError(
+                        f"{self._what}: more than {_MAX_EXT_PER_MEMBER} extended headers before "
+                        f"one member at byte {header_at}; refusing it"
+                    )
+            if typeflag == PAX_HEADER:
+                pax = _parse_pax(self._read_special(size, MAX_PAX_SIZE, "PAX header"), self._what)
+                continue
+            if typeflag == PAX_GLOBAL:
+                # Go's archive/tar returns a global header as a member of its own and nothing
+                # applies it later: pending extended headers end here.
+                self._read_special(size, MAX_PAX_SIZE, "PAX global header")
+                pax, longname, longlink = {}, None, None
                 continue
             if typeflag == GNU_LONGNAME:
                 longname = _cstr(self._read_special(size, MAX_LONGNAME_SIZE, "GNU long name"))
@@ -414,46 +569,47 @@ class TarReader:
         self.members += 1
         if self.members > self._max_members:
             raise InputError(f"{self._what}: more than {self._max_members} members; refusing it")
-        magic = block[257:263]
-        name_b = _cstr(block[0:100])
-        if magic == b"ustar\x00":
-            prefix = _cstr(block[345:500])
-            if prefix:
-                name_b = prefix + b"/" + name_b
-        name = _decode(longname) if longname is not None else _decode(name_b)
-        linkname = _decode(longlink) if longlink is not None else _decode(_cstr(block[157:257]))
+        name = _decode(_header_name(block))
+        linkname = _decode(_cstr(block[157:257]))
+        owners = _has_owner_fields(block)
+        dev = typeflag in (CHRTYPE, BLKTYPE)
         member = TarMember(
-            name=pax.get("path", name),
+            name=name,
             typeflag=typeflag,
             mode=_parse_number(block[100:108], "mode") & 0o7777,
-            uid=_pax_int(pax, "uid") if "uid" in pax else _parse_number(block[108:116], "uid"),
-            gid=_pax_int(pax, "gid") if "gid" in pax else _parse_number(block[116:124], "gid"),
-            mtime=_pax_int(pax, "mtime")
-            if "mtime" in pax
-            else _parse_number(block[136:148], "mtime"),
-            size=_pax_int(pax, "size") if "size" in pax else size,
-            linkname=pax.get("linkpath", linkname),
-            uname=pax.get("uname", _decode(_cstr(block[265:297]))),
-            gname=pax.get("gname", _decode(_cstr(block[297:329]))),
-            devmajor=_parse_number(block[329:337], "devmajor"),
-            devminor=_parse_number(block[337:345], "devminor"),
-            offset=self.position,
+            uid=_parse_number(block[108:116], "uid"),
+            gid=_parse_number(block[116:124], "gid"),
+            mtime=_parse_number(block[136:148], "mtime"),
+            size=size,
+            linkname=linkname,
+            uname=_decode(_cstr(block[265:297])) if owners else "",
+            gname=_decode(_cstr(block[297:329])) if owners else "",
+            devmajor=_parse_number(block[329:337], "devmajor") if owners and dev else 0,
+            devminor=_parse_number(block[337:345], "devminor") if owners and dev else 0,
+            offset=0,
         )
+        if pax:
+            _merge_pax(member, pax, self._what)
+        if longname:
+            member.name = _decode(longname)
+        if longlink:
+            member.linkname = _decode(longlink)
+        if member.typeflag == AREGTYPE:
+            member.typeflag = DIRTYPE if member.name.endswith("/") else REGTYPE
+        if member.typeflag == SPARSETYPE:
+            raise InputError(
+                f"{self._what}: {member.name!r} is a GNU sparse member; sparse files are not "
+                "accepted (re-create the archive without --sparse)"
+            )
         if member.size < 0:
             raise InputError(f"{self._what}: negative size for {member.name!r}")
-        has_data = typeflag in (REGTYPE, AREGTYPE, CONTTYPE) or typeflag not in (
-            LNKTYPE,
-            SYMTYPE,
-            CHRTYPE,
-            BLKTYPE,
-            DIRTYPE,
-            FIFOTYPE,
-        )
+        has_data = member.has_data
         if member.size > self._max_member and has_data:
             raise InputError(
                 f"{self._what}: member {member.name!r} is {member.size} bytes, over the "
                 f"{self._max_member}-byte limit; refusing it"
             )
+        member.offset = self.position
         self._left = member.size if has_data else 0
         self._pad = -self._left % BLOCK
         return member
@@ -461,37 +617,64 @@ class TarReader:
     def drain(self) -> None:
         """Consume the rest of the stream (padding after the end-of-archive marker)."""
         self._finish_member()
-        while self._read_exact(1 << 16):
+        self._buf, self._bpos = b"", 0
+        while self._pull(1 << 16):
             pass
 
 
-def _pax_int(pax: dict[str, str], key: str) -> int:
-    value = pax[key]
-    try:
-        return int(float(value)) if key == "mtime" else int(value)
-    except ValueError:
-        raise InputError(f"PAX header: {key}={value[:40]!r} is not a number") from None
+def _merge_pax(m: TarMember, pax: dict[str, str], what: str) -> None:
+    """Apply PAX records to a member as Go's archive/tar does (empty values keep the header's)."""
+    for key, value in pax.items():
+        if key.startswith("GNU.sparse."):
+            raise InputError(
+                f"{what}: {m.name!r} is a sparse member (PAX {key}); sparse files are not "
+                "accepted (re-create the archive without --sparse)"
+            )
+        if not value:
+            continue
+        if key == "path":
+            m.name = value
+        elif key == "linkpath":
+            m.linkname = value
+        elif key == "uname":
+            m.uname = value
+        elif key == "gname":
+            m.gname = value
+        elif key in ("uid", "gid", "size"):
+            raw = value.encode("utf-8", "surrogateescape")
+            if not _DECIMAL.fullmatch(raw) or len(raw) > 20:
+                raise InputError(f"{what}: PAX {key}={value[:40]!r} is not a number")
+            number = int(raw)
+            if not -(1 << 63) <= number < 1 << 63:
+                raise InputError(f"{what}: PAX {key}={value[:40]!r} is out of range")
+            setattr(m, key, number)
+        elif key == "mtime":
+            if not _PAX_TIME.fullmatch(value):
+                raise InputError(f"{what}: PAX mtime={value[:40]!r} is not a time")
+            m.mtime = int(value.split(".", 1)[0])
 
 
 def _parse_pax(raw: bytes, what: str) -> dict[str, str]:
+    """PAX records (``LEN key=value\n``) as Go's archive/tar parses them: the whole header
+    must be records; keys without ``=`` or NUL; path-like values without NUL."""
     out: dict[str, str] = {}
     pos = 0
-    while pos < len(raw):
-        if raw[pos:] == b"\0" * (len(raw) - pos):
-            break
-        sp = raw.find(b" ", pos, pos + 20)
-        if sp < 0:
+    end = len(raw)
+    while pos < end:
+        sp = raw.find(b" ", pos, min(end, pos + 21))
+        if sp <= pos or not raw[pos:sp].isdigit():
             raise InputError(f"{what}: malformed PAX record at offset {pos}")
-        try:
-            length = int(raw[pos:sp])
-        except ValueError:
-            raise InputError(f"{what}: malformed PAX record length at offset {pos}") from None
-        if length <= sp - pos + 1 or pos + length > len(raw) or raw[pos + length - 1] != 0x0A:
-            raise InputError(f"{what}: malformed PAX record at offset {pos}")
+        length = int(raw[pos:sp])
+        if length < 5 or pos + length > end or length <= sp - pos + 1:
+            raise InputError(f"{what}: malformed PAX record length at offset {pos}")
+        if raw[pos + length - 1] != 0x0A:
+            raise InputError(f"{what}: PAX record at offset {pos} does not end in a newline")
         record = raw[sp + 1 : pos + length - 1]
         key, eq, value = record.partition(b"=")
-        if not eq:
-            raise InputError(f"{what}: PAX record without '=' at offset {pos}")
+        if not eq or not key or b"\0" in key:
+            raise InputError(f"{what}: malformed PAX record at offset {pos}")
+        if key in (b"path", b"linkpath", b"uname", b"gname") and b"\0" in value:
+            raise InputError(f"{what}: PAX {key.decode()} record with a NUL byte")
         out[_decode(key)] = _decode(value)
         pos += length
     return out

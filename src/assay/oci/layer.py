@@ -6,22 +6,28 @@ owner names normalised, no atime/ctime, hardlinks kept, USTAR headers with PAX r
 a value does not fit, gzip without name or timestamp at a fixed level (or zstd at a fixed
 level). The tar stream is hashed (diff_id) and compressed in one pass to a temp file.
 
-``read_layer`` streams a gzip/zstd/plain layer and yields ``Entry`` values. It refuses ``..``
-components, hardlinks to anything not earlier in the same layer, members written through a
-symlink of the same layer, over-large members, and (unless told to skip or report them) device
-nodes. Leading ``/`` and ``./`` are normalised away (tar writers differ there; no path ever
-leaves the root after normalisation); pass ``allow_absolute=False`` to refuse ``/`` instead.
-Whiteouts come out as ``EntryType.WHITEOUT`` / ``EntryType.OPAQUE`` entries.
+``read_layer`` streams a gzip/zstd/plain layer and yields ``Entry`` values; it is the one
+reader for every tar from outside (layers, and through ``read_tar`` the members of .debs). It
+verifies the blob digest (when given a ``VerifyingReader``) and the diff_id at the end of the
+stream, and refuses ``..`` components, hardlinks to anything not earlier in the same layer,
+over-large members, sparse and unknown member types, truncated or corrupt gzip. Device nodes and
+FIFOs are reported as entries (never materialised by assay) unless told to refuse or skip them.
+Leading ``/`` and ``./`` are normalised away (tar writers differ there; no path ever leaves the
+root after normalisation); pass ``allow_absolute=False`` to refuse ``/`` instead. Whiteouts come
+out as ``EntryType.WHITEOUT`` / ``EntryType.OPAQUE`` entries. Only wanted files keep their
+content in memory (``want_data``, within a ``DataBudget`` checked before reading); ``sink``
+streams content elsewhere instead.
 
-``apply_layers`` merges layers into one filesystem view, honouring whiteouts.
+``apply_layers`` merges layers into one filesystem view as a runtime applies them: whiteouts,
+symlinked parent directories and hardlinks resolved inside the root.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gzip
 import os
 import tempfile
+import types
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -34,14 +40,17 @@ from assay.errors import InputError
 from assay.oci import _tar
 from assay.oci import mediatypes as mt
 from assay.oci._pgzip import ParallelGzip
+from assay.oci._zstdframes import ZstdFrames
 from assay.oci.digest import Digest, DigestingWriter, Readable, VerifyingReader, digest_hex
 from assay.oci.entry import Entry, EntryType
 
 __all__ = [
     "DEFAULT_GZIP_LEVEL",
     "DEFAULT_ZSTD_LEVEL",
+    "DataBudget",
     "LayerBlob",
     "apply_layers",
+    "decompressed",
     "read_layer",
     "read_tar",
     "sort_key",
@@ -58,6 +67,13 @@ _FLUSH = 1 << 20
 
 Compression = Literal["gzip", "zstd", "none"]
 DevicePolicy = Literal["refuse", "skip", "report"]
+
+_zlib: types.ModuleType
+try:  # ISA-L inflates about twice as fast as zlib; same API, optional
+    from isal import isal_zlib as _zlib
+except ImportError:  # pragma: no cover - depends on the platform's wheels
+    _zlib = zlib
+_ZLIB_ERRORS: tuple[type[BaseException], ...] = (zlib.error, _zlib.error)
 
 _WH = ".wh."
 _OPQ = ".wh..wh..opq"
@@ -354,34 +370,128 @@ class _Prefixed:
         return True
 
 
+_INFLATE_OUT = 4 << 20
+
+
+class _Inflate:
+    """gzip (possibly several members) → bytes, with ``read(n)``; output per call bounded.
+
+    A stream that ends before a gzip member's end is an ``InputError`` (a truncated blob),
+    as is corrupt deflate data. ISA-L inflates about twice as fast as zlib when present.
+    """
+
+    def __init__(self, raw: Readable, head: bytes, what: str) -> None:
+        self._raw = raw
+        self._pending = head
+        self._what = what
+        self._d: Any = None  # the current member's decompressor; None between members
+        self._eof = False
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            parts = []
+            while chunk := self.read(_INFLATE_OUT):
+                parts.append(chunk)
+            return b"".join(parts)
+        while not self._eof:
+            if self._d is not None and self._d.unconsumed_tail:
+                data = self._d.unconsumed_tail
+            else:
+                data = self._pending or self._raw.read(1 << 20)
+                self._pending = b""
+            if not data:
+                if self._d is not None:
+                    raise InputError(
+                        f"{self._what}: truncated gzip stream (the blob ends inside compressed "
+                        "data); re-fetch or rebuild the layer"
+                    )
+                self._eof = True
+                break
+            if self._d is None:
+                if not data.strip(b"\0"):
+                    continue  # NUL padding between or after members (as gzip -d accepts)
+                self._d = _zlib.decompressobj(wbits=31)
+            try:
+                out: bytes = self._d.decompress(data, min(n, _INFLATE_OUT) or 1)
+            except _ZLIB_ERRORS as exc:
+                raise InputError(f"{self._what}: corrupt gzip data: {exc}") from None
+            if self._d.eof:
+                self._pending = self._d.unused_data
+                self._d = None
+            if out:
+                return out
+        return b""
+
+
 class _Guarded:
     """Turn decompressor exceptions into InputError."""
 
-    def __init__(self, inner: _tar.Readable, kind: str, what: str) -> None:
+    def __init__(
+        self,
+        inner: _tar.Readable,
+        kind: str,
+        what: str,
+        at_end: Callable[[], None] | None = None,
+    ) -> None:
         self._inner = inner
         self._kind = kind
         self._what = what
+        self._at_end = at_end
 
     def read(self, n: int = -1) -> bytes:
         try:
-            return self._inner.read(n)
+            data = self._inner.read(n)
         except (OSError, EOFError, zlib.error, zstandard.ZstdError) as e:
             raise InputError(f"{self._what}: corrupt {self._kind} data: {e}") from None
+        if not data and n != 0 and self._at_end is not None:
+            self._at_end()
+        return data
 
 
-def _decompressed(stream: Readable, media_type: str, what: str) -> _tar.Readable:
+def decompressed(stream: Readable, media_type: str = "", what: str = "layer") -> _tar.Readable:
+    """The uncompressed tar of a layer blob: gzip, zstd or plain, chosen by its first bytes.
+
+    ``media_type``, when given, must be a layer type. Output per ``read`` is bounded, so a
+    run of compressed zeros never becomes a gigabyte in memory at once.
+    """
     if media_type and mt.layer_compression(media_type) is None:
         raise InputError(f"{what}: media type {media_type!r} is not a layer type assay can read")
     head = _tar.read_exact_from(stream, 4)
-    raw = _Prefixed(head, stream)
     if head[:2] == b"\x1f\x8b":
-        return _Guarded(gzip.GzipFile(fileobj=cast(BinaryIO, raw), mode="rb"), "gzip", what)
+        return _Inflate(stream, head, what)
+    raw = _Prefixed(head, stream)
     if head == b"\x28\xb5\x2f\xfd":
+        frames = ZstdFrames(raw, what)
         reader = zstandard.ZstdDecompressor().stream_reader(
-            cast(BinaryIO, raw), read_across_frames=True, closefd=False
+            cast(BinaryIO, frames), read_across_frames=True, closefd=False
         )
-        return _Guarded(reader, "zstd", what)
+        return _Guarded(reader, "zstd", what, at_end=frames.check_complete)
     return raw
+
+
+class DataBudget:
+    """How many bytes of file content a reader may still keep in memory (shared by layers).
+
+    Checked against a member's size *before* its data is read.
+    """
+
+    def __init__(self, limit: int, per_file: int) -> None:
+        self.limit = limit
+        self.per_file = per_file
+        self.used = 0
+
+    def take(self, size: int, what: str, path: str) -> None:
+        if size > self.per_file:
+            raise InputError(
+                f"{what}: {path!r} is {size} bytes, over the {self.per_file}-byte limit for a "
+                "file assay reads; the image looks malformed or hostile"
+            )
+        if self.used + size > self.limit:
+            raise InputError(
+                f"{what}: the files assay needs to read exceed {self.limit} bytes in total at "
+                f"{path!r}; refusing the image (it looks malformed or hostile)"
+            )
+        self.used += size
 
 
 def _normalise(name: str, *, allow_absolute: bool, what: str, kind: str = "path") -> str:
@@ -389,6 +499,8 @@ def _normalise(name: str, *, allow_absolute: bool, what: str, kind: str = "path"
         raise InputError(f"{what}: absolute {kind} {name!r} refused")
     if "\0" in name:
         raise InputError(f"{what}: {kind} {name!r} contains a NUL byte; refusing it")
+    if "/." not in name and "//" not in name and not name.startswith(("/", ".")):
+        return name[:-1] if name.endswith("/") else name  # the common case, already clean
     parts = []
     for c in name.split("/"):
         if c in ("", "."):
@@ -399,23 +511,38 @@ def _normalise(name: str, *, allow_absolute: bool, what: str, kind: str = "path"
     return "/".join(parts)
 
 
+Sink = Callable[[str, int], Callable[[bytes], object] | None]
+
+
 def read_tar(
     stream: _tar.Readable,
     *,
     what: str = "layer",
     allow_absolute: bool = True,
-    devices: DevicePolicy = "refuse",
+    devices: DevicePolicy = "report",
     want_data: Callable[[str], bool] | None = None,
     max_member_size: int = MAX_MEMBER_SIZE,
     max_total_size: int = MAX_LAYER_SIZE,
     max_members: int = MAX_MEMBERS,
     whiteouts: bool = True,
+    budget: DataBudget | None = None,
+    sink: Sink | None = None,
+    strict_links: bool = False,
+    owner: str = "",
 ) -> Iterator[Entry]:
     """Yield the entries of an uncompressed tar stream (see the module docstring).
 
     ``want_data(path)`` decides whose content is kept in memory (default: every file); skipped
-    files come with ``data=b""`` and ``content_size`` set. ``whiteouts=False`` treats ``.wh.``
-    names as ordinary files (for archives that are not image layers, e.g. a .deb's data.tar).
+    files come with ``data=b""`` and ``content_size`` set. ``budget`` bounds the kept content
+    (checked before reading). ``sink(path, size)`` may instead return a write function that
+    receives the content in chunks (nothing kept). ``whiteouts=False`` treats ``.wh.`` names as
+    ordinary files (for archives that are not image layers, e.g. a .deb's data.tar).
+
+    A hardlink must name a regular file earlier in the same archive (by its name in the
+    archive; ``apply_layers`` checks it again after resolving symlinked parent directories).
+    With ``strict_links`` (the default for non-layers, e.g. .debs) no member may be written
+    through a symlink of the same archive; image layers may (the merge resolves it inside the
+    root, as a runtime does).
     """
     tr = _tar.TarReader(
         stream,
@@ -427,27 +554,23 @@ def read_tar(
     files: set[str] = set()  # regular files (and hardlinks) seen so far
     symlinks: set[str] = set()
 
-    def entry(m: _tar.TarMember, path: str, etype: EntryType, **kw: Any) -> Entry:
-        return Entry(path=path, type=etype, mode=m.mode, uid=m.uid, gid=m.gid, mtime=m.mtime, **kw)
-
     while (m := tr.next()) is not None:
         path = _normalise(m.name, allow_absolute=allow_absolute, what=what)
-        if symlinks:
+        t = m.typeflag
+        if strict_links and symlinks:
             parts = path.split("/")
             for i in range(1, len(parts)):
                 parent = "/".join(parts[:i])
                 if parent in symlinks:
                     raise InputError(
                         f"{what}: {path!r} would be written through the symlink {parent!r} of "
-                        "the same layer; refusing it"
+                        "the same archive; refusing it"
                     )
-        t = m.typeflag
         if not path:
             if t == _tar.DIRTYPE:
                 continue  # the root directory itself ("./")
             raise InputError(f"{what}: member {m.name!r} names the root but is not a directory")
-        base = path.rpartition("/")[2]
-        head = path.rpartition("/")[0]
+        head, _, base = path.rpartition("/")
         if whiteouts and base.startswith(_WH):
             if base == _OPQ:
                 yield Entry(path=head, type=EntryType.OPAQUE, mode=0, mtime=m.mtime)
@@ -460,49 +583,92 @@ def read_tar(
             hidden_path = f"{head}/{hidden}" if head else hidden
             yield Entry(path=hidden_path, type=EntryType.WHITEOUT, mode=0, mtime=m.mtime)
             continue
-        symlinks.discard(path)
-        if t in (_tar.REGTYPE, _tar.AREGTYPE, _tar.CONTTYPE):
+        if t in (_tar.REGTYPE, _tar.CONTTYPE):
+            symlinks.discard(path)
             files.add(path)
-            if want_data is None or want_data(path):
+            write = sink(path, m.size) if sink is not None else None
+            if write is not None:
+                while chunk := tr.read_data(1 << 20):
+                    write(chunk)
+                data = None
+            elif want_data is None or want_data(path):
+                if budget is not None:
+                    budget.take(m.size, what, path)
                 data = tr.read_data()
-                yield entry(m, path, EntryType.FILE, data=data)
             else:
-                yield entry(m, path, EntryType.FILE, content_size=m.size)
+                data = None
+            yield Entry(
+                path,
+                EntryType.FILE,
+                m.mode,
+                m.uid,
+                m.gid,
+                m.mtime,
+                data or b"",
+                owner=owner,
+                content_size=m.size if data is None else None,
+            )
         elif t == _tar.DIRTYPE:
+            symlinks.discard(path)
             files.discard(path)
-            yield entry(m, path, EntryType.DIR)
+            yield Entry(path, EntryType.DIR, m.mode, m.uid, m.gid, m.mtime, owner=owner)
         elif t == _tar.SYMTYPE:
             if not m.linkname:
                 raise InputError(f"{what}: symlink {path!r} has an empty target")
+            if "\0" in m.linkname:
+                raise InputError(f"{what}: symlink {path!r} has a NUL byte in its target")
             files.discard(path)
             symlinks.add(path)
-            yield entry(m, path, EntryType.SYMLINK, link=m.linkname)
+            yield Entry(
+                path, EntryType.SYMLINK, m.mode, m.uid, m.gid, m.mtime, link=m.linkname, owner=owner
+            )
         elif t == _tar.LNKTYPE:
             target = _normalise(
-                m.linkname, allow_absolute=allow_absolute, what=what, kind="hardlink target"
+                m.linkname,
+                allow_absolute=allow_absolute,
+                what=what,
+                kind=f"target of hardlink {path!r}:",
             )
+            if not target:
+                raise InputError(f"{what}: hardlink {path!r} points at the root; refusing it")
             if target not in files:
                 raise InputError(
                     f"{what}: hardlink {path!r} points to {m.linkname!r}, which is not an "
                     "earlier regular file of the same archive (a link outside it); refusing it"
                 )
+            symlinks.discard(path)
             files.add(path)
-            yield entry(m, path, EntryType.HARDLINK, link=target)
+            yield Entry(
+                path, EntryType.HARDLINK, m.mode, m.uid, m.gid, m.mtime, link=target, owner=owner
+            )
         elif t in (_tar.CHRTYPE, _tar.BLKTYPE, _tar.FIFOTYPE):
             kind = {_tar.CHRTYPE: EntryType.CHAR, _tar.BLKTYPE: EntryType.BLOCK}.get(
                 t, EntryType.FIFO
             )
             if devices == "refuse":
+                if kind is EntryType.FIFO:
+                    raise InputError(f"{what}: {path!r} is a FIFO (named pipe); refusing it")
                 raise InputError(
                     f"{what}: {path!r} is a {kind.value} device node "
                     f"({m.devmajor},{m.devminor}); refusing it"
                 )
+            symlinks.discard(path)
+            files.discard(path)
             if devices == "report":
-                yield entry(m, path, kind, devmajor=m.devmajor, devminor=m.devminor)
+                yield Entry(
+                    path,
+                    kind,
+                    m.mode,
+                    m.uid,
+                    m.gid,
+                    m.mtime,
+                    devmajor=m.devmajor,
+                    devminor=m.devminor,
+                )
         else:
             raise InputError(
-                f"{what}: {m.name!r} has unsupported tar type {t!r} (sparse or multi-volume "
-                "members are not accepted)"
+                f"{what}: {m.name!r} has unsupported tar type {t!r} (sparse, multi-volume and "
+                "unknown member types are not accepted)"
             )
     tr.drain()
 
@@ -514,20 +680,23 @@ def read_layer(
     diff_id: Digest | None = None,
     what: str = "layer",
     allow_absolute: bool = True,
-    devices: DevicePolicy = "refuse",
+    devices: DevicePolicy = "report",
     want_data: Callable[[str], bool] | None = None,
     max_member_size: int = MAX_MEMBER_SIZE,
     max_total_size: int = MAX_LAYER_SIZE,
+    budget: DataBudget | None = None,
+    sink: Sink | None = None,
 ) -> Iterator[Entry]:
     """Stream the entries of a layer blob (gzip, zstd or plain tar; detected from its bytes).
 
     ``media_type``, when given, must be a layer type. With ``diff_id`` the uncompressed stream is
-    verified at its end (``VerificationError`` on mismatch) — consume the iterator fully.
+    verified at its end (``VerificationError`` on mismatch); a ``VerifyingReader`` as ``stream``
+    checks the compressed digest there too — consume the iterator fully.
     """
-    plain: _tar.Readable = _decompressed(stream, media_type, what)
+    plain: _tar.Readable = decompressed(stream, media_type, what)
     verifier = None
     if diff_id is not None:
-        verifier = VerifyingReader(plain, diff_id, what=f"{what} (uncompressed)")
+        verifier = VerifyingReader(plain, diff_id, what=f"{what} (uncompressed, diff_id)")
         plain = verifier
     yield from read_tar(
         plain,
@@ -537,12 +706,20 @@ def read_layer(
         want_data=want_data,
         max_member_size=max_member_size,
         max_total_size=max_total_size,
+        budget=budget,
+        sink=sink,
     )
     if verifier is not None:
         verifier.drain()
-    with contextlib.suppress(OSError):
-        while stream.read(1 << 16):
-            pass
+    while plain.read(1 << 20):
+        pass  # the rest of the decompressed stream (its end checks truncation)
+    drain = getattr(stream, "drain", None)
+    if callable(drain):
+        drain()  # the compressed digest is checked at its end
+    else:
+        with contextlib.suppress(OSError):
+            while stream.read(1 << 16):
+                pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -568,71 +745,140 @@ def _descendants_removed(view: dict[str, Entry], roots: set[str], *, keep_root: 
         del view[p]
 
 
-def _resolve_parent(view: dict[str, Entry], path: str) -> str:
-    """Rewrite ``path`` so no parent component is a symlink, resolving inside the root."""
-    parts = path.split("/")
-    hops = 0
-    i = 0
-    while i < len(parts) - 1:
-        prefix = "/".join(parts[: i + 1])
-        e = view.get(prefix)
-        if e is not None and e.type is EntryType.SYMLINK:
-            hops += 1
-            if hops > 40:
-                raise InputError(f"too many levels of symlinks resolving {path!r}")
-            base = [] if e.link.startswith("/") else parts[:i]
-            resolved: list[str] = list(base)
-            for c in e.link.split("/"):
-                if c in ("", "."):
-                    continue
-                if c == "..":
-                    if resolved:
-                        resolved.pop()  # never above the root
-                    continue
-                resolved.append(c)
-            parts = resolved + parts[i + 1 :]
-            i = 0
-            continue
-        i += 1
-    return "/".join(parts)
+_MAX_HOPS = 40
 
 
-def apply_layers(layers: Iterable[Iterable[Entry]]) -> dict[str, Entry]:
-    """Merge layers (lowest first) into one view ``{path: Entry}``.
+class _Resolver:
+    """Resolve symlinked parent directories inside the root, as a runtime applying layers does
+    (``..`` stops at the root; absolute targets start at it; the last component is not
+    followed)."""
+
+    def __init__(self, view: dict[str, Entry]) -> None:
+        self.view = view
+        self.cache: dict[str, str] = {}
+
+    def parent_of(self, path: str, what: str) -> str:
+        """``path`` with its directory part resolved."""
+        head, sep, base = path.rpartition("/")
+        if not sep:
+            return path
+        resolved = self.cache.get(head)
+        if resolved is None:
+            resolved = self._walk(head, what)
+            self.cache[head] = resolved
+        return f"{resolved}/{base}" if resolved else base
+
+    def _walk(self, directory: str, what: str) -> str:
+        pending = directory.split("/")
+        pending.reverse()
+        done: list[str] = []
+        hops = 0
+        while pending:
+            part = pending.pop()
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            done.append(part)
+            e = self.view.get("/".join(done))
+            if e is None or e.type is EntryType.DIR:
+                continue
+            if e.type is EntryType.SYMLINK:
+                hops += 1
+                if hops > _MAX_HOPS:
+                    raise InputError(f"{what}: too many levels of symlinks resolving {directory!r}")
+                done.pop()
+                if e.link.startswith("/"):
+                    done = []
+                pending.extend(reversed(e.link.split("/")))
+                continue
+            raise InputError(
+                f"{what}: {directory!r} is used as a directory but /{'/'.join(done)} is a "
+                f"{e.type.value}; refusing the layer (a runtime cannot apply it either)"
+            )
+        return "/".join(done)
+
+
+def apply_layers(
+    layers: Iterable[Iterable[Entry]],
+    *,
+    what: str = "layer",
+    origins: dict[str, tuple[int, str]] | None = None,
+) -> dict[str, Entry]:
+    """Merge layers (lowest first) into one view ``{path: Entry}``, as a runtime applies them.
 
     Whiteouts and opaque markers of a layer hide paths of lower layers only (OCI image spec).
-    An entry whose parent is a symlink from a lower layer lands where the symlink points,
-    resolved inside the image root, as a container runtime would place it. A non-directory
-    replacing a directory hides that directory's contents. A hardlink keeps ``type=HARDLINK``
-    and ``link`` and also carries its target's ``data`` (or ``content_size``).
+    The other entries are applied in archive order; every parent directory is resolved through
+    symlinks inside the root (including symlinks of the same layer), so a file written
+    "through" a symlinked directory lands where the symlink points. A non-directory replacing
+    a directory hides that directory's contents. A hardlink must name a regular file written
+    earlier in the same layer (after the same resolution; else ``InputError``); it keeps
+    ``type=HARDLINK`` and ``link`` (the resolved target) and carries its target's ``data`` (or
+    ``content_size``). ``origins``, when given, receives for every file and hardlink in the view
+    the (layer index, archive path) of the member whose content it has.
     """
     view: dict[str, Entry] = {}
-    for layer in layers:
-        upper: dict[str, Entry] = {}
+    res = _Resolver(view)
+    for index, layer in enumerate(layers):
+        where = f"{what} #{index + 1}" if what == "layer" else what
+        entries: list[Entry] = []
         removed: set[str] = set()
         opaque: set[str] = set()
         for e in layer:
             if e.type is EntryType.WHITEOUT:
-                removed.add(e.path)
+                removed.add(res.parent_of(e.path, where))
             elif e.type is EntryType.OPAQUE:
-                opaque.add(e.path)
+                opaque.add(res._walk(e.path, where) if e.path else "")
             else:
-                upper[e.path] = e
-        _descendants_removed(view, removed, keep_root=False)
-        _descendants_removed(view, opaque, keep_root=True)
-        for path in sorted(upper, key=sort_key):
-            e = upper[path]
+                entries.append(e)
+        if removed or opaque:
+            _descendants_removed(view, removed, keep_root=False)
+            _descendants_removed(view, opaque, keep_root=True)
+            res.cache.clear()
+        upper: dict[str, str] = {}  # resolved path -> archive path, for this layer's files
+        for e in entries:
+            tar_path = e.path
+            target = res.parent_of(tar_path, where)
             if e.type is EntryType.HARDLINK:
-                # Carry the content along, so the view stays usable if the link's target is
-                # later deleted or replaced (they shared an inode when the layer was made).
-                target_entry = upper.get(e.link)
-                if target_entry is not None and target_entry.type is EntryType.FILE:
-                    e = replace(e, data=target_entry.data, content_size=target_entry.content_size)
-            target = _resolve_parent(view, path)
-            if target != path:
+                link = res.parent_of(e.link, where)
+                linked = view.get(link)
+                if (
+                    link not in upper
+                    or linked is None
+                    or linked.type not in (EntryType.FILE, EntryType.HARDLINK)
+                ):
+                    raise InputError(
+                        f"{where}: hardlink {tar_path!r} points to {e.link!r}, which is not a "
+                        "regular file written earlier in the same layer; refusing it"
+                    )
+                if linked.type is EntryType.HARDLINK:
+                    link = linked.link  # one inode: name the file the chain started from
+                e = replace(e, link=link, data=linked.data, content_size=linked.content_size)
+                if origins is not None and link in origins:
+                    origins[target] = origins[link]
+            elif e.type is EntryType.FILE and origins is not None:
+                origins[target] = (index, tar_path)
+            if target != tar_path:
                 e = replace(e, path=target)
             old = view.get(target)
-            if old is not None and old.type is EntryType.DIR and e.type is not EntryType.DIR:
-                _descendants_removed(view, {target}, keep_root=False)
+            if old is not None:
+                if old.type is EntryType.DIR and e.type is not EntryType.DIR:
+                    _descendants_removed(view, {target}, keep_root=False)
+                    res.cache.clear()
+                elif old.type is EntryType.SYMLINK:
+                    res.cache.clear()
+            if e.type is EntryType.SYMLINK:
+                res.cache.clear()
+            if e.type in (EntryType.FILE, EntryType.HARDLINK):
+                upper[target] = tar_path
+            else:
+                upper.pop(target, None)
+                if origins is not None:
+                    origins.pop(target, None)
             view[target] = e
+    if origins is not None:
+        for path in [p for p in origins if p not in view]:
+            del origins[path]
     return view

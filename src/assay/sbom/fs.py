@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 MAX_FILE_BYTES = 64 * 1024 * 1024  # one catalogued metadata file (a dpkg status is a few MiB)
-MAX_TOTAL_BYTES = 1024 * 1024 * 1024  # everything kept from one image
+MAX_TOTAL_BYTES = 256 * 1024 * 1024  # everything kept from one image (checked before reading)
 _MAX_LINK_HOPS = 40
 
 

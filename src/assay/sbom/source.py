@@ -6,12 +6,14 @@ everything ``assay.oci.source.open_image`` serves — ``oci:DIR[:TAG]``, ``oci-a
 (``docker://HOST/REPO[:TAG][@sha256:…]`` or the same without ``docker://``).
 
 Manifests and configs are verified by ``assay.oci``; each layer streams through its
-``VerifyingReader`` into ``assay.sbom.layers`` and is read to its end, so a layer that does not
-match its digest raises ``VerificationError`` before any inventory is returned.
+``VerifyingReader`` into ``assay.sbom.layers`` (the one archive reader of ``assay.oci``) and is
+read to its end, so a layer that does not match its digest or its config diff_id raises
+``VerificationError`` before any inventory is returned.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import platform as _platform
 from collections.abc import Callable, Mapping
@@ -24,7 +26,7 @@ from assay.errors import UsageError
 from assay.oci.reference import ImageRef, parse_image_ref
 from assay.oci.source import ImageManifest, ImageSource, open_image
 from assay.sbom.fs import MemoryFileView, Selection, read_directory
-from assay.sbom.layers import apply_layer, decompressed
+from assay.sbom.layers import LayerInput, view_of_layers
 
 __all__ = ["ImageInfo", "host_architecture", "load_image"]
 
@@ -90,11 +92,18 @@ def load_image(
     source = _open(ref, insecure)
     with source:
         image = _select(source.manifests(), arch, text)
-        view = MemoryFileView()
-        for layer in image.layers:
-            with source.open_layer(layer) as stream:
-                apply_layer(view, decompressed(stream), wants)
-                stream.drain()  # the digest is checked at the end of the stream
+        view = view_of_layers(
+            [
+                LayerInput(
+                    open=functools.partial(source.open_layer, layer),
+                    media_type=layer.media_type,
+                    diff_id=diff_id,
+                    what=f"layer {layer.digest}",
+                )
+                for layer, diff_id in zip(image.layers, image.diff_ids, strict=True)
+            ],
+            wants,
+        )
         return view, ImageInfo(
             name=image_short_name(ref),
             digest=str(image.digest),

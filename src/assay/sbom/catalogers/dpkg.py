@@ -8,9 +8,11 @@ package is not in the image in any useful sense). Licenses come from the DEP-5
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 
+from assay.errors import InputError
 from assay.sbom.catalogers.interface import CatalogContext
 from assay.sbom.fs import FileView
 from assay.sbom.licenses import parse_dep5
@@ -113,11 +115,17 @@ class DpkgCataloger:
                     continue
                 files, listfile = self._list_files(view, para)
                 found.append((para, "/" + _STATUS, files, listfile))
-        for path in paths:
-            if not path.startswith(_STATUS_D) or path.endswith(".md5sums"):
+        # status.d as the image shows it: var/lib/dpkg (or status.d) may be a symlink, so list
+        # the directory it resolves to and report the files under their usual name.
+        status_d = _STATUS_D
+        with contextlib.suppress(InputError):
+            status_d = view.canonical(_STATUS_D.rstrip("/")) + "/"
+        for real in paths:
+            if not real.startswith(status_d) or real.endswith(".md5sums"):
                 continue
-            if "/" in path[len(_STATUS_D) :]:
+            if "/" in real[len(status_d) :]:
                 continue
+            path = _STATUS_D + real[len(status_d) :]
             data = view.read(path)
             if data is None:
                 continue
