@@ -43,9 +43,11 @@ def diff_command(
         help="table, json or markdown.",
     ),
 ) -> None:
-    """Compare two images, assay's or any other: packages (from the SBOM catalogers), files
-    (type, mode, owner, size, mtime, link, SHA256 over the merged filesystems), config keys, and
-    the CVEs fixed/introduced (both inventories matched against the local advisory DB).
+    """Compare two images: packages, files, config and the CVEs fixed/added.
+
+    Any two images, assay's or not: packages (from the SBOM catalogers), files (type, mode,
+    owner, size, mtime, link, SHA256 over the merged filesystems), config keys, and the CVEs
+    fixed/introduced (both inventories matched against the local advisory DB).
 
     Example: `assay diff REG/acme/app@sha256:OLD REG/acme/app@sha256:NEW -o markdown`.
 

@@ -88,7 +88,7 @@ def update_command(
         False, "--quiet", "-q", envvar="ASSAY_QUIET", help="No progress: only the data."
     ),
 ) -> None:
-    """Relock SPEC against its repositories; if the package set changed, rebuild and report.
+    """Relock SPEC; if the package set changed, rebuild (push, sign) and report the CVEs fixed.
 
     Resolves exactly as `assay lock` does. When nothing changed it says so and builds
     nothing. Otherwise it writes the new lock, rebuilds reproducibly (--dest, --push and

@@ -106,13 +106,13 @@ def apply_command(
     from assay.vuln.model import Severity
     from assay.vuln.vex import apply_vex, load_vex
 
+    if old_format is not None:
+        _console.warn("vex apply --format is deprecated; use -o/--output")
+        output = old_format
     try:
         data = json.loads(result.read_bytes()[: 256 << 20])
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot read scan result {result}: {exc}") from None
-    if old_format is not None:
-        _console.warn("vex apply --format is deprecated; use -o/--output")
-        output = old_format
     res = apply_vex(result_from_json(data, str(result)), [load_vex(v) for v in vex])
     formatter = FORMATTERS[OutputFormat(output.value)]
     _console.emit(formatter.render(res), file)
