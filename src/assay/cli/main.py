@@ -36,6 +36,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Resolve SPEC's packages against the signed Debian repositories and write the lock.",
     ),
     "build": ("cmd_build", "Build a minimal, reproducible OCI image from SPEC (YAML)."),
+    "update": (
+        "cmd_update",
+        "Relock SPEC; if the package set changed, rebuild (push, sign) and report the CVEs fixed.",
+    ),
+    "diff": ("cmd_diff", "Compare two images: packages, files, config and the CVEs fixed/added."),
+    "remediation": (
+        "cmd_remediation",
+        "The remediation record kept by `assay update` in the evidence store.",
+    ),
     "run": (
         "cmd_run",
         "Run IMAGE (oci:DIR[:TAG] or oci-archive:FILE) for this host's architecture.",
