@@ -9,8 +9,8 @@ if [ -x .venv/bin/assay ]; then export PATH="$PWD/.venv/bin:$PATH"; fi
 out=${ASSAY_DEMO_OUT:-./out}
 mkdir -p "$out"
 
-echo "== assay build examples/python.yaml --output oci:$out:python" >&2
-assay build examples/python.yaml --output "oci:$out:python" --force
+echo "== assay build examples/python.yaml --dest oci:$out:python" >&2
+assay build examples/python.yaml --dest "oci:$out:python" --force
 echo "== assay inspect oci:$out:python" >&2
 assay inspect "oci:$out:python"
 echo "== the SBOMs (SPDX 2.3, CycloneDX 1.6) and SLSA provenance written beside the image" >&2
@@ -37,7 +37,7 @@ ref="127.0.0.1:$port/demo/python:latest"
 echo "== assay keygen; assay build … --push $ref --sign-key (push, sign, attest SBOMs + provenance)" >&2
 rm -f "$out/demo.key" "$out/demo.pub"
 ASSAY_PASSWORD="" assay keygen --output-key-prefix "$out/demo"
-ASSAY_PASSWORD="" assay build examples/python.yaml --output "oci:$out:python" --force \
+ASSAY_PASSWORD="" assay build examples/python.yaml --dest "oci:$out:python" --force \
   --push "$ref" --sign-key "$out/demo.key"
 
 echo "== assay verify $ref --policy $out/policy.yaml" >&2

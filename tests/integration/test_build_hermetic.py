@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -185,3 +187,36 @@ def test_run_static_binary_as_nonroot(repo_url: tuple[str, TestKey], tmp_path: P
     assert "ldconfig" in proc.stdout
     bad = assay("run", f"oci:{tmp_path}/out:h", "--", "--no-such-option", check=False)
     assert bad.returncode != 0
+
+
+def test_build_push_sign_without_dest(
+    repo_url: tuple[str, TestKey], registry: Any, tmp_path: Path
+) -> None:
+    """Issue 4's command as users type it: no --dest, a temporary layout, pushed and signed."""
+    url, key = repo_url
+    env = {"ASSAY_CACHE_DIR": str(tmp_path / "c"), "ASSAY_PASSWORD": "pw"}
+    assay("keygen", "--output-key-prefix", str(tmp_path / "cosign"), env=env)
+    ref = f"{registry.host}/hermetic/hello:1"
+    work = tmp_path / "work"
+    work.mkdir()
+    spec = _spec(work, url, key)
+    before = set(os.listdir(tempfile.gettempdir()))
+    out = assay(
+        "build", str(spec), "--push", ref, "--sign-key", str(tmp_path / "cosign.key"),
+        "-o", "json", "-q", env=env,
+    )  # fmt: skip
+    built = json.loads(out.stdout)
+    assert built["pushed"]["reference"].startswith(f"{registry.host}/hermetic/hello@sha256:")
+    pub = str(tmp_path / "cosign.pub")
+    verified = json.loads(assay("verify", ref, "--key", pub, "-o", "json").stdout)
+    signed = {v["critical"]["image"]["docker-manifest-digest"] for v in verified}
+    assert built["index"] in signed  # (verify also reports each platform's signature)
+    for image in built["images"]:
+        pinned = f"{registry.host}/hermetic/hello@{image['digest']}"
+        assay("verify-attestation", pinned, "--key", pub, "--type", "slsaprovenance1")
+    # nothing left behind: no layout beside the spec, no temporary directory
+    assert sorted(os.listdir(work)) == ["hello.lock.json", "hello.yaml"]
+    assert not [d for d in set(os.listdir(tempfile.gettempdir())) - before if "assay-build" in d]
+    # and neither a destination nor a registry is a usage error
+    r = assay("build", str(spec), check=False, env=env)
+    assert r.returncode == 2 and "--dest" in r.stderr and len(r.stderr.splitlines()) == 1

@@ -104,3 +104,23 @@ def test_cli_format_choices_match_the_library() -> None:
     from assay.vuln.formats import OutputFormat
 
     assert {f.value for f in ScanFormat} == {f.value for f in OutputFormat}
+
+
+def test_every_command_renders_its_help() -> None:
+    """--help of every command renders (rich reads "[...]" in help text as markup: an unescaped
+    "[/variant]" made `assay verify --help` crash)."""
+    from typer.testing import CliRunner
+
+    from assay.cli.main import app
+
+    runner = CliRunner()
+    commands = sorted({p.command for p in PARAMS})
+    assert len(commands) > 20
+    bad = []
+    for command in commands:
+        result = runner.invoke(app, [*command, "--help"])
+        if result.exit_code != 0 or "Usage" not in result.output:
+            bad.append(
+                f"assay {' '.join(command)} --help: exit {result.exit_code} {result.exception!r}"
+            )
+    assert not bad, bad

@@ -6,14 +6,18 @@ Bytes-level formats live in ``keys``, ``simplesigning``, ``dsse``, ``intoto`` an
 
 from __future__ import annotations
 
-from assay.attest.keys import (
-    PublicKey,
-    SigningKey,
-    generate_keypair,
-    load_private_key,
-    load_public_key,
-)
-from assay.attest.verify import VerifiedAttestation, VerifiedSignature
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from assay.attest.keys import (
+        PublicKey,
+        SigningKey,
+        generate_keypair,
+        load_private_key,
+        load_public_key,
+    )
+    from assay.attest.verify import VerifiedAttestation, VerifiedSignature
 
 __all__ = [
     "PublicKey",
@@ -24,3 +28,27 @@ __all__ = [
     "load_private_key",
     "load_public_key",
 ]
+
+# Imported on first use (PEP 562), so importing one submodule does not load every other one.
+_EXPORTS = {
+    "PublicKey": "assay.attest.keys",
+    "SigningKey": "assay.attest.keys",
+    "VerifiedAttestation": "assay.attest.verify",
+    "VerifiedSignature": "assay.attest.verify",
+    "generate_keypair": "assay.attest.keys",
+    "load_private_key": "assay.attest.keys",
+    "load_public_key": "assay.attest.keys",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

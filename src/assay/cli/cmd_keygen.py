@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -17,6 +18,11 @@ def read_password(*, confirm: bool) -> bytes:
     env = password_from_env()
     if env is not None:
         return env
+    if not sys.stdin.isatty():
+        raise UsageError(
+            "no key passphrase: stdin is not a terminal, so set ASSAY_PASSWORD "
+            "(or COSIGN_PASSWORD; empty for no passphrase)"
+        )
     value: str = typer.prompt(
         "Enter password for private key",
         default="",

@@ -90,7 +90,7 @@ def verify_provenance(
         None,
         "--platform",
         envvar="ASSAY_PLATFORM",
-        help="For an index: check only this platform's manifest (os/arch[/variant]).",
+        help="For an index: check only this platform's manifest (os/arch or os/arch/variant).",
     ),
 ) -> None:
     from assay.build.rebuild import ProvenanceCheck, check_provenance

@@ -112,6 +112,12 @@ def scan_command(
     and with --fail-on a failure: a gate that cannot see does not pass.
     Exit codes: 0 ok; 1 --fail-on threshold reached, --fail-on with unmatched packages, or a
     feed's data older than --max-db-age; 2 bad input or no database.
+
+    Table columns: EPSS (PCTL) is the EPSS score, the probability of exploitation in the next
+    30 days (0-1), with its percentile among all scored CVEs as pNN. DUE is the FedRAMP
+    remediation deadline: the day the finding was first seen for this image (recorded in the
+    database) plus 30 days for critical and high, 90 for medium, 180 for low; the CISA KEV due
+    date instead when that is earlier; none for negligible or unknown severity.
     """
     from assay.vuln.db import AdvisoryDB, default_db_path
     from assay.vuln.formats import FORMATTERS, OutputFormat

@@ -162,7 +162,7 @@ def register(app: typer.Typer) -> None:
             None,
             "--platform",
             envvar="ASSAY_PLATFORM",
-            help="For an index: check only this platform's manifest (os/arch[/variant]).",
+            help="For an index: check only this platform's manifest (os/arch or os/arch/variant).",
         ),
         insecure_registry: bool = typer.Option(
             False, "--insecure-registry", help="Allow plain HTTP / unverified TLS (unsafe)."

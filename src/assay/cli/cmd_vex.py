@@ -106,15 +106,15 @@ def apply_command(
     from assay.vuln.model import Severity
     from assay.vuln.vex import apply_vex, load_vex
 
+    if old_format is not None:
+        _console.warn("vex apply --format is deprecated; use -o/--output")
+        output = old_format
     try:
         with open(result, "rb") as fh:
             raw = fh.read((256 << 20) + 1)
     except OSError as exc:
         raise InputError(f"cannot read scan result {result}: {exc.strerror or exc}") from None
     data = load_json(raw, what=f"scan result {result}", max_size=256 << 20)
-    if old_format is not None:
-        _console.warn("vex apply --format is deprecated; use -o/--output")
-        output = old_format
     res = apply_vex(result_from_json(data, str(result)), [load_vex(v) for v in vex])
     formatter = FORMATTERS[OutputFormat(output.value)]
     _console.emit(formatter.render(res), file)

@@ -9,12 +9,172 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
 
 import typer
+import typer.core
+import typer.main
 
 from assay import __version__
 from assay.cli import _console
 from assay.errors import AssayError
+
+# httpx imports its own command-line client (click, rich, pygments: most of httpx's import
+# time) whenever those happen to be installed, as they are beside typer. assay never runs it;
+# a None entry makes that optional import fail the way httpx expects when they are missing.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
+#: Every command, in the order ``--help`` lists them (the build flow, evidence, then scanning):
+#: name -> (module under assay.cli that registers it, its one-line help). ``assay --help`` is
+#: drawn from this table and a command's module is imported only when that command runs, so a
+#: command pays only for the libraries it uses. tests/unit/test_cli_startup.py checks the table
+#: against the commands the modules really register.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "lock": (
+        "cmd_lock",
+        "Resolve SPEC's packages against the signed Debian repositories and write the lock.",
+    ),
+    "build": ("cmd_build", "Build a minimal, reproducible OCI image from SPEC (YAML)."),
+    "update": (
+        "cmd_update",
+        "Relock SPEC; if the package set changed, rebuild (push, sign) and report the CVEs fixed.",
+    ),
+    "diff": ("cmd_diff", "Compare two images: packages, files, config and the CVEs fixed/added."),
+    "remediation": (
+        "cmd_remediation",
+        "The remediation record kept by `assay update` in the evidence store.",
+    ),
+    "run": (
+        "cmd_run",
+        "Run IMAGE (oci:DIR[:TAG] or oci-archive:FILE) for this host's architecture.",
+    ),
+    "inspect": (
+        "cmd_run",
+        "Show an image's digest, platforms, user, entrypoint, size and package count.",
+    ),
+    "push": ("cmd_push", "Push an image (single or multi-arch) with all its blobs to a registry."),
+    "copy": (
+        "cmd_push",
+        "Copy an image: layout → registry, registry → layout, or registry → registry.",
+    ),
+    "keygen": (
+        "cmd_keygen",
+        "Generate an ECDSA P-256 key pair in cosign's format (cosign.key + cosign.pub).",
+    ),
+    "sign": ("cmd_sign", "Sign an image in a registry (cosign's layout: tag sha256-<hex>.sig)."),
+    "verify": (
+        "cmd_sign",
+        "Verify an image's signatures with a key, or keyless with an identity and issuer.",
+    ),
+    "attest": ("cmd_attest", "Attach a signed in-toto attestation (DSSE) to an image."),
+    "verify-attestation": (
+        "cmd_attest",
+        "Verify an image's attestations; -o json prints the verified in-toto statements.",
+    ),
+    "verify-provenance": (
+        "cmd_provenance",
+        "Verify the SLSA provenance attached to IMAGE (slsa-verifier style).",
+    ),
+    "rebuild": ("cmd_provenance", "Rebuild IMAGE from its provenance alone and compare digests."),
+    "policy": (
+        "cmd_policy",
+        "Check ClusterImagePolicy and ImagePolicy files (decide with: assay verify --policy).",
+    ),
+    "sbom": ("cmd_sbom", "Catalogue IMAGE's packages (dpkg, apk, Python, npm) and print an SBOM."),
+    "scan": (
+        "cmd_scan",
+        "Scan an image, directory or SBOM against the local vulnerability database.",
+    ),
+    "db": (
+        "cmd_db",
+        "Manage the local vulnerability database (Debian tracker, OSV, NVD, CISA KEV, EPSS).",
+    ),
+    "vex": ("cmd_vex", "Create, merge and apply OpenVEX 0.2.0 documents."),
+    "admission": (
+        "cmd_admission",
+        "The Kubernetes admission webhook: serve it, make its certificates and manifests, audit.",
+    ),
+    "report": (
+        "cmd_report",
+        "Evaluate an image's verified evidence against the control catalog (PCI DSS, FedRAMP, "
+        "NIST SP 800-190, SSDF, SLSA, CIS Docker, NTIA, EU CRA). Exit 0 when the report was "
+        "written (whatever the controls' results), 1 registry/verification errors, 2 bad input.",
+    ),
+    "evidence": (
+        "cmd_evidence",
+        "Signed evidence bundles for auditors: bundle an image's evidence, verify a bundle.",
+    ),
+}
+
+
+def _command_modules() -> list[str]:
+    import pkgutil
+
+    import assay.cli as pkg
+
+    return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith("cmd_"))
+
+
+def _plain_help(command: Any) -> None:
+    """Draw ``--help`` with click's plain formatter: typer's rich help imports rich's markdown,
+    traceback and pretty-printing modules, which alone cost more than the start-up budget."""
+    command.rich_markup_mode = None
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
+
+
+class _LazyGroup(typer.core.TyperGroup):
+    """The top-level group: imports a command's module only when the command is looked up.
+
+    While help is drawn, commands in ``COMMANDS`` are stand-ins carrying their one-line help.
+    A ``cmd_*`` module missing from the table still works; it is imported for every lookup.
+    """
+
+    _loaded: set[str]
+    _drawing_help = False
+
+    def _load(self, module: str) -> None:
+        loaded = self.__dict__.setdefault("_loaded", set())
+        if module in loaded:
+            return
+        loaded.add(module)
+        import importlib
+
+        sub = typer.Typer()
+        importlib.import_module(f"assay.cli.{module}").register(sub)
+        for name, command in typer.main.get_group(sub).commands.items():
+            _plain_help(command)
+            self.add_command(command, name)
+
+    def _load_unlisted(self) -> None:
+        listed = {module for module, _ in COMMANDS.values()}
+        for module in _command_modules():
+            if module not in listed:
+                self._load(module)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        self._load_unlisted()
+        extra = sorted(name for name in self.commands if name not in COMMANDS)
+        return [*COMMANDS, *extra]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            module, summary = COMMANDS[cmd_name]
+            if self._drawing_help:
+                return typer.core.TyperCommand(cmd_name, help=summary, short_help=summary)
+            self._load(module)
+        elif cmd_name not in self.commands:
+            self._load_unlisted()
+        return self.commands.get(cmd_name)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._drawing_help = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._drawing_help = False
+
 
 app = typer.Typer(
     name="assay",
@@ -22,6 +182,8 @@ app = typer.Typer(
         "Build minimal, reproducible, signed OCI images from Debian packages, and produce and "
         "check their evidence (SBOM, signatures, provenance, vulnerabilities)."
     ),
+    cls=_LazyGroup,
+    rich_markup_mode=None,  # plain help: see _plain_help
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -50,39 +212,14 @@ def _main(
     _console.state.verbose = verbose
 
 
-def _register() -> None:
-    # Imported for their side effect of adding commands to ``app``.
+def full_app() -> typer.Typer:
+    """A Typer app with every command registered eagerly (for introspection by the tests)."""
     import importlib
-    import pkgutil
 
-    import assay.cli as pkg
-
-    # The order --help lists them in: the build flow first, then evidence, then scanning.
-    order = [
-        "lock",
-        "build",
-        "run",
-        "push",
-        "keygen",
-        "sign",
-        "attest",
-        "provenance",
-        "policy",
-        "sbom",
-        "scan",
-        "db",
-        "vex",
-        "admission",
-        "report",
-        "evidence",
-    ]
-    mods = [m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith("cmd_")]
-    rank = {f"cmd_{name}": i for i, name in enumerate(order)}
-    for mod in sorted(mods, key=lambda m: (rank.get(m, len(order)), m)):
-        importlib.import_module(f"assay.cli.{mod}").register(app)
-
-
-_register()
+    full = typer.Typer(name="assay", add_completion=False)
+    for module in _command_modules():
+        importlib.import_module(f"assay.cli.{module}").register(full)
+    return full
 
 
 def _click_errors() -> tuple[type[Exception], type[Exception]]:

@@ -3,15 +3,21 @@
 The public names most callers need are re-exported here; each module documents its own API.
 """
 
-from assay.oci.archive import OciArchive, write_oci_archive
-from assay.oci.digest import Digest, parse_digest, sha256_digest
-from assay.oci.entry import Entry, EntryType
-from assay.oci.jsonc import canonical_json
-from assay.oci.layer import LayerBlob, apply_layers, read_layer, write_layer
-from assay.oci.layout import OciLayout, staged_layout, write_layout_atomically
-from assay.oci.model import Descriptor, Platform
-from assay.oci.reference import ImageRef, parse_image_ref
-from assay.oci.source import ImageManifest, ImageSource, open_image
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from assay.oci.archive import OciArchive, write_oci_archive
+    from assay.oci.digest import Digest, parse_digest, sha256_digest
+    from assay.oci.entry import Entry, EntryType
+    from assay.oci.jsonc import canonical_json
+    from assay.oci.layer import LayerBlob, apply_layers, read_layer, write_layer
+    from assay.oci.layout import OciLayout, staged_layout, write_layout_atomically
+    from assay.oci.model import Descriptor, Platform
+    from assay.oci.reference import ImageRef, parse_image_ref
+    from assay.oci.source import ImageManifest, ImageSource, open_image
 
 __all__ = [
     "Descriptor",
@@ -37,3 +43,42 @@ __all__ = [
     "write_layout_atomically",
     "write_oci_archive",
 ]
+
+# Imported on first use (PEP 562), so importing one submodule does not load every other one.
+_EXPORTS = {
+    "Descriptor": "assay.oci.model",
+    "Digest": "assay.oci.digest",
+    "Entry": "assay.oci.entry",
+    "EntryType": "assay.oci.entry",
+    "ImageManifest": "assay.oci.source",
+    "ImageRef": "assay.oci.reference",
+    "ImageSource": "assay.oci.source",
+    "LayerBlob": "assay.oci.layer",
+    "OciArchive": "assay.oci.archive",
+    "OciLayout": "assay.oci.layout",
+    "Platform": "assay.oci.model",
+    "apply_layers": "assay.oci.layer",
+    "canonical_json": "assay.oci.jsonc",
+    "open_image": "assay.oci.source",
+    "parse_digest": "assay.oci.digest",
+    "parse_image_ref": "assay.oci.reference",
+    "read_layer": "assay.oci.layer",
+    "sha256_digest": "assay.oci.digest",
+    "staged_layout": "assay.oci.layout",
+    "write_layer": "assay.oci.layer",
+    "write_layout_atomically": "assay.oci.layout",
+    "write_oci_archive": "assay.oci.archive",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -21,7 +21,12 @@ def _create_v1(conn: Connection) -> None:
     schema.metadata.create_all(conn)
 
 
-STEPS: tuple[Callable[[Connection], None], ...] = (_create_v1,)
+def _remediation_v2(conn: Connection) -> None:
+    """The remediation record (``assay update``, ``assay remediation status``)."""
+    schema.remediation.create(conn, checkfirst=True)
+
+
+STEPS: tuple[Callable[[Connection], None], ...] = (_create_v1, _remediation_v2)
 LATEST = len(STEPS)
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "inventory",
     "kev",
     "metadata",
+    "remediation",
     "schema_version",
 ]
 
@@ -134,4 +135,23 @@ bundles = Table(
     Column("size", Integer, nullable=False),
     Column("location", Text, nullable=False),
     UniqueConstraint("image_digest", "bundle_digest", name="bundles_key"),
+)
+
+
+remediation = Table(  # one row per (image, vulnerability): when seen, fixable, fixed and shipped
+    "remediation",
+    metadata,
+    Column("image", Text, primary_key=True),  # pushed repository (HOST/REPO) or spec path
+    Column("vuln", String(64), primary_key=True),
+    Column("package", Text, nullable=False),
+    Column("severity", String(16), nullable=False),  # "" = unknown (no FedRAMP deadline)
+    Column("kev_due", String(32), nullable=False),
+    Column("first_seen", String(32), nullable=False),
+    Column("fix_available", String(32)),  # first update that saw a candidate fixing it
+    Column("fixed_in", Text, nullable=False),  # the candidate version
+    Column("sources", String(40), nullable=False),  # "changelog", "db", "changelog+db"
+    Column("built_at", String(32)),  # first image carrying the fix was built
+    Column("built_digest", String(80), nullable=False),
+    Column("shipped_at", String(32)),  # ... and pushed
+    Column("shipped_ref", Text, nullable=False),
 )

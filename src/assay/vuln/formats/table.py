@@ -7,6 +7,8 @@ from assay.vuln.model import Finding, ScanResult, Severity
 
 __all__ = ["TableFormatter"]
 
+# EPSS: the score (probability of exploitation in the next 30 days, 0-1) and, as pNN, its
+# percentile among all scored CVEs. DUE: see assay.vuln.severity.due_date.
 _COLUMNS = (
     "PACKAGE",
     "VERSION",
@@ -15,10 +17,17 @@ _COLUMNS = (
     "FIXED-IN",
     "RATED-BY",
     "KEV",
-    "EPSS",
+    "EPSS (PCTL)",
     "DUE",
     "VEX",
 )
+
+
+def _epss(f: Finding) -> str:
+    if f.epss is None:
+        return ""
+    pct = f" (p{f.epss_percentile * 100:.0f})" if f.epss_percentile is not None else ""
+    return f"{f.epss:.3f}{pct}"
 
 
 def _rated_by(f: Finding) -> str:
@@ -38,7 +47,7 @@ def _row(f: Finding) -> tuple[str, ...]:
         f.fixed_in or "-",
         _rated_by(f),
         "yes" if f.kev else "",
-        f"{f.epss_percentile * 100:.0f}%" if f.epss_percentile is not None else "",
+        _epss(f),
         f.due_date,
         (f.vex_status + (" (suppressed)" if f.suppressed else "")) if f.vex_status else "",
     )
