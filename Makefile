@@ -7,8 +7,8 @@ install:
 	$(PY) -m pip install -q -e '.[test]'
 
 lint:
-	ruff check src tests bench
-	ruff format --check src tests bench
+	ruff check src tests bench fuzz
+	ruff format --check src tests bench fuzz
 
 typecheck:
 	mypy

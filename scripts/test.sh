@@ -5,7 +5,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 rc=0
 if [ -x .venv/bin/python ]; then export PATH="$PWD/.venv/bin:$PATH"; fi
-ruff check src tests bench || rc=1
+ruff check src tests bench fuzz || rc=1
 mypy || rc=1
 python3 -m pytest -q -p no:cacheprovider tests "$@"
 prc=$?

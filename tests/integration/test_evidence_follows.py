@@ -537,3 +537,30 @@ def test_syft_reads_a_single_platform_layout_directly(two_images: tuple[Built, B
         ).stdout
     )
     assert {x["name"] for x in from_archive["artifacts"] if x["type"] == "deb"} == set(debs)
+
+
+def test_policy_reads_platform_attestations_of_a_built_index(
+    multi: tuple[Built, str], keys: dict[str, Path], tmp_path: Path
+) -> None:
+    """`build --push --sign-key` attests each platform manifest; `verify --policy` on the tag
+    (an index) must see them: the README's build → push → verify flow admits."""
+    _built, tag = multi
+    pem = keys["pub"].read_text().strip().splitlines()
+
+    def policy(builder: str) -> Path:
+        key = "\n".join("          " + line for line in pem)
+        path = tmp_path / f"policy-{len(builder)}.yaml"
+        path.write_text(
+            "apiVersion: assay.dev/v1alpha1\nkind: ImagePolicy\nmetadata:\n  name: release\n"
+            "spec:\n  images:\n  - glob: '**'\n  authorities:\n  - name: k\n    key:\n"
+            f"      data: |\n{key}\n  require:\n    runAsNonRoot: true\n"
+            "    sbom: {formats: [spdx, cyclonedx]}\n"
+            f"    provenance: {{builderId: '{builder}'}}\n"
+        )
+        return path
+
+    ok = assay("verify", tag, "--policy", str(policy("urn:assay:builder:local:v1")), "-o", "json")
+    decision = json.loads(ok.stdout)
+    assert decision["allowed"] is True, decision
+    bad = assay("verify", tag, "--policy", str(policy("urn:example:other")), check=False)
+    assert bad.returncode == 1 and "provenance" in bad.stderr

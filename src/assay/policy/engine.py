@@ -522,20 +522,25 @@ class Engine:
 
         attestations: dict[str, tuple[VerifiedAttestation, str]] = {}
         errors: list[str] = []
+        # An index pins its platform manifests, and `assay build --push --sign-key` attests each
+        # platform: the require checks read attestations on the index and on every platform it
+        # lists (each verified against its own digest).
+        subjects = [image, *_platform_children(image)]
         for auth in policy.authorities:
             if auth.static is not None:
                 continue
-            for signed in self._signed_for(auth, image, ref, credentials, cache):
-                if signed.error:
-                    errors.append(signed.error)
-                    continue
-                try:
-                    found = verify_attestations(auth, image, signed)
-                except Unsupported:
-                    continue
-                for att, digest in found.pairs:
-                    key = json.dumps(att.statement, sort_keys=True)
-                    attestations.setdefault(key, (att, digest))
+            for subject in subjects:
+                for signed in self._signed_for(auth, subject, ref, credentials, cache):
+                    if signed.error:
+                        errors.append(signed.error)
+                        continue
+                    try:
+                        found = verify_attestations(auth, subject, signed)
+                    except Unsupported:
+                        continue
+                    for att, digest in found.pairs:
+                        key = json.dumps(att.statement, sort_keys=True)
+                        attestations.setdefault(key, (att, digest))
         signers: list[tuple[int, list[str]]] = []
         if policy.require.keys:
             own = Authority(name="require.signatures")
@@ -593,3 +598,35 @@ class Engine:
         if outcome.error:
             reason += f" with errors: {outcome.error}"
         return "fail", reason, warn
+
+
+MAX_PLATFORMS = 32
+
+
+def _platform_children(image: ImageEvidence) -> list[ImageEvidence]:
+    """The platform manifests an index lists (none for a plain manifest), as evidence subjects."""
+    from assay.oci.mediatypes import INDEX_TYPES, MANIFEST_TYPES
+
+    if image.media_type not in INDEX_TYPES:
+        return []
+    entries = image.manifest.get("manifests")
+    if not isinstance(entries, list):
+        return []
+    out: list[ImageEvidence] = []
+    for entry in entries[:MAX_PLATFORMS]:
+        if not isinstance(entry, dict) or entry.get("mediaType") not in MANIFEST_TYPES:
+            continue
+        digest, size = entry.get("digest"), entry.get("size")
+        if not isinstance(digest, str) or not digest.startswith("sha256:"):
+            continue
+        out.append(
+            ImageEvidence(
+                image.host,
+                image.repository,
+                digest,
+                str(entry.get("mediaType")),
+                size if isinstance(size, int) else 0,
+                {},
+            )
+        )
+    return out
