@@ -143,7 +143,7 @@ def test_sources_default_to_environment(monkeypatch: pytest.MonkeyPatch) -> None
         ("contents: [\n", r"not valid YAML"),
         (
             "contents:\n  packages: [ab]\n  packages: [cd]\n",
-            r"not valid YAML: key 'packages' appears twice in one mapping \(line 3\)",
+            r"key 'packages' appears twice in one mapping \(line 3\)",
         ),
         ("contents:\n  packages: [ab=]\n", r"contents\.packages\[0\]"),
         ("contents:\n  packages: [ab]\n  exclude: [x=1]\n", r"contents\.exclude: 'x=1'"),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import re
 import threading
@@ -17,6 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
+from assay._json import load_json
 from assay.admission.kube import KubeClient
 from assay.errors import AssayError, InputError
 from assay.oci.auth import Credentials, _decode_entry, _normalise_key
@@ -48,9 +48,10 @@ def credentials_from_secret(secret: Mapping[str, Any]) -> dict[str, Credentials]
     if not isinstance(raw, str):
         raise InputError(f"{source}: no docker config in its data")
     try:
-        doc = json.loads(base64.b64decode(raw, validate=True))
-    except (binascii.Error, ValueError, RecursionError) as e:
-        raise InputError(f"{source}: docker config is not base64 JSON ({e})") from None
+        decoded = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise InputError(f"{source}: docker config is not base64 ({e})") from None
+    doc = load_json(decoded, what=f"{source}: docker config", max_size=1 << 20)
     auths = doc.get("auths") if nested and isinstance(doc, dict) else doc
     if not isinstance(auths, dict):
         raise InputError(f"{source}: docker config has no 'auths' object")

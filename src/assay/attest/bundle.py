@@ -13,11 +13,11 @@ package's ``Verifier`` against the trust root it embeds, under an exact identity
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
+from assay._json import load_json
 from assay.attest._gojson import go_json
 from assay.attest.dsse import Envelope
 from assay.attest.keys import PublicKey, key_hint
@@ -113,14 +113,16 @@ def parse_bundle(raw: bytes) -> dict[str, Any]:
     if len(raw) > MAX_BUNDLE:
         raise VerificationError("Sigstore bundle is larger than 16 MiB; refusing it")
     try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise VerificationError(f"Sigstore bundle is not valid JSON: {exc}") from exc
+        doc = load_json(raw, what="Sigstore bundle", max_size=MAX_BUNDLE)
+    except InputError as exc:
+        raise VerificationError(str(exc)) from None
     if not isinstance(doc, dict):
         raise VerificationError("Sigstore bundle is not a JSON object")
     media_type = doc.get("mediaType")
-    if media_type not in BUNDLE_MEDIA_TYPES_ACCEPTED:
-        raise VerificationError(f"Sigstore bundle has unsupported mediaType {media_type!r}")
+    if not isinstance(media_type, str) or media_type not in BUNDLE_MEDIA_TYPES_ACCEPTED:
+        raise VerificationError(
+            f"Sigstore bundle has unsupported mediaType {str(media_type)[:100]!r}"
+        )
     if not isinstance(doc.get("verificationMaterial"), dict):
         raise VerificationError("Sigstore bundle has no verificationMaterial")
     return doc

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from assay._json import load_json
 from assay.attest._gojson import go_json
 from assay.attest.keys import PublicKey, SigningKey
-from assay.errors import VerificationError
+from assay.errors import InputError, VerificationError
 
 __all__ = ["INTOTO_PAYLOAD_TYPE", "Envelope", "pae", "sign_envelope"]
 
@@ -72,9 +72,9 @@ class Envelope:
         if len(raw) > MAX_ENVELOPE:
             raise VerificationError("DSSE envelope is larger than 16 MiB; refusing it")
         try:
-            doc = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise VerificationError(f"DSSE envelope is not valid JSON: {exc}") from exc
+            doc = load_json(raw, what="DSSE envelope", max_size=MAX_ENVELOPE)
+        except InputError as exc:
+            raise VerificationError(str(exc)) from None
         return cls.from_dict(doc)
 
     @classmethod

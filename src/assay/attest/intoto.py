@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+from assay._json import load_json, load_json_object
 from assay.attest._gojson import go_json
 from assay.errors import InputError, UsageError, VerificationError
 
@@ -72,8 +72,7 @@ class Statement:
     raw: bytes
 
     def to_json(self) -> dict[str, Any]:
-        parsed: dict[str, Any] = json.loads(self.raw)
-        return parsed
+        return load_json_object(self.raw, what="in-toto statement", max_size=MAX_STATEMENT)
 
 
 def build_statement(
@@ -99,9 +98,9 @@ def build_statement(
         predicate = {"Data": text, "Timestamp": timestamp}
     else:
         try:
-            predicate = json.loads(predicate_bytes)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise UsageError(f"predicate for type {uri} is not valid JSON: {exc}") from exc
+            predicate = load_json(predicate_bytes, what=f"predicate for type {uri}")
+        except InputError as exc:
+            raise UsageError(str(exc)) from None
         if not isinstance(predicate, dict):
             raise UsageError(f"predicate for type {uri} must be a JSON object")
     statement = {
@@ -118,14 +117,16 @@ def parse_statement(raw: bytes) -> Statement:
     if len(raw) > MAX_STATEMENT:
         raise VerificationError("in-toto statement is larger than 16 MiB; refusing it")
     try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise VerificationError(f"in-toto statement is not valid JSON: {exc}") from exc
+        doc = load_json(raw, what="in-toto statement", max_size=MAX_STATEMENT)
+    except InputError as exc:
+        raise VerificationError(str(exc)) from None
     if not isinstance(doc, dict):
         raise VerificationError("in-toto statement is not a JSON object")
     stype = doc.get("_type")
-    if stype not in STATEMENT_TYPES_ACCEPTED:
-        raise VerificationError(f"in-toto statement _type is {stype!r}, not an in-toto Statement")
+    if not isinstance(stype, str) or stype not in STATEMENT_TYPES_ACCEPTED:
+        raise VerificationError(
+            f"in-toto statement _type is {str(stype)[:100]!r}, not an in-toto Statement"
+        )
     ptype = doc.get("predicateType")
     if not isinstance(ptype, str):
         raise VerificationError("in-toto statement has no predicateType")
@@ -167,9 +168,9 @@ def predicate_from_file(data: bytes, predicate_type: str | None, what: str) -> P
     doc: Any = None
     if data.lstrip()[:1] == b"{":
         try:
-            doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
-            doc = None  # not JSON: a custom predicate, as cosign takes it
+            doc = load_json(data, what=what)
+        except InputError:
+            doc = None  # not (acceptable) JSON: a custom predicate, as cosign takes it
     stype = doc.get("_type") if isinstance(doc, dict) else None
     if not (isinstance(stype, str) and stype.startswith("https://in-toto.io/Statement/")):
         return Predicate(data, predicate_type or "custom")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 from dataclasses import dataclass
 
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from assay._json import load_json
 from assay.attest._gojson import go_json
 from assay.errors import InputError, VerificationError
 
@@ -177,7 +177,7 @@ def load_private_key(pem: bytes, password: bytes) -> SigningKey:
             f"(or legacy {LEGACY_PRIVATE_KEY_PEM_TYPE!r}) as written by `assay keygen` or cosign"
         )
     try:
-        doc = json.loads(body)
+        doc = load_json(body, what="private key", max_size=1 << 20)
         kdf = doc["kdf"]
         cipher = doc["cipher"]
         if kdf["name"] != "scrypt":

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from assay import __version__
+from assay._json import load_json
 from assay.attest import bundle as _bundle
 from assay.attest.dsse import Envelope, sign_envelope
 from assay.attest.intoto import (
@@ -52,7 +53,7 @@ from assay.attest.verify import (
     check_statement_subject,
     summarise_failures,
 )
-from assay.errors import AssayError, UsageError, VerificationError
+from assay.errors import AssayError, InputError, NetworkError, UsageError, VerificationError
 from assay.oci.digest import sha256_digest
 from assay.oci.mediatypes import INDEX_TYPES, MANIFEST_TYPES
 from assay.oci.model import Descriptor, index_descriptors, parse_index
@@ -238,11 +239,22 @@ def _rfc3339(epoch: int) -> str:
 
 
 def _existing_layers(client: RegistryClient, repository: str, tag: str) -> list[SignedLayer]:
+    """The usable layers of the cosign tag; a malformed tag manifest is skipped with a warning
+    (it can only lose evidence, never add any: nothing from it is counted as verified)."""
     try:
         fetched = client.get_manifest(repository, tag, accept=(OCI_MANIFEST_MEDIA_TYPE,))
+        return parse_signature_manifest(fetched.data)
     except NotFoundError:
         return []
-    return parse_signature_manifest(fetched.data)
+    except (InputError, VerificationError) as exc:
+        _log.warning("skipping %s:%s: %s", repository, tag, exc)
+        return []
+
+
+def _skip(failures: list[str], exc: AssayError) -> None:
+    """Record why one candidate (layer, referrer, bundle) did not verify, and warn."""
+    _log.warning("skipping: %s", exc)
+    failures.append(str(exc))
 
 
 def _put_signature_image(
@@ -365,8 +377,8 @@ def verify_image(
             verified.append(check_signature_layer(layer, blob, image.digest, key))
         except NotFoundError:
             failures.append(f"payload blob {layer.digest} is missing from the registry")
-        except VerificationError as exc:
-            failures.append(str(exc))
+        except (InputError, VerificationError) as exc:
+            _skip(failures, exc)
     if verified:
         return image, verified
     bundles = _bundle_blobs(client, image, failures, predicate_type=SIGN_PREDICATE_TYPE)
@@ -385,8 +397,8 @@ def verify_image(
                     f"not {SIGN_PREDICATE_TYPE}"
                 )
             verified.append(_bundle_signature(att, manifest_digest))
-        except VerificationError as exc:
-            failures.append(str(exc))
+        except (InputError, VerificationError) as exc:
+            _skip(failures, exc)
     if not verified:
         if not layers and not bundles and not failures:
             raise VerificationError(
@@ -500,8 +512,10 @@ def _bundle_blobs(
             out.append((fetched.digest, blob))
         except NotFoundError:
             failures.append(f"referrer {desc.digest} or its bundle is missing")
+        except NetworkError:
+            raise  # the registry failing is an error, never a skipped candidate
         except AssayError as exc:
-            failures.append(str(exc))
+            _skip(failures, exc)
     return out
 
 
@@ -532,8 +546,8 @@ def verify_image_attestations(
             verified.append(att)
         except NotFoundError:
             failures.append(f"attestation blob {layer.digest} is missing from the registry")
-        except VerificationError as exc:
-            failures.append(str(exc))
+        except (InputError, VerificationError) as exc:
+            _skip(failures, exc)
     for _digest, raw in _bundle_blobs(client, image, failures, predicate_type=want):
         try:
             doc = _bundle.parse_bundle(raw)
@@ -548,8 +562,8 @@ def verify_image_attestations(
             if not want and att.predicate_type == SIGN_PREDICATE_TYPE:
                 continue  # an image signature, not an attestation
             verified.append(att)
-        except VerificationError as exc:
-            failures.append(str(exc))
+        except (InputError, VerificationError) as exc:
+            _skip(failures, exc)
     if not verified:
         what = f"no valid attestation{' of type ' + want if want else ''} for {image.pinned}"
         if not failures:
@@ -690,12 +704,12 @@ def verify_image_keyless(
                     image.digest,
                     statement.predicate_type,
                     "referrer-bundle",
-                    json.loads(result.payload),
+                    load_json(result.payload, what="attestation payload", max_size=16 << 20),
                     sha256_digest(result.payload),
                 )
             )
-        except VerificationError as exc:
-            failures.append(str(exc))
+        except (InputError, VerificationError) as exc:
+            _skip(failures, exc)
     if not verified:
         kind = "signature" if predicate_type == SIGN_PREDICATE_TYPE else "attestation"
         what = f"no valid keyless {kind}"

@@ -20,13 +20,16 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from assay._json import load_json, load_json_object
 from assay.attest._gojson import go_json
 from assay.errors import InputError, VerificationError
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "ATTESTATION_LAYER_MEDIA_TYPE",
@@ -97,8 +100,7 @@ class SimpleSigningPayload:
     raw: bytes
 
     def to_json(self) -> dict[str, Any]:
-        parsed: dict[str, Any] = json.loads(self.raw)
-        return parsed
+        return load_json_object(self.raw, what="signature payload", max_size=MAX_PAYLOAD)
 
 
 def parse_payload(raw: bytes) -> SimpleSigningPayload:
@@ -106,9 +108,9 @@ def parse_payload(raw: bytes) -> SimpleSigningPayload:
     if len(raw) > MAX_PAYLOAD:
         raise VerificationError(f"signature payload is {len(raw)} bytes; refusing over 1 MiB")
     try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise VerificationError(f"signature payload is not valid JSON: {exc}") from exc
+        doc = load_json(raw, what="signature payload", max_size=MAX_PAYLOAD)
+    except InputError as exc:
+        raise VerificationError(str(exc)) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("critical"), dict):
         raise VerificationError("signature payload has no 'critical' object")
     critical = doc["critical"]
@@ -169,31 +171,37 @@ def parse_signature_manifest(raw: bytes) -> list[SignedLayer]:
     if len(raw) > MAX_SIGNATURE_MANIFEST:
         raise VerificationError("signature manifest is larger than 4 MiB; refusing it")
     try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise VerificationError(f"signature manifest is not valid JSON: {exc}") from exc
+        doc = load_json(raw, what="signature manifest", max_size=MAX_SIGNATURE_MANIFEST)
+    except InputError as exc:
+        raise VerificationError(str(exc)) from None
     layers = doc.get("layers") if isinstance(doc, dict) else None
     if not isinstance(layers, list):
         raise VerificationError("signature manifest has no 'layers' list")
     if len(layers) > MAX_LAYERS:
         raise VerificationError(f"signature manifest has {len(layers)} layers; refusing over 1000")
     out: list[SignedLayer] = []
-    for layer in layers:
-        if not isinstance(layer, dict):
-            raise VerificationError("signature manifest layer is not an object")
-        digest, size, media_type = layer.get("digest"), layer.get("size"), layer.get("mediaType")
-        annotations = layer.get("annotations") or {}
-        if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
-            raise VerificationError("signature manifest layer has no valid sha256 digest")
-        if type(size) is not int or size < 0:
-            raise VerificationError("signature manifest layer has no valid size")
-        if not isinstance(media_type, str) or not isinstance(annotations, dict):
-            raise VerificationError(
-                "signature manifest layer has a malformed mediaType/annotations"
-            )
-        clean = {str(k): str(v) for k, v in annotations.items() if isinstance(v, str)}
-        out.append(SignedLayer(media_type, digest, size, clean))
+    for i, layer in enumerate(layers):
+        try:
+            out.append(_signed_layer(layer))
+        except VerificationError as exc:
+            # One malformed layer cannot add evidence; skip it so the others still count.
+            _log.warning("skipping signature manifest layer %d: %s", i, exc)
     return out
+
+
+def _signed_layer(layer: object) -> SignedLayer:
+    if not isinstance(layer, dict):
+        raise VerificationError("signature manifest layer is not an object")
+    digest, size, media_type = layer.get("digest"), layer.get("size"), layer.get("mediaType")
+    annotations = layer.get("annotations") or {}
+    if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
+        raise VerificationError("signature manifest layer has no valid sha256 digest")
+    if type(size) is not int or size < 0:
+        raise VerificationError("signature manifest layer has no valid size")
+    if not isinstance(media_type, str) or not isinstance(annotations, dict):
+        raise VerificationError("signature manifest layer has a malformed mediaType/annotations")
+    clean = {str(k): str(v) for k, v in annotations.items() if isinstance(v, str)}
+    return SignedLayer(media_type, digest, size, clean)
 
 
 def signature_config(layer_digests: list[str]) -> bytes:

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from assay._atomic import atomic_write_bytes
+from assay._json import load_json
 from assay.oci import mediatypes as mt
 from assay.oci.digest import DigestingWriter, digest_file, digest_hex, parse_digest
 from assay.oci.entry import Entry
@@ -74,7 +75,7 @@ def cached_layer(
     )
     blobs = cache / "layers" / "blobs"
     try:
-        meta = json.loads(index.read_bytes())
+        meta = load_json(index.read_bytes(), what=f"layer cache entry {index}", max_size=1 << 16)
         digest = parse_digest(str(meta["digest"]))
         size = int(meta["size"])
         blob = blobs / digest.split(":", 1)[1]

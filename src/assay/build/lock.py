@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from assay._atomic import atomic_write_bytes
+from assay._json import load_json
 from assay.build.spec import ImageSpec
 from assay.debian.model import PackageRecord, ReleaseInfo, RepoSource
 from assay.debian.resolver import Resolution, resolve
@@ -223,11 +224,9 @@ def read_lock(path: Path | str) -> Lock:
     if len(raw) > _MAX_LOCK_BYTES:
         raise InputError(f"{path}: larger than 64 MiB; this is not an assay lock")
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(
-            f"{path}: not valid JSON ({exc}); run 'assay lock' to rewrite it"
-        ) from None
+        data = load_json(raw, what=f"lock {path}", max_size=_MAX_LOCK_BYTES)
+    except InputError as exc:
+        raise InputError(f"{exc}; run 'assay lock' to rewrite it") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a JSON object")
     try:

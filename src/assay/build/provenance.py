@@ -11,7 +11,6 @@ in the image.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import uuid
 from collections.abc import Mapping, Sequence
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from assay import __version__
+from assay._json import load_json
 from assay.errors import InputError
 
 __all__ = [
@@ -210,10 +210,7 @@ def parse_provenance(data: bytes | Mapping[str, Any]) -> ParsedProvenance:
     if isinstance(data, bytes | bytearray):
         if len(data) > _MAX_PROVENANCE:
             raise InputError("provenance document is larger than 64 MiB; refusing to parse it")
-        try:
-            doc = json.loads(data)
-        except ValueError as exc:
-            raise InputError(f"provenance is not valid JSON: {exc}") from exc
+        doc = load_json(data, what="provenance", max_size=_MAX_PROVENANCE)
     else:
         doc = dict(data)
     if not isinstance(doc, dict):
@@ -249,9 +246,15 @@ def parse_provenance(data: bytes | Mapping[str, Any]) -> ParsedProvenance:
     deps = need(bdef, "resolvedDependencies", "buildDefinition", list)
     builder_id = need(need(run, "builder", "runDetails"), "id", "runDetails.builder", str)
 
-    lock: dict[str, Any] = dict(internal.get("lock", {}))
+    lock_doc = internal.get("lock", {})
+    if not isinstance(lock_doc, dict):
+        raise InputError("provenance field internalParameters.lock must be a dict")
+    lock: dict[str, Any] = dict(lock_doc)
     releases: list[dict[str, Any]] = []
-    archs: dict[str, list[dict[str, Any]]] = {a: [] for a in external.get("archs", [])}
+    arch_list = external.get("archs", [])
+    if not isinstance(arch_list, list) or not all(isinstance(a, str) for a in arch_list):
+        raise InputError("provenance field externalParameters.archs must be a list of strings")
+    archs: dict[str, list[dict[str, Any]]] = {a: [] for a in arch_list}
     for i, dep in enumerate(deps):
         where = f"resolvedDependencies[{i}]"
         uri = need(dep, "uri", where, str)

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from assay._json import load_json_object
 from assay.errors import InputError, UsageError
 from assay.oci.entry import Entry, EntryType
 from assay.oci.layer import apply_layers, read_layer
@@ -68,6 +69,7 @@ def _safe_parent(root: Path, rel: str) -> Path:
         try:
             st = os.lstat(cur)
         except FileNotFoundError:
+            # A layer need not list its directories; create them as runtimes do (0755).
             os.mkdir(cur, 0o755)
             continue
         if not stat.S_ISDIR(st.st_mode):
@@ -217,7 +219,7 @@ def _runc_config(
 ) -> None:
     subprocess.run(["runc", "spec", "--bundle", str(bundle)], check=True, capture_output=True)
     spec_path = bundle / "config.json"
-    spec = json.loads(spec_path.read_text())
+    spec = load_json_object(spec_path.read_bytes(), what="runc spec")
     uid, gid = _user(config, bundle / "rootfs")
     if entrypoint is not None:
         argv = [entrypoint, *args]

@@ -37,7 +37,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -48,9 +47,10 @@ from pydantic import (
     model_validator,
 )
 
+from assay._yaml import load_yaml
 from assay.debian.model import RepoSource
 from assay.debian.version import version_key
-from assay.errors import AssayError, UsageError
+from assay.errors import AssayError, InputError, UsageError
 
 __all__ = [
     "Accounts",
@@ -259,7 +259,10 @@ class ImageSpec(_Model):
     variant: Literal["default", "dev"] = "default"
     dev: DevVariant = Field(default_factory=DevVariant)
     layering: Layering = Field(default_factory=Layering)
-    source_date_epoch: int | None = Field(default=None, alias="source-date-epoch", ge=0)
+    # Up to 9999-12-31T23:59:59Z: later timestamps cannot be written as dates or tar mtimes.
+    source_date_epoch: int | None = Field(
+        default=None, alias="source-date-epoch", ge=0, le=253_402_300_799
+    )
     setuid_allow: list[str] = Field(default_factory=list, alias="setuid-allow")
     sbom: SbomOptions = Field(default_factory=SbomOptions)
 
@@ -295,9 +298,9 @@ class ImageSpec(_Model):
         if len(text) > _MAX_SPEC_BYTES:
             raise UsageError(f"{where}: spec is larger than 1 MiB")
         try:
-            data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
-        except yaml.YAMLError as exc:
-            raise UsageError(f"{where}: not valid YAML: {exc}") from None
+            data = load_yaml(text, what=where, max_size=_MAX_SPEC_BYTES)
+        except InputError as exc:
+            raise UsageError(str(exc)) from None
         if not isinstance(data, dict):
             raise UsageError(f"{where}: expected a mapping at the top level (contents:, archs:, …)")
         try:
@@ -338,31 +341,6 @@ class ImageSpec(_Model):
     def keyring_paths(self, spec_dir: Path) -> list[Path]:
         """Extra keyrings, relative paths taken from the spec's directory."""
         return [p if (p := Path(k)).is_absolute() else spec_dir / p for k in self.contents.keyring]
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe loader that refuses a key given twice in one mapping (YAML silently keeps the
-    last one, which would quietly drop, say, a first ``packages:`` list)."""
-
-
-def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
-    seen: set[Any] = set()
-    for key_node, _value in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if isinstance(key, list | dict):
-            continue  # unhashable keys are rejected by the model anyway
-        if key in seen:
-            line = key_node.start_mark.line + 1
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} appears twice in one mapping (line {line})"
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=True)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
-)
 
 
 def _describe(exc: ValidationError) -> str:

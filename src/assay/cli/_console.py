@@ -7,6 +7,7 @@ progress, is created on first use.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -14,13 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assay._atomic import atomic_write_bytes
+from assay._text import printable
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     err: Console
 
-__all__ = ["emit", "err", "error", "info", "state", "warn"]
+__all__ = ["LogFormatter", "emit", "err", "error", "info", "state", "warn"]
 
 
 @dataclass
@@ -43,7 +45,13 @@ def __getattr__(name: str) -> Any:
 
 
 def _say(label: str, colour: str, message: str) -> None:
-    line = " ".join(message.splitlines()) if label else message
+    # Outside text (registry errors, package names) must not drive the terminal: escape
+    # control characters and bidi overrides (assay._text).
+    line = (
+        printable(" ".join(message.splitlines()))
+        if label
+        else printable(message, keep_newlines=True)
+    )
     rich_console = globals().get("err")
     if rich_console is not None:  # a progress display may be live: let rich place the line
         from rich.markup import escape
@@ -71,6 +79,13 @@ def info(message: str) -> None:
     if state.quiet:
         return
     _say("", "", message)
+
+
+class LogFormatter(logging.Formatter):
+    """Log lines on stderr with outside text made printable (see :mod:`assay._text`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record), keep_newlines=True)
 
 
 def emit(data: str | bytes, output: Path | None = None) -> None:

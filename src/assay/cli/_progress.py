@@ -14,6 +14,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from assay._text import printable
 from assay.cli._console import err
 
 __all__ = ["CliObserver"]
@@ -50,7 +51,7 @@ class CliObserver:
 
     def stage(self, message: str) -> None:
         if not self.quiet:
-            self._progress.console.print(f"[dim]•[/] {escape(message)}", highlight=False)
+            self._progress.console.print(f"[dim]•[/] {escape(printable(message))}", highlight=False)
 
     def progress(self, task: str, done: int, total: int) -> None:
         if not self.enabled:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import typer
 
+from assay._json import load_json
 from assay.cli import _console
 from assay.cli._choices import ScanFormat
 from assay.errors import AssayError, InputError
@@ -110,9 +110,11 @@ def apply_command(
         _console.warn("vex apply --format is deprecated; use -o/--output")
         output = old_format
     try:
-        data = json.loads(result.read_bytes()[: 256 << 20])
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read scan result {result}: {exc}") from None
+        with open(result, "rb") as fh:
+            raw = fh.read((256 << 20) + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read scan result {result}: {exc.strerror or exc}") from None
+    data = load_json(raw, what=f"scan result {result}", max_size=256 << 20)
     res = apply_vex(result_from_json(data, str(result)), [load_vex(v) for v in vex])
     formatter = FORMATTERS[OutputFormat(output.value)]
     _console.emit(formatter.render(res), file)

@@ -16,11 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from assay._json import load_json
 from assay.attest.keys import PublicKey
 from assay.attest.verify import VerifiedAttestation
 from assay.compliance.evaluate import deadline
 from assay.compliance.model import EvidenceRef, ImageEvidence, ReportFinding
-from assay.errors import VerificationError
+from assay.errors import InputError, VerificationError
 from assay.oci.digest import sha256_digest
 from assay.policy import Engine
 from assay.policy.evidence import SignedEvidence
@@ -302,8 +303,8 @@ def _statement_digest(envelope_doc: Any) -> str:
 
     try:
         env = Envelope.from_dict(envelope_doc)
-        return canonical_digest(json.loads(env.payload))
-    except (VerificationError, ValueError, UnicodeDecodeError):
+        return canonical_digest(load_json(env.payload, what="DSSE payload"))
+    except (VerificationError, InputError):
         return ""
 
 
@@ -328,8 +329,8 @@ def _as_fetched(signed: SignedEvidence, items: list[EvidenceRef]) -> dict[str, b
         if blob.data is None:
             continue
         try:
-            doc = json.loads(blob.data)
-        except (ValueError, UnicodeDecodeError):
+            doc = load_json(blob.data, what=f"evidence {blob.digest}")
+        except InputError:
             continue
         item = verified.get(_statement_digest(doc))
         if item is not None:
@@ -338,8 +339,8 @@ def _as_fetched(signed: SignedEvidence, items: list[EvidenceRef]) -> dict[str, b
         if blob.data is None:
             continue
         try:
-            doc = json.loads(blob.data)
-        except (ValueError, UnicodeDecodeError):
+            doc = load_json(blob.data, what=f"evidence {blob.digest}")
+        except InputError:
             continue
         env = doc.get("dsseEnvelope") if isinstance(doc, dict) else None
         item = verified.get(_statement_digest(env)) if env is not None else None

@@ -26,6 +26,7 @@ from typing import TypeVar
 import httpx
 
 from assay._atomic import fsync_dir
+from assay._http import transport as deadline_transport
 from assay.cachedir import cache_dir
 from assay.errors import InputError, NetworkError, VerificationError
 
@@ -54,7 +55,9 @@ def make_client(timeout: float = 30.0) -> httpx.Client:
         timeout=httpx.Timeout(timeout, connect=15.0),
         follow_redirects=True,
         headers={"User-Agent": "assay"},
-        limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+        transport=deadline_transport(
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16)
+        ),
     )
 
 

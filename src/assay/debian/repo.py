@@ -46,6 +46,7 @@ from typing import Any
 import httpx
 
 from assay._atomic import atomic_write_bytes
+from assay._json import load_json
 from assay.cachedir import cache_dir as default_cache_dir
 from assay.debian.fetch import MIRROR_HINT, http_get, make_client
 from assay.debian.model import PackageRecord, ReleaseInfo, RepoSource
@@ -162,8 +163,8 @@ class RepoClient:
         meta: dict[str, str] = {}
         if body_path.is_file():
             cached = body_path.read_bytes()
-            with contextlib.suppress(OSError, ValueError):
-                loaded = json.loads(meta_path.read_text())
+            with contextlib.suppress(OSError, InputError):
+                loaded = load_json(meta_path.read_bytes(), what=str(meta_path), max_size=1 << 16)
                 if isinstance(loaded, dict) and loaded.get("sha256") == _sha(cached):
                     meta = {k: str(v) for k, v in loaded.items()}
             if meta.get("etag"):

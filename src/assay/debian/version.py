@@ -18,6 +18,10 @@ from assay.errors import InputError
 
 __all__ = ["Version", "compare_versions", "parse_version", "version_key"]
 
+MAX_VERSION_LENGTH = 256
+"""Longest version string accepted (dpkg has no limit; real versions stay far below this)."""
+_MAX_EPOCH = 2**31 - 1  # dpkg refuses epochs over INT_MAX
+
 _VALID = re.compile(r"^(?:(\d+):)?([0-9][A-Za-z0-9.+~:-]*?)(?:-([A-Za-z0-9.+~]+))?$")
 _RUNS = re.compile(r"(\D*)(\d*)")
 
@@ -89,13 +93,19 @@ class Version:
 def parse_version(text: str) -> tuple[int, str, str]:
     """Split a version into (epoch, upstream, revision); raise InputError if it is not valid."""
     text = text.strip()
+    if len(text) > MAX_VERSION_LENGTH:
+        raise InputError(
+            f"invalid Debian version {text[:40]!r}…: longer than {MAX_VERSION_LENGTH} characters"
+        )
     epoch = 0
     rest = text
     if ":" in text:
         head, _, rest = text.partition(":")
-        if not head.isdigit():
+        if not head.isascii() or not head.isdigit():
             raise InputError(f"invalid Debian version {text!r}: epoch {head!r} is not a number")
         epoch = int(head)
+        if epoch > _MAX_EPOCH:
+            raise InputError(f"invalid Debian version {text!r}: epoch is larger than {_MAX_EPOCH}")
     if "-" in rest:
         upstream, _, revision = rest.rpartition("-")
         if not revision:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import os
 import threading
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import httpx
 
+from assay._json import load_json
 from assay.errors import InputError, NetworkError
 
 __all__ = [
@@ -241,10 +241,7 @@ def _read_auth_file(path: Path) -> dict[str, object] | None:
         return None
     if len(data) > _MAX_AUTH_FILE:
         raise InputError(f"{path}: larger than 1 MiB; that is not a credentials file")
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid JSON ({exc}); fix or remove the file") from exc
+    doc = load_json(data, what=f"credentials file {path}", max_size=_MAX_AUTH_FILE)
     if not isinstance(doc, dict):
         raise InputError(f"{path}: expected a JSON object")
     return doc
@@ -451,9 +448,11 @@ class Authenticator:
                 f"token service of registry {self.host} answered HTTP {resp.status_code}"
             )
         try:
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise NetworkError(f"token service of registry {self.host} sent invalid JSON") from exc
+            doc = load_json(body, what=f"token from registry {self.host}", max_size=1 << 20)
+        except InputError as exc:
+            raise NetworkError(
+                f"token service of registry {self.host} sent invalid JSON: {exc}"
+            ) from None
         if not isinstance(doc, dict):
             raise NetworkError(f"token service of registry {self.host} sent no JSON object")
         token = doc.get("token") or doc.get("access_token")

@@ -8,13 +8,13 @@ document and which field.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from assay._json import load_json_object
 from assay.errors import InputError
 from assay.oci import mediatypes as mt
 from assay.oci.digest import Digest, parse_digest
@@ -258,28 +258,9 @@ def image_index(
     return doc
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    d: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in d:
-            raise InputError(f"duplicate JSON key {k!r}; refusing an ambiguous document"[:200])
-        d[k] = v
-    return d
-
-
 def parse_json_document(raw: bytes, *, what: str, max_size: int) -> dict[str, Any]:
-    """Decode a JSON object from outside, bounded and with duplicate keys refused."""
-    if len(raw) > max_size:
-        raise InputError(f"{what} is {len(raw)} bytes, over the {max_size}-byte limit; refusing it")
-    try:
-        doc = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except InputError as e:
-        raise InputError(f"{what}: {e}") from None
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise InputError(f"{what} is not valid JSON: {e}"[:300]) from None
-    if not isinstance(doc, dict):
-        raise InputError(f"{what} must be a JSON object, got {type(doc).__name__}")
-    return doc
+    """Decode a JSON object from outside through the shared bounded loader (:mod:`assay._json`)."""
+    return load_json_object(raw, what=what, max_size=max_size)
 
 
 def _check_schema(doc: Mapping[str, Any], what: str) -> None:

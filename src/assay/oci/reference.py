@@ -169,6 +169,8 @@ def _parse_path_ref(text: str, transport: Transport, rest: str) -> ImageRef:
         # NAME:TAG of an image inside the archive (checked against its RepoTags later) or @N.
         if tag and any(c in tag for c in "\0\n"):
             raise _bad(text, "malformed image name inside the archive")
+        if tag.startswith("@") and not (tag[1:].isascii() and tag[1:].isdigit() and len(tag) < 8):
+            raise _bad(text, "@N must be the number of an image in the archive, e.g. @0")
         return ImageRef("docker-archive", path=path, tag=tag)
     if tag and (len(tag) > 255 or not _OCI_TAG_RE.fullmatch(tag)):
         raise _bad(

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import ipaddress
-import json
 import logging
 import re
 import threading
@@ -37,6 +36,9 @@ from typing import Any, Protocol
 
 import httpx
 
+from assay._http import transport as deadline_transport
+from assay._json import load_json, load_json_object
+from assay._text import printable
 from assay.errors import InputError, NetworkError, UsageError, VerificationError
 from assay.oci.auth import Authenticator, Credentials, parse_challenges
 from assay.oci.digest import Digest
@@ -176,13 +178,9 @@ class FetchedManifest:
         return Descriptor(self.media_type, self.digest, len(self.data))
 
     def json(self) -> dict[str, Any]:
-        try:
-            doc = json.loads(self.data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InputError(f"manifest {self.digest} is not valid JSON: {exc}") from exc
-        if not isinstance(doc, dict):
-            raise InputError(f"manifest {self.digest} is not a JSON object")
-        return doc
+        return load_json_object(
+            self.data, what=f"manifest {self.digest}", max_size=MAX_MANIFEST_SIZE
+        )
 
     @property
     def is_index(self) -> bool:
@@ -210,8 +208,8 @@ def _error_detail(resp: httpx.Response) -> str:
     except (NetworkError, httpx.HTTPError):
         return ""
     try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        doc = load_json(body, what="error body", max_size=MAX_ERROR_BODY)
+    except InputError:
         return ""
     if not isinstance(doc, dict) or not isinstance(doc.get("errors"), list):
         return ""
@@ -221,7 +219,7 @@ def _error_detail(resp: httpx.Response) -> str:
             code = str(err.get("code", ""))[:64]
             msg = str(err.get("message", ""))[:200]
             parts.append(f"{code}: {msg}" if msg else code)
-    return "; ".join(parts)
+    return printable("; ".join(parts))
 
 
 def _parse_next_link(header: str | None) -> str | None:
@@ -283,7 +281,7 @@ class RegistryClient:
         self._own_http = http is None
         self.http = http or httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
-            verify=not insecure,
+            transport=deadline_transport(verify=not insecure),
             follow_redirects=False,
             headers={"User-Agent": "assay"},
         )
@@ -845,12 +843,7 @@ class RegistryClient:
 
     @staticmethod
     def _media_type(header_type: str, data: bytes) -> str:
-        try:
-            doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InputError(f"the registry sent a manifest that is not JSON: {exc}") from exc
-        if not isinstance(doc, dict):
-            raise InputError("the registry sent a manifest that is not a JSON object")
+        doc = load_json_object(data, what="manifest from the registry", max_size=MAX_MANIFEST_SIZE)
         body_type = doc.get("mediaType")
         if isinstance(body_type, str) and body_type:
             if header_type in MANIFEST_ACCEPT and header_type != body_type:
@@ -953,9 +946,11 @@ class RegistryClient:
             finally:
                 resp.close()
             try:
-                doc = json.loads(body)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise NetworkError(f"registry {self.host} sent an invalid tag list") from exc
+                doc = load_json(body, what="tag list", max_size=MAX_LIST_RESPONSE)
+            except InputError as exc:
+                raise NetworkError(
+                    f"registry {self.host} sent an invalid tag list: {exc}"
+                ) from None
             page = doc.get("tags") if isinstance(doc, dict) else None
             if page is not None and not (
                 isinstance(page, list) and all(isinstance(t, str) for t in page)
@@ -1018,9 +1013,9 @@ class RegistryClient:
     @staticmethod
     def _index_entries(body: bytes, what: str) -> list[Descriptor]:
         try:
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise NetworkError(f"{what}: the registry sent invalid JSON") from exc
+            doc = load_json(body, what=what, max_size=MAX_LIST_RESPONSE)
+        except InputError as exc:
+            raise NetworkError(f"the registry sent an unusable {exc}") from None
         manifests = doc.get("manifests") if isinstance(doc, dict) else None
         if manifests is None:
             return []
@@ -1050,8 +1045,8 @@ class RegistryClient:
         self, repository: str, data: bytes, media_type: str, digest: str
     ) -> None:
         try:
-            doc = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
+            doc = load_json(data, what="manifest", max_size=MAX_MANIFEST_SIZE)
+        except InputError:
             return
         if not isinstance(doc, dict):
             return

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
-import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
+from assay._json import load_json
 from assay._safefs import open_regular
 from assay.errors import InputError, UsageError
 from assay.oci import _tar
@@ -288,24 +288,21 @@ class DockerArchiveSource:
     def _load(self, name: str) -> ImageManifest:
         what = f"docker-archive {self.path}"
         raw = self._read_member("manifest.json", MAX_MANIFEST_SIZE)
-        try:
-            doc = json.loads(raw)
-        except ValueError as e:
-            raise InputError(f"{what}: manifest.json is not valid JSON: {e}") from None
+        doc = load_json(raw, what=f"{what}: manifest.json", max_size=MAX_MANIFEST_SIZE)
         if not isinstance(doc, list) or not doc or not all(isinstance(x, dict) for x in doc):
             raise InputError(f"{what}: manifest.json must be a non-empty list of objects")
         chosen: dict[str, Any]
         if name.startswith("@"):
+            if not (name[1:].isascii() and name[1:].isdigit() and len(name) < 8):
+                raise UsageError(f"{what}: '{name}' is not @N, the number of an image (e.g. @0)")
             i = int(name[1:])
             if i >= len(doc):
                 raise UsageError(f"{what}: has {len(doc)} images; index @{i} is out of range")
             chosen = doc[i]
         elif name:
-            matches = [
-                x for x in doc if any(_names_match(t, name) for t in x.get("RepoTags") or [])
-            ]
+            matches = [x for x in doc if any(_names_match(t, name) for t in _repo_tags(x))]
             if not matches:
-                tags = sorted(t for x in doc for t in (x.get("RepoTags") or []))
+                tags = sorted(t for x in doc for t in _repo_tags(x))
                 raise UsageError(f"{what}: no image {name!r} (images: {', '.join(tags) or 'none'})")
             chosen = matches[0]
         else:
@@ -443,3 +440,9 @@ def open_local_image(ref: ImageRef) -> ImageSource:
 
 
 open_image = open_local_image  # the same entry point, for callers that also take registries
+
+
+def _repo_tags(entry: dict[str, Any]) -> list[str]:
+    """The string entries of a docker-archive manifest entry's ``RepoTags`` (others ignored)."""
+    tags = entry.get("RepoTags")
+    return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []

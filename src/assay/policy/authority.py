@@ -10,11 +10,11 @@ can search for them.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from assay._json import load_json
 from assay.attest import bundle as _bundle
 from assay.attest.dsse import Envelope
 from assay.attest.intoto import PREDICATE_TYPES, SIGN_PREDICATE_TYPE, parse_statement
@@ -186,7 +186,10 @@ def _bundle_statements(
                 statement = parse_statement(result.payload)
                 check_statement_subject(statement, digest)
                 att = VerifiedAttestation(
-                    digest, statement.predicate_type, "referrer-bundle", json.loads(result.payload)
+                    digest,
+                    statement.predicate_type,
+                    "referrer-bundle",
+                    load_json(result.payload, what="attestation payload", max_size=16 << 20),
                 )
             if predicate_type is not None and att.predicate_type != predicate_type:
                 continue

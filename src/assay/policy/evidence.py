@@ -8,13 +8,13 @@ A registry that cannot be reached is recorded as ``error`` (never as "no signatu
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from assay._json import load_json
 from assay.attest import bundle as _bundle
 from assay.attest.simplesigning import (
     MAX_PAYLOAD,
@@ -23,7 +23,7 @@ from assay.attest.simplesigning import (
     cosign_tag,
     parse_signature_manifest,
 )
-from assay.errors import AssayError, NetworkError
+from assay.errors import AssayError, InputError, NetworkError
 from assay.oci.registry import NotFoundError, RegistryClient
 
 __all__ = ["Blob", "ImageEvidence", "SignedEvidence", "fetch_image", "fetch_signed"]
@@ -125,9 +125,9 @@ def _read_config(client: RegistryClient, repository: str, desc: Any) -> tuple[st
         raise NetworkError("image config size is missing or larger than 4 MiB")
     raw = client.get_blob(repository, desc["digest"], size=size, max_size=MAX_CONFIG)
     try:
-        config = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise NetworkError(f"image config {desc['digest']} is not JSON") from exc
+        config = load_json(raw, what=f"image config {desc['digest']}", max_size=MAX_CONFIG)
+    except InputError as exc:
+        raise NetworkError(str(exc)) from None
     if not isinstance(config, dict):
         raise NetworkError(f"image config {desc['digest']} is not a JSON object")
     return desc["digest"], config

@@ -7,13 +7,13 @@ release), and the subject image from a ``pkg:oci`` purl.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 from packageurl import PackageURL
 
+from assay._json import load_json
 from assay.errors import InputError
 from assay.sbom.model import Distro, Inventory, Package
 
@@ -112,6 +112,14 @@ def _cdx_components(comps: Any, out: list[dict[str, Any]], depth: int = 0) -> No
             _cdx_components(c.get("components"), out, depth + 1)
 
 
+def _list(value: Any, what: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InputError(f"{what} must be a list")
+    return value
+
+
 def read_sbom(path: Path) -> Inventory:
     """An inventory from an SPDX 2.3 JSON or CycloneDX JSON file."""
     try:
@@ -121,16 +129,15 @@ def read_sbom(path: Path) -> Inventory:
         raise InputError(f"cannot read SBOM {path}: {exc.strerror}") from None
     if len(raw) > MAX_SBOM_BYTES:
         raise InputError(f"SBOM {path} is larger than {MAX_SBOM_BYTES} bytes")
-    try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"SBOM {path} is not valid JSON: {exc}") from None
+    doc = load_json(raw, what=f"SBOM {path}", max_size=MAX_SBOM_BYTES)
     if not isinstance(doc, dict):
         raise InputError(f"{path} is neither an SPDX nor a CycloneDX JSON document")
     if str(doc.get("spdxVersion", "")).startswith("SPDX-"):
         purls = []
-        for p in doc.get("packages") or []:
-            for ref in (p.get("externalRefs") or []) if isinstance(p, dict) else []:
+        for p in _list(doc.get("packages"), f"SBOM {path}: packages"):
+            if not isinstance(p, dict):
+                raise InputError(f"SBOM {path}: a package is not an object")
+            for ref in _list(p.get("externalRefs"), f"SBOM {path}: externalRefs"):
                 if (
                     isinstance(ref, dict)
                     and ref.get("referenceType") == "purl"
@@ -144,7 +151,7 @@ def read_sbom(path: Path) -> Inventory:
         root = meta.get("component") if isinstance(meta, dict) else None
         if isinstance(root, dict):
             comps.append(root)
-        _cdx_components(doc.get("components"), comps)
+        _cdx_components(_list(doc.get("components"), f"SBOM {path}: components"), comps)
         distro = None
         for c in comps:
             if c.get("type") == "operating-system" and c.get("name"):

@@ -20,6 +20,7 @@ from urllib.parse import unquote
 
 from packageurl import PackageURL
 
+from assay._json import load_json
 from assay.errors import InputError, UsageError
 from assay.vuln.model import Finding, ScanResult
 
@@ -77,6 +78,9 @@ def validate_openvex(doc: Any) -> list[str]:
     for key in ("@context", "@id", "author", "timestamp", "version", "statements"):
         if key not in doc:
             problems.append(f"missing required field {key!r}")
+    for key in ("@context", "@id", "author", "role", "timestamp", "last_updated", "tooling"):
+        if key in doc and not isinstance(doc[key], str):
+            problems.append(f"{key} must be a string")
     if isinstance(doc.get("@context"), str) and not doc["@context"].startswith(
         "https://openvex.dev/ns"
     ):
@@ -95,6 +99,11 @@ def validate_openvex(doc: Any) -> list[str]:
         vuln = s.get("vulnerability")
         if not isinstance(vuln, dict) or not isinstance(vuln.get("name"), str) or not vuln["name"]:
             problems.append(f"{where}: vulnerability.name is required")
+        elif not _str_list(vuln.get("aliases", [])):
+            problems.append(f"{where}: vulnerability.aliases must be a list of strings")
+        for key in _STATEMENT_TEXT:
+            if key in s and not isinstance(s[key], str):
+                problems.append(f"{where}: {key} must be a string")
         status = s.get("status")
         if status not in STATUSES:
             problems.append(f"{where}: status must be one of {', '.join(STATUSES)}")
@@ -111,11 +120,49 @@ def validate_openvex(doc: Any) -> list[str]:
             problems.append(f"{where}: products must name at least one product")
         else:
             for p in products:
-                if not isinstance(p, dict) or not (
-                    p.get("@id") or (p.get("identifiers") or {}).get("purl") or p.get("hashes")
-                ):
-                    problems.append(f"{where}: a product needs an @id, a purl or hashes")
+                bad = _component_problem(p)
+                if bad:
+                    problems.append(f"{where}: a product {bad}")
+                    continue
+                subs = p.get("subcomponents", [])
+                if not isinstance(subs, list):
+                    problems.append(f"{where}: subcomponents must be a list")
+                    continue
+                for sc in subs:
+                    bad = _component_problem(sc)
+                    if bad:
+                        problems.append(f"{where}: a subcomponent {bad}")
     return problems
+
+
+_STATEMENT_TEXT = (
+    "status",
+    "justification",
+    "impact_statement",
+    "action_statement",
+    "status_notes",
+    "timestamp",
+    "last_updated",
+)
+
+
+def _str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _component_problem(p: Any) -> str:
+    """What is wrong with a product or subcomponent object, or ''."""
+    if not isinstance(p, dict):
+        return "is not an object"
+    if "@id" in p and not isinstance(p["@id"], str):
+        return "@id must be a string"
+    for key in ("identifiers", "hashes"):
+        value = p.get(key, {})
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            return f"{key} must be an object of strings"
+    if not (p.get("@id") or p.get("identifiers", {}).get("purl") or p.get("hashes")):
+        return "needs an @id, a purl or hashes"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -201,10 +248,7 @@ class VexDocument:
 
     @classmethod
     def from_json(cls, data: bytes | str, where: str = "OpenVEX document") -> VexDocument:
-        try:
-            doc = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputError(f"{where} is not valid JSON: {exc}") from None
+        doc = load_json(data, what=where)
         problems = validate_openvex(doc)
         if problems:
             raise InputError(

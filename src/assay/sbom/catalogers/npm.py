@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from typing import Any
 
+from assay._json import load_json
+from assay.errors import InputError
 from assay.sbom.catalogers.interface import CatalogContext
 from assay.sbom.fs import FileView
 from assay.sbom.licenses import expression_from_names, free_text_expression
@@ -13,6 +14,8 @@ from assay.sbom.model import Package
 from assay.sbom.purl import npm_purl
 
 __all__ = ["NpmCataloger"]
+
+_MAX_PACKAGE_JSON = 4 << 20  # a package.json larger than this is not a package manifest
 
 
 def _license(doc: dict[str, Any]) -> str:
@@ -66,8 +69,8 @@ class NpmCataloger:
             if data is None:
                 continue
             try:
-                doc = json.loads(data)
-            except (ValueError, UnicodeDecodeError):
+                doc = load_json(data, what=path, max_size=_MAX_PACKAGE_JSON)
+            except InputError:
                 continue  # a broken manifest is not a package; nothing to report
             if not isinstance(doc, dict):
                 continue

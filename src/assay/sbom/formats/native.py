@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
+from assay._json import load_json
 from assay.sbom.model import Distro, Inventory, Package
 
 __all__ = ["SCHEMA", "inventory_from_json", "render_json"]
@@ -23,10 +24,7 @@ def inventory_from_json(data: bytes) -> Inventory:
     """Read back what ``render_json`` wrote (for ``assay scan`` of a saved inventory)."""
     from assay.errors import InputError
 
-    try:
-        doc = json.loads(data)
-    except ValueError as exc:
-        raise InputError(f"inventory JSON is not valid JSON: {exc}") from None
+    doc = load_json(data, what="inventory JSON", max_size=256 << 20)
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise InputError("not an assay inventory document (missing or wrong 'schema')")
     try:

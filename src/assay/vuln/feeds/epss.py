@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 from assay.errors import InputError
@@ -36,28 +37,10 @@ class EpssFeed:
                 if key.strip() == "score_date":
                     score_date = feed_date(value.strip(), f"EPSS file {path}: score_date")
         reader = csv.reader(io.StringIO("\n".join(lines[body_start:])))
-        header = next(reader, None)
-        if header is None or [h.strip().lower() for h in header[:3]] != [
-            "cve",
-            "epss",
-            "percentile",
-        ]:
-            raise InputError(
-                f"EPSS file {path}: expected a 'cve,epss,percentile' header, found {header!r}"
-            )
-        rows = []
-        for n, rec in enumerate(reader, start=body_start + 2):
-            if not rec:
-                continue
-            if len(rec) < 3:
-                raise InputError(f"EPSS file {path} line {n}: expected 3 columns")
-            try:
-                score, pct = float(rec[1]), float(rec[2])
-            except ValueError:
-                raise InputError(f"EPSS file {path} line {n}: score is not a number") from None
-            if not (0.0 <= score <= 1.0 and 0.0 <= pct <= 1.0):
-                raise InputError(f"EPSS file {path} line {n}: values must lie in [0, 1]")
-            rows.append((rec[0].strip(), score, pct))
+        try:
+            rows = _rows(reader, path, body_start)
+        except csv.Error as exc:  # a field over the csv module's limit, a stray NUL…
+            raise InputError(f"EPSS file {path} is not valid CSV: {exc}") from None
         with db.transaction() as conn:
             conn.execute("DELETE FROM epss")
             conn.executemany("INSERT OR REPLACE INTO epss VALUES (?,?,?)", rows)
@@ -70,3 +53,27 @@ class EpssFeed:
                 score_date or date_hint or file_date(path),
             )
         return len(rows)
+
+
+def _rows(
+    reader: Iterator[list[str]], path: Path, body_start: int
+) -> list[tuple[str, float, float]]:
+    header = next(reader, None)
+    if header is None or [h.strip().lower() for h in header[:3]] != ["cve", "epss", "percentile"]:
+        raise InputError(
+            f"EPSS file {path}: expected a 'cve,epss,percentile' header, found {header!r}"[:300]
+        )
+    rows = []
+    for n, rec in enumerate(reader, start=body_start + 2):
+        if not rec:
+            continue
+        if len(rec) < 3:
+            raise InputError(f"EPSS file {path} line {n}: expected 3 columns")
+        try:
+            score, pct = float(rec[1]), float(rec[2])
+        except ValueError:
+            raise InputError(f"EPSS file {path} line {n}: score is not a number") from None
+        if not (0.0 <= score <= 1.0 and 0.0 <= pct <= 1.0):
+            raise InputError(f"EPSS file {path} line {n}: values must lie in [0, 1]")
+        rows.append((rec[0].strip(), score, pct))
+    return rows

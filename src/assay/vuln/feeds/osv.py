@@ -11,6 +11,7 @@ import json
 import logging
 import sqlite3
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,8 +55,13 @@ def iter_osv_documents(path: Path) -> Iterator[tuple[str, Any]]:
             for info in infos:
                 if info.file_size > MAX_RECORD_BYTES:
                     raise InputError(f"{path}:{info.filename} is larger than {MAX_RECORD_BYTES}")
-                with zf.open(info) as fh:
-                    data = fh.read(MAX_RECORD_BYTES + 1)
+                try:
+                    with zf.open(info) as fh:
+                        data = fh.read(MAX_RECORD_BYTES + 1)
+                except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+                    raise InputError(f"{path}:{info.filename} is corrupt: {exc}") from None
+                except (NotImplementedError, RuntimeError) as exc:  # method, encryption
+                    raise InputError(f"{path}:{info.filename} cannot be read: {exc}") from None
                 if len(data) > MAX_RECORD_BYTES:
                     raise InputError(f"{path}:{info.filename} is larger than its header says")
                 yield f"{path}:{info.filename}", load_json(data, f"{path}:{info.filename}")
@@ -73,6 +79,14 @@ def _str_list(value: Any, what: str) -> list[str]:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise InputError(f"{what} must be a list of strings")
+    return value
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InputError(f"{what} must be a list")
     return value
 
 
@@ -102,7 +116,7 @@ def _insert_record(conn: sqlite3.Connection, where: str, rec: Any) -> None:
         if other != vid:
             conn.execute("INSERT OR IGNORE INTO aliases VALUES (?, ?)", (vid, other))
             conn.execute("INSERT OR IGNORE INTO aliases VALUES (?, ?)", (other, vid))
-    severities: list[Any] = list(rec.get("severity") or [])
+    severities: list[Any] = _list(rec.get("severity"), f"OSV {vid} severity")
     affected = rec.get("affected") or []
     if not isinstance(affected, list):
         raise InputError(f"OSV {vid}: 'affected' must be a list")
@@ -121,7 +135,7 @@ def _insert_record(conn: sqlite3.Connection, where: str, rec: Any) -> None:
         usable = [
             r for r in ranges if isinstance(r, dict) and r.get("type") in ("ECOSYSTEM", "SEMVER")
         ]
-        severities.extend(aff.get("severity") or [])
+        severities.extend(_list(aff.get("severity"), f"OSV {vid} affected severity"))
         conn.execute(
             "INSERT INTO osv_affected VALUES (?,?,?,?,?,?)",
             (

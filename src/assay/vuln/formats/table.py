@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from assay._text import printable
 from assay.vuln.model import Finding, ScanResult, Severity
 
 __all__ = ["TableFormatter"]
@@ -99,4 +100,4 @@ class TableFormatter:
             lines.append(f"skipped ({len(result.skipped)}):")
             for purl, reason in result.skipped:
                 lines.append(f"  {purl or '-'}: {reason}")
-        return "\n".join(lines) + "\n"
+        return printable("\n".join(lines) + "\n", keep_newlines=True)

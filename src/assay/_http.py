@@ -1,0 +1,163 @@
+"""An overall deadline for every HTTP request assay makes (registries, mirrors, feeds).
+
+httpx's timeouts bound each socket operation, so a server that sends one byte every two seconds
+never trips them and a request can last forever. Every client assay builds uses
+:func:`transport`, whose connections check a per-request deadline on every read and write:
+the request, its response headers and its whole body must finish within
+``ASSAY_HTTP_DEADLINE`` seconds (default :data:`DEFAULT_DEADLINE`) of the request starting.
+Past it, the read in progress fails with :class:`~assay.errors.NetworkError` (not retried: a
+server that slow will be that slow again).
+
+The deadline is tracked per thread: the request a thread starts is the one its reads belong to
+(httpx's sync client reads a response in the thread that iterates it).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import ssl
+import threading
+import time
+import typing
+from typing import Any
+
+import httpcore
+import httpx
+
+from assay.errors import NetworkError, UsageError
+
+__all__ = ["DEADLINE_ENV", "DEFAULT_DEADLINE", "request_deadline", "transport"]
+
+DEADLINE_ENV = "ASSAY_HTTP_DEADLINE"
+DEFAULT_DEADLINE = 600.0
+"""Seconds one HTTP request may take from sending it to reading the last byte of its body."""
+
+_local = threading.local()
+
+
+def request_deadline() -> float:
+    """The per-request deadline in seconds: ``ASSAY_HTTP_DEADLINE`` or the default."""
+    text = os.environ.get(DEADLINE_ENV, "").strip()
+    if not text:
+        return DEFAULT_DEADLINE
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= 86400):
+        raise UsageError(
+            f"{DEADLINE_ENV}={text[:40]!r} is not a number of seconds between 0 and 86400"
+        )
+    return value
+
+
+def _expired() -> NetworkError:
+    return NetworkError(
+        f"{getattr(_local, 'what', 'an HTTP request')} did not finish within "
+        f"{getattr(_local, 'limit', 0):g} s; the server is too slow or stalling "
+        f"(raise {DEADLINE_ENV} for a slow link)"
+    )
+
+
+def _remaining(timeout: float | None) -> tuple[float | None, bool]:
+    """(timeout for the next socket operation, whether the deadline is what bounds it)."""
+    end: float | None = getattr(_local, "end", None)
+    if end is None:
+        return timeout, False
+    left = end - time.monotonic()
+    if left <= 0:
+        raise _expired()
+    if timeout is None or left < timeout:
+        return left, True
+    return timeout, False
+
+
+class _Stream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        limit, by_deadline = _remaining(timeout)
+        try:
+            return self._inner.read(max_bytes, limit)
+        except httpcore.TimeoutException:
+            if by_deadline:
+                raise _expired() from None
+            raise
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        limit, by_deadline = _remaining(timeout)
+        try:
+            self._inner.write(buffer, limit)
+        except httpcore.TimeoutException:
+            if by_deadline:
+                raise _expired() from None
+            raise
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        limit, _ = _remaining(timeout)
+        return _Stream(self._inner.start_tls(ssl_context, server_hostname, limit))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _Backend(httpcore.NetworkBackend):
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        limit, _ = _remaining(timeout)
+        return _Stream(self._inner.connect_tcp(host, port, limit, local_address, socket_options))
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        limit, _ = _remaining(timeout)
+        return _Stream(self._inner.connect_unix_socket(path, limit, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _DeadlineTransport(httpx.HTTPTransport):
+    def __init__(self, deadline: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._deadline = deadline
+        pool = getattr(self, "_pool", None)
+        inner = getattr(pool, "_network_backend", None)
+        if not isinstance(inner, httpcore.NetworkBackend):  # pragma: no cover - httpx changed
+            raise RuntimeError("this httpx version has no connection pool backend to wrap")
+        pool._network_backend = _Backend(inner)  # type: ignore[union-attr]
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        _local.end = time.monotonic() + self._deadline
+        _local.limit = self._deadline
+        _local.what = f"{request.method} {request.url.host}{request.url.path[:80]}"
+        return super().handle_request(request)
+
+
+def transport(deadline: float | None = None, **kwargs: Any) -> httpx.HTTPTransport:
+    """An httpx transport whose requests each finish within ``deadline`` seconds (default:
+    :func:`request_deadline`). ``kwargs`` go to :class:`httpx.HTTPTransport` (``verify``,
+    ``limits``…)."""
+    return _DeadlineTransport(request_deadline() if deadline is None else deadline, **kwargs)
