@@ -189,6 +189,9 @@ Path = tuple[str | int, ...]
 
 _READ_CHUNK = 1 << 20
 _MAX_KEY = 1 << 16
+_MAX_NAMES = 32 << 20
+"""Characters of member names a streamed document's split objects may hold in all (they are
+kept to refuse duplicates: a stream of a billion tiny members must not become a huge set)."""
 
 
 class _PieceReader:
@@ -202,6 +205,7 @@ class _PieceReader:
         self.buf = ""
         self.pos = 0
         self.eof = False
+        self.names = 0
 
     def _fill(self, more: int) -> None:
         """Read until ``more`` characters beyond the window's end are in (or the stream ends)."""
@@ -290,7 +294,8 @@ class _PieceReader:
         if held > max_size:
             raise self._too_big(max_size)
         self.pos = start
-        self._fill(max(_READ_CHUNK, held))
+        # Double what is held (few retries for a large piece), never past one over the limit.
+        self._fill(max(1, min(max(_READ_CHUNK, held), max_size + 1 - held)))
 
     def _too_big(self, max_size: int) -> InputError:
         return InputError(
@@ -384,6 +389,11 @@ def _key(r: _PieceReader, seen: set[str]) -> str:
     if r.peek() != '"':
         r.expect('"', "(a member name)")
     key: str = r.value(_MAX_KEY, 1)
+    r.names += len(key) + 8
+    if r.names > _MAX_NAMES:
+        raise InputError(
+            f"{r.what} holds more than {_MAX_NAMES} characters of member names; refusing it"
+        )
     if key in seen:
         raise InputError(
             f"{r.what} holds a duplicate JSON key {key[:60]!r} (an ambiguous document); refusing it"

@@ -45,9 +45,10 @@ MAX_FEED_BYTES = 1 << 30
 # A compressed feed may expand to at most this many times its compressed size (the Debian
 # tracker JSON compresses about 10:1; a gzip bomb reaches 1000:1).
 MAX_GZIP_RATIO = 100
-# The largest piece of a streamed feed JSON held in memory at once: one source package of the
-# Debian tracker (linux, the largest, is a few MB), one NVD or KEV vulnerability, one OSV record.
-MAX_FEED_PIECE = 16 << 20
+# The largest piece of a streamed feed JSON decoded at once: one CVE entry of the Debian tracker,
+# one NVD vulnerability (real ones are kilobytes, the largest with CPE lists a few hundred KB).
+# 4 MB of the costliest JSON shape ([[],[],…]) decodes to ~110 MB of Python objects.
+MAX_FEED_PIECE = 4 << 20
 
 
 class Feed(Protocol):

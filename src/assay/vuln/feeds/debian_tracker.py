@@ -96,12 +96,12 @@ class DebianTrackerFeed:
         data_date = date_hint or file_date(path)
         what = f"Debian tracker file {path}"
         sources = rows_in = 0
-        seen: set[str] = set()  # CVEs whose description this import already stored
         batch: list[_Row] = []
         pieces = iter_feed_json(path, what, split=("*",))
         last = ""
         with closing(pieces), db.transaction() as conn:
             conn.execute("DELETE FROM debian")
+            conn.execute("DELETE FROM descriptions")  # only the tracker writes them
             # One piece per (source package, CVE): the linux entry alone is megabytes.
             for key, info in pieces:
                 if not key or not isinstance(key[0], str):
@@ -117,18 +117,24 @@ class DebianTrackerFeed:
                 issues = {key[1]: info} if len(key) == 2 else info
                 descriptions: dict[str, str] = {}
                 batch += _source_rows(source, issues, descriptions)
-                fresh = [(v, d) for v, d in descriptions.items() if v not in seen]
-                seen.update(v for v, _ in fresh)
-                conn.executemany("INSERT OR REPLACE INTO descriptions VALUES (?, ?)", fresh)
+                # the first description of a CVE wins, as in the tracker's own pages
+                conn.executemany(
+                    "INSERT OR IGNORE INTO descriptions VALUES (?, ?)", descriptions.items()
+                )
                 if len(batch) >= _BATCH:
                     rows_in += _insert(conn, batch)
+                    if rows_in > MAX_ROWS:
+                        raise InputError(
+                            f"{what} holds more than {MAX_ROWS} release entries; refusing it"
+                        )
             rows_in += _insert(conn, batch)
+            vulns = conn.execute("SELECT count(*) FROM descriptions").fetchone()[0]
             db.record_source(
                 conn,
                 self.name,
                 origin or str(path),
                 rows_in,
-                f"{sources} source packages, {len(seen)} vulnerabilities",
+                f"{sources} source packages, {vulns} vulnerabilities",
                 data_date,
             )
         log.info("imported %d Debian tracker entries from %s", rows_in, path)
@@ -136,6 +142,8 @@ class DebianTrackerFeed:
 
 
 _BATCH = 20_000
+MAX_ROWS = 10_000_000
+"""(release, source, CVE) entries an import may hold; the tracker has about a million."""
 
 
 def _insert(conn: sqlite3.Connection, batch: list[_Row]) -> int:

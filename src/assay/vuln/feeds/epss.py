@@ -65,7 +65,7 @@ class EpssFeed:
 
 
 _MAX_LINE = 1 << 20
-_MAX_ROWS = 5_000_000  # EPSS scores every published CVE: ~300,000 today
+_MAX_ROWS = 2_000_000  # EPSS scores every published CVE: ~300,000 today
 _BATCH = 20_000
 
 
