@@ -16,9 +16,9 @@ import lzma
 import os
 import stat
 import zlib
-from collections.abc import Collection, Generator
+from collections.abc import Callable, Collection, Generator
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, cast
 
 from assay._json import iter_json_pieces
 from assay._json import load_json as _load_json
@@ -136,6 +136,7 @@ class FeedReader(io.RawIOBase):
             os.close(fd)
             raise
         self._raw: BinaryIO = os.fdopen(fd, "rb")
+        self._at_end: Callable[[], None] = lambda: None
         magic = self._raw.read(6)
         self._raw.seek(0)
         self.compressed = True
@@ -149,8 +150,12 @@ class FeedReader(io.RawIOBase):
         elif magic[:4] == b"\x28\xb5\x2f\xfd":
             import zstandard
 
+            from assay.oci._zstdframes import ZstdFrames
+
+            frames = ZstdFrames(self._raw, f"feed file {path}")
+            self._at_end = frames.check_complete  # zstandard ends quietly inside a frame
             self._inner = zstandard.ZstdDecompressor().stream_reader(
-                self._raw, read_across_frames=True
+                cast(BinaryIO, frames), read_across_frames=True, closefd=False
             )
             self.kind = "zstd"
         else:
@@ -194,6 +199,8 @@ class FeedReader(io.RawIOBase):
             if type(exc).__name__ != "ZstdError":
                 raise
             raise InputError(f"feed file {self.path} is not valid zstd: {exc}") from None
+        if not data:
+            self._at_end()
         self.count += len(data)
         if self.count > self.cap:
             if self.compressed:

@@ -83,6 +83,8 @@ def iter_osv_documents(path: Path) -> Iterator[tuple[str, Any]]:
         )
         with closing(pieces):
             for key, rec in pieces:
+                if key and isinstance(key[0], int) and key[0] >= MAX_RECORDS:
+                    raise InputError(f"{path} holds more than {MAX_RECORDS} records; refusing")
                 yield (f"{path}[{key[0]}]" if key else str(path)), rec
 
 
