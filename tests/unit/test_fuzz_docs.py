@@ -27,7 +27,16 @@ from assay.errors import AssayError
 
 TARGETS = all_targets()
 # Targets whose API takes a file path or writes a database run slower; fewer examples there.
-SLOW = {"lock", "spec", "sbom-input", "feed-tracker", "feed-osv", "feed-kev", "feed-epss"}
+SLOW = {
+    "lock",
+    "spec",
+    "sbom-input",
+    "feed-tracker",
+    "feed-osv",
+    "feed-kev",
+    "feed-epss",
+    "feed-nvd",
+}
 
 json_values = st.recursive(
     st.none()
