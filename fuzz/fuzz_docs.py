@@ -67,6 +67,14 @@ _TOKENS = [
 
 
 _STOPPED: list[bool] = []
+
+
+def _say(line: str) -> None:
+    """One line in one write: lines from parallel workers never interleave (PIPE_BUF)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 _MAX_KEPT = 8 << 10
 
 
@@ -203,16 +211,15 @@ def campaign(
     try:
         _loop(target, runs, rng, corpus, counts, seen, findings, started, seconds)
     except KeyboardInterrupt:
-        print(f"{target.name}: interrupted", flush=True)
+        _say(f"{target.name}: interrupted")
         _STOPPED.append(True)
     elapsed = time.monotonic() - started
     if not quiet:
-        print(
+        _say(
             f"{target.name}: {counts['executions']} executions in {elapsed:.0f} s "
             f"({counts['executions'] / max(elapsed, 1e-9):.0f}/s), {counts['accepted']} accepted, "
             f"{counts['refused']} refused (AssayError), {counts['unexpected']} unexpected "
-            f"({len(seen)} distinct)",
-            flush=True,
+            f"({len(seen)} distinct)"
         )
     return counts
 
@@ -230,7 +237,7 @@ def _loop(
 ) -> None:
     for n in range(runs):
         if seconds and n % 256 == 0 and time.monotonic() - started > seconds:
-            print(f"{target.name}: time budget of {seconds:g} s used", flush=True)
+            _say(f"{target.name}: time budget of {seconds:g} s used")
             return
         data = mutate(rng.choice(corpus), rng)
         if len(data) > (1 << 20):
@@ -250,7 +257,7 @@ def _loop(
                 findings.mkdir(parents=True, exist_ok=True)
                 out = findings / f"{target.name}-{len(seen)}.bin"
                 out.write_bytes(data)
-                print(f"  {target.name}: {where}: {str(exc)[:120]!r} (input: {out})", flush=True)
+                _say(f"  {target.name}: {where}: {str(exc)[:120]!r} (input: {out})")
             continue
         counts["accepted"] += 1
         if len(corpus) < 64 and len(data) <= _MAX_KEPT and rng.random() < 0.05:
@@ -306,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # print the counts when stopped
     targets = all_targets()
     if args.list:
-        print("\n".join(sorted(targets)))
+        _say("\n".join(sorted(targets)))
         return 0
     names = sorted(targets) if args.target == "all" else args.target.split(",")
     unknown = [n for n in names if n not in targets]
@@ -341,12 +348,11 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             if sum(1 for j in jobs if j[0] == name) > 1:
                 c = totals[name]
-                print(
+                _say(
                     f"{name}: {c['executions']} executions in all, {c['accepted']} accepted, "
-                    f"{c['refused']} refused, {c['unexpected']} unexpected",
-                    flush=True,
+                    f"{c['refused']} refused, {c['unexpected']} unexpected"
                 )
-    print(_summary(totals, time.monotonic() - started, args), flush=True)
+    _say(_summary(totals, time.monotonic() - started, args))
     return 1 if any(c["unexpected"] for c in totals.values()) else 0
 
 
