@@ -241,7 +241,22 @@ def _spec_paths(spec: ImageSpec, spec_dir: Path, mtime: int) -> list[Entry]:
     out: list[Entry] = []
     for p in spec.paths:
         path = p.path.strip("/")
-        if p.type == "directory":
+        if p.type == "directory" and p.source:
+            from assay.build.appfiles import read_tree
+
+            out.extend(
+                read_tree(
+                    spec_dir,
+                    p.source,
+                    p.path,
+                    what=f"paths: {p.path}",
+                    uid=p.uid,
+                    gid=p.gid,
+                    mtime=mtime,
+                    top_mode=p.permissions,
+                )
+            )
+        elif p.type == "directory":
             out.append(Entry(path, EntryType.DIR, p.permissions, p.uid, p.gid, mtime))
         elif p.type == "file":
             if p.content is not None:
@@ -280,23 +295,13 @@ def read_path_source(spec_dir: Path, source: str, dest: str) -> bytes:
     (not a directory, FIFO, device or socket) of at most 128 MiB. UsageError naming it otherwise.
     """
     from assay._safefs import open_beneath
+    from assay.build.appfiles import confined_source
 
     base = spec_dir.resolve()
-    raw = Path(source)
-    if not source or "\0" in source:
-        raise UsageError(f"paths: {dest}: source must name a file beside the spec")
-    try:
-        target = (raw if raw.is_absolute() else base / raw).resolve()
-    except (OSError, RuntimeError) as exc:
-        raise UsageError(f"paths: {dest}: cannot resolve source {source!r} ({exc})") from None
-    if not target.is_relative_to(base) or target == base:
-        raise UsageError(
-            f"paths: {dest}: source {source!r} resolves to {target}, outside the spec's directory "
-            f"{base}; copy the file next to the spec"
-        )
+    rel = confined_source(spec_dir, source, f"paths: {dest}")
     what = f"paths: {dest}: source {source!r}"
     try:
-        with open_beneath(base, str(target.relative_to(base)), what, MAX_PATH_SOURCE) as fh:
+        with open_beneath(base, rel, what, MAX_PATH_SOURCE) as fh:
             data = fh.read(MAX_PATH_SOURCE + 1)
     except FileNotFoundError:
         raise UsageError(f"{what} does not exist (looked in {base})") from None
@@ -536,6 +541,21 @@ def _build_all(
     return layout.put_json(index_doc, mt.OCI_INDEX)
 
 
+def _write_layer(
+    layout: OciLayout, entries: Sequence[Entry], workdir: Path, epoch: int, options: BuildOptions
+) -> LayerBlob:
+    """Write (or take from the layer cache) one layer of ``entries`` into ``layout``."""
+    blob = cached_layer(
+        entries,
+        workdir / "layers",
+        _cache_root(options),
+        source_date_epoch=epoch,
+        compression=options.compression,
+    )
+    layout.put_blob_file(blob.path, blob.digest, blob.size, move=True, verify=False)
+    return blob
+
+
 def _build_arch(
     layout: OciLayout,
     spec: ImageSpec,
@@ -586,17 +606,19 @@ def _build_arch(
     history: list[dict[str, Any]] = []
     for i, plan in enumerate(plans, 1):
         obs.stage(f"writing {arch} layer {i}/{len(plans)}")
-        blob = cached_layer(
-            plan.entries,
-            workdir / "layers",
-            _cache_root(options),
-            source_date_epoch=epoch,
-            compression=options.compression,
-        )
-        layout.put_blob_file(blob.path, blob.digest, blob.size, move=True, verify=False)
+        blob = _write_layer(layout, plan.entries, workdir, epoch, options)
         blobs.append(blob)
         what = f"package {plan.name}" if plan.name else f"{len(ordered)} Debian packages"
         history.append(history_entry(epoch, f"assay build: {what}", "assay"))
+    if spec.app is not None:
+        from assay.build.appfiles import app_entries
+
+        lower = {e.path: e for e in entries if e.type is EntryType.DIR}
+        app = app_entries(spec.app, Path(spec_path).parent, epoch, lower)
+        obs.stage(f"writing {arch} app layer ({len(app)} entries)")
+        blob = _write_layer(layout, app, workdir, epoch, options)
+        blobs.append(blob)
+        history.append(history_entry(epoch, f"assay build: app files {spec.app.source}", "assay"))
     env = {"PATH": DEFAULT_PATH}
     if any(p.name == "ca-certificates" for p in ordered):
         env["SSL_CERT_FILE"] = CA_BUNDLE
