@@ -58,6 +58,10 @@ class Evidence:
 def _lock_for_arch(result: BuildResult, arch: str) -> dict[str, Any]:
     doc: dict[str, Any] = result.lock.model_dump(by_alias=True, mode="json")
     doc["packages"] = {arch: doc["packages"][arch]}
+    if doc.get("base"):
+        doc["base"]["manifests"] = {arch: doc["base"]["manifests"][arch]}
+    else:
+        doc.pop("base", None)
     return doc
 
 

@@ -38,6 +38,7 @@ from assay.errors import AssayError, InputError
 __all__ = [
     "LOCK_VERSION",
     "Lock",
+    "LockedBase",
     "LockedPackage",
     "LockedRelease",
     "LockedSource",
@@ -132,6 +133,18 @@ class LockedPackage(_Model):
         return sorted(set(v))
 
 
+_OciDigest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+
+
+class LockedBase(_Model):
+    """The image a ``base:`` spec builds on, pinned: what its reference named when locked (the
+    index or manifest digest) and each architecture's platform manifest in it."""
+
+    ref: str = Field(min_length=1, max_length=2048)
+    digest: _OciDigest
+    manifests: dict[_Arch, _OciDigest]
+
+
 class Lock(_Model):
     lock_version: int = Field(alias="lockVersion")
     spec: str = Field(max_length=1024)
@@ -140,6 +153,7 @@ class Lock(_Model):
     sources: list[LockedSource]
     releases: list[LockedRelease]
     packages: dict[_Arch, list[LockedPackage]]
+    base: LockedBase | None = None  # only for specs with base: (then packages are empty)
 
     @field_validator("lock_version")
     @classmethod
@@ -184,6 +198,8 @@ class Lock(_Model):
 
     def to_json(self) -> bytes:
         data = self.model_dump(by_alias=True, mode="json")
+        if data.get("base") is None:
+            data.pop("base", None)  # locks of package-only specs stay as they always were
         return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
 
     def release_sha256s(self) -> dict[str, str]:
