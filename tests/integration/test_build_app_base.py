@@ -141,9 +141,13 @@ def test_app_sources_escaping_the_spec_directory_are_refused(
     spec = _package_spec(tmp_path, url, key, "app: ./src\n")
     proc = _build(spec, f"oci:{tmp_path}/out", tmp_path / "c", check=False)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].endswith(
-        "app: etc is a symbolic link; only regular files and directories are copied — remove "
-        "it or copy its target instead"
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .endswith(
+            "app: etc is a symbolic link; only regular files and directories are copied — remove "
+            "it or copy its target instead"
+        )
     )
     spec.write_text(spec.read_text().replace("app: ./src", "app: ../"))
     (tmp_path / "base.lock.json").unlink()
@@ -212,8 +216,8 @@ def test_app_on_a_base_by_digest(pushed_base: tuple[str, Path], tmp_path: Path) 
         assert manifest["layers"][:n] == base_manifest["layers"]
         assert len(manifest["layers"]) == n + 1
         assert config["rootfs"]["diff_ids"][:n] == base_config["rootfs"]["diff_ids"]
-        assert manifest["annotations"]["org.opencontainers.image.base.digest"] == (
-            base_desc["digest"]
+        assert (
+            manifest["annotations"]["org.opencontainers.image.base.digest"] == (base_desc["digest"])
         )
         # the base's config with the spec laid over it
         assert config["config"]["Entrypoint"] == ["/app/run"]
@@ -263,7 +267,10 @@ def test_base_signature_required(pushed_base: tuple[str, Path], tmp_path: Path) 
 
 
 def test_unsigned_base_is_refused(
-    repo: tuple[str, TestKey], registry: RunningRegistry, pushed_base: tuple[str, Path], tmp_path: Path
+    repo: tuple[str, TestKey],
+    registry: RunningRegistry,
+    pushed_base: tuple[str, Path],
+    tmp_path: Path,
 ) -> None:
     url, key = repo
     _, base_dir = pushed_base
