@@ -26,6 +26,8 @@ layering: {strategy: package, budget: 10}
 source-date-epoch: 1700000000
 setuid-allow: []
 sbom: {embed: false}
+app: ./src                  # or {source: ./src, target: /app, uid: 0, gid: 0}: a layer of its own
+# base: {ref: REG/REPO@sha256:… | oci:DIR[:TAG], verify: {key: cosign.pub}} instead of packages
 ```
 
 Unknown keys are errors; every error names the key (``contents.packages[2]``) and the file.
@@ -376,6 +378,8 @@ class ImageSpec(_Model):
                 "base: cannot be combined with accounts.users/groups (the base's /etc/passwd "
                 "stays as it is); set accounts.run-as to a UID:GID only"
             )
+        if self.sbom.embed:
+            raise ValueError("base: cannot be combined with sbom.embed (not supported yet)")
         if self.accounts.run_as and not self.accounts.run_as[0].isdigit():
             raise ValueError("with base:, accounts.run-as must be UID[:GID] (not a user name)")
         return self
