@@ -207,10 +207,10 @@ def lock_python(
 ) -> LockedPython | None:
     """Pin a wheel for every applicable requirement and architecture of ``packages``.
 
-    Wheels in the wheelhouse are preferred; a requirement it has no fitting wheel for comes
-    from the index (``index``, default PyPI's JSON API over assay's HTTP client). Raises
-    InputError naming the requirement and architecture when no wheel fits (sdist only), and
-    VerificationError when the chosen wheel's SHA-256 is not pinned.
+    A requirement the wheelhouse holds any file of (wheel or sdist) is taken from the
+    wheelhouse only; any other comes from the index (``index``, default PyPI's JSON API over
+    assay's HTTP client). Raises InputError naming the requirement and architecture when no
+    wheel fits (sdist only), and VerificationError when the chosen wheel's SHA-256 is not pinned.
     """
     py = spec.python
     if py is None:
@@ -239,7 +239,9 @@ def lock_python(
                 origin = "find-links"
                 try:
                     pinned = resolve_wheel(req, tags, local)
-                except InputError:
+                except InputError as exc:
+                    if _offers(req, local):  # the wheelhouse has it, but no wheel that fits
+                        raise InputError(f"python ({arch}): {exc}") from None
                     if index is None:
                         from assay.debian.fetch import make_client
 
@@ -266,6 +268,29 @@ def lock_python(
         index=py.index,
         archs=archs,
     )
+
+
+def _offers(req: PinnedRequirement, files: Mapping[str, IndexFile]) -> bool:
+    """Whether ``files`` hold any distribution (wheel or sdist) of exactly ``req``."""
+    from packaging.utils import (
+        InvalidSdistFilename,
+        InvalidWheelFilename,
+        parse_sdist_filename,
+        parse_wheel_filename,
+    )
+    from packaging.version import InvalidVersion
+
+    for filename in files:
+        try:
+            if filename.endswith(".whl"):
+                name, version = parse_wheel_filename(filename)[:2]
+            else:
+                name, version = parse_sdist_filename(filename)
+        except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+            continue
+        if name == req.name and version == req.version:
+            return True
+    return False
 
 
 def _locked(pinned: PinnedWheel, origin: str, req: PinnedRequirement) -> LockedWheel:
