@@ -31,6 +31,7 @@ DATE = 1_700_000_000
 OS_RELEASE = b'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n'
 ELF_MACHINE = {"amd64": 62, "arm64": 183}  # EM_X86_64, EM_AARCH64
 SITE = "usr/local/lib/python3.11/dist-packages"
+PIP_WHEEL = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +96,7 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     house = tmp_path_factory.mktemp("house")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
-        + ["-w", str(house), str(src)],
+        [*PIP_WHEEL, "-w", str(house), str(src)],
         check=True,
         env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
     )

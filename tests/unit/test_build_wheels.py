@@ -302,6 +302,15 @@ def test_pypi_json_answer_is_read_with_type_checks() -> None:
     assert files == {"pkg-1.0-py3-none-any.whl": (doc["urls"][0]["url"], sha, 1234)}  # type: ignore[index]
     ok = {"filename": "a.whl", "url": "https://x/a.whl", "digests": {"sha256": sha}, "size": 1}
     assert pypi_files({"urls": [ok]}, PKG)["a.whl"].size == 1
+    # a mirror's relative file URL is resolved against the document's URL, and must be https
+    rel = {**ok, "url": "../../packages/a.whl"}
+    doc_url = "https://mirror.example.invalid/pypi/pkg/json"
+    got = pypi_files({"urls": [rel]}, PKG, doc_url)["a.whl"].url
+    assert got == "https://mirror.example.invalid/packages/a.whl"
+    with pytest.raises(InputError):
+        pypi_files({"urls": [rel]}, PKG)
+    with pytest.raises(InputError):
+        pypi_files({"urls": [rel]}, PKG, "http://mirror.example.invalid/pypi/pkg/json")
     for bad in (
         {"urls": "nope"},
         [],

@@ -75,17 +75,41 @@ class PypiJsonIndex:
         from assay._json import load_json
         from assay.debian.fetch import http_get
 
-        url = f"{self.base}/{req.name}/{req.version}/json"
-        got = http_get(self.http, url, _MAX_INDEX_ANSWER)
-        if got.status == 404:
-            raise InputError(
-                f"{req.name}=={req.version} is not on the index {self.base}; check the "
-                "requirements file (or put the wheel in a find-links wheelhouse)"
-            )
-        if got.status != 200:
-            raise NetworkError(f"cannot read {url}: HTTP {got.status}; check the index and network")
-        doc = load_json(got.body, what=f"index answer {url}", max_size=_MAX_INDEX_ANSWER)
-        return pypi_files(doc, req)
+        # The release's own document; an index (or mirror) that serves only the project's
+        # document gets the same file list from its "releases" mapping.
+        for url in (
+            f"{self.base}/{req.name}/{req.version}/json",
+            f"{self.base}/{req.name}/json",
+        ):
+            got = http_get(self.http, url, _MAX_INDEX_ANSWER)
+            if got.status == 404:
+                continue
+            if got.status != 200:
+                raise NetworkError(
+                    f"cannot read {url}: HTTP {got.status}; check python.index and the network"
+                )
+            doc = load_json(got.body, what=f"index answer {url}", max_size=_MAX_INDEX_ANSWER)
+            if url.endswith(f"/{req.version}/json"):
+                return pypi_files(doc, req, url)
+            releases = doc.get("releases") if isinstance(doc, dict) else None
+            files = releases.get(str(req.version)) if isinstance(releases, dict) else None
+            if files is None and isinstance(releases, dict):
+                files = next((v for k, v in releases.items() if _same_version(k, req)), None)
+            if files is not None:
+                return pypi_files({"urls": files}, req, url)
+        raise InputError(
+            f"{req.name}=={req.version} is not on the index {self.base}; check the "
+            "requirements file (or put the wheel in a find-links wheelhouse)"
+        )
+
+
+def _same_version(text: object, req: PinnedRequirement) -> bool:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return isinstance(text, str) and Version(text) == req.version
+    except InvalidVersion:
+        return False
 
 
 def python_version(packages: Sequence[LockedPackage], declared: str | None) -> tuple[int, int]:

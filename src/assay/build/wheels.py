@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
+from urllib.parse import urljoin
 
 from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement as _PkgRequirement
@@ -425,8 +426,10 @@ class IndexFile(NamedTuple):
     size: int
 
 
-def pypi_files(doc: object, req: PinnedRequirement) -> dict[str, IndexFile]:
-    """``{filename: (url, sha256)}`` from PyPI's JSON API answer for ``/pypi/NAME/VERSION/json``.
+def pypi_files(doc: object, req: PinnedRequirement, base: str = "") -> dict[str, IndexFile]:
+    """``{filename: (url, sha256, size)}`` from PyPI's JSON API answer for
+    ``/pypi/NAME/VERSION/json``. Relative file URLs (mirrors such as bandersnatch write them)
+    are taken relative to ``base``, the document's own URL; every file URL must be https.
 
     The document is outside input: every field used is type-checked; yanked files are left out.
     """
@@ -443,6 +446,8 @@ def pypi_files(doc: object, req: PinnedRequirement) -> dict[str, IndexFile]:
         size = entry.get("size")
         if not (isinstance(filename, str) and isinstance(url, str) and isinstance(sha, str)):
             raise InputError(f"{what}: a file entry lacks filename, url or digests.sha256")
+        if base and isinstance(url, str) and "://" not in url:
+            url = urljoin(base, url)
         if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= 1 << 40:
             raise InputError(f"{what}: file entry {filename!r} has no usable size")
         if (
