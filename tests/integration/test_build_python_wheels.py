@@ -297,3 +297,33 @@ def test_requirements_outside_the_spec_directory_are_refused(
     spec.write_text(spec.read_text().replace("../requirements.txt", "link.txt"))
     proc = assay("lock", str(spec), env={"ASSAY_CACHE_DIR": str(tmp_path / "c")}, check=False)
     assert proc.returncode == 2 and "outside the spec's directory" in proc.stderr
+
+
+def test_find_links_given_on_the_command_line(
+    repo_url: tuple[str, TestKey], wheelhouse: Path, tmp_path: Path
+) -> None:
+    url, key = repo_url
+    spec = _project(tmp_path / "p", url, key, wheelhouse)
+    spec.write_text(spec.read_text().replace("  find-links: wheels\n", ""))
+    house = tmp_path / "elsewhere"
+    shutil.copytree(wheelhouse, house)
+    cache = tmp_path / "c"
+    assay("lock", str(spec), "--find-links", str(house), env={"ASSAY_CACHE_DIR": str(cache)})
+    lock = json.loads((tmp_path / "p" / "app.lock.json").read_text())
+    assert {w["origin"] for w in lock["python"]["archs"]["amd64"]["wheels"]} == {"find-links"}
+    # a fresh cache and no wheelhouse: the build cannot know where the wheels are
+    proc = _build(spec, tmp_path / "fresh", check=False)
+    assert proc.returncode == 2 and "--find-links" in proc.stderr
+    # a wheelhouse file that changed since the lock fails closed
+    tiny = next(house.glob("tiny_app-*.whl"))
+    good = tiny.read_bytes()
+    tiny.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    out = spec.parent / "out"
+    cmd = ("build", str(spec), "--dest", f"oci:{out}:app", "-q", "--find-links", str(house))
+    proc = assay(*cmd, env={"ASSAY_CACHE_DIR": str(tmp_path / "fresh")}, check=False)
+    assert proc.returncode == 1 and tiny.name in proc.stderr and "sha256" in proc.stderr
+    assert not out.exists()
+    tiny.write_bytes(good)
+    assay(*cmd, env={"ASSAY_CACHE_DIR": str(tmp_path / "fresh")})
+    files = _files(f"oci:{out}:app", "arm64")
+    assert f"{SITE}/tinyapp/cli.py" in files
