@@ -8,9 +8,16 @@
 # write deploy/requirements-image.txt = requirements.txt + that wheel's SHA-256; lock when the
 # pins changed (deploy/assay.lock.json); build. Same commit and same lock: same digest.
 # Needs git, pip, setuptools and wheel (`pip install -e .[test]` has them) and assay itself.
+# ASSAY_DEPLOY_WORK=DIR: work there instead of in deploy/ (the spec and requirements.txt are
+# copied into it; the wheel, requirements-image.txt and the lock are written there).
 set -eu
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(dirname "$here")
+deploy=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$deploy")
+here=${ASSAY_DEPLOY_WORK:-$deploy}
+if [ "$here" != "$deploy" ]; then
+    mkdir -p "$here"
+    cp "$deploy/assay.yaml" "$deploy/requirements.txt" "$here/"
+fi
 assay=${ASSAY:-assay}
 epoch=${SOURCE_DATE_EPOCH:-$(git -C "$root" log -1 --format=%ct)}
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/pyproject.toml" | head -n 1)
@@ -37,6 +44,6 @@ hash=$(sha256sum "$here/wheels/assay-$version-py3-none-any.whl" | cut -d' ' -f1)
 if ! cmp -s "$tmp/requirements-image.txt" "$here/requirements-image.txt" \
     || [ ! -f "$here/assay.lock.json" ]; then
     mv "$tmp/requirements-image.txt" "$here/requirements-image.txt"
-    "$assay" lock "$here/assay.yaml"
+    $assay lock "$here/assay.yaml"
 fi
-"$assay" build "$here/assay.yaml" --dest "$dest" "$@"
+$assay build "$here/assay.yaml" --dest "$dest" "$@"
