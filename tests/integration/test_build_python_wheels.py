@@ -139,6 +139,7 @@ python:
   find-links: wheels
 entrypoint: [/usr/bin/python3.11]
 archs: [amd64, arm64]
+sbom: {{embed: true}}
 """
     )
     return spec
@@ -219,6 +220,8 @@ def test_wheels_are_locked_per_arch_and_built_reproducibly(
         installers = [p for p in files if p.endswith(".dist-info/INSTALLER")]
         assert len(installers) == 2 and all(files[p].data == b"assay\n" for p in installers)
         assert not [p for p in files if p.endswith(".pyc")]
+        embedded = files[f"var/lib/db/sbom/app-{arch}.spdx.json"].data.decode()
+        assert "pkg:pypi/native@1.0" in embedded and "pkg:pypi/tiny-app@1.2.0" in embedded
         mine = [e for p, e in files.items() if p.startswith("usr/local/")]
         assert all(e.uid == 0 and e.gid == 0 and e.mtime == DATE for e in mine)
 
