@@ -240,6 +240,15 @@ def test_wheels_are_locked_per_arch_and_built_reproducibly(
         assert sorted(p for p in listed if p.startswith("pkg:pypi/")) == built_pypi
         assert len(listed) == len(set(listed))  # nothing reported twice
         assert any(p.startswith("pkg:deb/debian/python3.11-minimal@") for p in listed)
+        # the provenance names every wheel as a resolved dependency, and keeps the pins
+        from assay.build.provenance import parse_provenance
+
+        raw = Path(a["evidence"][arch]["provenance"]).read_bytes()
+        deps = json.loads(raw)["predicate"]["buildDefinition"]["resolvedDependencies"]
+        wheel_deps = [d for d in deps if d["annotations"]["kind"] == "wheel"]
+        assert {d["name"] for d in wheel_deps} == {"pkg:pypi/native@1.0", "pkg:pypi/tiny-app@1.2.0"}
+        assert {d["annotations"]["lockArch"] for d in wheel_deps} == {arch}
+        assert list(parse_provenance(raw).lock["python"]["archs"]) == [arch]
         locked = {w["name"]: w for w in lock["python"]["archs"][arch]["wheels"]}
         native = next(p for p in spdx["packages"] if p["name"] == "native")
         assert native["checksums"][0]["checksumValue"] == locked["native"]["sha256"]
