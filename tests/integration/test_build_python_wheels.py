@@ -200,6 +200,10 @@ def test_wheels_are_locked_per_arch_and_built_reproducibly(
         assert (native["origin"], native["url"]) == ("find-links", "")
         assert wheels["tiny-app"]["tags"] == ["py3-none-any"]
     assert assay("lock", str(spec), "--check", env=env).returncode == 0
+    # re-locking one architecture keeps the other's wheels: the same lock, byte for byte
+    before = (tmp_path / "a" / "app.lock.json").read_bytes()
+    assay("lock", str(spec), "--arch", "arm64", env=env)
+    assert (tmp_path / "a" / "app.lock.json").read_bytes() == before
 
     a = json.loads(_build(spec, tmp_path / "ca").stdout)
     # the same project elsewhere, with its own cache: the lock is copied, the wheels re-verified
