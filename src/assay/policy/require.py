@@ -557,7 +557,7 @@ def _vulnerability_checks(
         c.add(
             "vulnerabilities.scan",
             "pass",
-            f"{why}live scan of {live.packages} packages ({', '.join(live.platforms)}) with the "
+            f"{why}live scan of {live.packages} package(s) ({', '.join(live.platforms)}) with the "
             "local advisory database ("
             + ", ".join(f"{k} data of {v}" for k, v in sorted(dates.items()))
             + ")",
