@@ -165,3 +165,39 @@ def test_claim_about_another_digest_does_not_count(
     ok, check = _check(policy, ref)
     assert not ok
     assert f"the rebuild gave sha256:{'2' * 64}, not " in check.reason
+
+
+def test_layer_checks_read_every_platform_of_an_index(
+    rebuilt: dict[str, Any], tmp_path: Path
+) -> None:
+    """The built image is an index: setuid and a live scan read each platform's layers."""
+    from assay.vuln.db import AdvisoryDB
+    from assay.vuln.feeds import FEEDS
+
+    db = tmp_path / "vuln.db"
+    with AdvisoryDB(db) as adb:
+        FEEDS["debian-tracker"].import_path(
+            adb, Path(__file__).resolve().parents[1] / "assets" / "vuln" / "tracker.json"
+        )
+    require = (
+        "    setuid: {allow: []}\n"
+        "    vulnerabilities: {source: live, maxSeverity: critical, maxDbAgeDays: 3650}\n"
+    )
+    policy = _policy(tmp_path, "files", [rebuilt["builder"]], require)
+    with Engine(load_policies([policy]), vuln_db=db) as engine:
+        decision = engine.decide([rebuilt["ref"]])
+    checks = {c.name: c for c in decision.images[0].policies[0].checks}
+    assert decision.allowed, decision.images[0].message
+    repo = rebuilt["ref"].split("/", 1)[1].split(":")[0]
+    with RegistryClient(rebuilt["ref"].split("/", 1)[0]) as client:
+        layers = {
+            layer["digest"]
+            for image in rebuilt["built"]["images"]
+            for layer in client.get_manifest(repo, image["digest"]).json()["layers"]
+        }
+    setuid = checks["setuid"]
+    assert setuid.status == "pass" and setuid.reason.startswith("no setuid/setgid file among ")
+    assert set(setuid.evidence) == layers and len(setuid.evidence) == len(layers)
+    scan = checks["vulnerabilities.scan"]
+    assert "(linux/amd64, linux/arm64/v8)" in scan.reason
+    assert scan.evidence == setuid.evidence  # the same downloaded layers
