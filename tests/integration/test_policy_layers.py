@@ -4,6 +4,7 @@ written by assay's layer writer, signatures by assay)."""
 from __future__ import annotations
 
 import json
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,6 +160,10 @@ def test_layer_that_does_not_match_its_diff_id_fails_closed(
     assert "diff_id" in check.reason
 
 
+def _scratch() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob("assay-policy-layers-*")}
+
+
 def test_layers_are_fetched_once_per_decision(
     registry: Any,
     client: RegistryClient,
@@ -178,12 +183,22 @@ def test_layers_are_fetched_once_per_decision(
         return real(*args, **kw)
 
     monkeypatch.setattr(layers_mod, "download_layers", counting)
+    before = _scratch()
     one, two = _policy(tmp_path, pub, [], "one"), _policy(tmp_path, pub, ["/usr/bin/su"], "two")
     with Engine(load_policies([one, two]), clock=lambda: NOW) as engine:
         decision = engine.decide([ref])
     statuses = {p.name: p.checks[0].status for p in decision.images[0].policies}
     assert statuses == {"one": "fail", "two": "pass"}
     assert len(fetched) == 2 and len(set(fetched)) == 2  # two layers, each downloaded once
+    # two references (tag and digest) to one image in one call: still one download
+    fetched.clear()
+    tagged = ref.split("@", 1)[0] + ":v1"
+    with Engine(load_policies([one, two]), clock=lambda: NOW) as engine:
+        decision = engine.decide([tagged, ref])
+    assert [i.result for i in decision.images] == ["deny", "deny"]
+    assert len(fetched) == 2 and len(set(fetched)) == 2
+    # and nothing downloaded is left behind
+    assert _scratch() - before == set()
     # a policy that does not ask for file checks downloads no layer
     fetched.clear()
     nonroot = tmp_path / "nonroot.yaml"

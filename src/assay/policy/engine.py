@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from assay.attest.remote import ImageRef, parse_image_ref
 from assay.attest.verify import VerifiedAttestation
@@ -108,23 +108,39 @@ def _resource_matches(policy: Policy, ctx: MatchContext) -> bool:
 
 
 class _Once:
-    """Per-call memo: the first caller of a key computes, concurrent callers wait for it."""
+    """Per-call memo: the first caller of a key computes, concurrent callers wait for it.
+
+    Holds each image's signed evidence and its :class:`ImageLayers` (closed by ``close``)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._items: dict[
-            tuple[str, str, str, str], tuple[threading.Lock, list[SignedEvidence]]
-        ] = {}
+        self._items: dict[tuple[str, str, str, str], tuple[threading.Lock, list[object]]] = {}
 
     def get(
         self, key: tuple[str, str, str, str], make: Callable[[], SignedEvidence]
     ) -> SignedEvidence:
+        return cast(SignedEvidence, self._get(key, make))
+
+    def layers(self, key: tuple[str, str, str], make: Callable[[], ImageLayers]) -> ImageLayers:
+        return cast("ImageLayers", self._get(("layers", *key), make))
+
+    def _get(self, key: tuple[str, str, str, str], make: Callable[[], object]) -> object:
         with self._lock:
             entry = self._items.setdefault(key, (threading.Lock(), []))
         with entry[0]:
             if not entry[1]:
                 entry[1].append(make())
             return entry[1][0]
+
+    def close(self) -> None:
+        """Remove the layers downloaded for this call."""
+        from assay.policy.layers import ImageLayers
+
+        with self._lock:
+            items = [e[1][0] for e in self._items.values() if e[1]]
+        for item in items:
+            if isinstance(item, ImageLayers):
+                item.close()
 
 
 _DEFAULT_CONTEXT = MatchContext()
@@ -247,6 +263,22 @@ class Engine:
                         self._cache.move_to_end(keys[text])
                         results[text] = hit[1]
         shared = _Once()
+        try:
+            return self._decide_all(refs, parsed, ctx, credentials, deadline, results, keys, shared)
+        finally:
+            shared.close()
+
+    def _decide_all(
+        self,
+        refs: Sequence[str],
+        parsed: dict[str, ImageRef],
+        ctx: MatchContext,
+        credentials: Mapping[str, Credentials] | None,
+        deadline: float,
+        results: dict[str, ImageDecision],
+        keys: dict[str, str],
+        shared: _Once,
+    ) -> Decision:
         futures = {
             text: self._outer.submit(
                 self._decide_one, text, ref, ctx, credentials, deadline, shared
@@ -349,14 +381,15 @@ class Engine:
             return self._error_decision(text, ref.digest, f"cannot fetch {text}: {exc}")
         from assay.policy.layers import ImageLayers
 
-        layers = ImageLayers(client, image, self._inner)
-        try:
-            results = [
-                self._evaluate_safely(policy, image, ref, ctx, credentials, shared, layers)
-                for policy in matching
-            ]
-        finally:
-            layers.close()
+        # one download of an image's layers per call, however many references name it
+        layers = shared.layers(
+            (client.host, image.repository, image.digest),
+            lambda: ImageLayers(client, image, self._inner),
+        )
+        results = [
+            self._evaluate_safely(policy, image, ref, ctx, credentials, shared, layers)
+            for policy in matching
+        ]
         evidence = [image.digest, *image.config_digests.values()]
         for r in results:
             for a in (*r.authorities, *r.checks):
