@@ -160,6 +160,18 @@ def test_layer_that_does_not_match_its_diff_id_fails_closed(
     assert "diff_id" in check.reason
 
 
+def test_config_that_miscounts_the_layers_fails_closed(
+    registry: Any, client: RegistryClient, tmp_path: Path, signer: tuple[Any, str]
+) -> None:
+    key, pub = signer
+    ids = ["sha256:" + "1" * 64, "sha256:" + "2" * 64]
+    ref = _push(client, registry, key, [BASE], tmp_path, diff_ids=ids)
+    with Engine(load_policies([_policy(tmp_path, pub, [])]), clock=lambda: NOW) as engine:
+        decision, check = _check(engine, ref)
+    assert not decision.allowed and check.status == "fail"
+    assert check.reason.endswith("1 layers but 2 diff_ids in its config")
+
+
 def _scratch() -> set[str]:
     return {p.name for p in Path(tempfile.gettempdir()).glob("assay-policy-layers-*")}
 

@@ -75,7 +75,7 @@ class ImageLayers:
     """Lazily fetched layers of one verified image (not shared across decisions)."""
 
     def __init__(
-        self, client: RegistryClient | None, image: ImageEvidence, pool: ThreadPoolExecutor
+        self, client: RegistryClient, image: ImageEvidence, pool: ThreadPoolExecutor
     ) -> None:
         self._client = client
         self._image = image
@@ -111,8 +111,6 @@ class ImageLayers:
         return value  # type: ignore[return-value]
 
     def _inputs(self, platform: PlatformImage) -> list[LayerInput]:
-        if self._client is None:
-            raise NetworkError("no registry client for the image")
         missing = [layer for layer in platform.layers if layer.digest not in self._paths]
         if missing:
             if self._dir is None:
@@ -138,8 +136,6 @@ class ImageLayers:
 
     def _all_platforms(self) -> list[PlatformImage]:
         if self._platforms is None:
-            if self._client is None:
-                raise NetworkError("no registry client for the image")
             self._platforms = platform_images(self._client, self._image)
         return self._platforms
 
