@@ -43,6 +43,8 @@ PREDICATE_TYPES: dict[str, str] = {
     "spdx": "https://spdx.dev/Document",
     "spdxjson": "https://spdx.dev/Document",
     "vuln": "https://cosign.sigstore.dev/attestation/vuln/v1",
+    # assay's own (assay.attest.reproducible)
+    "reproducible": "https://assay.dev/attestations/reproducible/v1",
 }
 
 MAX_STATEMENT = 16 << 20
