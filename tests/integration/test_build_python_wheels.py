@@ -139,6 +139,7 @@ python:
   find-links: wheels
 entrypoint: [/usr/bin/python3.11]
 archs: [amd64, arm64]
+sbom: {{embed: true}}
 """
     )
     return spec
@@ -199,6 +200,10 @@ def test_wheels_are_locked_per_arch_and_built_reproducibly(
         assert (native["origin"], native["url"]) == ("find-links", "")
         assert wheels["tiny-app"]["tags"] == ["py3-none-any"]
     assert assay("lock", str(spec), "--check", env=env).returncode == 0
+    # re-locking one architecture keeps the other's wheels: the same lock, byte for byte
+    before = (tmp_path / "a" / "app.lock.json").read_bytes()
+    assay("lock", str(spec), "--arch", "arm64", env=env)
+    assert (tmp_path / "a" / "app.lock.json").read_bytes() == before
 
     a = json.loads(_build(spec, tmp_path / "ca").stdout)
     # the same project elsewhere, with its own cache: the lock is copied, the wheels re-verified
@@ -219,6 +224,8 @@ def test_wheels_are_locked_per_arch_and_built_reproducibly(
         installers = [p for p in files if p.endswith(".dist-info/INSTALLER")]
         assert len(installers) == 2 and all(files[p].data == b"assay\n" for p in installers)
         assert not [p for p in files if p.endswith(".pyc")]
+        embedded = files[f"var/lib/db/sbom/app-{arch}.spdx.json"].data.decode()
+        assert "pkg:pypi/native@1.0" in embedded and "pkg:pypi/tiny-app@1.2.0" in embedded
         mine = [e for p, e in files.items() if p.startswith("usr/local/")]
         assert all(e.uid == 0 and e.gid == 0 and e.mtime == DATE for e in mine)
 
@@ -237,6 +244,15 @@ def test_wheels_are_locked_per_arch_and_built_reproducibly(
         assert sorted(p for p in listed if p.startswith("pkg:pypi/")) == built_pypi
         assert len(listed) == len(set(listed))  # nothing reported twice
         assert any(p.startswith("pkg:deb/debian/python3.11-minimal@") for p in listed)
+        # the provenance names every wheel as a resolved dependency, and keeps the pins
+        from assay.build.provenance import parse_provenance
+
+        raw = Path(a["evidence"][arch]["provenance"]).read_bytes()
+        deps = json.loads(raw)["predicate"]["buildDefinition"]["resolvedDependencies"]
+        wheel_deps = [d for d in deps if d["annotations"]["kind"] == "wheel"]
+        assert {d["name"] for d in wheel_deps} == {"pkg:pypi/native@1.0", "pkg:pypi/tiny-app@1.2.0"}
+        assert {d["annotations"]["lockArch"] for d in wheel_deps} == {arch}
+        assert list(parse_provenance(raw).lock["python"]["archs"]) == [arch]
         locked = {w["name"]: w for w in lock["python"]["archs"][arch]["wheels"]}
         native = next(p for p in spdx["packages"] if p["name"] == "native")
         assert native["checksums"][0]["checksumValue"] == locked["native"]["sha256"]

@@ -843,6 +843,14 @@ def _build_arch(
         unpack_cache=_unpack_cache(options),
     )
     entries = result.entries
+    wheels: tuple[Any, ...] = ()
+    wheel_entries: list[Entry] = []
+    if python is not None and lock.python is not None:
+        from assay.build.pyinstall import wheel_layer
+
+        wheel_entries, wheels = wheel_layer(
+            lock.python, arch, dict(python.paths), python.requirements, epoch
+        )
     if spec.sbom.embed:
         from assay.build.embed import SBOM_DIR, embedded_spdx
 
@@ -852,6 +860,7 @@ def _build_arch(
             name=Path(spec_path).stem,
             arch=arch,
             source_date_epoch=epoch,
+            wheels=wheels,
         )
         have = {e.path for e in entries}
         dirs = [
@@ -869,13 +878,7 @@ def _build_arch(
         blobs.append(blob)
         what = f"package {plan.name}" if plan.name else f"{len(ordered)} Debian packages"
         history.append(history_entry(epoch, f"assay build: {what}", "assay"))
-    wheels: tuple[Any, ...] = ()
-    if python is not None and lock.python is not None:
-        from assay.build.pyinstall import wheel_layer
-
-        wheel_entries, wheels = wheel_layer(
-            lock.python, arch, dict(python.paths), python.requirements, epoch
-        )
+    if wheels:
         obs.stage(f"writing {arch} layer of {len(wheels)} Python packages")
         blob = cached_layer(
             wheel_entries,

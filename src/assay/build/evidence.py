@@ -62,6 +62,10 @@ def _lock_for_arch(result: BuildResult, arch: str) -> dict[str, Any]:
         doc["base"]["manifests"] = {arch: doc["base"]["manifests"][arch]}
     else:
         doc.pop("base", None)
+    python = doc.pop("python", None)
+    if python is not None:  # absent (not null) for images without Python wheels
+        python["archs"] = {a: t for a, t in python["archs"].items() if a == arch}
+        doc["python"] = python
     return doc
 
 

@@ -158,6 +158,27 @@ def build_provenance(
                 "annotations": {"kind": "base-image", "manifests": dict(base["manifests"])},
             }
         )
+    python = lock.get("python") or {}
+    for arch, target in sorted(python.get("archs", {}).items()):
+        for wheel in target["wheels"]:
+            deps.append(
+                {
+                    # a wheel from a local wheelhouse is named by its file name
+                    "uri": wheel["url"] or wheel["filename"],
+                    "digest": {"sha256": wheel["sha256"]},
+                    "name": f"pkg:pypi/{wheel['name']}@{wheel['version']}",
+                    "mediaType": "application/zip",
+                    "annotations": {
+                        "kind": "wheel",
+                        "lockArch": arch,
+                        "filename": wheel["filename"],
+                        "origin": wheel["origin"],
+                        "size": wheel["size"],
+                    },
+                }
+            )
+    # The lock's python section (wheels included) stays in internalParameters.lock, from which
+    # rebuild takes it back; the wheel dependencies above are for provenance readers.
     lock_meta = {k: v for k, v in sorted(lock.items()) if k not in {"packages", "releases", "base"}}
     return {
         "_type": STATEMENT_TYPE,
@@ -283,9 +304,10 @@ def parse_provenance(data: bytes | Mapping[str, Any]) -> ParsedProvenance:
             if arch not in archs:
                 raise InputError(f"{where} names architecture {arch!r} that the build did not")
             archs[arch].append({**ann, "url": uri, "sha256": sha})
-        else:
+        elif kind != "wheel":  # wheels come back from internalParameters.lock.python
             raise InputError(
-                f"{where}.annotations.kind is {kind!r}; expected 'deb', 'release' or 'base-image'"
+                f"{where}.annotations.kind is {kind!r}; expected 'deb', 'release', 'wheel' or "
+                "'base-image'"
             )
     lock["releases"] = releases
     lock["packages"] = {a: p for a, p in archs.items() if p or "base" in lock}
