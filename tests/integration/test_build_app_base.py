@@ -332,3 +332,36 @@ def test_base_spec_errors_are_one_line_usage_errors(
     proc = _build(spec, f"oci:{tmp_path}/out", tmp_path / "c", check=False)
     assert proc.returncode == 2
     assert why in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_an_oci_layout_base_that_moved_is_refused(
+    pushed_base: tuple[str, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    _, base_dir = pushed_base
+    layout = tmp_path / "base-layout"
+    shutil.copytree(base_dir / "out", layout)
+    _write_app(tmp_path)
+    spec = _app_spec(tmp_path, "oci:base-layout:1")  # relative to the spec's directory
+    assay("lock", str(spec))
+    assay("lock", "--check", str(spec))
+    pinned = json.loads((tmp_path / "app.lock.json").read_text())["base"]["digest"]
+    # retag: tag 1 now names the amd64 manifest, not the index the lock pins
+    index = json.loads((layout / "index.json").read_text())
+    top = index["manifests"][0]
+    amd64 = next(
+        m
+        for m in _layout_json(layout, top["digest"])["manifests"]
+        if m["platform"]["architecture"] == "amd64"
+    )
+    index["manifests"] = [{**amd64, "annotations": top["annotations"]}]
+    (layout / "index.json").write_text(json.dumps(index))
+    check = assay("lock", "--check", str(spec), check=False)
+    assert check.returncode == 1 and f"is now {amd64['digest']}" in check.stderr
+    proc = _build(spec, f"oci:{tmp_path}/out", tmp_path / "c", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"assay: error: base oci:base-layout:1 is now {amd64['digest']} but the lock pins "
+        f"{pinned}; run `assay lock SPEC` if the new base is intended"
+    )

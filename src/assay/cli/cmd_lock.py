@@ -196,14 +196,15 @@ def _check(spec: Path, spec_bytes: bytes, lock_path: Path, archs: list[str]) -> 
             f"--arch {', '.join(unknown)} is not in the spec's archs ({', '.join(image.archs)})"
         )
     if image.base is not None:
-        from assay.build.base import lock_base
+        from assay.build.base import open_base
 
-        fresh = lock_base(image, spec, spec_bytes, archs or list(image.archs))
         problems = [] if lock_matches_spec(lock, spec_bytes) else ["the spec changed since"]
+        with open_base(image.base, spec.parent) as source:
+            now = str(source.digest)
         if lock.base is None:
             problems.append("no base pinned")
-        elif fresh.base is not None and fresh.base.digest != lock.base.digest:
-            problems.append(f"base {image.base.ref} is now {fresh.base.digest}")
+        elif now != lock.base.digest:
+            problems.append(f"base {image.base.ref} is now {now}, the lock pins {lock.base.digest}")
     else:
         progress = None if _env_bool("ASSAY_QUIET") else _console.info
         with RepoClient(keyrings=image.keyring_paths(spec.parent), progress=progress) as client:
