@@ -58,6 +58,14 @@ def lock_command(
         help="text: summary on stderr; json: also print the lock (or --why chains) on stdout.",
         envvar="ASSAY_LOCK_OUTPUT",
     ),
+    find_links: Path | None = typer.Option(
+        None,
+        "--find-links",
+        metavar="DIR",
+        help="A local wheelhouse for the spec's python: requirements (instead of the spec's "
+        "python.find-links); wheels not in it come from the index.",
+        envvar="ASSAY_FIND_LINKS",
+    ),
 ) -> None:
     """Resolve SPEC's packages against the signed Debian repositories and write the lock.
 
@@ -79,6 +87,7 @@ def lock_command(
         make_lock,
         read_lock,
         resolve_spec,
+        with_python,
         write_lock,
     )
     from assay.build.spec import ImageSpec
@@ -101,6 +110,20 @@ def lock_command(
             f"--arch {', '.join(unknown)} is not in the spec's archs ({', '.join(image.archs)})"
         )
 
+    if image.base is not None:
+        if why is not None:
+            raise UsageError("--why needs Debian packages; a spec with base: lists none")
+        from assay.build.base import lock_base
+
+        lock = lock_base(image, spec, spec_bytes, archs)
+        write_lock(lock_path, lock)
+        assert lock.base is not None
+        _console.info(f"pinned base {image.base.ref} to {lock.base.digest}")
+        _console.info(f"wrote {lock_path}")
+        if output is LockOutput.json:
+            _console.emit(lock.to_json())
+        return
+
     if why is not None:
         found = _why_from_lock(lock_path, spec_bytes, archs, why)
         if found is None:
@@ -116,6 +139,7 @@ def lock_command(
     requests = image.package_requests()
 
     lock = make_lock(spec, spec_bytes, requests, sources, index.releases, resolutions)
+    lock = with_python(lock, image, spec.parent, find_links=find_links)
     if arch and lock_path.exists():
         # Keep the other architectures of an existing, still-matching lock.
         try:
@@ -126,6 +150,15 @@ def lock_command(
             merged = dict(old.packages)
             merged.update(lock.packages)
             lock = lock.model_copy(update={"packages": dict(sorted(merged.items()))})
+            if lock.python is not None and old.python is not None:
+                py_archs = {**old.python.archs, **lock.python.archs}
+                lock = lock.model_copy(
+                    update={
+                        "python": lock.python.model_copy(
+                            update={"archs": dict(sorted(py_archs.items()))}
+                        )
+                    }
+                )
     write_lock(lock_path, lock)
     for res in resolutions:
         size = sum(p.size for p in res.packages)
@@ -133,6 +166,12 @@ def lock_command(
             f"{res.arch}: {len(res.packages)} packages ({size / 1e6:.1f} MB of .deb files) "
             f"for {len(requests)} requested"
         )
+        if lock.python is not None and res.arch in lock.python.archs:
+            wheels = lock.python.archs[res.arch].wheels
+            _console.info(
+                f"{res.arch}: {len(wheels)} Python wheels for Python {lock.python.version} "
+                f"({sum(w.size for w in wheels) / 1e6:.1f} MB)"
+            )
     _console.info(f"wrote {lock_path}")
     if output is LockOutput.json:
         _console.emit(lock.to_json())
@@ -141,7 +180,7 @@ def lock_command(
 def _check(spec: Path, spec_bytes: bytes, lock_path: Path, archs: list[str]) -> None:
     """--check: the spec digest, the sources and every pin, re-resolved against the signed
     indexes the lock pins (cached: offline once they are). Exit 1 naming each difference."""
-    from assay.build.lock import read_lock
+    from assay.build.lock import lock_matches_spec, read_lock
     from assay.build.lockcheck import check_lock
     from assay.build.spec import ImageSpec
     from assay.debian.repo import RepoClient
@@ -156,9 +195,20 @@ def _check(spec: Path, spec_bytes: bytes, lock_path: Path, archs: list[str]) -> 
         raise UsageError(
             f"--arch {', '.join(unknown)} is not in the spec's archs ({', '.join(image.archs)})"
         )
-    progress = None if _env_bool("ASSAY_QUIET") else _console.info
-    with RepoClient(keyrings=image.keyring_paths(spec.parent), progress=progress) as client:
-        problems = check_lock(lock, image, spec, spec_bytes, client, archs or list(image.archs))
+    if image.base is not None:
+        from assay.build.base import open_base
+
+        problems = [] if lock_matches_spec(lock, spec_bytes) else ["the spec changed since"]
+        with open_base(image.base, spec.parent) as source:
+            now = str(source.digest)
+        if lock.base is None:
+            problems.append("no base pinned")
+        elif now != lock.base.digest:
+            problems.append(f"base {image.base.ref} is now {now}, the lock pins {lock.base.digest}")
+    else:
+        progress = None if _env_bool("ASSAY_QUIET") else _console.info
+        with RepoClient(keyrings=image.keyring_paths(spec.parent), progress=progress) as client:
+            problems = check_lock(lock, image, spec, spec_bytes, client, archs or list(image.archs))
     if problems:
         for line in problems:
             _console.error(f"{lock_path}: {line}")
