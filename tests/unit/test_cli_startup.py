@@ -166,7 +166,16 @@ def test_the_import_chains_are_read_from_importtime_output() -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [("--help",), ("verify", "--help"), ("verify-attestation", "--help"), ("sign", "--help")],
+    [
+        ("--help",),
+        ("verify", "--help"),
+        ("verify-attestation", "--help"),
+        ("sign", "--help"),
+        ("keygen", "--help"),
+        ("push", "--help"),
+        ("build", "--help"),
+        ("update", "--help"),
+    ],
     ids=" ".join,
 )
 def test_help_through_the_console_script_imports_no_heavy_library(argv: tuple[str, ...]) -> None:
