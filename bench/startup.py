@@ -1,9 +1,10 @@
 """Benchmark: start-up cost of ``assay`` commands beside ``python3 -c pass`` in the same run.
 
 Runs each command N times through the installed console script (this tree's ``src`` first on
-PYTHONPATH) and prints, per command, the median wall time and the median CPU time (user+sys of
-the child, which a busy machine distorts less than wall time), and both minus the same figures
-for ``python3 -c pass``: what assay itself adds over the interpreter's own start.
+PYTHONPATH, then any PYTHONPATH given, e.g. another typer to compare) and prints, per command,
+the median wall time and the median CPU time (user+sys of the child, which a busy machine
+distorts less than wall time), and both minus the same figures for ``python3 -c pass``: what
+assay itself adds over the interpreter's own start.
 
 ``assay verify`` is timed from its start to the moment its first TCP connection reaches a
 listening socket of this benchmark on 127.0.0.1 (the child is then killed): the start of a real
@@ -111,7 +112,8 @@ def main() -> int:
     if exe is None:
         sys.exit("the assay console script is not installed (pip install -e .)")
     with tempfile.TemporaryDirectory() as tmp, socket.socket() as listener:
-        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), PYTHONPYCACHEPREFIX=f"{tmp}/pyc")
+        path = os.pathsep.join(p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH")) if p)
+        env = dict(os.environ, PYTHONPATH=path, PYTHONPYCACHEPREFIX=f"{tmp}/pyc")
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         pub = Path(tmp) / "cosign.pub"
         _public_key(pub)
