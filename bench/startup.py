@@ -20,7 +20,7 @@ Goal (issue 11): ``assay --help`` and the start of ``assay verify`` within 0.12 
 time over the interpreter's own start (``wall-py``/``cpu-py``): this sandbox's interpreter alone
 imports certifi from a ``.pth`` file, which is no part of assay's cost. The ``floor:`` rows import
 the libraries a verification cannot do without (the CLI framework, the key's crypto, TLS and an
-HTTP client), as a lower bound for ``verify``.
+HTTP client), as a lower bound for ``verify``, and the HTTP stack assay's registry client uses.
 """
 
 from __future__ import annotations
@@ -49,6 +49,11 @@ _CRYPTO = (
 _FLOORS = {
     "floor: typer": "import typer",
     "floor: typer+crypto+ssl+http.client": f"import typer, ssl, http.client; {_CRYPTO}",
+    # what verify's registry client is built on, loaded as assay loads it (no httpx CLI, no trio)
+    "floor: typer+crypto+httpx+httpcore": (
+        "import sys; sys.modules['httpx._main'] = None; sys.modules['trio'] = None; "
+        f"import typer, httpx, httpcore; {_CRYPTO}"
+    ),
 }
 
 
