@@ -16,21 +16,34 @@ instead, which cancels it at the same deadline and raises the same error.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
 import os
 import ssl
+import sys
 import threading
 import time
 import typing
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpcore
 import httpx
 
 from assay.errors import NetworkError, UsageError
+
+# httpcore imports trio, when it is installed, for the locks of its async API under trio: most of
+# httpcore's import time (0.1-0.2 s), on the start-up path of every command that makes a request.
+# assay never runs httpcore under trio (its async clients run under asyncio), so trio is hidden
+# while httpcore is first imported; httpcore then takes it for absent, and trio itself stays
+# importable for anyone else.
+_hide_trio = "httpcore" not in sys.modules and "trio" not in sys.modules
+if _hide_trio:
+    sys.modules["trio"] = None  # type: ignore[assignment]
+try:
+    import httpcore
+finally:
+    if _hide_trio and sys.modules.get("trio", False) is None:
+        del sys.modules["trio"]
 
 __all__ = [
     "DEADLINE_ENV",
@@ -67,6 +80,8 @@ def request_deadline() -> float:
 async def async_deadline(what: str, deadline: float | None = None) -> AsyncIterator[None]:
     """Cancel the operation inside past ``deadline`` seconds (default :func:`request_deadline`)
     and raise :class:`~assay.errors.NetworkError` naming ``what``, as the sync transport does."""
+    import asyncio  # only the webhook's async clients need it: off the CLI's start-up path
+
     limit = request_deadline() if deadline is None else deadline
     try:
         async with asyncio.timeout(limit):
