@@ -7,9 +7,11 @@ Used by the hypothesis tests (tests/unit/test_fuzz_docs.py) and the campaign scr
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +45,7 @@ _TMP = Path(
         prefix="assay-fuzz-", dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None
     )
 )
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 _counter = [0]
 
 
