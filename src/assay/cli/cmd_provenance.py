@@ -249,6 +249,8 @@ def rebuild(
         for r in results:
             if r.identical:
                 _console.info(f"{r.arch}: identical {r.actual}")
+                for note in r.notes:
+                    _console.warn(note)
                 continue
             msg = f"{r.arch}: rebuilt {r.actual}, provenance names {r.expected}"
             if r.compared:
