@@ -264,7 +264,13 @@ entrypoint: [/usr/bin/python3.11]
     proc = assay("build", str(spec), "--dest", f"oci:{out}:app", "-o", "json", "-q", env=env)
     summary = json.loads(proc.stdout)
     provenance = Path(summary["evidence"]["amd64"]["provenance"])
-    return {"proj": proj, "ref": f"oci:{out}:app", "prov": provenance, "wheel": wheel.name}
+    return {
+        "proj": proj,
+        "ref": f"oci:{out}:app",
+        "prov": provenance,
+        "wheel": wheel.name,
+        "cache": tmp / "cache",
+    }
 
 
 def test_python_rebuild_with_source(python_build: dict[str, Any], tmp_path: Path) -> None:
@@ -313,3 +319,8 @@ def test_python_rebuild_refuses_changed_requirements_or_wheel(
     assert proc.returncode == 1, proc.stderr
     line = _one_line(proc, progress=True)
     assert b["wheel"] in line and "sha256" in line
+    # with the builder's cache, the pinned wheel is seeded from it (re-hashed while copied):
+    # the damaged wheelhouse file is never read and the image is reproduced
+    proc = _run(*base, "-o", "json", env={"ASSAY_CACHE_DIR": str(b["cache"])})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[0]["identical"]
