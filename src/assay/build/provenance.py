@@ -162,6 +162,16 @@ def build_provenance(
                     "annotations": annotations,
                 }
             )
+    base = lock.get("base")
+    if base:
+        # The image built on (``base:``): its reference and the digest it was pinned to.
+        deps.append(
+            {
+                "uri": base["ref"],
+                "digest": {"sha256": _hex(base["digest"])},
+                "annotations": {"kind": "base-image", "manifests": dict(base["manifests"])},
+            }
+        )
     python = lock.get("python") or {}
     for arch, target in sorted(python.get("archs", {}).items()):
         for wheel in target["wheels"]:
@@ -191,7 +201,7 @@ def build_provenance(
         )
     # The lock's python section (wheels included) stays in internalParameters.lock, from which
     # rebuild takes it back; the wheel dependencies above are for provenance readers.
-    lock_meta = {k: v for k, v in sorted(lock.items()) if k not in {"packages", "releases"}}
+    lock_meta = {k: v for k, v in sorted(lock.items()) if k not in {"packages", "releases", "base"}}
     return {
         "_type": STATEMENT_TYPE,
         "subject": [
@@ -307,6 +317,11 @@ def parse_provenance(data: bytes | Mapping[str, Any]) -> ParsedProvenance:
         kind = ann.pop("kind", "")
         if kind == "release":
             releases.append({"url": uri, "sha256": sha, **ann})
+        elif kind == "base-image":
+            manifests = ann.get("manifests")
+            if not isinstance(manifests, dict):
+                raise InputError(f"{where}.annotations.manifests must be a dict")
+            lock["base"] = {"ref": uri, "digest": f"sha256:{sha}", "manifests": manifests}
         elif kind == "deb":
             arch = str(ann.pop("lockArch", ""))
             if arch not in archs:
@@ -323,11 +338,11 @@ def parse_provenance(data: bytes | Mapping[str, Any]) -> ParsedProvenance:
                 raise InputError(f"{where} records {path} a second time, differently")
         elif kind != "wheel":  # wheels come back from internalParameters.lock.python
             raise InputError(
-                f"{where}.annotations.kind is {kind!r}; expected 'deb', 'release', 'wheel' "
-                "or 'file'"
+                f"{where}.annotations.kind is {kind!r}; expected 'deb', 'release', 'wheel', "
+                "'base-image' or 'file'"
             )
     lock["releases"] = releases
-    lock["packages"] = {a: p for a, p in archs.items() if p}
+    lock["packages"] = {a: p for a, p in archs.items() if p or "base" in lock}
     return ParsedProvenance(
         statement=doc,
         subjects=tuple(subjects),

@@ -247,7 +247,7 @@ def _build(
                 "arch": img.arch,
                 "platform": str(img.platform),
                 "digest": img.manifest.digest,
-                "layers": len(img.layers),
+                "layers": len(img.layers) + (len(img.base.layers) if img.base else 0),
                 "compressedSize": img.compressed_size,
                 "uncompressedSize": img.uncompressed_size,
                 "packages": len(img.packages),
