@@ -206,6 +206,67 @@ def test_rebuild_refuses_a_file_outside_the_checkout(
     assert "outside --source" in _one_line(proc)
 
 
+# ------------------------------------------------------------------------- app: and paths trees
+
+
+@pytest.fixture(scope="module")
+def app_build(repo_url: tuple[str, TestKey], tmp_path_factory: pytest.TempPathFactory) -> Any:
+    url, key = repo_url
+    tmp = tmp_path_factory.mktemp("app")
+    proj = tmp / "proj"
+    (proj / "src" / "pkg").mkdir(parents=True)
+    (proj / "src" / "main.py").write_bytes(b"print('hi')\n")
+    (proj / "src" / "pkg" / "__init__.py").write_bytes(b"")
+    (proj / "static").mkdir()
+    (proj / "static" / "index.html").write_bytes(b"<p>hi</p>\n")
+    spec = proj / "app.yaml"
+    spec.write_text(
+        f"""contents:
+  repositories:
+    - {{uri: {url}, suites: [stable], components: [main], signed-by: {key.keyring}}}
+  packages: [base-files, hello]
+paths: [{{path: /srv/static, type: directory, source: static}}]
+app: ./src
+entrypoint: [/usr/bin/hello]
+"""
+    )
+    out = tmp / "out"
+    env = {"ASSAY_CACHE_DIR": str(tmp / "cache")}
+    proc = assay("build", str(spec), "--dest", f"oci:{out}:app", "-o", "json", "-q", env=env)
+    summary = json.loads(proc.stdout)
+    prov = summary["evidence"]["amd64"]["provenance"]
+    return {"proj": proj, "ref": f"oci:{out}:app", "prov": prov}
+
+
+def test_app_rebuild_with_source(app_build: dict[str, Any], tmp_path: Path) -> None:
+    b = app_build
+    files = _deps(Path(b["prov"]), "file")
+    roles = {d["annotations"]["path"]: d["annotations"]["role"] for d in files}
+    assert roles == {"./src": "app.source", "static": "paths.tree"}
+    env = {"ASSAY_CACHE_DIR": str(tmp_path / "cache")}
+    base = ("rebuild", b["ref"], "--provenance", b["prov"])
+    proc = _run(*base, "-o", "json", env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert "paths[/srv/static].source static" in _one_line(proc)
+
+    proj = tmp_path / "proj"
+    shutil.copytree(b["proj"], proj)
+    proc = _run(*base, "--source", str(proj), "-o", "json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[0]["identical"]
+    # an execute bit the image would get is a change as much as new content or a new file
+    for change in ("chmod", "add"):
+        if change == "chmod":
+            (proj / "src" / "main.py").chmod(0o755)
+        else:
+            (proj / "src" / "main.py").chmod(0o644)
+            (proj / "src" / "pkg" / "extra.py").write_bytes(b"")
+        proc = _run(*base, "--source", str(proj), env=env)
+        assert proc.returncode == 1, proc.stderr
+        line = _one_line(proc)
+        assert "app.source ./src" in line and "not the tree the image was built from" in line
+
+
 # ----------------------------------------------------------------------------- python: wheels
 
 

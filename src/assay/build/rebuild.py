@@ -14,19 +14,20 @@ its builder's host sources, so the lock's own sources stand in for them (the sig
 still applies); with ``--snapshot-mirror`` (old versions whose indexes are gone) only the
 sources are checked, and the .debs are trusted by the digests the provenance records.
 
-A spec that reads files from its directory (``paths[].source``, ``python.requirements`` and
-``find-links``, relative keyrings: ``assay.build.localinputs``) needs ``source_dir``, the checkout
-it came from. The spec's directory in it is the directory of ``externalParameters.source.path``
-(recorded when the spec was in a git checkout), else ``source_dir`` itself. The spec that is built
-is still the recorded one (a different copy in the checkout is only noted); every file it reads
-must resolve inside ``source_dir`` and have the SHA-256 the provenance records (and, for the
-requirements file, the lock's ``requirementsSha256``), else VerificationError naming it. Wheels
-come from the recorded lock's pins (URL or ``find-links`` file name, and SHA-256) as in a build.
+A spec that reads files from its directory (``paths[].source``, ``app:``, ``python:``, relative
+keyrings, a relative base or its key: ``assay.build.localinputs``) needs ``source_dir``, the
+checkout it came from. The spec's directory in it is the directory of the recorded
+``externalParameters.source.path`` (recorded when the spec was in a git checkout), else
+``source_dir`` itself. The spec that is built is still the recorded one (a different copy in the
+checkout is only noted); every file and tree it reads must resolve inside ``source_dir`` and have
+the SHA-256 the provenance records (and, for the requirements file, the lock's
+``requirementsSha256``), else VerificationError naming it. Wheels come from the recorded lock's
+pins (URL or ``find-links`` file name, and SHA-256) as in a build; a local base image must have
+the digest the lock pins.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import tempfile
@@ -39,7 +40,7 @@ from pydantic import ValidationError
 
 from assay.build.builder import PLATFORMS, BuildObserver, BuildOptions, build_image
 from assay.build.layerdiff import ImageDiff, diff_images
-from assay.build.localinputs import LocalInput, local_inputs, read_local_input
+from assay.build.localinputs import LocalInput, digest_local_input, local_inputs
 from assay.build.lock import Lock
 from assay.build.provenance import BUILD_TYPE, ParsedProvenance, parse_provenance
 from assay.build.spec import ImageSpec
@@ -180,7 +181,7 @@ def rebuild_from_provenance(
         raise InputError(
             f"provenance resolvedDependencies do not form a valid lock: {where}: {first['msg']}"
         ) from None
-    if not any(lock.packages.values()):
+    if not any(lock.packages.values()) and lock.base is None:
         raise InputError(
             "provenance resolvedDependencies name no .deb packages; nothing to rebuild"
         )
@@ -347,15 +348,16 @@ def check_local_inputs(
                 f"{item.label} resolves to {target}, outside --source {source_dir}"
             )
         shown = target.relative_to(root).as_posix()
-        if item.is_dir:
-            if not target.is_dir():
-                raise UsageError(f"{item.label}: --source {source_dir} has no directory {shown}")
+        if not item.recorded:  # its content is pinned by the lock (wheels, a local base)
+            if not target.exists():
+                raise UsageError(f"{item.label}: --source {source_dir} has no {shown}")
             continue
-        got = hashlib.sha256(read_local_input(spec, spec_dir, item)).hexdigest()
+        got = digest_local_input(spec, spec_dir, item)
+        kind = "tree" if item.is_tree else "file"
         for who, want in _recorded(item, prov, lock):
             if got != want:
                 raise VerificationError(
-                    f"{shown} in --source {source_dir} is not the file the image was built "
+                    f"{shown} in --source {source_dir} is not the {kind} the image was built "
                     f"from ({item.label}): sha256 {got}, {who} records {want}{hint}"
                 )
         if not _recorded(item, prov, lock):
