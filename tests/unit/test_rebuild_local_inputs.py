@@ -199,7 +199,7 @@ def test_check_local_inputs(tmp_path: Path) -> None:
 
     (root / "wheels").rmdir()
     (root / "keys" / "extra.gpg").write_bytes(b"not really a keyring\n")
-    with pytest.raises(UsageError, match="no directory wheels"):
+    with pytest.raises(UsageError, match=r"python\.find-links wheels: --source .* has no wheels"):
         check_local_inputs(spec, root, root, _prov(None, digests), _lock(req_sha), [])
 
 
@@ -212,3 +212,32 @@ def test_absolute_paths_source_cannot_be_rebuilt_from_a_checkout(tmp_path: Path)
     assert input_digests(spec, root) == {}  # not recordable by a relative path
     with pytest.raises(UsageError, match="absolute path"):
         check_local_inputs(spec, root, root, _prov(None, {}), _lock(None), [])
+
+
+def test_trees_and_base_inputs(tmp_path: Path) -> None:
+    spec = ImageSpec.from_yaml(
+        "base: oci:images/base:1\napp: ./src\n"
+        "paths: [{path: /srv/www, type: directory, source: www}]\n"
+    )
+    got = [(i.role, i.path, i.recorded) for i in local_inputs(spec)]
+    assert got == [
+        ("paths.tree", "www", True),
+        ("app.source", "./src", True),
+        ("base.ref", "images/base", False),  # pinned by the lock's digest instead
+    ]
+    signed = ImageSpec.from_yaml(
+        "base: {ref: 'r.example/b@sha256:" + "a" * 64 + "', verify: {key: keys/cosign.pub}}\n"
+    )
+    got_signed = [(i.role, i.path) for i in local_inputs(signed)]
+    assert got_signed == [("base.verify.key", "keys/cosign.pub")]
+
+    (tmp_path / "src" / "pkg").mkdir(parents=True)
+    (tmp_path / "src" / "run").write_bytes(b"#!/bin/sh\n")
+    (tmp_path / "www").mkdir()
+    first = input_digests(spec, tmp_path)
+    assert sorted(first) == ["./src", "www"]
+    (tmp_path / "src" / "run").chmod(0o755)  # the image gets 0755 instead of 0644
+    second = input_digests(spec, tmp_path)
+    assert second["./src"] != first["./src"] and second["www"] == first["www"]
+    (tmp_path / "src" / "pkg" / "empty").mkdir()  # an empty directory is copied, so it counts
+    assert input_digests(spec, tmp_path)["./src"] != second["./src"]
