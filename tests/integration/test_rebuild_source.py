@@ -267,6 +267,30 @@ def test_app_rebuild_with_source(app_build: dict[str, Any], tmp_path: Path) -> N
         assert "app.source ./src" in line and "not the tree the image was built from" in line
 
 
+def test_app_on_a_local_base_rebuilds_with_source(
+    app_build: dict[str, Any], tmp_path: Path
+) -> None:
+    """``base: oci:DIR`` beside the spec: the lock pins its digest, the rebuild opens it from the
+    checkout and the app tree is checked as above."""
+    b = app_build
+    proj = tmp_path / "proj"
+    (proj / "src").mkdir(parents=True)
+    (proj / "src" / "run").write_bytes(b"#!/bin/sh\n")
+    shutil.copytree(Path(b["ref"].split(":")[1]), proj / "base")
+    spec = proj / "app.yaml"
+    spec.write_text("base: oci:base:app\napp: ./src\nentrypoint: [/app/run]\n")
+    env = {"ASSAY_CACHE_DIR": str(tmp_path / "cache")}
+    out = tmp_path / "out"
+    proc = assay("build", str(spec), "--dest", f"oci:{out}:v1", "-o", "json", "-q", env=env)
+    prov = json.loads(proc.stdout)["evidence"]["amd64"]["provenance"]
+    base = ("rebuild", f"oci:{out}:v1", "--provenance", prov)
+    proc = _run(*base, env=env)
+    assert proc.returncode == 2 and "app.source ./src" in _one_line(proc), proc.stderr
+    proc = _run(*base, "--source", str(proj), "-o", "json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[0]["identical"]
+
+
 # ----------------------------------------------------------------------------- python: wheels
 
 
