@@ -241,3 +241,16 @@ def test_trees_and_base_inputs(tmp_path: Path) -> None:
     assert second["./src"] != first["./src"] and second["www"] == first["www"]
     (tmp_path / "src" / "pkg" / "empty").mkdir()  # an empty directory is copied, so it counts
     assert input_digests(spec, tmp_path)["./src"] != second["./src"]
+
+
+def test_a_malformed_source_is_refused() -> None:
+    statement = _statement({})
+    statement["predicate"]["buildDefinition"]["externalParameters"]["source"] = ["x"]
+    with pytest.raises(InputError, match=r"externalParameters\.source"):
+        parse_provenance(statement)
+    git = GitSource("git+file:///x", "1" * 40, "deploy/app.yaml")
+    assert parse_provenance(_statement({}, git)).source == {
+        "uri": "git+file:///x",
+        "commit": "1" * 40,
+        "path": "deploy/app.yaml",
+    }

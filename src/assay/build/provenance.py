@@ -341,6 +341,11 @@ def parse_provenance(data: bytes | Mapping[str, Any]) -> ParsedProvenance:
                 f"{where}.annotations.kind is {kind!r}; expected 'deb', 'release', 'wheel', "
                 "'base-image' or 'file'"
             )
+    source = external.get("source")
+    if source is not None and not (
+        isinstance(source, dict) and all(isinstance(v, str) for v in source.values())
+    ):
+        raise InputError("provenance field externalParameters.source must map names to strings")
     lock["releases"] = releases
     lock["packages"] = {a: p for a, p in archs.items() if p or "base" in lock}
     return ParsedProvenance(
@@ -350,7 +355,7 @@ def parse_provenance(data: bytes | Mapping[str, Any]) -> ParsedProvenance:
         build_type=build_type,
         spec_path=str(need(spec, "path", "externalParameters.spec", str)),
         spec_content=str(need(spec, "content", "externalParameters.spec", str)),
-        source=external.get("source"),
+        source=source,
         internal=internal,
         lock=lock,
         files=files,

@@ -380,9 +380,11 @@ def _note_checkout(
     spec_file: Path, spec_bytes: bytes, source_dir: Path, prov: ParsedProvenance, notes: list[str]
 ) -> None:
     """Say when the checkout's copy of the spec, or its commit, is not the recorded one."""
-    try:
-        differs = spec_file.is_file() and spec_file.read_bytes() != spec_bytes
-    except OSError:
+    from assay._safefs import read_regular
+
+    try:  # a regular file of at most a spec's size (never a FIFO or device)
+        differs = read_regular(spec_file, 1 << 20, str(spec_file)) != spec_bytes
+    except (OSError, InputError):  # absent, or not a spec: nothing to compare
         differs = False
     if differs:
         notes.append(
