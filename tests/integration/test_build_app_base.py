@@ -229,6 +229,11 @@ def test_app_on_a_base_by_digest(pushed_base: tuple[str, Path], tmp_path: Path) 
         # provenance: the base is a resolved dependency, pinned
         prov = json.loads(Path(out["evidence"][arch]["provenance"]).read_text())
         deps = prov["predicate"]["buildDefinition"]["resolvedDependencies"]
+        files = [d for d in deps if d["annotations"]["kind"] == "file"]  # what app: read
+        assert [d["annotations"] for d in files] == [
+            {"kind": "file", "path": "./src", "role": "app.source"}
+        ]
+        deps = [d for d in deps if d["annotations"]["kind"] != "file"]
         assert deps == [
             {
                 "uri": base,
