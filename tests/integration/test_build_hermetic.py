@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -200,10 +199,11 @@ def test_build_push_sign_without_dest(
     work = tmp_path / "work"
     work.mkdir()
     spec = _spec(work, url, key)
-    before = set(os.listdir(tempfile.gettempdir()))
+    private_tmp = tmp_path / "tmp"  # the build's own TMPDIR: other tests run in parallel
+    private_tmp.mkdir()
     out = assay(
         "build", str(spec), "--push", ref, "--sign-key", str(tmp_path / "cosign.key"),
-        "-o", "json", "-q", env=env,
+        "-o", "json", "-q", env={**env, "TMPDIR": str(private_tmp)},
     )  # fmt: skip
     built = json.loads(out.stdout)
     assert built["pushed"]["reference"].startswith(f"{registry.host}/hermetic/hello@sha256:")
@@ -216,7 +216,7 @@ def test_build_push_sign_without_dest(
         assay("verify-attestation", pinned, "--key", pub, "--type", "slsaprovenance1")
     # nothing left behind: no layout beside the spec, no temporary directory
     assert sorted(os.listdir(work)) == ["hello.lock.json", "hello.yaml"]
-    assert not [d for d in set(os.listdir(tempfile.gettempdir())) - before if "assay-build" in d]
+    assert os.listdir(private_tmp) == []
     # and neither a destination nor a registry is a usage error
     r = assay("build", str(spec), check=False, env=env)
     assert r.returncode == 2 and "--dest" in r.stderr and len(r.stderr.splitlines()) == 1

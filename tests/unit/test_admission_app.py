@@ -23,6 +23,14 @@ CAPTURE = INTEROP / "kube-apiserver-1.36.2"
 DIGEST_BODY = (CAPTURE / "04-pod-create-digest-validate.json").read_bytes()
 
 
+def _wait_ready(client: TestClient, seconds: float = 30) -> None:
+    """Policies load in the background at start-up; under load that takes a moment."""
+    deadline = time.monotonic() + seconds
+    while client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, "the webhook never became ready"
+        time.sleep(0.02)
+
+
 def test_ready_only_after_policies_load_and_bodies_are_bounded() -> None:
     gate = threading.Event()
 
@@ -43,7 +51,7 @@ def test_ready_only_after_policies_load_and_bodies_are_bounded() -> None:
     app = create_app(lambda m: Webhook(AllowList(allowed={D_APP}), Settings(), metrics=m))
     with TestClient(app) as client:
         assert client.get("/healthz").status_code == 200
-        assert client.get("/readyz").status_code == 200
+        _wait_ready(client)
         r = client.post("/validate", content=DIGEST_BODY)
         assert r.status_code == 200 and r.json()["response"]["allowed"] is True
         assert client.post("/validate", content=b"{" * 10).status_code == 400
@@ -92,6 +100,7 @@ def test_a_deny_is_posted_to_the_alert_receiver_but_not_a_dry_run() -> None:
         dry = json.loads((CAPTURE / "12-pod-create-dryrun-validate.json").read_text())
         dry["request"]["object"]["spec"]["containers"][0]["image"] = f"x.example/a@{D_APP}"
         with TestClient(app) as client:
+            _wait_ready(client)
             client.post("/validate", content=json.dumps(dry))
             assert client.post("/validate", content=DIGEST_BODY).json()["response"]["allowed"] is (
                 False
