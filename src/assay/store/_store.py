@@ -11,12 +11,13 @@ import datetime as dt
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, func, select
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from assay.errors import NetworkError, UsageError
@@ -27,6 +28,7 @@ __all__ = ["Store", "StoredDecision", "StoredImage", "default_store_url", "open_
 
 _BINNMU = re.compile(r"\+b\d+$")
 _BATCH = 5000
+_BLOB = {"postgresql": "BYTEA", "sqlite": "BLOB"}
 
 
 def _now() -> str:
@@ -153,17 +155,24 @@ class Store:
     def record_images(
         self, inventories: Iterable[Inventory], *, release: str = "", now: str = ""
     ) -> int:
-        """Keep many inventories in one transaction (PostgreSQL: rows sent with COPY)."""
+        """Keep many inventories in one transaction (PostgreSQL: rows sent with COPY).
+
+        The fleet's distinct Debian source versions (``fleet_packages``) are kept up to date
+        here; a version new to the fleet is matched by the next ``rescan``."""
         from assay.vuln.db import release_of
 
         when = now or _now()
         t, inv = schema.images, schema.inventory
         n = 0
+        uses: Counter[tuple[str, str, str]] = Counter()
+        keys: dict[tuple[str, str, str], bytes | None] = {}
         with self.engine.begin() as conn:
             pending: list[tuple[Any, ...]] = []
             for item in inventories:
                 rel = release or release_of(item)
-                row = conn.execute(select(t.c.id).where(t.c.digest == item.subject_digest)).first()
+                row = conn.execute(
+                    select(t.c.id, t.c.release).where(t.c.digest == item.subject_digest)
+                ).first()
                 if row is None:
                     inserted = conn.execute(
                         t.insert().values(
@@ -180,23 +189,81 @@ class Store:
                     image_id = int(inserted[0])
                 else:
                     image_id = int(row[0])
+                    if self._pending_rows(conn, pending):
+                        pending = []
+                    self._forget_uses(conn, image_id, str(row[1]), uses)
                     conn.execute(
                         t.update()
                         .where(t.c.id == image_id)
                         .values(name=item.subject_name, release=rel, last_recorded=when)
                     )
                     conn.execute(delete(inv).where(inv.c.image_id == image_id))
-                pending.extend(_inventory_rows(image_id, item.packages))
+                for r in _inventory_rows(image_id, item.packages):
+                    pending.append(r)
+                    if rel and r[3] == "deb":
+                        k = (rel, r[5], r[6])
+                        uses[k] += 1
+                        keys[k] = r[7]
                 n += 1
                 if len(pending) >= _BATCH:
                     self._insert_inventory(conn, pending)
                     pending = []
-            if pending:
-                self._insert_inventory(conn, pending)
+            self._pending_rows(conn, pending)
+            self._count_uses(conn, uses, keys)
         return n
 
     def _insert_inventory(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         bulk_insert(conn, self.dialect, "inventory", _INVENTORY_COLUMNS, rows)
+
+    def _pending_rows(self, conn: Connection, rows: list[tuple[Any, ...]]) -> bool:
+        if rows:
+            self._insert_inventory(conn, rows)
+        return bool(rows)
+
+    def _forget_uses(
+        self, conn: Connection, image_id: int, release: str, uses: Counter[tuple[str, str, str]]
+    ) -> None:
+        """Subtract a re-recorded image's old inventory from the source versions' use counts."""
+        if not release:
+            return
+        inv = schema.inventory
+        q = (
+            select(inv.c.source_name, inv.c.source_version, func.count())
+            .where((inv.c.image_id == image_id) & (inv.c.ecosystem == "deb"))
+            .group_by(inv.c.source_name, inv.c.source_version)
+        )
+        for source, version, count in conn.execute(q):
+            uses[(release, str(source), str(version))] -= int(count)
+
+    def _count_uses(
+        self,
+        conn: Connection,
+        uses: Counter[tuple[str, str, str]],
+        keys: dict[tuple[str, str, str], bytes | None],
+    ) -> None:
+        """Add the use counts to ``fleet_packages``; versions new to it are marked pending."""
+        rows = [(*k, keys.get(k), n) for k, n in uses.items() if n]
+        if not rows:
+            return
+        conn.execute(text("DROP TABLE IF EXISTS assay_uses"))
+        conn.execute(
+            text(
+                "CREATE TEMPORARY TABLE assay_uses (release VARCHAR(40), source TEXT, "
+                f"source_version TEXT, source_key {_BLOB[self.dialect]}, uses INTEGER)"
+            )
+        )
+        cols = ("release", "source", "source_version", "source_key", "uses")
+        bulk_insert(conn, self.dialect, "assay_uses", cols, rows)
+        conn.execute(
+            text(
+                "INSERT INTO fleet_packages (release, source, source_version, source_key, uses, "
+                "pending) SELECT release, source, source_version, source_key, uses, 1 "
+                "FROM assay_uses WHERE true "  # SQLite needs a WHERE before ON CONFLICT
+                "ON CONFLICT (release, source, source_version) "
+                "DO UPDATE SET uses = fleet_packages.uses + excluded.uses"
+            )
+        )
+        conn.execute(text("DROP TABLE assay_uses"))
 
     def images(self) -> list[StoredImage]:
         t, inv = schema.images, schema.inventory

@@ -1,10 +1,14 @@
 """Fleet rescans and fleet reports as SQL run by the store's database.
 
-``sync_advisories`` copies the advisory DB's Debian tracker rows and the KEV catalog into the
-store. ``rescan`` then matches every stored inventory in three statements — an upsert of the
-current matches (first-seen dates kept), the FedRAMP due dates, and marking findings no longer
-matched as resolved — so 10,000 images are matched by PostgreSQL (or SQLite), not by a Python
-loop. The states are the same as a single ``assay scan`` gives (see ``assay.vuln.fleet``).
+An image digest's inventory never changes, so the fleet is matched per distinct Debian source
+version, not per image: ``record_images`` keeps the fleet's source versions
+(``fleet_packages``), ``sync_advisories`` copies the advisory DB's Debian tracker rows and the
+KEV catalog into the store and marks the source versions whose advisories changed, and
+``rescan`` matches only the pending ones (new to the fleet, or with changed advisories) into
+``package_matches``, each match with its own first-seen and resolved dates. Per-image findings
+are the ``findings`` view joining inventories with those matches (see
+``assay.store.migrations.findings_view``). The states are the same as a single ``assay scan``
+gives.
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, text
+from sqlalchemy import Connection, text
 
-from assay.store import schema
+from assay.store._due import fedramp_days
 from assay.store._store import Store, _now, bulk_insert
 
 __all__ = [
@@ -28,12 +32,24 @@ __all__ = [
     "sync_advisories",
 ]
 
-# FedRAMP continuous monitoring: High (and Critical) 30 days, Moderate 90, Low 180; KEV by its due
-# date when that is earlier (BOD 22-01).
-_DAYS = (("critical", 30), ("high", 30), ("medium", 90), ("low", 180))
+_ADVISORY_COLUMNS = (
+    "release",
+    "source",
+    "vuln",
+    "status",
+    "fixed_version",
+    "fixed_key",
+    "urgency",
+    "nodsa",
+    "nodsa_reason",
+    "severity",
+)
 
+# The pending source versions matched against the advisories, classified as ``assay scan``
+# classifies a Debian tracker entry.
 _MATCH = """
-SELECT i.id AS image_id, ip.name AS package, d.vuln AS vuln,
+SELECT p.release AS release, p.source AS source, p.source_version AS source_version,
+  d.vuln AS vuln,
   CASE
     WHEN d.status = 'resolved' THEN 'affected'
     WHEN d.urgency LIKE 'end-of-life%' THEN 'end-of-life'
@@ -53,88 +69,66 @@ SELECT i.id AS image_id, ip.name AS package, d.vuln AS vuln,
     ELSE ''
   END AS reason,
   COALESCE(k.due_date, '') AS kev_due
-FROM inventory AS ip
-JOIN images AS i ON i.id = ip.image_id
-JOIN advisories AS d ON d.release = i.release AND d.source = ip.source_name
+FROM assay_scope AS p
+JOIN advisories AS d ON d.release = p.release AND d.source = p.source
 LEFT JOIN kev AS k ON k.cve = d.vuln
-WHERE ip.ecosystem = 'deb' AND i.release <> ''
-  AND d.fixed_version NOT IN ('0', '<not-affected>')
+WHERE d.fixed_version NOT IN ('0', '<not-affected>')
   AND d.status IN ('resolved', 'open', 'undetermined')
-  AND (d.status <> 'resolved' OR ip.source_key < d.fixed_key)
+  AND (d.status <> 'resolved' OR p.source_key < d.fixed_key)
 """
 
+_MATCH_KEY = ("release", "source", "source_version", "vuln")
+_MATCH_VALUES = ("state", "severity", "fixed_in", "reason", "kev_due")
 
-def _add_days(dialect: str, date_sql: str, days: int) -> str:
-    if dialect == "postgresql":
-        return f"to_char(CAST(substr({date_sql}, 1, 10) AS date) + {days}, 'YYYY-MM-DD')"
-    return f"date(substr({date_sql}, 1, 10), '+{days} days')"
-
-
-def _due(dialect: str, first_seen: str, severity: str, kev_due: str) -> str:
-    """SQL for the FedRAMP due date: first seen + days by severity, or the KEV due date if
-    earlier; '' when neither applies."""
-    whens = " ".join(
-        f"WHEN '{sev}' THEN {_add_days(dialect, first_seen, days)}" for sev, days in _DAYS
-    )
-    base = f"(CASE {severity} {whens} ELSE NULL END)"
-    return (
-        f"(CASE WHEN {kev_due} <> '' AND ({base} IS NULL OR {kev_due} < {base}) THEN {kev_due} "
-        f"ELSE COALESCE({base}, '') END)"
-    )
-
-
-def _upsert(dialect: str) -> str:
-    """Insert new matches (first seen now); rewrite a known one only when it changed or had
-    been resolved, so a steady-state rescan writes little."""
-    changed = " OR ".join(
-        f"findings.{c} <> excluded.{c}"
-        for c in ("state", "severity", "fixed_in", "reason", "kev_due")
-    )
-    return f"""
-INSERT INTO findings (image_id, package, vuln, state, severity, fixed_in, reason, kev_due,
-                      first_seen, changed_at, due_date)
-SELECT image_id, package, vuln, state, severity, fixed_in, reason, kev_due,
-       CAST(:now AS VARCHAR(32)), CAST(:now AS VARCHAR(32)),
-       {_due(dialect, "CAST(:now AS VARCHAR(32))", "severity", "kev_due")}
+# New matches are first seen now; a known one is rewritten only when it changed or had been
+# resolved, so a rescan writes little.
+_UPSERT = f"""
+INSERT INTO package_matches ({", ".join(_MATCH_KEY + _MATCH_VALUES)},
+                             first_seen, changed_at)
+SELECT {", ".join(_MATCH_KEY + _MATCH_VALUES)},
+       CAST(:now AS VARCHAR(32)), CAST(:now AS VARCHAR(32))
 FROM assay_current WHERE true  -- SQLite needs a WHERE before ON CONFLICT
-ON CONFLICT (image_id, package, vuln) DO UPDATE SET
-  state = excluded.state, severity = excluded.severity, fixed_in = excluded.fixed_in,
-  reason = excluded.reason, kev_due = excluded.kev_due, changed_at = excluded.changed_at,
-  resolved_at = NULL,
-  due_date = {_due(dialect, "findings.first_seen", "excluded.severity", "excluded.kev_due")}
-WHERE findings.resolved_at IS NOT NULL OR {changed}
+ON CONFLICT ({", ".join(_MATCH_KEY)}) DO UPDATE SET
+  {", ".join(f"{c} = excluded.{c}" for c in _MATCH_VALUES)},
+  changed_at = excluded.changed_at, resolved_at = NULL
+WHERE package_matches.resolved_at IS NOT NULL OR
+  {" OR ".join(f"package_matches.{c} <> excluded.{c}" for c in _MATCH_VALUES)}
 """
 
-
-_RESOLVE = """
-UPDATE findings SET resolved_at = :now, changed_at = :now
-WHERE resolved_at IS NULL AND NOT EXISTS (
-  SELECT 1 FROM assay_current AS c
-  WHERE c.image_id = findings.image_id AND c.package = findings.package AND c.vuln = findings.vuln
+_SAME_MATCH = " AND ".join(f"c.{c} = package_matches.{c}" for c in _MATCH_KEY)
+_SAME_SCOPE = " AND ".join(
+    f"p.{c} = package_matches.{c}" for c in ("release", "source", "source_version")
 )
+_RESOLVE = f"""
+UPDATE package_matches SET resolved_at = :now, changed_at = :now
+WHERE resolved_at IS NULL
+  AND EXISTS (SELECT 1 FROM assay_scope AS p WHERE {_SAME_SCOPE})
+  AND NOT EXISTS (SELECT 1 FROM assay_current AS c WHERE {_SAME_MATCH})
+"""
+
+# Findings (image x package x vulnerability) behind matches: each match counts its source
+# version's inventory rows.
+_WEIGHTED = """
+SELECT COALESCE(SUM(p.uses), 0) FROM package_matches AS m
+JOIN fleet_packages AS p
+  ON p.release = m.release AND p.source = m.source AND p.source_version = m.source_version
+WHERE {where}
 """
 
 
 @dataclass(frozen=True)
 class RescanSummary:
     when: str
-    open: int  # findings matched now
-    new: int  # of those, first seen in this rescan
-    resolved: int  # findings matched before and no longer
+    open: int  # open findings (image x package x vulnerability) after the rescan
+    new: int  # of those, on matches first seen in this rescan
+    resolved: int  # findings on matches this rescan no longer found
+    checked: int = 0  # source versions matched (new to the fleet or with changed advisories)
 
 
-def sync_advisories(store: Store, db: Any) -> int:
-    """Copy the advisory DB's (``assay.vuln.db.AdvisoryDB``) Debian rows and KEV into the store.
-
-    Severity as ``assay scan`` rates Debian findings: NVD's CVSS, else OSV's, else the urgency.
-    """
+def _severities(db: Any) -> dict[str, str]:
+    """Severity as ``assay scan`` rates Debian findings: NVD's CVSS, else OSV's."""
     from assay.vuln.model import Severity
-    from assay.vuln.severity import (
-        cvss_score,
-        nvd_preference,
-        severity_from_score,
-        severity_from_urgency,
-    )
+    from assay.vuln.severity import cvss_score, nvd_preference, severity_from_score
 
     best: dict[str, Severity] = {}
     for vuln, vector in db.conn.execute("SELECT vuln, vector FROM cvss"):
@@ -151,40 +145,106 @@ def sync_advisories(store: Store, db: Any) -> int:
         if cve not in nvd or key >= nvd[cve][0]:  # ties: the last source, as scan picks
             nvd[cve] = (key, float(score))
     best.update({cve: severity_from_score(score) for cve, (_, score) in nvd.items()})
+    return {v: s.value for v, s in best.items()}
 
-    cols = (
-        "release",
-        "source",
-        "vuln",
-        "status",
-        "fixed_version",
-        "fixed_key",
-        "urgency",
-        "nodsa",
-        "nodsa_reason",
-        "severity",
-    )
 
-    def rows() -> Iterator[tuple[Any, ...]]:
-        q = f"SELECT {', '.join(cols[:-1])} FROM debian"
-        for row in db.conn.execute(q):
-            sev = best.get(row[2]) or severity_from_urgency(row[6])
-            yield (*row, sev.value)
+_ADVISORY_DIFF = """
+INSERT INTO assay_changed (release, source)
+SELECT n.release, n.source FROM assay_advisories AS n
+LEFT JOIN advisories AS o ON o.release = n.release AND o.source = n.source AND o.vuln = n.vuln
+WHERE o.vuln IS NULL OR o.status <> n.status OR o.fixed_version <> n.fixed_version
+  OR o.urgency <> n.urgency OR o.nodsa <> n.nodsa OR o.nodsa_reason <> n.nodsa_reason
+  OR o.severity <> n.severity
+UNION
+SELECT o.release, o.source FROM advisories AS o
+LEFT JOIN assay_advisories AS n
+  ON n.release = o.release AND n.source = o.source AND n.vuln = o.vuln
+WHERE n.vuln IS NULL
+UNION
+SELECT d.release, d.source FROM assay_advisories AS d
+WHERE d.vuln IN (
+  SELECT n.cve FROM assay_kev AS n LEFT JOIN kev AS o ON o.cve = n.cve
+  WHERE o.cve IS NULL OR o.due_date <> n.due_date
+  UNION
+  SELECT o.cve FROM kev AS o LEFT JOIN assay_kev AS n ON n.cve = o.cve WHERE n.cve IS NULL
+)
+"""
 
+_IN_CHANGED = (
+    "EXISTS (SELECT 1 FROM assay_changed AS c WHERE c.release = {t}.release AND "
+    "c.source = {t}.source)"
+)
+
+
+def sync_advisories(store: Store, db: Any) -> int:
+    """Bring the store's copy of the advisory DB's (``assay.vuln.db.AdvisoryDB``) Debian rows
+    and KEV up to date; return the number of Debian rows.
+
+    Only what changed is rewritten, and the fleet's source versions whose advisories (or their
+    KEV entries) changed are marked for the next ``rescan``. Severity as ``assay scan`` rates
+    Debian findings: NVD's CVSS, else OSV's, else the urgency.
+    """
+    from assay.vuln.severity import severity_from_urgency
+
+    best = _severities(db)
     counted = 0
 
-    def counting() -> Iterator[tuple[Any, ...]]:
+    def rows() -> Iterator[tuple[Any, ...]]:
         nonlocal counted
-        for r in rows():
+        q = f"SELECT {', '.join(_ADVISORY_COLUMNS[:-1])} FROM debian"
+        for row in db.conn.execute(q):
             counted += 1
-            yield r
+            yield (*row, best.get(row[2]) or severity_from_urgency(row[6]).value)
 
     kev_rows = list(db.conn.execute("SELECT cve, date_added, due_date FROM kev"))
+    blob = "BYTEA" if store.dialect == "postgresql" else "BLOB"
     with store.engine.begin() as conn:
-        conn.execute(delete(schema.advisories))
-        conn.execute(delete(schema.kev))
-        bulk_insert(conn, store.dialect, "advisories", cols, counting())
-        bulk_insert(conn, store.dialect, "kev", ("cve", "date_added", "due_date"), kev_rows)
+        for name in ("assay_advisories", "assay_kev", "assay_changed"):
+            conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+        conn.execute(
+            text(
+                "CREATE TEMPORARY TABLE assay_advisories (release VARCHAR(40), source TEXT, "
+                f"vuln VARCHAR(64), status VARCHAR(20), fixed_version TEXT, fixed_key {blob}, "
+                "urgency VARCHAR(40), nodsa TEXT, nodsa_reason TEXT, severity VARCHAR(16), "
+                "PRIMARY KEY (release, source, vuln))"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE TEMPORARY TABLE assay_kev (cve VARCHAR(64) PRIMARY KEY, "
+                "date_added VARCHAR(32), due_date VARCHAR(32))"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE TEMPORARY TABLE assay_changed (release VARCHAR(40), source TEXT, "
+                "PRIMARY KEY (release, source))"
+            )
+        )
+        bulk_insert(conn, store.dialect, "assay_advisories", _ADVISORY_COLUMNS, rows())
+        bulk_insert(conn, store.dialect, "assay_kev", ("cve", "date_added", "due_date"), kev_rows)
+        if store.dialect == "postgresql":
+            conn.execute(text("ANALYZE assay_advisories"))
+            conn.execute(text("ANALYZE assay_kev"))
+        conn.execute(text(_ADVISORY_DIFF))
+        cols = ", ".join(_ADVISORY_COLUMNS)
+        conn.execute(text(f"DELETE FROM advisories WHERE {_IN_CHANGED.format(t='advisories')}"))
+        conn.execute(
+            text(
+                f"INSERT INTO advisories ({cols}) SELECT {cols} FROM assay_advisories "
+                f"WHERE {_IN_CHANGED.format(t='assay_advisories')}"
+            )
+        )
+        conn.execute(text("DELETE FROM kev"))
+        conn.execute(text("INSERT INTO kev SELECT cve, date_added, due_date FROM assay_kev"))
+        conn.execute(
+            text(
+                "UPDATE fleet_packages SET pending = 1 "
+                f"WHERE pending = 0 AND {_IN_CHANGED.format(t='fleet_packages')}"
+            )
+        )
+        for name in ("assay_advisories", "assay_kev", "assay_changed"):
+            conn.execute(text(f"DROP TABLE {name}"))
     return counted
 
 
@@ -193,24 +253,57 @@ def _count(conn: Connection, sql: str, **params: Any) -> int:
 
 
 def rescan(store: Store, *, now: str = "") -> RescanSummary:
-    """Match every stored inventory against the synced advisories, in the database.
+    """Match the pending source versions of the fleet against the synced advisories.
 
-    The current matches go to a temporary table; new ones are inserted (first seen now),
-    changed ones rewritten, and open findings no longer matched are marked resolved.
+    Pending are the source versions new to the fleet since the last rescan and those whose
+    advisories changed in a sync since. Their current matches go to a temporary table; new
+    ones are inserted (first seen now), changed ones rewritten, and open matches of those
+    versions no longer found are marked resolved. Every other match stands as it was, so a
+    rescan costs what changed, not the size of the fleet.
     """
     when = now or _now()
     with store.engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS assay_current"))
-        conn.execute(text(f"CREATE TEMPORARY TABLE assay_current AS {_MATCH}"))
-        if store.dialect == "postgresql":
-            conn.execute(text("ANALYZE assay_current"))
-        conn.execute(text("CREATE INDEX assay_current_key ON assay_current (image_id, vuln)"))
-        open_now = _count(conn, "SELECT count(*) FROM assay_current")
-        conn.execute(text(_upsert(store.dialect)), {"now": when})
-        resolved = conn.execute(text(_RESOLVE), {"now": when}).rowcount
-        new = _count(conn, "SELECT count(*) FROM findings WHERE first_seen = :now", now=when)
-        conn.execute(text("DROP TABLE assay_current"))
-    return RescanSummary(when, open_now, new, int(resolved or 0))
+        if store.dialect == "postgresql":  # one rescan at a time; records and syncs wait
+            conn.execute(text("LOCK TABLE fleet_packages IN SHARE ROW EXCLUSIVE MODE"))
+        for name in ("assay_scope", "assay_current"):
+            conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+        conn.execute(
+            text(
+                "CREATE TEMPORARY TABLE assay_scope AS SELECT release, source, source_version, "
+                "source_key FROM fleet_packages WHERE pending = 1"
+            )
+        )
+        checked = _count(conn, "SELECT count(*) FROM assay_scope")
+        if checked:
+            conn.execute(
+                text(
+                    "CREATE INDEX assay_scope_key ON assay_scope (release, source, source_version)"
+                )
+            )
+            if store.dialect == "postgresql":
+                conn.execute(text("ANALYZE assay_scope"))
+            conn.execute(text(f"CREATE TEMPORARY TABLE assay_current AS {_MATCH}"))
+            conn.execute(
+                text(
+                    "CREATE INDEX assay_current_key ON assay_current "
+                    "(release, source, source_version, vuln)"
+                )
+            )
+            if store.dialect == "postgresql":
+                conn.execute(text("ANALYZE assay_current"))
+            conn.execute(text(_UPSERT), {"now": when})
+            conn.execute(text(_RESOLVE), {"now": when})
+            conn.execute(text("UPDATE fleet_packages SET pending = 0 WHERE pending = 1"))
+            conn.execute(text("DROP TABLE assay_current"))
+        conn.execute(text("DROP TABLE assay_scope"))
+        open_now = _count(conn, _WEIGHTED.format(where="m.resolved_at IS NULL"))
+        new = _count(
+            conn,
+            _WEIGHTED.format(where="m.resolved_at IS NULL AND m.first_seen = :now"),
+            now=when,
+        )
+        resolved = _count(conn, _WEIGHTED.format(where="m.resolved_at = :now"), now=when)
+    return RescanSummary(when, open_now, new, resolved, checked)
 
 
 @dataclass(frozen=True)
@@ -254,7 +347,21 @@ class FleetReport:
         }
 
 
-_REPORT = """
+def _report_sql() -> str:
+    """Per-image counts over the ``findings`` view. Overdue compares first-seen dates with
+    per-severity cut-offs (due < today exactly when first seen < today - days, or the KEV
+    due date < today), and the earliest due date comes from the earliest first-seen date per
+    severity, so no row needs date arithmetic."""
+    days = fedramp_days()
+    late = " OR ".join(
+        f"(severity = '{sev}' AND substr(first_seen, 1, 10) < :cut_{sev})" for sev, _ in days
+    )
+    firsts = ",\n    ".join(
+        f"MIN(CASE WHEN severity = '{sev}' THEN substr(first_seen, 1, 10) END) AS first_{sev}"
+        for sev, _ in days
+    )
+    first_cols = ", ".join(f"f.first_{sev}" for sev, _ in days)
+    return f"""
 WITH pk AS (SELECT image_id, count(*) AS n FROM inventory GROUP BY image_id),
 f AS (
   SELECT image_id,
@@ -264,25 +371,37 @@ f AS (
     SUM(CASE WHEN severity = 'medium' THEN 1 ELSE 0 END) AS medium,
     SUM(CASE WHEN severity = 'low' THEN 1 ELSE 0 END) AS low,
     SUM(CASE WHEN kev_due <> '' THEN 1 ELSE 0 END) AS kev,
-    SUM(CASE WHEN due_date <> '' AND due_date < :today THEN 1 ELSE 0 END) AS overdue,
+    SUM(CASE WHEN (kev_due <> '' AND kev_due < :today) OR {late} THEN 1 ELSE 0 END) AS overdue,
     MIN(substr(first_seen, 1, 10)) AS oldest,
-    MIN(CASE WHEN due_date <> '' THEN due_date ELSE NULL END) AS next_due
+    MIN(CASE WHEN kev_due <> '' THEN kev_due END) AS first_kev,
+    {firsts}
   FROM findings WHERE resolved_at IS NULL AND state <> 'end-of-life'
   GROUP BY image_id
 )
 SELECT i.digest, i.name, i.release, COALESCE(pk.n, 0),
   COALESCE(f.open, 0), COALESCE(f.critical, 0), COALESCE(f.high, 0), COALESCE(f.medium, 0),
   COALESCE(f.low, 0), COALESCE(f.kev, 0), COALESCE(f.overdue, 0), COALESCE(f.oldest, ''),
-  COALESCE(f.next_due, '')
+  f.first_kev, {first_cols}
 FROM images AS i LEFT JOIN pk ON pk.image_id = i.id LEFT JOIN f ON f.image_id = i.id
 ORDER BY COALESCE(f.overdue, 0) DESC, COALESCE(f.kev, 0) DESC, i.name, i.digest
 """
+
 
 _TOP = """
 SELECT vuln, MAX(severity), count(DISTINCT image_id) AS n, MAX(kev_due)
 FROM findings WHERE resolved_at IS NULL AND state <> 'end-of-life'
 GROUP BY vuln ORDER BY n DESC, vuln LIMIT :limit
 """
+
+
+def _next_due(first_kev: Any, firsts: tuple[Any, ...]) -> str:
+    """The earliest due date: the earliest KEV due date or earliest first seen + its days."""
+    candidates = [str(first_kev)] if first_kev else []
+    for (_, days), first in zip(fedramp_days(), firsts, strict=True):
+        if first:
+            day = dt.date.fromisoformat(str(first)) + dt.timedelta(days=days)
+            candidates.append(day.isoformat())
+    return min(candidates, default="")
 
 
 def _row(r: tuple[Any, ...]) -> FleetImageRow:
@@ -300,15 +419,18 @@ def _row(r: tuple[Any, ...]) -> FleetImageRow:
         n[6],
         n[7],
         str(r[11]),
-        str(r[12]),
+        _next_due(r[12], tuple(r[13:])),
     )
 
 
 def fleet_report(store: Store, *, today: str = "", top: int = 50) -> FleetReport:
     """Per-image open findings by severity, KEV, overdue against FedRAMP deadlines; top CVEs."""
     day = today or dt.date.today().isoformat()
+    params = {"today": day}
+    for sev, days in fedramp_days():
+        params[f"cut_{sev}"] = (dt.date.fromisoformat(day) - dt.timedelta(days=days)).isoformat()
     with store.engine.connect() as conn:
-        rows = tuple(_row(tuple(r)) for r in conn.execute(text(_REPORT), {"today": day}))
+        rows = tuple(_row(tuple(r)) for r in conn.execute(text(_report_sql()), params))
         tops = tuple(
             (str(v), str(s), int(n), str(k))
             for v, s, n, k in conn.execute(text(_TOP), {"limit": top})

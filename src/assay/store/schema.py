@@ -25,12 +25,15 @@ __all__ = [
     "bundles",
     "decisions",
     "findings",
+    "fleet_packages",
     "images",
     "inventory",
     "kev",
     "metadata",
+    "package_matches",
     "remediation",
     "schema_version",
+    "views",
 ]
 
 metadata = MetaData()
@@ -92,10 +95,44 @@ kev = Table(
     Column("due_date", String(32), nullable=False),
 )
 
+fleet_packages = Table(  # the fleet's distinct Debian source versions, kept by record_images
+    "fleet_packages",
+    metadata,
+    Column("release", String(40), primary_key=True),
+    Column("source", Text, primary_key=True),
+    Column("source_version", Text, primary_key=True),
+    Column("source_key", LargeBinary),  # deb_sort_key(source_version)
+    Column("uses", Integer, nullable=False),  # inventory rows carrying this source version
+    Column("pending", Integer, nullable=False),  # 1: new, or its advisories changed since
+    Index("fleet_packages_pending", "pending"),
+)
+
+package_matches = Table(  # one row per (source version, vulnerability) the rescan matched
+    "package_matches",
+    metadata,
+    Column("release", String(40), primary_key=True),
+    Column("source", Text, primary_key=True),
+    Column("source_version", Text, primary_key=True),
+    Column("vuln", String(64), primary_key=True),
+    Column("state", String(20), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("fixed_in", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("kev_due", String(32), nullable=False),
+    Column("first_seen", String(32), nullable=False),  # first rescan that matched it
+    Column("changed_at", String(32), nullable=False),  # last rescan that changed this row
+    Column("resolved_at", String(32)),  # first rescan that no longer matched it
+)
+
+#: Per-image findings: a VIEW (created by migration step 3) joining each image's inventory
+#: with ``package_matches``; first seen is the later of the image's first recording and the
+#: match's first rescan (an image digest's inventory never changes). Declared on its own
+#: MetaData so ``create_all`` never makes it a table; select from it like one.
+views = MetaData()
 findings = Table(
     "findings",
-    metadata,
-    Column("image_id", Integer, ForeignKey("images.id", ondelete="CASCADE"), nullable=False),
+    views,
+    Column("image_id", Integer, nullable=False),
     Column("package", Text, nullable=False),
     Column("vuln", String(64), nullable=False),
     Column("state", String(20), nullable=False),
@@ -104,11 +141,9 @@ findings = Table(
     Column("reason", Text, nullable=False),
     Column("kev_due", String(32), nullable=False),
     Column("first_seen", String(32), nullable=False),
-    Column("changed_at", String(32), nullable=False),  # last rescan that changed this row
+    Column("changed_at", String(32), nullable=False),
     Column("due_date", String(32), nullable=False),  # FedRAMP deadline ("" = none)
-    Column("resolved_at", String(32)),  # first rescan that no longer found it
-    UniqueConstraint("image_id", "package", "vuln", name="findings_key"),
-    Index("findings_open", "resolved_at", "severity"),
+    Column("resolved_at", String(32)),
 )
 
 decisions = Table(
