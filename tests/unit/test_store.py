@@ -253,7 +253,20 @@ def test_migration_from_findings_table_keeps_first_seen(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = create_engine(url)
     with engine.begin() as conn:  # what steps 1-2 of an older assay left
-        schema.metadata.create_all(conn, tables=[schema.images, schema.inventory])
+        conn.execute(
+            text(
+                "CREATE TABLE images (id INTEGER PRIMARY KEY, digest VARCHAR(80) UNIQUE, "
+                "name TEXT, release VARCHAR(40), architecture VARCHAR(40), "
+                "first_recorded VARCHAR(32), last_recorded VARCHAR(32))"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE TABLE inventory (image_id INTEGER, name TEXT, version TEXT, "
+                "ecosystem VARCHAR(16), purl TEXT, source_name TEXT, source_version TEXT, "
+                "source_key BLOB)"
+            )
+        )
         conn.execute(
             text(
                 "CREATE TABLE findings (image_id INTEGER, package TEXT, vuln VARCHAR(64), "
@@ -289,6 +302,7 @@ def test_migration_from_findings_table_keeps_first_seen(tmp_path: Path) -> None:
             assert versions.scalar_one() == migrations.LATEST
             pending = conn.execute(text("SELECT source, uses, pending FROM fleet_packages"))
             assert pending.all() == [("openssl", 1, 1)]
+        assert [i.packages for i in s.images()] == [1]
         found = _findings(s)
     assert found == {
         (D1, "libssl3", "CVE-2023-0464"): (
@@ -321,6 +335,76 @@ def test_fleet_report_counts(store_url: str, advisory_db: AdvisoryDB) -> None:
     assert a_late.overdue >= dated > 0  # a year on, every finding with a deadline is overdue
     assert early.totals["images"] == 3 and early.top and early.top[0][2] >= 1
     assert early.to_dict()["totals"]["open"] == sum(r.open for r in early.images)
+
+
+def test_fleet_report_equals_the_findings_view(store_url: str, advisory_db: AdvisoryDB) -> None:
+    """The report sums per source version; the view has one row per finding with its due
+    date: both must say the same, at every date (images recorded at different times, a KEV
+    entry, a match first seen later)."""
+    from sqlalchemy import text
+
+    invs = inventories()
+    with advisory_db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO kev VALUES ('CVE-2023-0464', '2025-01-10', '2025-01-31', '', '', '', '')"
+        )
+    with open_store(store_url) as s:
+        s.record_image(invs[0], now=REC)
+        s.record_image(invs[1], now="2025-03-15T10:00:00Z")
+        sync_advisories(s, advisory_db)
+        rescan(s, now="2025-01-01T00:00:00Z")
+        twin = Inventory("acme/twin", D3, "amd64", invs[0].distro, invs[0].packages[:3])
+        s.record_image(twin, now="2025-06-20T00:00:00Z")
+        _change_advisories(advisory_db)
+        sync_advisories(s, advisory_db)
+        rescan(s, now="2025-04-01T00:00:00Z")
+        with s.engine.connect() as conn:
+            view = conn.execute(
+                text(
+                    "SELECT i.digest, f.vuln, f.severity, f.kev_due, f.first_seen, f.due_date "
+                    "FROM findings f JOIN images i ON i.id = f.image_id "
+                    "WHERE f.resolved_at IS NULL AND f.state <> 'end-of-life'"
+                )
+            ).all()
+        reports = {day: fleet_report(s, today=day) for day in _DAYS}
+    assert any(kev for _, _, _, kev, _, _ in view)
+    for day, report in reports.items():
+        for row in report.images:
+            mine = [r for r in view if r[0] == row.digest]
+            sev = [r[2] for r in mine]
+            dues = [r[5] for r in mine if r[5]]
+            want = (
+                len(mine),
+                sev.count("critical"),
+                sev.count("high"),
+                sev.count("medium"),
+                sev.count("low"),
+                sum(1 for r in mine if r[3]),
+                sum(1 for d in dues if d < day),
+                min((r[4][:10] for r in mine), default=""),
+                min(dues, default=""),
+            )
+            got = (
+                row.open,
+                row.critical,
+                row.high,
+                row.medium,
+                row.low,
+                row.kev,
+                row.overdue,
+                row.oldest_open,
+                row.next_due,
+            )
+            assert got == want, (day, row.digest)
+        by_vuln: dict[str, set[str]] = {}
+        for r in view:
+            by_vuln.setdefault(r[1], set()).add(r[0])
+        expected = sorted(((-len(d), v) for v, d in by_vuln.items()))[: len(report.top)]
+        assert [(v, n) for v, _, n, _ in report.top] == [(v, -n) for n, v in expected]
+    assert {r.overdue > 0 for r in reports["2026-01-01"].images} == {True}
+
+
+_DAYS = ("2025-01-02", "2025-02-01", "2025-04-15", "2025-07-01", "2026-01-01")
 
 
 def test_decisions_and_bundles_round_trip(store_url: str) -> None:

@@ -48,8 +48,7 @@ _ADVISORY_COLUMNS = (
 # The pending source versions matched against the advisories, classified as ``assay scan``
 # classifies a Debian tracker entry.
 _MATCH = """
-SELECT p.release AS release, p.source AS source, p.source_version AS source_version,
-  d.vuln AS vuln,
+SELECT p.version_id AS version_id, d.vuln AS vuln,
   CASE
     WHEN d.status = 'resolved' THEN 'affected'
     WHEN d.urgency LIKE 'end-of-life%' THEN 'end-of-life'
@@ -77,7 +76,7 @@ WHERE d.fixed_version NOT IN ('0', '<not-affected>')
   AND (d.status <> 'resolved' OR p.source_key < d.fixed_key)
 """
 
-_MATCH_KEY = ("release", "source", "source_version", "vuln")
+_MATCH_KEY = ("version_id", "vuln")
 _MATCH_VALUES = ("state", "severity", "fixed_in", "reason", "kev_due")
 
 # New matches are first seen now; a known one is rewritten only when it changed or had been
@@ -96,9 +95,7 @@ WHERE package_matches.resolved_at IS NOT NULL OR
 """
 
 _SAME_MATCH = " AND ".join(f"c.{c} = package_matches.{c}" for c in _MATCH_KEY)
-_SAME_SCOPE = " AND ".join(
-    f"p.{c} = package_matches.{c}" for c in ("release", "source", "source_version")
-)
+_SAME_SCOPE = "p.version_id = package_matches.version_id"
 _RESOLVE = f"""
 UPDATE package_matches SET resolved_at = :now, changed_at = :now
 WHERE resolved_at IS NULL
@@ -109,10 +106,11 @@ WHERE resolved_at IS NULL
 # Findings (image x package x vulnerability) behind matches: each match counts its source
 # version's inventory rows.
 _WEIGHTED = """
-SELECT COALESCE(SUM(p.uses), 0) FROM package_matches AS m
-JOIN fleet_packages AS p
-  ON p.release = m.release AND p.source = m.source AND p.source_version = m.source_version
-WHERE {where}
+SELECT
+  COALESCE(SUM(CASE WHEN m.resolved_at IS NULL THEN p.uses ELSE 0 END), 0),
+  COALESCE(SUM(CASE WHEN m.resolved_at IS NULL AND m.first_seen = :now THEN p.uses ELSE 0 END), 0),
+  COALESCE(SUM(CASE WHEN m.resolved_at = :now THEN p.uses ELSE 0 END), 0)
+FROM package_matches AS m JOIN fleet_packages AS p ON p.id = m.version_id
 """
 
 
@@ -269,41 +267,31 @@ def rescan(store: Store, *, now: str = "") -> RescanSummary:
             conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
         conn.execute(
             text(
-                "CREATE TEMPORARY TABLE assay_scope AS SELECT release, source, source_version, "
+                "CREATE TEMPORARY TABLE assay_scope AS SELECT id AS version_id, release, source, "
                 "source_key FROM fleet_packages WHERE pending = 1"
             )
         )
         checked = _count(conn, "SELECT count(*) FROM assay_scope")
         if checked:
-            conn.execute(
-                text(
-                    "CREATE INDEX assay_scope_key ON assay_scope (release, source, source_version)"
-                )
-            )
+            conn.execute(text("CREATE INDEX assay_scope_key ON assay_scope (version_id)"))
             if store.dialect == "postgresql":
                 conn.execute(text("ANALYZE assay_scope"))
             conn.execute(text(f"CREATE TEMPORARY TABLE assay_current AS {_MATCH}"))
-            conn.execute(
-                text(
-                    "CREATE INDEX assay_current_key ON assay_current "
-                    "(release, source, source_version, vuln)"
-                )
-            )
+            conn.execute(text("CREATE INDEX assay_current_key ON assay_current (version_id, vuln)"))
             if store.dialect == "postgresql":
                 conn.execute(text("ANALYZE assay_current"))
             conn.execute(text(_UPSERT), {"now": when})
             conn.execute(text(_RESOLVE), {"now": when})
-            conn.execute(text("UPDATE fleet_packages SET pending = 0 WHERE pending = 1"))
+            conn.execute(
+                text(
+                    "UPDATE fleet_packages SET pending = 0 WHERE pending = 1 AND id IN "
+                    "(SELECT version_id FROM assay_scope)"
+                )
+            )
             conn.execute(text("DROP TABLE assay_current"))
         conn.execute(text("DROP TABLE assay_scope"))
-        open_now = _count(conn, _WEIGHTED.format(where="m.resolved_at IS NULL"))
-        new = _count(
-            conn,
-            _WEIGHTED.format(where="m.resolved_at IS NULL AND m.first_seen = :now"),
-            now=when,
-        )
-        resolved = _count(conn, _WEIGHTED.format(where="m.resolved_at = :now"), now=when)
-    return RescanSummary(when, open_now, new, resolved, checked)
+        open_now, new, resolved = conn.execute(text(_WEIGHTED), {"now": when}).one()
+    return RescanSummary(when, int(open_now), int(new), int(resolved), checked)
 
 
 @dataclass(frozen=True)
@@ -348,91 +336,159 @@ class FleetReport:
 
 
 def _report_sql() -> str:
-    """Per-image counts over the ``findings`` view. Overdue compares first-seen dates with
-    per-severity cut-offs (due < today exactly when first seen < today - days, or the KEV
-    due date < today), and the earliest due date comes from the earliest first-seen date per
-    severity, so no row needs date arithmetic."""
+    """Per-image counts: open non-end-of-life matches are aggregated per source version, then
+    summed over the versions each image carries (``image_versions``) — never one row per
+    finding. A finding is first seen at the later of the image's recording and the match's
+    first rescan, so it is overdue exactly when its KEV due date has passed, or when both
+    dates are before today minus its severity's days; the per-image earliest dates follow
+    from the per-version ones (see ``_row``)."""
     days = fedramp_days()
-    late = " OR ".join(
-        f"(severity = '{sev}' AND substr(first_seen, 1, 10) < :cut_{sev})" for sev, _ in days
+    kev_late = "(m.kev_due <> '' AND m.kev_due < :today)"
+    per_version = ",\n    ".join(
+        [
+            *(f"SUM(CASE WHEN m.severity = '{sev}' THEN 1 ELSE 0 END) AS n_{sev}" for sev in _SEVS),
+            f"SUM(CASE WHEN {kev_late} THEN 1 ELSE 0 END) AS late_kev",
+            *(
+                f"SUM(CASE WHEN NOT {kev_late} AND m.severity = '{sev}' AND "
+                f"substr(m.first_seen, 1, 10) < :cut_{sev} THEN 1 ELSE 0 END) AS late_{sev}"
+                for sev, _ in days
+            ),
+            *(
+                f"MIN(CASE WHEN m.severity = '{sev}' THEN substr(m.first_seen, 1, 10) END) "
+                f"AS first_{sev}"
+                for sev, _ in days
+            ),
+        ]
     )
-    firsts = ",\n    ".join(
-        f"MIN(CASE WHEN severity = '{sev}' THEN substr(first_seen, 1, 10) END) AS first_{sev}"
-        for sev, _ in days
+    per_image = ",\n    ".join(
+        [
+            *(f"SUM(iv.n * v.n_{sev}) AS n_{sev}" for sev in _SEVS),
+            "SUM(iv.n * v.late_kev) AS late_kev",
+            *(f"SUM(iv.n * v.late_{sev}) AS late_{sev}" for sev, _ in days),
+            *(f"MIN(v.first_{sev}) AS first_{sev}" for sev, _ in days),
+        ]
     )
-    first_cols = ", ".join(f"f.first_{sev}" for sev, _ in days)
+    out = ", ".join(
+        [
+            *(f"COALESCE(f.n_{sev}, 0)" for sev in _SEVS),
+            "COALESCE(f.late_kev, 0)",
+            *(f"COALESCE(f.late_{sev}, 0)" for sev, _ in days),
+            *(f"f.first_{sev}" for sev, _ in days),
+        ]
+    )
     return f"""
-WITH pk AS (SELECT image_id, count(*) AS n FROM inventory GROUP BY image_id),
+WITH v AS (
+  SELECT m.version_id,
+    count(*) AS n,
+    SUM(CASE WHEN m.kev_due <> '' THEN 1 ELSE 0 END) AS kev,
+    MIN(substr(m.first_seen, 1, 10)) AS oldest,
+    MIN(CASE WHEN m.kev_due <> '' THEN m.kev_due END) AS first_kev,
+    {per_version}
+  FROM package_matches AS m
+  WHERE m.resolved_at IS NULL AND m.state <> 'end-of-life'
+  GROUP BY m.version_id
+),
 f AS (
-  SELECT image_id,
-    count(*) AS open,
-    SUM(CASE WHEN severity = 'critical' THEN 1 ELSE 0 END) AS critical,
-    SUM(CASE WHEN severity = 'high' THEN 1 ELSE 0 END) AS high,
-    SUM(CASE WHEN severity = 'medium' THEN 1 ELSE 0 END) AS medium,
-    SUM(CASE WHEN severity = 'low' THEN 1 ELSE 0 END) AS low,
-    SUM(CASE WHEN kev_due <> '' THEN 1 ELSE 0 END) AS kev,
-    SUM(CASE WHEN (kev_due <> '' AND kev_due < :today) OR {late} THEN 1 ELSE 0 END) AS overdue,
-    MIN(substr(first_seen, 1, 10)) AS oldest,
-    MIN(CASE WHEN kev_due <> '' THEN kev_due END) AS first_kev,
-    {firsts}
-  FROM findings WHERE resolved_at IS NULL AND state <> 'end-of-life'
-  GROUP BY image_id
+  SELECT iv.image_id,
+    SUM(iv.n * v.n) AS open,
+    SUM(iv.n * v.kev) AS kev,
+    MIN(v.oldest) AS oldest,
+    MIN(v.first_kev) AS first_kev,
+    {per_image}
+  FROM image_versions AS iv JOIN v ON v.version_id = iv.version_id
+  GROUP BY iv.image_id
 )
-SELECT i.digest, i.name, i.release, COALESCE(pk.n, 0),
-  COALESCE(f.open, 0), COALESCE(f.critical, 0), COALESCE(f.high, 0), COALESCE(f.medium, 0),
-  COALESCE(f.low, 0), COALESCE(f.kev, 0), COALESCE(f.overdue, 0), COALESCE(f.oldest, ''),
-  f.first_kev, {first_cols}
-FROM images AS i LEFT JOIN pk ON pk.image_id = i.id LEFT JOIN f ON f.image_id = i.id
-ORDER BY COALESCE(f.overdue, 0) DESC, COALESCE(f.kev, 0) DESC, i.name, i.digest
+SELECT i.digest, i.name, i.release, i.packages, substr(i.first_recorded, 1, 10),
+  COALESCE(f.open, 0), COALESCE(f.kev, 0), f.oldest, f.first_kev, {out}
+FROM images AS i LEFT JOIN f ON f.image_id = i.id
 """
 
 
-_TOP = """
-SELECT vuln, MAX(severity), count(DISTINCT image_id) AS n, MAX(kev_due)
-FROM findings WHERE resolved_at IS NULL AND state <> 'end-of-life'
-GROUP BY vuln ORDER BY n DESC, vuln LIMIT :limit
+_SEVS = ("critical", "high", "medium", "low")
+
+# Top vulnerabilities: an upper bound of the images each affects (the images of each affected
+# source version, summed), then the exact count of distinct images for the candidates.
+_TOP_BOUND = """
+SELECT m.vuln, MAX(m.severity), SUM(p.images), MAX(m.kev_due)
+FROM package_matches AS m JOIN fleet_packages AS p ON p.id = m.version_id
+WHERE m.resolved_at IS NULL AND m.state <> 'end-of-life' AND p.images > 0
+GROUP BY m.vuln
+"""
+
+_TOP_EXACT = """
+SELECT m.vuln, count(DISTINCT iv.image_id)
+FROM package_matches AS m JOIN image_versions AS iv ON iv.version_id = m.version_id
+WHERE m.resolved_at IS NULL AND m.state <> 'end-of-life' AND m.vuln IN ({marks})
+GROUP BY m.vuln
 """
 
 
-def _next_due(first_kev: Any, firsts: tuple[Any, ...]) -> str:
-    """The earliest due date: the earliest KEV due date or earliest first seen + its days."""
-    candidates = [str(first_kev)] if first_kev else []
-    for (_, days), first in zip(fedramp_days(), firsts, strict=True):
-        if first:
-            day = dt.date.fromisoformat(str(first)) + dt.timedelta(days=days)
-            candidates.append(day.isoformat())
-    return min(candidates, default="")
+def _top(conn: Connection, limit: int) -> tuple[tuple[str, str, int, str], ...]:
+    bound = {
+        str(v): (str(sev), int(n), str(k or "")) for v, sev, n, k in conn.execute(text(_TOP_BOUND))
+    }
+    exact: dict[str, int] = {}
+
+    def count(vulns: list[str]) -> None:
+        for i in range(0, len(vulns), 500):
+            chunk = vulns[i : i + 500]
+            marks = ", ".join(f":v{j}" for j in range(len(chunk)))
+            sql = _TOP_EXACT.format(marks=marks)
+            params = {f"v{j}": v for j, v in enumerate(chunk)}
+            exact.update({str(v): int(n) for v, n in conn.execute(text(sql), params)})
+
+    ranked = sorted(bound, key=lambda v: (-bound[v][1], v))
+    count(ranked[:limit])
+    if len(exact) >= limit > 0:  # every vulnerability that could still rank: bound >= the last
+        floor = sorted(exact.values(), reverse=True)[limit - 1]
+        count([v for v in ranked[limit:] if bound[v][1] >= floor])
+    best = sorted(exact, key=lambda v: (-exact[v], v))[:limit]
+    return tuple((v, bound[v][0], exact[v], bound[v][2]) for v in best)
 
 
-def _row(r: tuple[Any, ...]) -> FleetImageRow:
-    n = [int(v) for v in r[3:11]]
+def _row(r: tuple[Any, ...], cuts: dict[str, str]) -> FleetImageRow:
+    """One image's report row from the per-image sums of ``_report_sql``."""
+    days = fedramp_days()
+    digest, name, release, packages, recorded, open_, kev, oldest, first_kev = r[:9]
+    counts = dict(zip(_SEVS, (int(x) for x in r[9:13]), strict=True))
+    late_kev = int(r[13])
+    names = [sev for sev, _ in days]
+    late = dict(zip(names, (int(x) for x in r[14 : 14 + len(days)]), strict=True))
+    firsts = dict(zip(names, r[14 + len(days) :], strict=True))
+    seen = str(recorded)
+    overdue = late_kev + sum(n for sev, n in late.items() if seen < cuts[sev])
+    due = [str(first_kev)] if first_kev else []
+    for sev, n_days in days:
+        if firsts[sev]:
+            start = dt.date.fromisoformat(max(seen, str(firsts[sev])))
+            due.append((start + dt.timedelta(days=n_days)).isoformat())
     return FleetImageRow(
-        str(r[0]),
-        str(r[1]),
-        str(r[2]),
-        n[0],
-        n[1],
-        n[2],
-        n[3],
-        n[4],
-        n[5],
-        n[6],
-        n[7],
-        str(r[11]),
-        _next_due(r[12], tuple(r[13:])),
+        str(digest),
+        str(name),
+        str(release),
+        int(packages),
+        int(open_),
+        counts["critical"],
+        counts["high"],
+        counts["medium"],
+        counts["low"],
+        int(kev),
+        overdue,
+        max(seen, str(oldest)) if oldest else "",
+        min(due, default=""),
     )
 
 
 def fleet_report(store: Store, *, today: str = "", top: int = 50) -> FleetReport:
     """Per-image open findings by severity, KEV, overdue against FedRAMP deadlines; top CVEs."""
     day = today or dt.date.today().isoformat()
-    params = {"today": day}
-    for sev, days in fedramp_days():
-        params[f"cut_{sev}"] = (dt.date.fromisoformat(day) - dt.timedelta(days=days)).isoformat()
+    cuts = {
+        sev: (dt.date.fromisoformat(day) - dt.timedelta(days=days)).isoformat()
+        for sev, days in fedramp_days()
+    }
+    params = {"today": day, **{f"cut_{sev}": cut for sev, cut in cuts.items()}}
     with store.engine.connect() as conn:
-        rows = tuple(_row(tuple(r)) for r in conn.execute(text(_report_sql()), params))
-        tops = tuple(
-            (str(v), str(s), int(n), str(k))
-            for v, s, n, k in conn.execute(text(_TOP), {"limit": top})
-        )
-    return FleetReport(day, rows, tops)
+        rows = [_row(tuple(r), cuts) for r in conn.execute(text(_report_sql()), params)]
+        tops = _top(conn, top)
+    rows.sort(key=lambda r: (-r.overdue, -r.kev, r.name, r.digest))
+    return FleetReport(day, tuple(rows), tops)

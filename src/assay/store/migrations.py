@@ -47,32 +47,48 @@ SELECT ip.image_id AS image_id, ip.name AS package, m.vuln AS vuln, m.state AS s
   m.resolved_at AS resolved_at
 FROM inventory AS ip
 JOIN images AS i ON i.id = ip.image_id
-JOIN package_matches AS m
-  ON m.release = i.release AND m.source = ip.source_name AND m.source_version = ip.source_version
+JOIN fleet_packages AS p
+  ON p.release = i.release AND p.source = ip.source_name AND p.source_version = ip.source_version
+JOIN package_matches AS m ON m.version_id = p.id
 WHERE ip.ecosystem = 'deb' AND (m.resolved_at IS NULL OR m.resolved_at > i.first_recorded)
 """
 
 
-_FLEET_PACKAGES = """
-INSERT INTO fleet_packages (release, source, source_version, source_key, uses, pending)
-SELECT i.release, ip.source_name, ip.source_version, ip.source_key, count(*), 1
+_IMAGE_ROWS = """
+SELECT ip.image_id AS image_id, i.release AS release, ip.source_name AS source,
+  ip.source_version AS source_version, ip.source_key AS source_key, count(*) AS n
 FROM inventory AS ip JOIN images AS i ON i.id = ip.image_id
 WHERE ip.ecosystem = 'deb' AND i.release <> ''
-GROUP BY i.release, ip.source_name, ip.source_version, ip.source_key
+GROUP BY ip.image_id, i.release, ip.source_name, ip.source_version, ip.source_key
+"""
+
+_FLEET_PACKAGES = """
+INSERT INTO fleet_packages (release, source, source_version, source_key, uses, images, pending)
+SELECT release, source, source_version, source_key, SUM(n), count(*), 1
+FROM assay_image_rows GROUP BY release, source, source_version, source_key
+"""
+
+_IMAGE_VERSIONS = """
+INSERT INTO image_versions (image_id, version_id, n)
+SELECT r.image_id, p.id, r.n FROM assay_image_rows AS r
+JOIN fleet_packages AS p
+  ON p.release = r.release AND p.source = r.source AND p.source_version = r.source_version
 """
 
 _OLD_FINDINGS = """
-INSERT INTO package_matches (release, source, source_version, vuln, state, severity, fixed_in,
-  reason, kev_due, first_seen, changed_at, resolved_at)
-SELECT i.release, ip.source_name, ip.source_version, f.vuln, MAX(f.state), MAX(f.severity),
-  MAX(f.fixed_in), MAX(f.reason), MAX(f.kev_due), MIN(f.first_seen), MAX(f.changed_at),
+INSERT INTO package_matches (version_id, vuln, state, severity, fixed_in, reason, kev_due,
+  first_seen, changed_at, resolved_at)
+SELECT p.id, f.vuln, MAX(f.state), MAX(f.severity), MAX(f.fixed_in), MAX(f.reason),
+  MAX(f.kev_due), MIN(f.first_seen), MAX(f.changed_at),
   CASE WHEN SUM(CASE WHEN f.resolved_at IS NULL THEN 1 ELSE 0 END) > 0 THEN NULL
        ELSE MAX(f.resolved_at) END
 FROM findings AS f
 JOIN images AS i ON i.id = f.image_id
 JOIN inventory AS ip ON ip.image_id = f.image_id AND ip.name = f.package
-WHERE ip.ecosystem = 'deb' AND i.release <> ''
-GROUP BY i.release, ip.source_name, ip.source_version, f.vuln
+JOIN fleet_packages AS p
+  ON p.release = i.release AND p.source = ip.source_name AND p.source_version = ip.source_version
+WHERE ip.ecosystem = 'deb'
+GROUP BY p.id, f.vuln
 """
 
 
@@ -82,9 +98,20 @@ def _package_matches_v3(conn: Connection) -> None:
     The fleet's source versions are gathered from the inventories and all marked pending, so
     the next rescan re-derives every match; first-seen dates of an existing ``findings`` table
     carry over as each source version's earliest."""
-    schema.fleet_packages.create(conn, checkfirst=True)
-    schema.package_matches.create(conn, checkfirst=True)
+    for table in (schema.fleet_packages, schema.image_versions, schema.package_matches):
+        table.create(conn, checkfirst=True)
+    if "packages" not in {c["name"] for c in inspect(conn).get_columns("images")}:
+        conn.execute(text("ALTER TABLE images ADD COLUMN packages INTEGER NOT NULL DEFAULT 0"))
+    conn.execute(
+        text(
+            "UPDATE images SET packages = "
+            "(SELECT count(*) FROM inventory AS ip WHERE ip.image_id = images.id)"
+        )
+    )
+    conn.execute(text(f"CREATE TEMPORARY TABLE assay_image_rows AS {_IMAGE_ROWS}"))
     conn.execute(text(_FLEET_PACKAGES))
+    conn.execute(text(_IMAGE_VERSIONS))
+    conn.execute(text("DROP TABLE assay_image_rows"))
     if "findings" in inspect(conn).get_table_names():
         conn.execute(text(_OLD_FINDINGS))
         conn.execute(text("DROP TABLE findings"))

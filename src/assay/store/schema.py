@@ -26,6 +26,7 @@ __all__ = [
     "decisions",
     "findings",
     "fleet_packages",
+    "image_versions",
     "images",
     "inventory",
     "kev",
@@ -55,6 +56,7 @@ images = Table(
     Column("architecture", String(40), nullable=False),
     Column("first_recorded", String(32), nullable=False),
     Column("last_recorded", String(32), nullable=False),
+    Column("packages", Integer, nullable=False, server_default="0"),  # inventory rows
 )
 
 inventory = Table(
@@ -98,21 +100,31 @@ kev = Table(
 fleet_packages = Table(  # the fleet's distinct Debian source versions, kept by record_images
     "fleet_packages",
     metadata,
-    Column("release", String(40), primary_key=True),
-    Column("source", Text, primary_key=True),
-    Column("source_version", Text, primary_key=True),
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("release", String(40), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("source_version", Text, nullable=False),
     Column("source_key", LargeBinary),  # deb_sort_key(source_version)
     Column("uses", Integer, nullable=False),  # inventory rows carrying this source version
+    Column("images", Integer, nullable=False),  # images carrying it
     Column("pending", Integer, nullable=False),  # 1: new, or its advisories changed since
+    UniqueConstraint("release", "source", "source_version", name="fleet_packages_key"),
     Index("fleet_packages_pending", "pending"),
+)
+
+image_versions = Table(  # which source versions each image carries (n inventory rows each)
+    "image_versions",
+    metadata,
+    Column("image_id", Integer, ForeignKey("images.id", ondelete="CASCADE"), nullable=False),
+    Column("version_id", Integer, nullable=False),  # fleet_packages.id
+    Column("n", Integer, nullable=False),
+    Index("image_versions_image", "image_id"),
 )
 
 package_matches = Table(  # one row per (source version, vulnerability) the rescan matched
     "package_matches",
     metadata,
-    Column("release", String(40), primary_key=True),
-    Column("source", Text, primary_key=True),
-    Column("source_version", Text, primary_key=True),
+    Column("version_id", Integer, primary_key=True, autoincrement=False),  # fleet_packages.id
     Column("vuln", String(64), primary_key=True),
     Column("state", String(20), nullable=False),
     Column("severity", String(16), nullable=False),
