@@ -185,6 +185,7 @@ def sync_advisories(store: Store, db: Any) -> int:
     from assay.vuln.severity import severity_from_urgency
 
     best = _severities(db)
+    by_urgency: dict[str, str] = {}
     counted = 0
 
     def rows() -> Iterator[tuple[Any, ...]]:
@@ -192,7 +193,12 @@ def sync_advisories(store: Store, db: Any) -> int:
         q = f"SELECT {', '.join(_ADVISORY_COLUMNS[:-1])} FROM debian"
         for row in db.conn.execute(q):
             counted += 1
-            yield (*row, best.get(row[2]) or severity_from_urgency(row[6]).value)
+            sev = best.get(row[2])
+            if sev is None:
+                sev = by_urgency.get(row[6])
+                if sev is None:
+                    sev = by_urgency[row[6]] = severity_from_urgency(row[6]).value
+            yield (*row, sev)
 
     kev_rows = list(db.conn.execute("SELECT cve, date_added, due_date FROM kev"))
     blob = "BYTEA" if store.dialect == "postgresql" else "BLOB"
@@ -309,6 +315,23 @@ class FleetImageRow:
     overdue: int
     oldest_open: str  # first-seen date of the oldest open finding ("" = none)
     next_due: str  # earliest due date of an open finding ("" = none)
+    unknown: int = 0  # open findings of unknown severity (the rest of open is negligible)
+
+    def at_or_above(self, severity: str) -> int:
+        """Open findings rated ``severity`` or worse (negligible < unknown < low < … <
+        critical, as ``assay scan --fail-on`` ranks them)."""
+        from assay.vuln.model import Severity
+
+        threshold = Severity.parse(severity)
+        counts = {
+            Severity.CRITICAL: self.critical,
+            Severity.HIGH: self.high,
+            Severity.MEDIUM: self.medium,
+            Severity.LOW: self.low,
+            Severity.UNKNOWN: self.unknown,
+        }
+        counts[Severity.NEGLIGIBLE] = self.open - sum(counts.values())
+        return sum(n for sev, n in counts.items() if sev.rank >= threshold.rank)
 
 
 @dataclass(frozen=True)
@@ -404,7 +427,7 @@ FROM images AS i LEFT JOIN f ON f.image_id = i.id
 """
 
 
-_SEVS = ("critical", "high", "medium", "low")
+_SEVS = ("critical", "high", "medium", "low", "unknown")
 
 # Top vulnerabilities: an upper bound of the images each affects (the images of each affected
 # source version, summed), then the exact count of distinct images for the candidates.
@@ -450,11 +473,12 @@ def _row(r: tuple[Any, ...], cuts: dict[str, str]) -> FleetImageRow:
     """One image's report row from the per-image sums of ``_report_sql``."""
     days = fedramp_days()
     digest, name, release, packages, recorded, open_, kev, oldest, first_kev = r[:9]
-    counts = dict(zip(_SEVS, (int(x) for x in r[9:13]), strict=True))
-    late_kev = int(r[13])
+    end = 9 + len(_SEVS)
+    counts = dict(zip(_SEVS, (int(x) for x in r[9:end]), strict=True))
+    late_kev = int(r[end])
     names = [sev for sev, _ in days]
-    late = dict(zip(names, (int(x) for x in r[14 : 14 + len(days)]), strict=True))
-    firsts = dict(zip(names, r[14 + len(days) :], strict=True))
+    late = dict(zip(names, (int(x) for x in r[end + 1 : end + 1 + len(days)]), strict=True))
+    firsts = dict(zip(names, r[end + 1 + len(days) :], strict=True))
     seen = str(recorded)
     overdue = late_kev + sum(n for sev, n in late.items() if seen < cuts[sev])
     due = [str(first_kev)] if first_kev else []
@@ -476,6 +500,7 @@ def _row(r: tuple[Any, ...], cuts: dict[str, str]) -> FleetImageRow:
         overdue,
         max(seen, str(oldest)) if oldest else "",
         min(due, default=""),
+        counts["unknown"],
     )
 
 
