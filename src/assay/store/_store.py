@@ -176,7 +176,6 @@ class Store:
             batch = _Batch(conn, self.dialect)
             for item in inventories:
                 rel = release or release_of(item)
-                rows = list(_inventory_rows(0, item.packages))
                 row = conn.execute(select(t.c.id).where(t.c.digest == item.subject_digest)).first()
                 if row is None:
                     inserted = conn.execute(
@@ -187,7 +186,7 @@ class Store:
                             architecture=item.architecture,
                             first_recorded=when,
                             last_recorded=when,
-                            packages=len(rows),
+                            packages=len(item.packages),
                         )
                     ).inserted_primary_key
                     if inserted is None:
@@ -203,10 +202,10 @@ class Store:
                             name=item.subject_name,
                             release=rel,
                             last_recorded=when,
-                            packages=len(rows),
+                            packages=len(item.packages),
                         )
                     )
-                batch.add(image_id, rel, rows)
+                batch.add(image_id, rel, item.packages)
                 n += 1
             batch.finish()
         return n
@@ -310,10 +309,10 @@ class _Batch:
         self.images: Counter[int] = Counter()
         self.temp = False
 
-    def add(self, image_id: int, release: str, rows: list[tuple[Any, ...]]) -> None:
+    def add(self, image_id: int, release: str, packages: Iterable[Package]) -> None:
         counts: Counter[_VersionKey] = Counter()
-        for r in rows:
-            self.rows.append((image_id, *r[1:]))
+        for r in _inventory_rows(image_id, packages):
+            self.rows.append(r)
             if release and r[3] == "deb":
                 k = (release, r[5], r[6])
                 counts[k] += 1

@@ -14,12 +14,14 @@ gives.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, delete, select, text
 
+from assay.store import schema
 from assay.store._due import fedramp_days
 from assay.store._store import Store, _now, bulk_insert
 
@@ -178,8 +180,9 @@ def sync_advisories(store: Store, db: Any) -> int:
     """Bring the store's copy of the advisory DB's (``assay.vuln.db.AdvisoryDB``) Debian rows
     and KEV up to date; return the number of Debian rows.
 
-    Only what changed is rewritten, and the fleet's source versions whose advisories (or their
-    KEV entries) changed are marked for the next ``rescan``. Severity as ``assay scan`` rates
+    Only what changed is rewritten (nothing when the rows' digest equals the last sync's),
+    and the fleet's source versions whose advisories (or their KEV entries) changed are
+    marked for the next ``rescan``. Severity as ``assay scan`` rates
     Debian findings: NVD's CVSS, else OSV's, else the urgency.
     """
     from assay.vuln.severity import severity_from_urgency
@@ -200,8 +203,18 @@ def sync_advisories(store: Store, db: Any) -> int:
                     sev = by_urgency[row[6]] = severity_from_urgency(row[6]).value
             yield (*row, sev)
 
-    kev_rows = list(db.conn.execute("SELECT cve, date_added, due_date FROM kev"))
+    kev_rows = list(db.conn.execute("SELECT cve, date_added, due_date FROM kev ORDER BY cve"))
+    digest = hashlib.sha256(repr(kev_rows).encode())
+    for row in rows():
+        digest.update(repr(row).encode())
+    fingerprint = digest.hexdigest()
+    t = schema.advisory_sync
+    with store.engine.connect() as conn:
+        last = conn.execute(select(t.c.fingerprint, t.c.rows)).first()
+    if last is not None and last[0] == fingerprint:
+        return int(last[1])  # nothing changed since the last sync
     blob = "BYTEA" if store.dialect == "postgresql" else "BLOB"
+    counted = 0
     with store.engine.begin() as conn:
         for name in ("assay_advisories", "assay_kev", "assay_changed"):
             conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
@@ -249,6 +262,10 @@ def sync_advisories(store: Store, db: Any) -> int:
         )
         for name in ("assay_advisories", "assay_kev", "assay_changed"):
             conn.execute(text(f"DROP TABLE {name}"))
+        conn.execute(delete(t))
+        conn.execute(
+            t.insert().values(id=1, fingerprint=fingerprint, rows=counted, synced_at=_now())
+        )
     return counted
 
 
@@ -439,10 +456,14 @@ GROUP BY m.vuln
 """
 
 _TOP_EXACT = """
-SELECT m.vuln, count(DISTINCT iv.image_id)
-FROM package_matches AS m JOIN image_versions AS iv ON iv.version_id = m.version_id
-WHERE m.resolved_at IS NULL AND m.state <> 'end-of-life' AND m.vuln IN ({marks})
-GROUP BY m.vuln
+WITH c AS (
+  SELECT m.version_id, m.vuln FROM package_matches AS m
+  WHERE m.resolved_at IS NULL AND m.state <> 'end-of-life' AND m.vuln IN ({marks})
+)
+SELECT c.vuln, count(DISTINCT iv.image_id)
+FROM c CROSS JOIN image_versions AS iv  -- CROSS: SQLite keeps the few matches outermost
+WHERE iv.version_id = c.version_id
+GROUP BY c.vuln
 """
 
 

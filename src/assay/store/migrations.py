@@ -98,7 +98,13 @@ def _package_matches_v3(conn: Connection) -> None:
     The fleet's source versions are gathered from the inventories and all marked pending, so
     the next rescan re-derives every match; first-seen dates of an existing ``findings`` table
     carry over as each source version's earliest."""
-    for table in (schema.fleet_packages, schema.image_versions, schema.package_matches):
+    tables = (
+        schema.fleet_packages,
+        schema.image_versions,
+        schema.package_matches,
+        schema.advisory_sync,
+    )
+    for table in tables:
         table.create(conn, checkfirst=True)
     if "packages" not in {c["name"] for c in inspect(conn).get_columns("images")}:
         conn.execute(text("ALTER TABLE images ADD COLUMN packages INTEGER NOT NULL DEFAULT 0"))

@@ -22,6 +22,7 @@ from sqlalchemy import (
 
 __all__ = [
     "advisories",
+    "advisory_sync",
     "bundles",
     "decisions",
     "findings",
@@ -119,6 +120,7 @@ image_versions = Table(  # which source versions each image carries (n inventory
     Column("version_id", Integer, nullable=False),  # fleet_packages.id
     Column("n", Integer, nullable=False),
     Index("image_versions_image", "image_id"),
+    Index("image_versions_version", "version_id"),  # the images carrying a version
 )
 
 package_matches = Table(  # one row per (source version, vulnerability) the rescan matched
@@ -134,6 +136,15 @@ package_matches = Table(  # one row per (source version, vulnerability) the resc
     Column("first_seen", String(32), nullable=False),  # first rescan that matched it
     Column("changed_at", String(32), nullable=False),  # last rescan that changed this row
     Column("resolved_at", String(32)),  # first rescan that no longer matched it
+)
+
+advisory_sync = Table(  # the last sync_advisories: a digest of the rows it copied
+    "advisory_sync",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("synced_at", String(32), nullable=False),
 )
 
 #: Per-image findings: a VIEW (created by migration step 3) joining each image's inventory
