@@ -106,6 +106,7 @@ def _package_matches_v3(conn: Connection) -> None:
     )
     for table in tables:
         table.create(conn, checkfirst=True)
+    conn.execute(text("DROP INDEX IF EXISTS inventory_source"))  # the per-image join's, unused
     if "packages" not in {c["name"] for c in inspect(conn).get_columns("images")}:
         conn.execute(text("ALTER TABLE images ADD COLUMN packages INTEGER NOT NULL DEFAULT 0"))
     conn.execute(

@@ -72,7 +72,6 @@ inventory = Table(
     Column("source_version", Text, nullable=False),
     Column("source_key", LargeBinary),  # deb_sort_key(source_version); NULL when not deb
     Index("inventory_image", "image_id"),
-    Index("inventory_source", "source_name"),
 )
 
 advisories = Table(  # a copy of the advisory DB's Debian tracker rows, for the fleet join
@@ -113,10 +112,13 @@ fleet_packages = Table(  # the fleet's distinct Debian source versions, kept by 
     Index("fleet_packages_pending", "pending"),
 )
 
-image_versions = Table(  # which source versions each image carries (n inventory rows each)
+# Which source versions each image carries (n inventory rows each). No foreign key: checking
+# one per row would cost more than writing the 5 M rows of a large fleet; record_images keeps
+# the rows with their image.
+image_versions = Table(
     "image_versions",
     metadata,
-    Column("image_id", Integer, ForeignKey("images.id", ondelete="CASCADE"), nullable=False),
+    Column("image_id", Integer, nullable=False),  # images.id
     Column("version_id", Integer, nullable=False),  # fleet_packages.id
     Column("n", Integer, nullable=False),
     Index("image_versions_image", "image_id"),
