@@ -183,6 +183,7 @@ def register(app: typer.Typer) -> None:
         """Evaluate an image's verified evidence against the control catalog (PCI DSS, FedRAMP,
         NIST SP 800-190, SSDF, SLSA, CIS Docker, NTIA, EU CRA). Exit 0 when the report was
         written (whatever the controls' results), 1 registry/verification errors, 2 bad input.
+
         The fleet report (--fleet --store URL) exits 0 when written, 1 when --fail-on is reached
         (the report is still written) or the store cannot be reached, 2 bad input."""
         from assay.compliance import ReportFormat, evaluate, load_catalog, render
