@@ -111,3 +111,51 @@ def key_authority(pub_pem: str, extra: str = "", name: str = "") -> str:
     body = "".join(f"        {line}\n" for line in pub_pem.strip().splitlines())
     head = f"  - name: {name}\n    key:\n" if name else "  - key:\n"
     return f"{head}      data: |\n{body}{extra}"
+
+
+def push_layers(
+    client: RegistryClient,
+    repo: str,
+    tag: str,
+    layers: list[list[Any]],
+    workdir: Path,
+    *,
+    user: str = "65532",
+    diff_ids: list[str] | None = None,
+) -> str:
+    """Push a linux/amd64 image whose layers are written by assay's layer writer from
+    ``assay.oci.entry.Entry`` lists (lowest first; whiteouts allowed); return its digest.
+    ``diff_ids`` overrides the config's (to make a config that lies about a layer)."""
+    from assay.oci.layer import write_layer
+
+    blobs = [write_layer(entries, workdir, source_date_epoch=0) for entries in layers]
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "created": "2026-11-01T00:00:00Z",
+            "config": {"User": user},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids or [b.diff_id for b in blobs]},
+        },
+        sort_keys=True,
+    ).encode()
+    client.upload_blob(repo, sha(config), len(config), config)
+    for b in blobs:
+        data = b.path.read_bytes()
+        client.upload_blob(repo, b.digest, b.size, data)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": sha(config),
+                "size": len(config),
+            },
+            "layers": [
+                {"mediaType": b.media_type, "digest": b.digest, "size": b.size} for b in blobs
+            ],
+        },
+        sort_keys=True,
+    ).encode()
+    return client.put_manifest(repo, tag, manifest, MANIFEST)

@@ -86,6 +86,25 @@ IMAGES: dict[str, list[bytes]] = {
             tc.hardlink("usr/bin/link-to-link", "var/lib/dpkg/status.d/libc6"),
         )
     ],
+    "whiteout-status-d": [
+        tc.archive(
+            *BASE,
+            D("var/lib/dpkg/"),
+            D("var/lib/dpkg/status.d/"),
+            tc.file("var/lib/dpkg/status.d/openssl", tc.status_stanza("openssl")),
+            tc.file("var/lib/dpkg/status.d/zlib1g", tc.status_stanza("zlib1g")),
+        ),
+        tc.archive(tc.file("var/lib/dpkg/status.d/.wh.zlib1g", b"")),
+    ],
+    "status-d-by-real-name": [
+        tc.archive(
+            *BASE,
+            D("opt/db/"),
+            D("opt/db/status.d/"),
+            tc.symlink("var/lib/dpkg", "/opt/db"),
+            tc.file("opt/db/status.d/openssl", tc.status_stanza("openssl")),
+        )
+    ],
     "layers-whiteouts-and-lower-symlinks": [
         tc.archive(
             *BASE,
@@ -195,6 +214,25 @@ def test_console_script_sbom_and_inspect_see_the_evasion_packages(tmp_path: Path
         assert proc.returncode == 0, proc.stderr
         doc = json.loads(proc.stdout)
         assert {p["name"] for p in doc["packages"]} >= packages, name
+    # inspect's package count is the catalog of the applied layers, not of member names
+    for name, count in (
+        ("symlinked-dpkg-dir", 2),
+        ("hardlinked-status-d", 2),
+        ("layers-whiteouts-and-lower-symlinks", 1),
+        ("whiteout-status-d", 1),
+        ("status-d-by-real-name", 1),
+    ):
+        layout = tc.write_layout(tmp_path / f"inspect-{name}", IMAGES[name])
+        proc = subprocess.run(
+            ["assay", "inspect", f"oci:{layout}:latest", "-o", "json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        (platform,) = json.loads(proc.stdout)["platforms"]
+        assert platform["packages"] == count, (name, platform)
     bad = tc.write_layout(tmp_path / "bad", [tc.archive(tc.hardlink("a", "nowhere"))])
     proc = subprocess.run(
         ["assay", "sbom", f"oci:{bad}:latest", "-o", "spdx-json"],

@@ -270,7 +270,7 @@ def test_image_policy_scenarios(
         }
         for name in scenarios
     }
-    assert checks["vexed-kev"]["setuid"] == "skipped"
+    assert checks["vexed-kev"]["setuid"] == "pass"
     assert checks["kev-open"]["vulnerabilities.noKEV"] == "fail"
     assert checks["kev-open"]["vulnerabilities.vexApplied"] == "fail"
     assert checks["vex-other-image"]["vulnerabilities.noKEV"] == "fail"

@@ -287,6 +287,7 @@ def test_pypi_json_answer_is_read_with_type_checks() -> None:
                 "filename": "pkg-1.0-py3-none-any.whl",
                 "url": "https://files.example.invalid/pkg-1.0-py3-none-any.whl",
                 "digests": {"sha256": sha, "md5": "x"},
+                "size": 1234,
                 "yanked": False,
             },
             {
@@ -298,13 +299,26 @@ def test_pypi_json_answer_is_read_with_type_checks() -> None:
         ]
     }
     files = pypi_files(doc, PKG)
-    assert files == {"pkg-1.0-py3-none-any.whl": (doc["urls"][0]["url"], sha)}  # type: ignore[index]
+    assert files == {"pkg-1.0-py3-none-any.whl": (doc["urls"][0]["url"], sha, 1234)}  # type: ignore[index]
+    ok = {"filename": "a.whl", "url": "https://x/a.whl", "digests": {"sha256": sha}, "size": 1}
+    assert pypi_files({"urls": [ok]}, PKG)["a.whl"].size == 1
+    # a mirror's relative file URL is resolved against the document's URL, and must be https
+    rel = {**ok, "url": "../../packages/a.whl"}
+    doc_url = "https://mirror.example.invalid/pypi/pkg/json"
+    got = pypi_files({"urls": [rel]}, PKG, doc_url)["a.whl"].url
+    assert got == "https://mirror.example.invalid/packages/a.whl"
+    with pytest.raises(InputError):
+        pypi_files({"urls": [rel]}, PKG)
+    with pytest.raises(InputError):
+        pypi_files({"urls": [rel]}, PKG, "http://mirror.example.invalid/pypi/pkg/json")
     for bad in (
         {"urls": "nope"},
         [],
         {"urls": [{"filename": "a.whl", "url": "https://x/a.whl", "digests": {"sha256": 5}}]},
-        {"urls": [{"filename": "../a.whl", "url": "https://x/a.whl", "digests": {"sha256": sha}}]},
-        {"urls": [{"filename": "a.whl", "url": "http://x/a.whl", "digests": {"sha256": sha}}]},
+        {"urls": [{"filename": "a.whl", "url": "https://x/a.whl", "digests": {"sha256": sha}}]},
+        {"urls": [{**ok, "filename": "../a.whl"}]},
+        {"urls": [{**ok, "url": "http://x/a.whl"}]},
+        {"urls": [{**ok, "size": -1}]},
     ):
         with pytest.raises(InputError):
             pypi_files(bad, PKG)

@@ -47,6 +47,36 @@ def test_pitfalls(tmp_path: Path) -> None:
     assert found["spec.mode"].startswith("warning: mode: warn on a policy that forbids KEV")
 
 
+def test_live_scan_and_reproducible_pitfalls(tmp_path: Path) -> None:
+    head = (
+        "apiVersion: assay.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: files}\n"
+        "spec:\n  images:\n  - glob: ghcr.io/acme/**\n"
+        "  authorities:\n  - key:\n      data: |\n" + _key_block(8) + "    ctlog: {url: x}\n"
+    )
+    found = _lint(
+        tmp_path, head + "  require:\n    vulnerabilities: {source: live}\n    reproducible: true\n"
+    )
+    assert found["spec.require.vulnerabilities.maxDbAgeDays"].startswith(
+        "warning: source: live scans with the local advisory DB; without maxDbAgeDays"
+    )
+    assert found["spec.require.reproducible"].startswith(
+        "warning: with one authority the image's own signer can attest its reproducibility"
+    )
+    second = "  - name: rebuilder\n    key:\n      data: |\n" + _key_block(8)
+    fixed = (
+        head
+        + second
+        + "    ctlog: {url: x}\n"
+        + (
+            "  require:\n    vulnerabilities: {source: either, maxDbAgeDays: 2}\n"
+            "    reproducible: {rebuilderId: urn:acme:rebuilder}\n"
+        )
+    )
+    found = _lint(tmp_path, fixed)
+    assert "spec.require.vulnerabilities.maxDbAgeDays" not in found
+    assert "spec.require.reproducible" not in found
+
+
 def test_clean_policy_has_no_findings(tmp_path: Path) -> None:
     text = (
         "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata: {name: ok}\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -151,6 +152,32 @@ def test_image_policy_require(tmp_path: Path) -> None:
     cip_with_require = head("x") + "spec:\n  images: [{glob: '**'}]\n  require: {}\n"
     with pytest.raises(UsageError, match=r"spec\.require: unknown field"):
         load_policies([_write(tmp_path, cip_with_require)])
+
+
+def test_image_policy_require_layers_and_reproducible(tmp_path: Path) -> None:
+    base = (
+        "apiVersion: assay.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: files}\n"
+        "spec:\n  images: [{glob: '**'}]\n  require:\n"
+    )
+
+    def load(body: str) -> Any:
+        return load_policies([_write(tmp_path, base + body)]).policies[0].require
+
+    req = load("    setuid: {allow: [/usr/bin/su]}\n    vulnerabilities: {source: either}\n")
+    assert req.setuid_allow == ("/usr/bin/su",) and req.vulnerability_source == "either"
+    assert load("    runAsNonRoot: true\n").vulnerability_source == "attestation"
+    assert load("    reproducible: true\n").reproducible
+    req = load("    reproducible: {rebuilderId: urn:x}\n")
+    assert req.reproducible and req.rebuilder_ids == ("urn:x",)
+    for body, field in (
+        ("    vulnerabilities: {source: maybe}\n", r"vulnerabilities\.source: 'maybe'"),
+        ("    setuid: {allow: [/usr/../bin/su]}\n", r"setuid\.allow\[0\]"),
+        ("    setuid: {allow: ['/']}\n", r"setuid\.allow\[0\]"),
+        ("    reproducible: yes please\n", r"require\.reproducible: must be true or false"),
+        ("    reproducible: {builder: x}\n", r"require\.reproducible\.builder: unknown field"),
+    ):
+        with pytest.raises(UsageError, match=field):
+            load(body)
 
 
 def test_source_oci_must_be_a_repository(tmp_path: Path) -> None:

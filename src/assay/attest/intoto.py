@@ -43,9 +43,12 @@ PREDICATE_TYPES: dict[str, str] = {
     "spdx": "https://spdx.dev/Document",
     "spdxjson": "https://spdx.dev/Document",
     "vuln": "https://cosign.sigstore.dev/attestation/vuln/v1",
+    # assay's own (assay.attest.reproducible)
+    "reproducible": "https://assay.dev/attestations/reproducible/v1",
 }
 
 MAX_STATEMENT = 16 << 20
+ASSAY_SCAN_SCHEMA = "https://assay.dev/schemas/scan/v1"  # what `assay scan -o json` writes
 
 
 def resolve_predicate_type(alias_or_uri: str) -> str:
@@ -173,6 +176,16 @@ def predicate_from_file(data: bytes, predicate_type: str | None, what: str) -> P
             doc = None  # not (acceptable) JSON: a custom predicate, as cosign takes it
     stype = doc.get("_type") if isinstance(doc, dict) else None
     if not (isinstance(stype, str) and stype.startswith("https://in-toto.io/Statement/")):
+        if (
+            isinstance(doc, dict)
+            and doc.get("schema") == ASSAY_SCAN_SCHEMA
+            and predicate_type is not None
+            and resolve_predicate_type(predicate_type) == PREDICATE_TYPES["vuln"]
+        ):
+            raise InputError(
+                f"{what} is assay's scan JSON, not a cosign vuln predicate (no scanner, no scan "
+                "times): write the predicate with `assay scan IMAGE -o cosign-vuln --file F`"
+            )
         return Predicate(data, predicate_type or "custom")
     if stype not in STATEMENT_TYPES_ACCEPTED:
         raise InputError(

@@ -99,6 +99,7 @@ class BuildOptions:
     # rebuild: a spec that names no repositories used its builder's host sources, which this
     # machine cannot know; take the lock's own sources as those (the keyring check still holds).
     host_sources_from_lock: bool = False
+    find_links: Path | None = None  # a wheelhouse for python: (default: the spec's find-links)
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,8 @@ class ArchImage:
     layers: tuple[LayerBlob, ...]
     packages: tuple[LockedPackage, ...]
     assembly: AssemblyResult = field(repr=False, compare=False)
+    # The Python wheels installed (assay.build.pyinstall.InstalledWheel), in their own layer.
+    wheels: tuple[Any, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def compressed_size(self) -> int:
@@ -358,7 +361,7 @@ def build_image(
 
     def resolve() -> Lock:
         resolved.append(True)
-        return _resolve(spec, spec_path, spec_bytes, obs)
+        return _resolve(spec, spec_path, spec_bytes, obs, options.find_links)
 
     what = "the lock given to the build"
     if lock is None:
@@ -372,6 +375,7 @@ def build_image(
             raise UsageError(f"unsupported architecture {arch!r}")
     if not resolved:
         _verify_lock(spec, spec_path, lock, archs, options, what, obs)
+    python = _python_inputs(spec, Path(spec_path), lock, archs, options, what, obs)
     epoch = resolve_source_date_epoch(spec, lock, options.source_date_epoch)
 
     wanted = {p.sha256: p for a in archs for p in lock.packages[a]}
@@ -402,6 +406,7 @@ def build_image(
                 workdir,
                 obs,
                 images,
+                python,
             )
             layout.tag(tag, index)
         layout_path = Path(output.path) if output.transport == "oci" else None
@@ -445,13 +450,59 @@ def _unpack_cache(options: BuildOptions) -> Path:
     return _cache_root(options) / "unpacked"
 
 
-def _resolve(spec: ImageSpec, spec_path: Path, spec_bytes: bytes, obs: BuildObserver) -> Lock:
+def _resolve(
+    spec: ImageSpec,
+    spec_path: Path,
+    spec_bytes: bytes,
+    obs: BuildObserver,
+    find_links: Path | None = None,
+) -> Lock:
     from assay.build.lock import lock_spec
     from assay.debian.repo import RepoClient
 
     obs.stage("resolving packages (no lock yet)")
     with RepoClient(keyrings=spec.keyring_paths(Path(spec_path).parent)) as client:
-        return lock_spec(spec, spec_path, client, spec_bytes)
+        return lock_spec(spec, spec_path, client, spec_bytes, find_links=find_links)
+
+
+@dataclass(frozen=True)
+class _PythonInputs:
+    """What the wheel layer needs: the pinned requirements and ``{sha256: cached wheel}``."""
+
+    requirements: tuple[Any, ...]
+    paths: Mapping[str, Path]
+
+
+def _python_inputs(
+    spec: ImageSpec,
+    spec_path: Path,
+    lock: Lock,
+    archs: Sequence[str],
+    options: BuildOptions,
+    what: str,
+    obs: BuildObserver,
+) -> _PythonInputs | None:
+    """Check the lock's wheel pins against the spec's requirements file (always: it is cheap
+    and a lock must never widen trust), then fetch and verify the wheels into the cache."""
+    if spec.python is None and lock.python is None:
+        return None
+    from assay.build.pyinstall import fetch_wheels
+    from assay.build.pylock import read_requirements, verify_python_lock, wheelhouse_dir
+
+    spec_dir = spec_path.parent
+    verify_python_lock(lock.python, spec, spec_dir, {a: lock.packages[a] for a in archs}, what=what)
+    assert spec.python is not None and lock.python is not None  # checked just above
+    _raw, reqs = read_requirements(spec_dir, spec.python)
+    count = len({w.sha256 for a in archs for w in lock.python.archs[a].wheels})
+    obs.stage(f"fetching {count} Python wheels")
+    paths = fetch_wheels(
+        lock.python,
+        archs,
+        options.cache_dir,
+        wheelhouse_dir(spec_dir, spec.python, options.find_links),
+        progress=lambda d, t: obs.progress("wheels", d, t),
+    )
+    return _PythonInputs(reqs, paths)
 
 
 def _verify_lock(
@@ -505,6 +556,7 @@ def _build_all(
     workdir: Path,
     obs: BuildObserver,
     images: list[ArchImage],
+    python: _PythonInputs | None = None,
 ) -> Descriptor:
     """Build every architecture; return what the tag should name.
 
@@ -526,6 +578,7 @@ def _build_all(
             options,
             workdir,
             obs,
+            python,
         )
         images.append(image)
         manifests.append(image.manifest)
@@ -549,6 +602,7 @@ def _build_arch(
     options: BuildOptions,
     workdir: Path,
     obs: BuildObserver,
+    python: _PythonInputs | None = None,
 ) -> ArchImage:
     ordered = dependency_order(lock.packages[arch])
     obs.stage(f"assembling {arch} rootfs from {len(ordered)} packages")
@@ -564,6 +618,14 @@ def _build_arch(
         unpack_cache=_unpack_cache(options),
     )
     entries = result.entries
+    wheels: tuple[Any, ...] = ()
+    wheel_entries: list[Entry] = []
+    if python is not None and lock.python is not None:
+        from assay.build.pyinstall import wheel_layer
+
+        wheel_entries, wheels = wheel_layer(
+            lock.python, arch, dict(python.paths), python.requirements, epoch
+        )
     if spec.sbom.embed:
         from assay.build.embed import SBOM_DIR, embedded_spdx
 
@@ -573,6 +635,7 @@ def _build_arch(
             name=Path(spec_path).stem,
             arch=arch,
             source_date_epoch=epoch,
+            wheels=wheels,
         )
         have = {e.path for e in entries}
         dirs = [
@@ -597,6 +660,20 @@ def _build_arch(
         blobs.append(blob)
         what = f"package {plan.name}" if plan.name else f"{len(ordered)} Debian packages"
         history.append(history_entry(epoch, f"assay build: {what}", "assay"))
+    if wheels:
+        obs.stage(f"writing {arch} layer of {len(wheels)} Python packages")
+        blob = cached_layer(
+            wheel_entries,
+            workdir / "layers",
+            _cache_root(options),
+            source_date_epoch=epoch,
+            compression=options.compression,
+        )
+        layout.put_blob_file(blob.path, blob.digest, blob.size, move=True, verify=False)
+        blobs.append(blob)
+        history.append(
+            history_entry(epoch, f"assay build: {len(wheels)} Python packages (wheels)", "assay")
+        )
     env = {"PATH": DEFAULT_PATH}
     if any(p.name == "ca-certificates" for p in ordered):
         env["SSL_CERT_FILE"] = CA_BUNDLE
@@ -636,4 +713,5 @@ def _build_arch(
         layers=tuple(blobs),
         packages=tuple(lock.packages[arch]),
         assembly=result,
+        wheels=wheels,
     )

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
 from assay.build.lock import LockedPackage
 from assay.build.rootfs import AssemblyResult
@@ -28,12 +30,17 @@ def embedded_spdx(
     name: str,
     arch: str,
     source_date_epoch: int,
+    wheels: Sequence[Any] = (),
 ) -> Entry:
-    """The Entry holding the SPDX document for ``packages`` as assembled."""
-    from assay.sbom.build import inventory_from_assembly
+    """The Entry holding the SPDX document for ``packages`` as assembled, and the Python
+    ``wheels`` installed beside them (``assay.build.pyinstall.InstalledWheel``)."""
+    from assay.sbom.build import inventory_from_assembly, wheel_packages
+    from assay.sbom.catalog import sort_key
     from assay.sbom.formats import SbomFormat, render
 
-    locked = canonical_json([p.model_dump(by_alias=True, mode="json") for p in packages])
+    described: list[Any] = [p.model_dump(by_alias=True, mode="json") for p in packages]
+    described += [w.wheel.model_dump(by_alias=True, mode="json") for w in wheels]
+    locked = canonical_json(described)
     inventory = inventory_from_assembly(
         packages,
         assembly.entries,
@@ -43,6 +50,9 @@ def embedded_spdx(
         arch=arch,
         source_date_epoch=source_date_epoch,
     )
+    if wheels:
+        found = (*inventory.packages, *wheel_packages(wheels))
+        inventory = replace(inventory, packages=tuple(sorted(found, key=sort_key)))
     return Entry(
         f"{SBOM_DIR}/{name}-{arch}.spdx.json",
         EntryType.FILE,

@@ -58,6 +58,10 @@ class Evidence:
 def _lock_for_arch(result: BuildResult, arch: str) -> dict[str, Any]:
     doc: dict[str, Any] = result.lock.model_dump(by_alias=True, mode="json")
     doc["packages"] = {arch: doc["packages"][arch]}
+    python = doc.pop("python", None)
+    if python is not None:  # absent (not null) for images without Python wheels
+        python["archs"] = {a: t for a, t in python["archs"].items() if a == arch}
+        doc["python"] = python
     return doc
 
 

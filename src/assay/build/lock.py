@@ -16,7 +16,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Protocol
+from typing import Annotated, Literal, Protocol
 
 from pydantic import (
     BaseModel,
@@ -39,13 +39,17 @@ __all__ = [
     "LOCK_VERSION",
     "Lock",
     "LockedPackage",
+    "LockedPython",
+    "LockedPythonArch",
     "LockedRelease",
     "LockedSource",
+    "LockedWheel",
     "lock_matches_spec",
     "lock_path_for",
     "lock_spec",
     "read_lock",
     "spec_digest",
+    "with_python",
     "write_lock",
 ]
 
@@ -132,6 +136,70 @@ class LockedPackage(_Model):
         return sorted(set(v))
 
 
+_PyName = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", max_length=200)]
+
+
+class LockedWheel(_Model):
+    """One wheel pinned for one architecture: which file, from where, and its exact bytes."""
+
+    name: _PyName
+    version: str = Field(max_length=200)
+    filename: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+!\-]*\.whl$", max_length=500)
+    #: ``index``: fetched from ``url`` (https); ``find-links``: taken from a local wheelhouse
+    origin: Literal["index", "find-links"]
+    url: str = Field(default="", max_length=2048)
+    size: int = Field(ge=0, le=1 << 40)
+    sha256: _Sha256
+    tags: list[str] = Field(max_length=1000)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LockedWheel:
+        from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+        from packaging.version import InvalidVersion, Version
+
+        try:
+            name, version, _build, tags = parse_wheel_filename(self.filename)
+            if Version(self.version) != version:
+                raise ValueError(f"{self.filename} is not version {self.version}")
+        except (InvalidWheelFilename, InvalidVersion) as exc:
+            raise ValueError(str(exc)) from None
+        if name != self.name:
+            raise ValueError(f"{self.filename} is not a wheel of {self.name}")
+        if sorted(str(t) for t in tags) != self.tags:
+            raise ValueError(f"tags are not the sorted tags of {self.filename}")
+        if self.origin == "index":
+            if not self.url.startswith("https://") or any(c.isspace() for c in self.url):
+                raise ValueError("an index wheel's url must be an https:// URL")
+        elif self.url:
+            raise ValueError("a find-links wheel has no url (it comes from the wheelhouse)")
+        return self
+
+
+class LockedPythonArch(_Model):
+    """The Python target of one architecture and its wheels (sorted by name)."""
+
+    glibc: str = Field(pattern=r"^2\.\d{1,3}$")
+    wheels: list[LockedWheel]
+
+    @field_validator("wheels")
+    @classmethod
+    def _sorted_unique(cls, v: list[LockedWheel]) -> list[LockedWheel]:
+        names = [w.name for w in v]
+        if len(set(names)) != len(names):
+            raise ValueError("a Python package is listed more than once")
+        return sorted(v, key=lambda w: w.name)
+
+
+class LockedPython(_Model):
+    """``python:`` of the spec, resolved: the requirements file's digest and every wheel."""
+
+    version: str = Field(pattern=r"^3\.\d{1,2}$")
+    requirements: str = Field(max_length=1024)
+    requirements_sha256: _Sha256 = Field(alias="requirementsSha256")
+    index: str = Field(pattern=r"^https://[^\s]+$", max_length=2048)
+    archs: dict[_Arch, LockedPythonArch]
+
+
 class Lock(_Model):
     lock_version: int = Field(alias="lockVersion")
     spec: str = Field(max_length=1024)
@@ -140,6 +208,8 @@ class Lock(_Model):
     sources: list[LockedSource]
     releases: list[LockedRelease]
     packages: dict[_Arch, list[LockedPackage]]
+    # Absent from locks of specs without ``python:`` (so those stay byte-identical).
+    python: LockedPython | None = None
 
     @field_validator("lock_version")
     @classmethod
@@ -184,6 +254,8 @@ class Lock(_Model):
 
     def to_json(self) -> bytes:
         data = self.model_dump(by_alias=True, mode="json")
+        if data.get("python") is None:
+            data.pop("python", None)
         return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
 
     def release_sha256s(self) -> dict[str, str]:
@@ -333,12 +405,33 @@ def resolve_spec(
 
 
 def lock_spec(
-    spec: ImageSpec, spec_path: Path | str, client: _Client, spec_bytes: bytes | None = None
+    spec: ImageSpec,
+    spec_path: Path | str,
+    client: _Client,
+    spec_bytes: bytes | None = None,
+    *,
+    find_links: Path | None = None,
 ) -> Lock:
-    """Resolve ``spec`` for each of its architectures and return the lock (not yet written)."""
+    """Resolve ``spec`` for each of its architectures and return the lock (not yet written).
+
+    A spec with ``python:`` also gets its wheels pinned (``assay.build.pylock``).
+    """
     if spec_bytes is None:
         spec_bytes = Path(spec_path).read_bytes()
     sources, index, resolutions = resolve_spec(spec, client)
-    return make_lock(
+    lock = make_lock(
         spec_path, spec_bytes, spec.package_requests(), sources, index.releases, resolutions
     )
+    return with_python(lock, spec, Path(spec_path).parent, find_links=find_links)
+
+
+def with_python(
+    lock: Lock, spec: ImageSpec, spec_dir: Path, *, find_links: Path | None = None
+) -> Lock:
+    """``lock`` with the wheels of the spec's ``python:`` pinned for each of its archs."""
+    if spec.python is None:
+        return lock
+    from assay.build.pylock import lock_python
+
+    python = lock_python(spec, spec_dir, lock.packages, find_links=find_links)
+    return lock.model_copy(update={"python": python})

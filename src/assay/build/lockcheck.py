@@ -318,4 +318,9 @@ def check_lock(
     used = check_lock_sources(lock, spec_sources)
     fresh = make_lock(spec_path, spec_bytes, requests, used, index.releases, resolutions)
     out.extend(lock_differences(lock, fresh, archs))
+    if spec.python is not None or lock.python is not None:
+        from assay.build.pylock import python_problems
+
+        packages = {a: lock.packages[a] for a in archs}
+        out.extend(python_problems(lock.python, spec, Path(spec_path).parent, packages))
     return list(dict.fromkeys(out))

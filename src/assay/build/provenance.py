@@ -148,6 +148,27 @@ def build_provenance(
                     "annotations": annotations,
                 }
             )
+    python = lock.get("python") or {}
+    for arch, target in sorted(python.get("archs", {}).items()):
+        for wheel in target["wheels"]:
+            deps.append(
+                {
+                    # a wheel from a local wheelhouse is named by its file name
+                    "uri": wheel["url"] or wheel["filename"],
+                    "digest": {"sha256": wheel["sha256"]},
+                    "name": f"pkg:pypi/{wheel['name']}@{wheel['version']}",
+                    "mediaType": "application/zip",
+                    "annotations": {
+                        "kind": "wheel",
+                        "lockArch": arch,
+                        "filename": wheel["filename"],
+                        "origin": wheel["origin"],
+                        "size": wheel["size"],
+                    },
+                }
+            )
+    # The lock's python section (wheels included) stays in internalParameters.lock, from which
+    # rebuild takes it back; the wheel dependencies above are for provenance readers.
     lock_meta = {k: v for k, v in sorted(lock.items()) if k not in {"packages", "releases"}}
     return {
         "_type": STATEMENT_TYPE,
@@ -268,8 +289,10 @@ def parse_provenance(data: bytes | Mapping[str, Any]) -> ParsedProvenance:
             if arch not in archs:
                 raise InputError(f"{where} names architecture {arch!r} that the build did not")
             archs[arch].append({**ann, "url": uri, "sha256": sha})
-        else:
-            raise InputError(f"{where}.annotations.kind is {kind!r}; expected 'deb' or 'release'")
+        elif kind != "wheel":  # wheels come back from internalParameters.lock.python
+            raise InputError(
+                f"{where}.annotations.kind is {kind!r}; expected 'deb', 'release' or 'wheel'"
+            )
     lock["releases"] = releases
     lock["packages"] = {a: p for a, p in archs.items() if p}
     return ParsedProvenance(

@@ -26,6 +26,11 @@ layering: {strategy: package, budget: 10}
 source-date-epoch: 1700000000
 setuid-allow: []
 sbom: {embed: false}
+python:                     # Python wheels installed without pip (see assay.build.wheels)
+  requirements: requirements.txt   # hash-pinned (pip-compile --generate-hashes), beside the spec
+  find-links: wheels        # optional local wheelhouse, beside the spec
+  index: https://pypi.org/pypi     # optional; PyPI's JSON API (NAME/VERSION/json below it)
+  version: "3.11"           # optional; else from the locked python3.X-minimal package
 ```
 
 Unknown keys are errors; every error names the key (``contents.packages[2]``) and the file.
@@ -61,6 +66,7 @@ __all__ = [
     "ImageSpec",
     "Layering",
     "PathEntry",
+    "Python",
     "Repository",
     "SbomOptions",
     "User",
@@ -244,6 +250,39 @@ class SbomOptions(_Model):
     embed: bool = False
 
 
+def _beside_spec(v: str) -> str:
+    """A relative path that stays in the spec's directory (symlinks are checked on use)."""
+    parts = v.split("/")
+    if not v or v.startswith("/") or "\\" in v or "\0" in v or ".." in parts:
+        raise ValueError("must be a relative path inside the spec's directory (no '..')")
+    return v
+
+
+class Python(_Model):
+    """``python:``: Python packages installed from hash-pinned wheels, without pip in the image."""
+
+    requirements: Annotated[str, BeforeValidator(lambda v: _beside_spec(str(v)))]
+    find_links: Annotated[str, BeforeValidator(lambda v: _beside_spec(str(v)))] | None = Field(
+        default=None, alias="find-links"
+    )
+    index: str = "https://pypi.org/pypi"
+    version: str | None = None
+
+    @field_validator("index")
+    @classmethod
+    def _index(cls, v: str) -> str:
+        if not re.match(r"^https://[^\s/?#]+(/[^\s?#]*)?$", v):
+            raise ValueError("must be an https:// URL of a PyPI-style JSON API (no query)")
+        return v.rstrip("/")
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, v: Any) -> Any:
+        if v is not None and not re.match(r"^3\.\d{1,2}$", str(v)):
+            raise ValueError("must be the image's Python 3 version as MAJOR.MINOR, e.g. '3.11'")
+        return None if v is None else str(v)
+
+
 class ImageSpec(_Model):
     """A validated image spec. Build it with :meth:`from_file` or :meth:`from_yaml`."""
 
@@ -265,6 +304,7 @@ class ImageSpec(_Model):
     )
     setuid_allow: list[str] = Field(default_factory=list, alias="setuid-allow")
     sbom: SbomOptions = Field(default_factory=SbomOptions)
+    python: Python | None = None
 
     @field_validator("archs")
     @classmethod

@@ -24,6 +24,8 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
+from urllib.parse import urljoin
 
 from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement as _PkgRequirement
@@ -45,6 +47,7 @@ MAX_INDEX_FILES = 10_000
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 __all__ = [
+    "IndexFile",
     "InstalledFile",
     "PinnedRequirement",
     "PinnedWheel",
@@ -412,10 +415,21 @@ class PinnedWheel:
     filename: str
     url: str
     sha256: str
+    size: int
 
 
-def pypi_files(doc: object, req: PinnedRequirement) -> dict[str, tuple[str, str]]:
-    """``{filename: (url, sha256)}`` from PyPI's JSON API answer for ``/pypi/NAME/VERSION/json``.
+class IndexFile(NamedTuple):
+    """One file an index or a wheelhouse offers: where it is, its SHA-256 and its size."""
+
+    url: str
+    sha256: str
+    size: int
+
+
+def pypi_files(doc: object, req: PinnedRequirement, base: str = "") -> dict[str, IndexFile]:
+    """``{filename: (url, sha256, size)}`` from PyPI's JSON API answer for
+    ``/pypi/NAME/VERSION/json``. Relative file URLs (mirrors such as bandersnatch write them)
+    are taken relative to ``base``, the document's own URL; every file URL must be https.
 
     The document is outside input: every field used is type-checked; yanked files are left out.
     """
@@ -423,28 +437,39 @@ def pypi_files(doc: object, req: PinnedRequirement) -> dict[str, tuple[str, str]
     urls = doc.get("urls") if isinstance(doc, dict) else None
     if not isinstance(urls, list) or len(urls) > MAX_INDEX_FILES:
         raise InputError(f"{what} has no usable 'urls' list; is the index PyPI's JSON API?")
-    out: dict[str, tuple[str, str]] = {}
+    out: dict[str, IndexFile] = {}
     for entry in urls:
         if not isinstance(entry, dict) or entry.get("yanked") is True:
             continue
         filename, url, digests = entry.get("filename"), entry.get("url"), entry.get("digests")
         sha = digests.get("sha256") if isinstance(digests, dict) else None
+        size = entry.get("size")
         if not (isinstance(filename, str) and isinstance(url, str) and isinstance(sha, str)):
             raise InputError(f"{what}: a file entry lacks filename, url or digests.sha256")
-        if "/" in filename or not url.startswith("https://") or not _HEX64.fullmatch(sha):
+        if base and isinstance(url, str) and "://" not in url:
+            url = urljoin(base, url)
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= 1 << 40:
+            raise InputError(f"{what}: file entry {filename!r} has no usable size")
+        if (
+            "/" in filename
+            or "\\" in filename
+            or not url.startswith("https://")
+            or any(c.isspace() for c in url)
+            or not _HEX64.fullmatch(sha)
+        ):
             raise InputError(f"{what}: malformed file entry {filename!r}")
-        out[filename] = (url, sha)
+        out[filename] = IndexFile(url, sha, size)
     return out
 
 
-def wheelhouse_files(directory: Path) -> dict[str, tuple[str, str]]:
+def wheelhouse_files(directory: Path) -> dict[str, IndexFile]:
     """``{filename: (file URL, sha256)}`` for the wheels and sdists directly in ``directory``.
 
     Only regular files count (a symlink could point anywhere); subdirectories are not searched.
     """
     if not directory.is_dir():
         raise InputError(f"wheelhouse {directory} is not a directory; pass --find-links DIR")
-    out: dict[str, tuple[str, str]] = {}
+    out: dict[str, IndexFile] = {}
     for entry in sorted(directory.iterdir()):
         if not entry.name.endswith((".whl", ".tar.gz", ".zip")):
             continue
@@ -454,22 +479,24 @@ def wheelhouse_files(directory: Path) -> dict[str, tuple[str, str]]:
         if st.st_size > MAX_WHEEL_BYTES:
             raise InputError(f"wheelhouse entry {entry} is larger than {MAX_WHEEL_BYTES} bytes")
         digest = hashlib.sha256(entry.read_bytes()).hexdigest()
-        out[entry.name] = (entry.resolve().as_uri(), digest)
+        out[entry.name] = IndexFile(entry.resolve().as_uri(), digest, st.st_size)
     return out
 
 
 def resolve_wheel(
-    req: PinnedRequirement, tags: Sequence[Tag], files: dict[str, tuple[str, str]]
+    req: PinnedRequirement, tags: Sequence[Tag], files: dict[str, IndexFile]
 ) -> PinnedWheel:
     """The wheel for ``req`` among an index's or wheelhouse's ``files``; its hash must be pinned."""
     filename = select_wheel(req, files, tags)
-    url, sha = files[filename]
+    url, sha, size = files[filename]
     if sha not in req.sha256:
         raise VerificationError(
             f"{filename}: the index lists sha256 {sha}, which is not pinned for {req.name}=="
             f"{req.version}; regenerate the requirements with --generate-hashes or check the index"
         )
-    return PinnedWheel(req.name, req.version, filename, url, sha)
+    if size > MAX_WHEEL_BYTES:
+        raise InputError(f"{filename}: {size} bytes, over the {MAX_WHEEL_BYTES}-byte wheel limit")
+    return PinnedWheel(req.name, req.version, filename, url, sha, size)
 
 
 def layer_entries(installed: Iterable[tuple[str, Iterable[InstalledFile]]]) -> list[Entry]:

@@ -26,3 +26,4 @@ class ScanFormat(StrEnum):
     json = "json"
     sarif = "sarif"
     cyclonedx_vex = "cyclonedx-vex"
+    cosign_vuln = "cosign-vuln"

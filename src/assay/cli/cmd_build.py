@@ -102,6 +102,14 @@ def build(
         envvar="ASSAY_FORCE",
         help="Overwrite an existing archive, layout tag or evidence files.",
     ),
+    find_links: Path | None = typer.Option(
+        None,
+        "--find-links",
+        metavar="DIR",
+        envvar="ASSAY_FIND_LINKS",
+        help="The wheelhouse the lock's find-links wheels come from (default: the spec's "
+        "python.find-links); each wheel is checked against the lock's sha256.",
+    ),
     old_dest: str | None = typer.Option(
         None, "-O", hidden=True, help="Deprecated spelling of --dest."
     ),
@@ -147,6 +155,7 @@ def build(
             insecure_registry,
             output,
             quiet,
+            find_links=find_links,
         )
 
 
@@ -185,6 +194,8 @@ def _build(
     insecure_registry: bool,
     output: BuildOutput,
     quiet: bool,
+    *,
+    find_links: Path | None = None,
 ) -> None:
     from assay.build.builder import BuildOptions, build_image
     from assay.build.evidence import write_evidence
@@ -196,6 +207,7 @@ def _build(
         source_date_epoch=source_date_epoch,
         compression=compression,  # type: ignore[arg-type]
         archs=arch or None,  # cache: assay.cachedir (ASSAY_CACHE_DIR, else XDG)
+        find_links=find_links,
     )
     with CliObserver(enabled=not quiet) as observer:
         result = build_image(spec, ref, options=options, observer=observer)

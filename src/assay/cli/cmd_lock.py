@@ -58,6 +58,14 @@ def lock_command(
         help="text: summary on stderr; json: also print the lock (or --why chains) on stdout.",
         envvar="ASSAY_LOCK_OUTPUT",
     ),
+    find_links: Path | None = typer.Option(
+        None,
+        "--find-links",
+        metavar="DIR",
+        help="A local wheelhouse for the spec's python: requirements (instead of the spec's "
+        "python.find-links); wheels not in it come from the index.",
+        envvar="ASSAY_FIND_LINKS",
+    ),
 ) -> None:
     """Resolve SPEC's packages against the signed Debian repositories and write the lock.
 
@@ -79,6 +87,7 @@ def lock_command(
         make_lock,
         read_lock,
         resolve_spec,
+        with_python,
         write_lock,
     )
     from assay.build.spec import ImageSpec
@@ -116,6 +125,7 @@ def lock_command(
     requests = image.package_requests()
 
     lock = make_lock(spec, spec_bytes, requests, sources, index.releases, resolutions)
+    lock = with_python(lock, image, spec.parent, find_links=find_links)
     if arch and lock_path.exists():
         # Keep the other architectures of an existing, still-matching lock.
         try:
@@ -126,6 +136,15 @@ def lock_command(
             merged = dict(old.packages)
             merged.update(lock.packages)
             lock = lock.model_copy(update={"packages": dict(sorted(merged.items()))})
+            if lock.python is not None and old.python is not None:
+                py_archs = {**old.python.archs, **lock.python.archs}
+                lock = lock.model_copy(
+                    update={
+                        "python": lock.python.model_copy(
+                            update={"archs": dict(sorted(py_archs.items()))}
+                        )
+                    }
+                )
     write_lock(lock_path, lock)
     for res in resolutions:
         size = sum(p.size for p in res.packages)
@@ -133,6 +152,12 @@ def lock_command(
             f"{res.arch}: {len(res.packages)} packages ({size / 1e6:.1f} MB of .deb files) "
             f"for {len(requests)} requested"
         )
+        if lock.python is not None and res.arch in lock.python.archs:
+            wheels = lock.python.archs[res.arch].wheels
+            _console.info(
+                f"{res.arch}: {len(wheels)} Python wheels for Python {lock.python.version} "
+                f"({sum(w.size for w in wheels) / 1e6:.1f} MB)"
+            )
     _console.info(f"wrote {lock_path}")
     if output is LockOutput.json:
         _console.emit(lock.to_json())

@@ -25,6 +25,11 @@ The provenance comes from IMAGE's verified slsaprovenance1 attestation (--key), 
 recorded URI, or --snapshot-mirror when the mirror no longer serves that version). Exit 0 when
 every platform's rebuilt manifest digest equals both the provenance subject and IMAGE's manifest
 for that platform (when IMAGE is given); otherwise print a file-level diff and exit 1.
+
+With --attest --sign-key KEY (IMAGE in a registry), each reproduced platform image gets a signed
+reproducibility attestation (predicate type https://assay.dev/attestations/reproducible/v1,
+short name `reproducible`) naming --rebuilder-id, so an ImagePolicy `require.reproducible` can
+admit it. Nothing is attested unless every platform was reproduced.
 """
 
 
@@ -140,6 +145,21 @@ def rebuild(
     output: TextJson = typer.Option(
         TextJson.text, "--output", "-o", envvar="ASSAY_REBUILD_OUTPUT", help="text or json"
     ),
+    attest: bool = typer.Option(
+        False,
+        "--attest",
+        envvar="ASSAY_REBUILD_ATTEST",
+        help="Attach a signed reproducibility attestation to each reproduced platform image.",
+    ),
+    sign_key: Path | None = typer.Option(
+        None, "--sign-key", envvar="ASSAY_SIGN_KEY", help="cosign.key to sign --attest with."
+    ),
+    rebuilder_id: str = typer.Option(
+        "urn:assay:rebuilder:local:v1",
+        "--rebuilder-id",
+        envvar="ASSAY_REBUILDER_ID",
+        help="Who rebuilt (recorded in the attestation; policies can require it).",
+    ),
 ) -> None:
     from assay.build.provenance import parse_provenance
     from assay.build.rebuild import rebuild_from_provenance
@@ -151,6 +171,18 @@ def rebuild(
 
     if provenance is None and (image is None or key is None):
         raise UsageError("give IMAGE and --key (signed attestation), or --provenance FILE")
+    if attest and (sign_key is None or image is None):
+        raise UsageError("--attest needs --sign-key KEY and a registry IMAGE to attach it to")
+    if sign_key is not None and not attest:
+        raise UsageError("--sign-key is only used with --attest")
+    signing = None
+    if attest:
+        from assay.attest import remote
+        from assay.cli.cmd_sign import load_signing_key
+
+        assert image is not None and sign_key is not None
+        remote.ImageRef.from_reference(parse_image_ref(image))  # a registry image, or UsageError
+        signing = load_signing_key(sign_key)  # before the (long) rebuild asks for nothing more
     provs = []
     if provenance is not None:
         provs.append(parse_provenance(read_file(provenance, "provenance", 64 << 20)))
@@ -160,16 +192,25 @@ def rebuild(
             provs.append(parse_provenance(statement))
     original = parse_image_ref(image) if image else None
     results = []
+    made_by: list[Any] = []
     with CliObserver(enabled=output != "json") as observer:
         for prov in provs:
-            results += rebuild_from_provenance(
+            done = rebuild_from_provenance(
                 prov,
                 original=original,
                 snapshot_mirror=snapshot_mirror,
                 seed_cache=cache_dir() if use_cache else None,
                 observer=observer,
             )
+            results += done
+            made_by += [prov] * len(done)
     ok = all(r.identical for r in results)
+    attested: list[str] = []
+    if signing is not None and ok:
+        assert image is not None
+        attested = _attest_reproduced(
+            image, results, made_by, signing, rebuilder_id, insecure_registry
+        )
     if output == "json":
         _console.emit(
             json.dumps(
@@ -182,6 +223,7 @@ def rebuild(
                         "identical": r.identical,
                         "diff": r.diff.lines() if r.diff else [],
                         "notes": r.notes,
+                        "attested": r.actual in attested,
                     }
                     for r in results
                 ],
@@ -202,7 +244,57 @@ def rebuild(
                 _console.info(f"  {line}")
             for note in r.notes:
                 _console.warn(note)
+    if signing is not None and not ok:
+        _console.error("nothing attested: not every platform image was reproduced")
+    for digest in attested:
+        _console.info(f"attested reproducibility of {digest} (rebuilder {rebuilder_id})")
     raise typer.Exit(0 if ok else 1)
+
+
+def _attest_reproduced(
+    image: str,
+    results: list[Any],
+    provs: list[Any],
+    signing: Any,
+    rebuilder_id: str,
+    insecure: bool,
+) -> list[str]:
+    """Attach one signed reproducibility statement per reproduced platform image."""
+    import time
+
+    from assay.attest import remote
+    from assay.attest.reproducible import REPRODUCIBLE_PREDICATE_TYPE, reproducible_predicate
+    from assay.build.builder import PLATFORMS
+    from assay.cli.cmd_sign import client_for
+    from assay.oci.reference import parse_image_ref
+
+    ref = remote.ImageRef.from_reference(parse_image_ref(image))
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    done: list[str] = []
+    with client_for(ref, insecure) as client:
+        for r, prov in zip(results, provs, strict=True):
+            if r.actual in done:
+                continue  # the same platform image rebuilt from two provenance statements
+            platform = PLATFORMS.get(r.arch)
+            predicate = reproducible_predicate(
+                rebuilder_id=rebuilder_id,
+                platform=str(platform) if platform else f"linux/{r.arch}",
+                expected=r.expected,
+                rebuilt=r.actual,
+                builder_id=prov.builder_id,
+                build_type=prov.build_type,
+                rebuilt_on=now,
+            )
+            pinned = remote.ImageRef(ref.host, ref.repository, None, r.actual)
+            remote.attest_image(
+                client,
+                pinned,
+                signing,
+                REPRODUCIBLE_PREDICATE_TYPE,
+                json.dumps(predicate, sort_keys=True).encode(),
+            )
+            done.append(r.actual)
+    return done
 
 
 def register(app: typer.Typer) -> None:

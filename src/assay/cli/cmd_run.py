@@ -95,26 +95,14 @@ def inspect(
 
 
 def _count_packages(source: Any, img: Any) -> int:
-    """Debian packages in the image (status.d entries or status stanzas)."""
-    from assay.oci.layer import read_layer
+    """Debian packages in the image, as ``assay sbom`` finds them (layers applied as a runtime
+    applies them, so a hardlinked or symlinked dpkg database counts)."""
+    from assay.sbom.catalogers import CatalogContext, DpkgCataloger
+    from assay.sbom.source import image_view
 
-    names: set[str] = set()
-    status = b""
-    for desc, diff in zip(img.layers, img.diff_ids, strict=True):
-        for e in read_layer(
-            source.open_layer(desc),
-            media_type=desc.media_type,
-            diff_id=diff,
-            want_data=lambda p: p == "var/lib/dpkg/status",
-        ):
-            if e.path.startswith("var/lib/dpkg/status.d/") and not e.path.endswith(".md5sums"):
-                names.add(e.path.rsplit("/", 1)[-1])
-            elif e.path == "var/lib/dpkg/status" and e.data:
-                status = e.data
-    for line in status.splitlines():
-        if line.startswith(b"Package:"):
-            names.add(line.split(b":", 1)[1].strip().decode())
-    return len(names)
+    dpkg = DpkgCataloger()
+    view = image_view(source, img, dpkg.wants)
+    return len({p.name for p in dpkg.catalog(view, CatalogContext())})
 
 
 def register(app: typer.Typer) -> None:

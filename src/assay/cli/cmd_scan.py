@@ -30,7 +30,8 @@ def scan_command(
         "--output",
         "-o",
         envvar="ASSAY_SCAN_OUTPUT",
-        help="table, json, sarif or cyclonedx-vex.",
+        help="table, json, sarif, cyclonedx-vex, or cosign-vuln (the predicate for "
+        "`assay attest --type vuln`).",
     ),
     file: Path | None = typer.Option(
         None, "--file", envvar="ASSAY_SCAN_FILE", help="Write the result to FILE, not stdout."
@@ -127,6 +128,9 @@ def scan_command(
     database) plus 30 days for critical and high, 90 for medium, 180 for low; the CISA KEV due
     date instead when that is earlier; none for negligible or unknown severity.
     """
+    import dataclasses
+
+    from assay._time import utc_now
     from assay.vuln.db import AdvisoryDB, default_db_path
     from assay.vuln.formats import FORMATTERS, OutputFormat
     from assay.vuln.model import Severity
@@ -159,6 +163,7 @@ def scan_command(
         vex_docs.extend(attested)
     if insecure_registry:
         _console.warn("--insecure-registry: registry traffic may be unencrypted")
+    started = utc_now()
     inventory = load_target(target, architecture=arch, insecure=insecure_registry)
     with AdvisoryDB(db or default_db_path(), create=False) as adb:
         if not adb.sources():
@@ -191,6 +196,7 @@ def scan_command(
                 distro=distro_override,
             ),
         )
+    result = dataclasses.replace(result, started=started, finished=utc_now())
     if store:
         _record(inventory, distro_override, store_url)
     if updates:

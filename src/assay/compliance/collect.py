@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from assay._json import load_json
+from assay.attest.intoto import ASSAY_SCAN_SCHEMA as ASSAY_SCAN
 from assay.attest.keys import PublicKey
 from assay.attest.verify import VerifiedAttestation
 from assay.compliance.evaluate import deadline
@@ -41,7 +42,6 @@ SPDX = "https://spdx.dev/Document"
 CYCLONEDX = "https://cyclonedx.org/bom"
 OPENVEX_PREFIX = "https://openvex.dev/ns"
 COSIGN_VULN = "https://cosign.sigstore.dev/attestation/vuln/v1"
-ASSAY_SCAN = "https://assay.dev/schemas/scan/v1"
 PROVENANCE = ("https://slsa.dev/provenance/v1", "https://slsa.dev/provenance/v0.2")
 
 

@@ -134,12 +134,24 @@ def _sha256_file(path: Path) -> str:
 
 
 class DebCache:
-    """Content-addressed cache of ``.deb`` files: ``<cache>/debs/sha256/<hex>.deb``."""
+    """Content-addressed cache of ``.deb`` files: ``<cache>/debs/sha256/<hex>.deb``.
+
+    The same mechanism keeps other pinned downloads under their own ``kind`` and ``suffix``
+    (Python wheels: ``DebCache(dir, kind="wheels", suffix=".whl")``).
+    """
 
     def __init__(
-        self, cache_dir: Path | None = None, http: httpx.Client | None = None, workers: int = 8
+        self,
+        cache_dir: Path | None = None,
+        http: httpx.Client | None = None,
+        workers: int = 8,
+        *,
+        kind: str = "debs",
+        suffix: str = ".deb",
     ) -> None:
-        self.root = (cache_dir if cache_dir is not None else _default_cache()) / "debs" / "sha256"
+        base = cache_dir if cache_dir is not None else _default_cache()
+        self.root = base / kind / "sha256"
+        self.suffix = suffix
         self._own_http = http is None
         self.http = http if http is not None else make_client(timeout=60.0)
         self.workers = max(1, workers)
@@ -167,7 +179,7 @@ class DebCache:
         """Where the file with this SHA256 lives (whether or not it is there yet)."""
         if not _HEX64.match(sha256):
             raise InputError(f"{sha256!r} is not a lowercase hex SHA256 digest")
-        return self.root / f"{sha256}.deb"
+        return self.root / f"{sha256}{self.suffix}"
 
     def has(self, sha256: str, size: int, full_verify: bool = False) -> bool:
         """Whether a valid cached copy exists; an invalid one is removed."""
@@ -182,6 +194,41 @@ class DebCache:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         return ok
+
+    def add_file(self, source: Path, sha256: str, size: int) -> Path:
+        """Copy the local file ``source`` into the cache once its size and SHA256 are the
+        expected ones (VerificationError naming it otherwise); return its cache path."""
+        final = self.path_for(sha256)
+        if self.has(sha256, size, full_verify=True):
+            return final
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{sha256[:16]}.", dir=self.root)
+        tmp = Path(tmp_name)
+        try:
+            h = hashlib.sha256()
+            got = 0
+            with os.fdopen(fd, "wb") as out, source.open("rb") as fh:
+                while chunk := fh.read(_CHUNK):
+                    got += len(chunk)
+                    if got > size:
+                        break
+                    h.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            if got != size or h.hexdigest() != sha256:
+                raise VerificationError(
+                    f"{source}: expected sha256 {sha256} ({size} bytes), found another file; "
+                    "it changed since it was locked (run 'assay lock' again if that is intended)"
+                )
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, final)
+            fsync_dir(self.root)
+            return final
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
 
     # fetching ----------------------------------------------------------------------------
     def fetch_all(

@@ -20,6 +20,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from assay._atomic import atomic_writer
 from assay._safefs import open_regular
@@ -67,42 +68,55 @@ def write_oci_archive(layout_dir: Path | str, dest_file: Path | str, *, mtime: i
         tw.close()
 
 
+def _layout_tar(fh: BinaryIO, what: str, max_size: int) -> _tar.TarReader:
+    """A reader over an oci-archive: a plain tar (a compressed one is refused), bounded."""
+    head = fh.read(2)
+    fh.seek(0)
+    if head == b"\x1f\x8b":
+        raise InputError(f"{what}: is gzip-compressed; an oci-archive is a plain tar")
+    return _tar.TarReader(
+        fh, max_member_size=max_size, max_total_size=max_size, max_members=1_000_000, what=what
+    )
+
+
+def _layout_members(tr: _tar.TarReader, what: str) -> Iterator[tuple[str, _tar.TarMember]]:
+    """The archive's directories and regular files, by normalised name.
+
+    A ``..`` component, a name given twice and any other member type are refused: an OCI
+    layout holds only files and directories, and an ambiguous archive is not read.
+    """
+    seen: set[str] = set()
+    while (m := tr.next()) is not None:
+        parts = [c for c in m.name.split("/") if c not in ("", ".")]
+        if ".." in parts:
+            raise InputError(f"{what}: member {m.name!r} has a '..' component; refusing it")
+        name = "/".join(parts)
+        if not name:
+            continue
+        if name in seen:
+            raise InputError(f"{what}: duplicate member {name!r}; refusing an ambiguous archive")
+        seen.add(name)
+        if m.typeflag not in (_tar.DIRTYPE, _tar.REGTYPE, _tar.AREGTYPE):
+            raise InputError(
+                f"{what}: member {m.name!r} is not a regular file (type {m.typeflag!r}); "
+                "an OCI layout holds only files and directories"
+            )
+        yield name, m
+
+
 def _extract(archive: Path, dest: Path, max_size: int) -> None:
     what = f"oci-archive {archive}"
-    seen: set[str] = set()
     try:
         opened = open_regular(archive, what)
     except FileNotFoundError:
         raise InputError(f"{what}: no such file") from None
     with opened as fh:
-        head = fh.read(2)
-        fh.seek(0)
-        if head == b"\x1f\x8b":
-            raise InputError(f"{what}: is gzip-compressed; an oci-archive is a plain tar")
-        tr = _tar.TarReader(
-            fh, max_member_size=max_size, max_total_size=max_size, max_members=1_000_000, what=what
-        )
-        while (m := tr.next()) is not None:
-            parts = [c for c in m.name.split("/") if c not in ("", ".")]
-            if ".." in parts:
-                raise InputError(f"{what}: member {m.name!r} has a '..' component; refusing it")
-            name = "/".join(parts)
-            if not name:
-                continue
-            if name in seen:
-                raise InputError(
-                    f"{what}: duplicate member {name!r}; refusing an ambiguous archive"
-                )
-            seen.add(name)
+        tr = _layout_tar(fh, what, max_size)
+        for name, m in _layout_members(tr, what):
             if m.typeflag == _tar.DIRTYPE:
                 if name in _DIRS:
                     (dest / name).mkdir(parents=True, exist_ok=True)
                 continue
-            if m.typeflag not in (_tar.REGTYPE, _tar.AREGTYPE):
-                raise InputError(
-                    f"{what}: member {m.name!r} is not a regular file (type {m.typeflag!r}); "
-                    "an OCI layout holds only files and directories"
-                )
             blob = _BLOB_RE.fullmatch(name)
             if name not in _FILES and not blob:
                 continue  # not part of the layout (e.g. a README); ignored
@@ -171,38 +185,10 @@ class OciArchive:
             raise
 
     def _scan(self, what: str, max_size: int) -> dict[str, tuple[int, int]]:
-        if self._fh.read(2) == b"\x1f\x8b":
-            raise InputError(f"{what}: is gzip-compressed; an oci-archive is a plain tar")
-        self._fh.seek(0)
-        tr = _tar.TarReader(
-            self._fh,
-            max_member_size=max_size,
-            max_total_size=max_size,
-            max_members=1_000_000,
-            what=what,
-        )
+        tr = _layout_tar(self._fh, what, max_size)
         members: dict[str, tuple[int, int]] = {}
-        seen: set[str] = set()
-        while (m := tr.next()) is not None:
-            parts = [c for c in m.name.split("/") if c not in ("", ".")]
-            if ".." in parts:
-                raise InputError(f"{what}: member {m.name!r} has a '..' component; refusing it")
-            name = "/".join(parts)
-            if not name:
-                continue
-            if name in seen:
-                raise InputError(
-                    f"{what}: duplicate member {name!r}; refusing an ambiguous archive"
-                )
-            seen.add(name)
-            if m.typeflag == _tar.DIRTYPE:
-                continue
-            if m.typeflag not in (_tar.REGTYPE, _tar.AREGTYPE):
-                raise InputError(
-                    f"{what}: member {m.name!r} is not a regular file (type {m.typeflag!r}); "
-                    "an OCI layout holds only files and directories"
-                )
-            if name in _FILES or _BLOB_RE.fullmatch(name):
+        for name, m in _layout_members(tr, what):
+            if m.typeflag != _tar.DIRTYPE and (name in _FILES or _BLOB_RE.fullmatch(name)):
                 members[name] = (m.offset, m.size)
         return members
 

@@ -9,7 +9,7 @@ document and which field.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -278,6 +278,22 @@ def _check_schema(doc: Mapping[str, Any], what: str) -> None:
         raise InputError(f"{what}: 'annotations' must map strings to strings")
 
 
+def _check_media_type(
+    doc: dict[str, Any], what: str, referenced: str, allowed: Collection[str], kind: str
+) -> None:
+    """The document's own ``mediaType`` and the one it was referenced by: of ``kind``, and equal."""
+    own = doc.get("mediaType", "")
+    if own and own not in allowed:
+        raise InputError(f"{what}: 'mediaType' {own!r} is not {kind}"[:200])
+    if referenced:
+        if referenced not in allowed:
+            raise InputError(f"{what}: descriptor media type {referenced!r} is not {kind}"[:200])
+        if own and own != referenced:
+            raise InputError(
+                f"{what}: document says mediaType {own!r} but was referenced as {referenced!r}"
+            )
+
+
 def parse_manifest(
     raw: bytes, *, max_size: int = MAX_MANIFEST_SIZE, media_type: str = ""
 ) -> dict[str, Any]:
@@ -290,16 +306,7 @@ def parse_manifest(
     what = "image manifest"
     doc = parse_json_document(raw, what=what, max_size=max_size)
     _check_schema(doc, what)
-    own = doc.get("mediaType", "")
-    if own and own not in mt.MANIFEST_TYPES:
-        raise InputError(f"{what}: 'mediaType' {own!r} is not an image manifest type"[:200])
-    if media_type:
-        if media_type not in mt.MANIFEST_TYPES:
-            raise InputError(f"{what}: descriptor media type {media_type!r} is not a manifest type")
-        if own and own != media_type:
-            raise InputError(
-                f"{what}: document says mediaType {own!r} but was referenced as {media_type!r}"
-            )
+    _check_media_type(doc, what, media_type, mt.MANIFEST_TYPES, "an image manifest type")
     if "manifests" in doc:
         raise InputError(
             f"{what}: has both 'layers' and 'manifests'; refusing an ambiguous document"
@@ -324,16 +331,7 @@ def parse_index(
     what = "image index"
     doc = parse_json_document(raw, what=what, max_size=max_size)
     _check_schema(doc, what)
-    own = doc.get("mediaType", "")
-    if own and own not in mt.INDEX_TYPES:
-        raise InputError(f"{what}: 'mediaType' {own!r} is not an index type"[:200])
-    if media_type:
-        if media_type not in mt.INDEX_TYPES:
-            raise InputError(f"{what}: descriptor media type {media_type!r} is not an index type")
-        if own and own != media_type:
-            raise InputError(
-                f"{what}: document says mediaType {own!r} but was referenced as {media_type!r}"
-            )
+    _check_media_type(doc, what, media_type, mt.INDEX_TYPES, "an index type")
     if "layers" in doc or "config" in doc:
         raise InputError(f"{what}: has 'layers'/'config' as well as 'manifests'; refusing it")
     manifests = doc.get("manifests")

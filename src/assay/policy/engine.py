@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from assay.attest.remote import ImageRef, parse_image_ref
 from assay.attest.verify import VerifiedAttestation
@@ -44,6 +44,9 @@ from assay.policy.glob import glob_matches
 from assay.policy.load import labels_match, load_documents, policies_digest
 from assay.policy.model import Authority, KeyAuthority, Policy
 from assay.policy.rego import QUERY, evaluate_rego
+
+if TYPE_CHECKING:
+    from assay.policy.layers import ImageLayers
 
 __all__ = ["Engine", "MatchContext", "PolicySet", "load_policies"]
 
@@ -105,23 +108,39 @@ def _resource_matches(policy: Policy, ctx: MatchContext) -> bool:
 
 
 class _Once:
-    """Per-call memo: the first caller of a key computes, concurrent callers wait for it."""
+    """Per-call memo: the first caller of a key computes, concurrent callers wait for it.
+
+    Holds each image's signed evidence and its :class:`ImageLayers` (closed by ``close``)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._items: dict[
-            tuple[str, str, str, str], tuple[threading.Lock, list[SignedEvidence]]
-        ] = {}
+        self._items: dict[tuple[str, str, str, str], tuple[threading.Lock, list[object]]] = {}
 
     def get(
         self, key: tuple[str, str, str, str], make: Callable[[], SignedEvidence]
     ) -> SignedEvidence:
+        return cast(SignedEvidence, self._get(key, make))
+
+    def layers(self, key: tuple[str, str, str], make: Callable[[], ImageLayers]) -> ImageLayers:
+        return cast("ImageLayers", self._get(("layers", *key), make))
+
+    def _get(self, key: tuple[str, str, str, str], make: Callable[[], object]) -> object:
         with self._lock:
             entry = self._items.setdefault(key, (threading.Lock(), []))
         with entry[0]:
             if not entry[1]:
                 entry[1].append(make())
             return entry[1][0]
+
+    def close(self) -> None:
+        """Remove the layers downloaded for this call."""
+        from assay.policy.layers import ImageLayers
+
+        with self._lock:
+            items = [e[1][0] for e in self._items.values() if e[1]]
+        for item in items:
+            if isinstance(item, ImageLayers):
+                item.close()
 
 
 _DEFAULT_CONTEXT = MatchContext()
@@ -169,6 +188,7 @@ class Engine:
         clock: Callable[[], float] | None = None,
         cache_size: int = 0,
         cache_ttl: float = 300.0,
+        vuln_db: Path | None = None,
     ) -> None:
         if no_match not in ("deny", "warn", "allow"):
             raise UsageError(f"no_match must be deny, warn or allow, not {no_match!r}")
@@ -179,6 +199,8 @@ class Engine:
         self.on_error: OnError = on_error
         self.insecure_registries = frozenset(insecure_registries)
         self.timeout = timeout
+        # the advisory DB of live scans (require.vulnerabilities.source); default: $ASSAY_VULN_DB
+        self.vuln_db = vuln_db
         self._clock = clock or time.time
         self._cache_size = max(0, cache_size)
         self._cache_ttl = cache_ttl
@@ -241,6 +263,22 @@ class Engine:
                         self._cache.move_to_end(keys[text])
                         results[text] = hit[1]
         shared = _Once()
+        try:
+            return self._decide_all(refs, parsed, ctx, credentials, deadline, results, keys, shared)
+        finally:
+            shared.close()
+
+    def _decide_all(
+        self,
+        refs: Sequence[str],
+        parsed: dict[str, ImageRef],
+        ctx: MatchContext,
+        credentials: Mapping[str, Credentials] | None,
+        deadline: float,
+        results: dict[str, ImageDecision],
+        keys: dict[str, str],
+        shared: _Once,
+    ) -> Decision:
         futures = {
             text: self._outer.submit(
                 self._decide_one, text, ref, ctx, credentials, deadline, shared
@@ -341,8 +379,15 @@ class Engine:
             )
         except AssayError as exc:
             return self._error_decision(text, ref.digest, f"cannot fetch {text}: {exc}")
+        from assay.policy.layers import ImageLayers
+
+        # one download of an image's layers per call, however many references name it
+        layers = shared.layers(
+            (client.host, image.repository, image.digest),
+            lambda: ImageLayers(client, image, self._inner),
+        )
         results = [
-            self._evaluate_safely(policy, image, ref, ctx, credentials, shared)
+            self._evaluate_safely(policy, image, ref, ctx, credentials, shared, layers)
             for policy in matching
         ]
         evidence = [image.digest, *image.config_digests.values()]
@@ -441,11 +486,12 @@ class Engine:
         ctx: MatchContext,
         credentials: Mapping[str, Credentials] | None,
         cache: _Once,
+        layers: ImageLayers,
     ) -> PolicyResult:
         """``_evaluate``, but a bug or an unexpected library exception is an ``error`` result
         (denied unless on_error=allow) instead of escaping ``decide()``."""
         try:
-            return self._evaluate(policy, image, ref, ctx, credentials, cache)
+            return self._evaluate(policy, image, ref, ctx, credentials, cache, layers)
         except Exception as exc:
             _log.exception("evaluating policy %s for %s", policy.name, ref)
             reason = f"internal error evaluating the policy: {type(exc).__name__}: {exc}"
@@ -459,6 +505,7 @@ class Engine:
         ctx: MatchContext,
         credentials: Mapping[str, Credentials] | None,
         cache: _Once,
+        layers: ImageLayers,
     ) -> PolicyResult:
         outcomes: list[AuthorityOutcome] = []
         for auth in policy.authorities:
@@ -491,7 +538,7 @@ class Engine:
             status, reason, warn = self._cip_policy(policy, outcomes, image, ctx)
             warnings.extend(warn)
         if status == "pass" and policy.require.enabled():
-            checks = self._require(policy, image, ref, credentials, cache)
+            checks = self._require(policy, image, ref, credentials, cache, layers)
             bad = [c for c in checks if c.status in ("fail", "error")]
             if bad:
                 status = "fail" if any(c.status == "fail" for c in bad) else "error"
@@ -517,6 +564,7 @@ class Engine:
         ref: ImageRef,
         credentials: Mapping[str, Credentials] | None,
         cache: _Once,
+        layers: ImageLayers,
     ) -> list[CheckResult]:
         from assay.policy.require import run_checks
 
@@ -555,7 +603,23 @@ class Engine:
                     signers.append((i, []))
         if errors:
             return [CheckResult("require", "check", "error", f"cannot fetch evidence: {errors[0]}")]
-        return run_checks(policy, image, list(attestations.values()), signers, self._clock())
+        now = self._clock()
+        return run_checks(
+            policy,
+            image,
+            list(attestations.values()),
+            signers,
+            now,
+            special_files=layers.special_files,
+            live_scan=lambda: layers.live_scan(self._vuln_db(), now),
+        )
+
+    def _vuln_db(self) -> Path:
+        if self.vuln_db is not None:
+            return self.vuln_db
+        from assay.vuln.db import default_db_path
+
+        return default_db_path()
 
     def _cip_policy(
         self,

@@ -9,9 +9,10 @@ A registry that cannot be reached is recorded as ``error`` (never as "no signatu
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from assay._json import load_json
@@ -26,7 +27,17 @@ from assay.attest.simplesigning import (
 from assay.errors import AssayError, InputError, NetworkError
 from assay.oci.registry import NotFoundError, RegistryClient
 
-__all__ = ["Blob", "ImageEvidence", "SignedEvidence", "fetch_image", "fetch_signed"]
+__all__ = [
+    "Blob",
+    "ImageEvidence",
+    "LayerRef",
+    "PlatformImage",
+    "SignedEvidence",
+    "download_layers",
+    "fetch_image",
+    "fetch_signed",
+    "platform_images",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -34,6 +45,8 @@ MAX_ENVELOPE = 16 << 20
 MAX_REFERRERS = 100
 MAX_CONFIG = 4 << 20
 MAX_PLATFORMS = 16
+MAX_LAYERS = 256  # per platform image
+MAX_LAYER_DOWNLOAD = 8 << 30  # compressed bytes of one image's layers, all platforms
 _PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"
 
 T = TypeVar("T")
@@ -260,3 +273,131 @@ def _collect(fut: Future[list[SignedLayer]], out: SignedEvidence, what: str) -> 
     except AssayError as exc:  # a malformed manifest: evidence problem, not an outage
         out.problems.append(f"{what}: {_network_problem(exc)}")
         return []
+
+
+# --------------------------------------------------------------------------- layers (on demand)
+
+
+@dataclass(frozen=True)
+class LayerRef:
+    """One layer of a verified platform manifest, with the diff_id its config names."""
+
+    digest: str
+    size: int
+    media_type: str
+    diff_id: str
+
+
+@dataclass(frozen=True)
+class PlatformImage:
+    """A platform manifest of the verified image and its layers (lowest first)."""
+
+    platform: str  # "os/arch[/variant]"
+    digest: str  # the platform manifest's digest (the image's own for a plain manifest)
+    layers: tuple[LayerRef, ...]
+
+
+def _config_for(client: RegistryClient, image: ImageEvidence, desc: Any) -> dict[str, Any]:
+    digest = desc.get("digest") if isinstance(desc, dict) else None
+    for key, known in image.config_digests.items():
+        if known == digest:
+            return image.configs[key]
+    return _read_config(client, image.repository, desc)[1]
+
+
+def _platform_image(
+    client: RegistryClient, image: ImageEvidence, platform: str, digest: str, doc: dict[str, Any]
+) -> PlatformImage:
+    from assay.oci.mediatypes import LAYER_TYPES
+
+    config = _config_for(client, image, doc.get("config"))
+    rootfs = _obj_of(config.get("rootfs"))
+    diff_ids = rootfs.get("diff_ids")
+    layers = doc.get("layers")
+    if not isinstance(layers, list) or not isinstance(diff_ids, list):
+        raise InputError(f"image {digest} has no layer list or no rootfs.diff_ids")
+    if len(layers) != len(diff_ids):
+        raise InputError(
+            f"image {digest}: {len(layers)} layers but {len(diff_ids)} diff_ids in its config"
+        )
+    if len(layers) > MAX_LAYERS:
+        raise InputError(f"image {digest} has {len(layers)} layers (more than {MAX_LAYERS})")
+    out = []
+    for i, (desc, diff_id) in enumerate(zip(layers, diff_ids, strict=True)):
+        if (
+            not isinstance(desc, dict)
+            or not isinstance(desc.get("digest"), str)
+            or type(desc.get("size")) is not int
+            or desc["size"] < 0
+            or not isinstance(diff_id, str)
+        ):
+            raise InputError(f"image {digest}: layer #{i + 1} has no valid digest, size or diff_id")
+        media_type = str(desc.get("mediaType", ""))
+        if media_type not in LAYER_TYPES:
+            raise InputError(f"image {digest}: layer #{i + 1} has media type {media_type!r}")
+        out.append(LayerRef(desc["digest"], desc["size"], media_type, diff_id))
+    return PlatformImage(platform, digest, tuple(out))
+
+
+def _obj_of(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def platform_images(client: RegistryClient, image: ImageEvidence) -> list[PlatformImage]:
+    """The platform images of the verified ``image`` (itself, or the manifests its index pins).
+
+    Every manifest is fetched by digest (verified), every config by the digest its manifest
+    names; buildkit attestation manifests (``unknown/unknown``) are not images and are skipped.
+    NetworkError/NotFoundError propagate; a malformed manifest or config is an InputError.
+    """
+    from assay.oci.mediatypes import MANIFEST_TYPES
+
+    doc = image.manifest
+    if not isinstance(doc.get("manifests"), list):
+        config = _config_for(client, image, doc.get("config"))
+        key = f"{config.get('os', 'unknown')}/{config.get('architecture', 'unknown')}"
+        if config.get("variant"):
+            key += f"/{config['variant']}"
+        return [_platform_image(client, image, key, image.digest, doc)]
+    out = []
+    for desc in [m for m in doc["manifests"] if isinstance(m, dict)][:MAX_PLATFORMS]:
+        key = _platform_key(desc.get("platform"))
+        if key.startswith("unknown/") or desc.get("mediaType") not in MANIFEST_TYPES:
+            continue
+        digest = str(desc.get("digest"))
+        sub = client.get_manifest(image.repository, digest).json()
+        out.append(_platform_image(client, image, key, digest, sub))
+    if not out:
+        raise InputError(f"index {image.digest} lists no platform image")
+    return out
+
+
+def download_layers(
+    client: RegistryClient,
+    repository: str,
+    layers: Iterable[LayerRef],
+    dest: Path,
+    pool: ThreadPoolExecutor,
+    *,
+    limit: int = MAX_LAYER_DOWNLOAD,
+) -> dict[str, Path]:
+    """Download each distinct layer blob once into ``dest`` (verified, atomic); digest → file.
+
+    The blobs stay compressed; their diff_ids are checked when they are read.
+    """
+    wanted = {layer.digest: layer for layer in layers}
+    total = sum(layer.size for layer in wanted.values())
+    if total > limit:
+        raise InputError(
+            f"the image's layers are {total} bytes, more than the {limit}-byte limit for "
+            "checks that read files"
+        )
+    paths = {d: dest / d.replace(":", "-") for d in wanted}
+
+    def one(layer: LayerRef) -> None:
+        if not paths[layer.digest].exists():
+            client.download_blob(repository, layer.digest, paths[layer.digest], size=layer.size)
+
+    for fut in _run(pool, [lambda lay=lay: one(lay) for lay in wanted.values()]):  # type: ignore[misc]
+        fut.result()
+    return paths

@@ -7,7 +7,9 @@ gets here). Lint adds two kinds of findings:
   ConfigMap policies, ``secretRef``/``kms`` keys, custom CAs, TSA timestamps, non-sha256 keys);
 * ``warning`` — pitfalls: a glob with a literal tag (never matches the ``tag@digest`` reference
   the mutating webhook produces), a key authority with no transparency-log setting, ``mode: warn``
-  on a policy that checks KEV, cosign's deprecated short predicate types.
+  on a policy that checks KEV, cosign's deprecated short predicate types, a live vulnerability
+  scan with no limit on the advisory DB's age, a reproducibility requirement that the image's
+  own signer can satisfy alone.
 """
 
 from __future__ import annotations
@@ -158,6 +160,30 @@ def lint_policies(policies: Sequence[Policy]) -> list[Finding]:
                     policy.name,
                     "spec.policy",
                     "remote and configMapRef policies are not supported; inline the policy",
+                )
+            )
+        req = policy.require
+        if req.vulnerability_source != "attestation" and req.max_db_age_days is None:
+            out.append(
+                Finding(
+                    "warning",
+                    policy.where,
+                    policy.name,
+                    "spec.require.vulnerabilities.maxDbAgeDays",
+                    f"source: {req.vulnerability_source} scans with the local advisory DB; without "
+                    "maxDbAgeDays a stale DB admits images with newer vulnerabilities",
+                )
+            )
+        keyed = [a for a in policy.authorities if a.static is None]
+        if req.reproducible and len(keyed) < 2:
+            out.append(
+                Finding(
+                    "warning",
+                    policy.where,
+                    policy.name,
+                    "spec.require.reproducible",
+                    "with one authority the image's own signer can attest its reproducibility; "
+                    "add the independent rebuilder's key as an authority and name its rebuilderId",
                 )
             )
         if policy.mode == "warn" and policy.require.no_kev:

@@ -466,6 +466,7 @@ _REQUIRE_FIELDS = (
     "sbom",
     "provenance",
     "maxImageAgeDays",
+    "reproducible",
     "setuid",
     "signatures",
     "controls",
@@ -485,8 +486,13 @@ def _require(v: _V, raw: Any, path: str) -> Require:
     vuln = v.obj(
         r.get("vulnerabilities", {}),
         f"{path}.vulnerabilities",
-        ("maxSeverity", "noKEV", "vexApplied", "maxScanAgeDays", "maxDbAgeDays"),
+        ("maxSeverity", "noKEV", "vexApplied", "maxScanAgeDays", "maxDbAgeDays", "source"),
     )
+    vuln_source = v.s(vuln.get("source"), f"{path}.vulnerabilities.source") or "attestation"
+    if vuln_source not in ("attestation", "live", "either"):
+        raise v.fail(
+            f"{path}.vulnerabilities.source", f"{vuln_source!r}: attestation, live or either"
+        )
     max_sev = v.s(vuln.get("maxSeverity"), f"{path}.vulnerabilities.maxSeverity").lower()
     if max_sev and max_sev not in _SEVERITIES:
         raise v.fail(
@@ -509,6 +515,18 @@ def _require(v: _V, raw: Any, path: str) -> Require:
     if "setuid" in r:
         su = v.obj(r["setuid"], f"{path}.setuid", ("allow",))
         setuid_allow = _strs(v, su.get("allow", []), f"{path}.setuid.allow")
+        for i, item in enumerate(setuid_allow):
+            if not item.strip("/") or "\0" in item or ".." in item.split("/"):
+                raise v.fail(f"{path}.setuid.allow[{i}]", f"{item!r}: an absolute file path")
+    reproducible = False
+    rebuilder_ids: tuple[str, ...] = ()
+    raw_repro = r.get("reproducible")
+    if isinstance(raw_repro, dict):
+        rp = v.obj(raw_repro, f"{path}.reproducible", ("rebuilderId",))
+        rebuilder_ids = _strs(v, rp.get("rebuilderId"), f"{path}.reproducible.rebuilderId")
+        reproducible = True
+    else:
+        reproducible = v.b(raw_repro, f"{path}.reproducible")
     sig = v.obj(r.get("signatures", {}), f"{path}.signatures", ("minKeys", "keys"))
     keys = _strs(v, sig.get("keys"), f"{path}.signatures.keys")
     min_keys = v.n(sig.get("minKeys"), f"{path}.signatures.minKeys") or 0
@@ -529,11 +547,14 @@ def _require(v: _V, raw: Any, path: str) -> Require:
         vex_applied=v.b(vuln.get("vexApplied"), f"{path}.vulnerabilities.vexApplied"),
         max_scan_age_days=v.n(vuln.get("maxScanAgeDays"), f"{path}.vulnerabilities.maxScanAgeDays"),
         max_db_age_days=v.n(vuln.get("maxDbAgeDays"), f"{path}.vulnerabilities.maxDbAgeDays"),
+        vulnerability_source=vuln_source,  # type: ignore[arg-type]
         sbom=sbom,
         sbom_ntia=sbom_ntia,
         builder_ids=_strs(v, prov.get("builderId"), f"{path}.provenance.builderId"),
         source_uris=_strs(v, prov.get("sourceUri"), f"{path}.provenance.sourceUri"),
         max_image_age_days=v.n(r.get("maxImageAgeDays"), f"{path}.maxImageAgeDays"),
+        reproducible=reproducible,
+        rebuilder_ids=rebuilder_ids,
         setuid_allow=setuid_allow,
         min_keys=min_keys,
         keys=keys,

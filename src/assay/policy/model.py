@@ -121,11 +121,16 @@ class Require:
     vex_applied: bool = False
     max_scan_age_days: int | None = None
     max_db_age_days: int | None = None
+    # where findings come from: a verified scan attestation, a live scan of the verified layers
+    # with the local advisory DB, or the attestation when there is one and a live scan otherwise
+    vulnerability_source: Literal["attestation", "live", "either"] = "attestation"
     sbom: tuple[str, ...] = ()  # accepted formats: "spdx", "cyclonedx"
     sbom_ntia: bool = False  # the SBOM must carry the NTIA minimum elements
     builder_ids: tuple[str, ...] = ()
     source_uris: tuple[str, ...] = ()
     max_image_age_days: int | None = None
+    reproducible: bool = False  # a verified rebuild attestation for every platform image
+    rebuilder_ids: tuple[str, ...] = ()  # accepted rebuilder ids (any when empty)
     setuid_allow: tuple[str, ...] | None = None
     min_keys: int = 0
     keys: tuple[str, ...] = ()  # PEM public keys for k-of-n

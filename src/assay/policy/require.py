@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from assay.attest.reproducible import REPRODUCIBLE_PREDICATE_TYPE, parse_reproducible
 from assay.attest.verify import VerifiedAttestation
 from assay.errors import InputError
 from assay.policy.controls import CHECK_CONTROLS
 from assay.policy.decision import CheckResult, Status
 from assay.policy.evidence import ImageEvidence
+from assay.policy.layers import LayerProblem, LiveScan, SpecialFiles
 from assay.policy.model import Policy
 from assay.vuln.formats.json_format import result_from_json
 from assay.vuln.model import ScanResult, Severity
@@ -230,13 +232,18 @@ def run_checks(
     verified: Sequence[tuple[VerifiedAttestation, str]],
     key_signers: Sequence[tuple[int, list[str]]],
     now: float,
+    *,
+    special_files: Callable[[], SpecialFiles] | None = None,
+    live_scan: Callable[[], LiveScan] | None = None,
 ) -> list[CheckResult]:
     """The ``require:`` checks of ``policy``.
 
     ``verified``: every statement the policy's authorities verified for the image, with the
     digest of the ``.att`` layer or bundle referrer it was read from;
     ``key_signers``: for each key in ``require.signatures.keys``, the evidence digests of the
-    signatures it verified (empty when none).
+    signatures it verified (empty when none); ``special_files`` / ``live_scan``: read the
+    verified image's layers (called only when a check needs them; they raise
+    :class:`LayerProblem`).
     """
     req = policy.require
     attestations = [a for a, _ in verified]
@@ -307,7 +314,7 @@ def run_checks(
             )
         else:
             c.add("sbom", "fail", f"no verified SBOM attestation ({' or '.join(req.sbom)})")
-    _vulnerability_checks(c, req, attestations, now, image.digest)
+    _vulnerability_checks(c, req, attestations, now, image.digest, live_scan)
     if req.builder_ids or req.source_uris:
         provs = _of_type(attestations, PROVENANCE_TYPES)
         if not provs:
@@ -343,12 +350,10 @@ def run_checks(
                 f"image created {age:.0f} days ago (limit {req.max_image_age_days})",
                 config_ev,
             )
+    if req.reproducible:
+        _reproducible_check(c, req, attestations, image)
     if req.setuid_allow is not None:
-        c.add(
-            "setuid",
-            "skipped",
-            "no verified evidence lists file modes (SBOM attestations carry no setuid bits)",
-        )
+        _setuid_check(c, req.setuid_allow, special_files)
     if req.min_keys:
         signed = [(i, ev) for i, ev in key_signers if ev]
         ev = [d for _, e in signed for d in e]
@@ -362,12 +367,151 @@ def run_checks(
     return c.out
 
 
+def _setuid_check(
+    c: _Checks, allow: Sequence[str], special_files: Callable[[], SpecialFiles] | None
+) -> None:
+    if special_files is None:
+        c.add("setuid", "error", "the image layers are not available to this check")
+        return
+    try:
+        found = special_files()
+    except LayerProblem as exc:
+        c.add("setuid", "error" if exc.status == "error" else "fail", str(exc))
+        return
+    allowed = {a.strip("/") for a in allow}
+    grouped: dict[tuple[str, int], list[str]] = {}
+    for f in found.files:
+        grouped.setdefault((f.path, f.mode), []).append(f.platform)
+    many = len(found.platforms) > 1
+
+    def show(path: str, mode: int, platforms: list[str]) -> str:
+        where = f", {' '.join(platforms)}" if many else ""
+        return f"/{path} ({mode:04o}{where})"
+
+    bad = [show(p, m, pl) for (p, m), pl in sorted(grouped.items()) if p not in allowed]
+    ok = sorted({p for p, _ in grouped if p in allowed})
+    ev = list(found.evidence)
+    if bad:
+        shown = ", ".join(bad[:10]) + (f" and {len(bad) - 10} more" if len(bad) > 10 else "")
+        c.add("setuid", "fail", f"setuid/setgid files not in the allow list: {shown}", ev)
+    elif ok:
+        c.add(
+            "setuid",
+            "pass",
+            f"only allowed setuid/setgid files: /{', /'.join(ok)} "
+            f"({found.scanned} file(s) in the image layers)",
+            ev,
+        )
+    else:
+        c.add(
+            "setuid",
+            "pass",
+            f"no setuid/setgid file among {found.scanned} file(s) in the image layers",
+            ev,
+        )
+
+
+def _platform_digests(image: ImageEvidence) -> list[tuple[str, str]]:
+    """(platform, manifest digest) of every platform image; the image itself when not an index."""
+    from assay.oci.mediatypes import MANIFEST_TYPES
+
+    entries = image.manifest.get("manifests")
+    if not isinstance(entries, list):
+        return [("", image.digest)]
+    out = []
+    for e in entries[:32]:
+        if not isinstance(e, dict) or e.get("mediaType") not in MANIFEST_TYPES:
+            continue
+        p = _obj(e.get("platform"))
+        if p.get("os") in (None, "unknown") or not isinstance(e.get("digest"), str):
+            continue
+        name = f"{p.get('os')}/{p.get('architecture')}" + (
+            f"/{p['variant']}" if p.get("variant") else ""
+        )
+        out.append((name, e["digest"]))
+    return out
+
+
+def _subject_digests(att: VerifiedAttestation) -> set[str]:
+    out = set()
+    for s in att.statement.get("subject") or []:
+        d = _obj(s).get("digest")
+        if isinstance(d, dict) and isinstance(d.get("sha256"), str):
+            out.add("sha256:" + d["sha256"])
+    return out
+
+
+def _reproducible_check(
+    c: _Checks, req: Any, attestations: Sequence[VerifiedAttestation], image: ImageEvidence
+) -> None:
+    claims = [
+        (a, parse_reproducible(a.statement.get("predicate")))
+        for a in _of_type(attestations, (REPRODUCIBLE_PREDICATE_TYPE,))
+    ]
+    platforms = _platform_digests(image)
+    if not platforms:
+        c.add("reproducible", "fail", "the image index lists no platform image")
+        return
+    evidence: list[str] = []
+    missing: list[str] = []
+    problems: list[str] = []
+    for name, digest in platforms:
+        label = name or digest
+        hit = None
+        for att, claim in claims:
+            if claim is None or digest not in _subject_digests(att):
+                continue
+            if claim.rebuilt != digest or claim.expected != digest or not claim.identical:
+                problems.append(f"{label}: the rebuild gave {claim.rebuilt}, not {digest}")
+                continue
+            if req.rebuilder_ids and claim.rebuilder_id not in req.rebuilder_ids:
+                problems.append(
+                    f"{label}: rebuilt by {claim.rebuilder_id!r}, not one of "
+                    f"{list(req.rebuilder_ids)}"
+                )
+                continue
+            hit = att
+            break
+        if hit is None:
+            missing.append(label)
+        else:
+            evidence.append(c.digest(hit))
+    if missing:
+        why = "; ".join(dict.fromkeys(problems))
+        c.add(
+            "reproducible",
+            "fail",
+            f"no verified reproducibility attestation for {', '.join(missing)}"
+            + (f" ({why})" if why else ""),
+            evidence,
+        )
+    else:
+        c.add(
+            "reproducible",
+            "pass",
+            f"an independent rebuild reproduced the digest of {len(platforms)} platform image(s)",
+            evidence,
+        )
+
+
+def _live_scan_facts(scan: LiveScan, now: float) -> dict[str, Any]:
+    result = scan.result
+    return {
+        "valid": True,
+        "findings": [(f.id, f.severity.value, f.kev, f.suppressed) for f in result.findings],
+        "finished": now,
+        "db": [t for t in (_ts(v) for v in result.db_built.values()) if t is not None],
+        "result": result,
+    }
+
+
 def _vulnerability_checks(
     c: _Checks,
     req: Any,
     attestations: Sequence[VerifiedAttestation],
     now: float,
     image_digest: str,
+    live_scan: Callable[[], LiveScan] | None = None,
 ) -> None:
     wants = (
         req.max_severity
@@ -378,14 +522,48 @@ def _vulnerability_checks(
     )
     if not wants:
         return
-    scans = [(a, _scan(a)) for a in _of_type(attestations, SCAN_PREDICATE_TYPES)]
-    scans = [(a, s) for a, s in scans if s["valid"]]
-    if not scans:
+    source = req.vulnerability_source
+    scans = []
+    if source != "live":
+        scans = [(a, _scan(a)) for a in _of_type(attestations, SCAN_PREDICATE_TYPES)]
+        scans = [(a, s) for a, s in scans if s["valid"]]
+    if scans:
+        # the newest scan (by its finish time; unknown times sort first)
+        att, scan = max(scans, key=lambda item: item[1]["finished"] or 0.0)
+        ev = [c.digest(att)]
+    elif source == "attestation":
         c.add("vulnerabilities", "fail", "no verified vulnerability scan attestation")
         return
-    # the newest scan (by its finish time; unknown times sort first)
-    att, scan = max(scans, key=lambda item: item[1]["finished"] or 0.0)
-    ev = [c.digest(att)]
+    else:
+        if live_scan is None:
+            c.add("vulnerabilities", "error", "a live scan cannot run here (no image layers)")
+            return
+        try:
+            live = live_scan()
+        except LayerProblem as exc:
+            c.add("vulnerabilities", "error" if exc.status == "error" else "fail", str(exc))
+            return
+        ev = list(live.evidence)
+        dates = live.result.db_built
+        if not dates:
+            c.add(
+                "vulnerabilities",
+                "error",
+                f"the local advisory database {live.db_path} holds no feed; run `assay db update`",
+                ev,
+            )
+            return
+        why = "no verified scan attestation; " if source == "either" else ""
+        c.add(
+            "vulnerabilities.scan",
+            "pass",
+            f"{why}live scan of {live.packages} package(s) ({', '.join(live.platforms)}) with the "
+            "local advisory database ("
+            + ", ".join(f"{k} data of {v}" for k, v in sorted(dates.items()))
+            + ")",
+            ev,
+        )
+        scan = _live_scan_facts(live, now)
     vexes = _of_type(attestations, (OPENVEX,))
     vex_ev = [c.digest(a) for a in vexes]
     vex_problem = ""

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from assay._time import utc_now
 from assay.remediation.update import CveChange
 from assay.store import Store, schema
 
@@ -25,8 +26,7 @@ __all__ = ["RemediationRow", "record_fixes", "remediation_status"]
 _RANK = {"critical": 5, "high": 4, "medium": 3, "low": 2, "negligible": 1, "unknown": 0, "": 0}
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+_now = utc_now
 
 
 @dataclass(frozen=True)

@@ -182,6 +182,16 @@ def plan_update(
     new = make_lock(
         spec_path, spec_bytes, spec.package_requests(), sources, index.releases, resolutions
     )
+    if spec.python is not None:  # wheels are pinned by the requirements file, not re-resolved
+        from assay.build.lock import with_python
+        from assay.build.pylock import python_problems
+
+        spec_dir = Path(spec_path).parent
+        kept = old.python if old is not None else None
+        if kept is not None and not python_problems(kept, spec, spec_dir, new.packages):
+            new = new.model_copy(update={"python": kept})
+        else:
+            new = with_python(new, spec, spec_dir)
     changes = lock_changes(old, new)
     if old is not None and not changes and old.to_json() != new.to_json():
         notes.append("the package set is unchanged; only the lock's metadata (releases) moved")

@@ -28,6 +28,7 @@ __all__ = [
     "inventory_from_build",
     "rfc3339",
     "sboms_for_build",
+    "wheel_packages",
 ]
 
 DEBIAN_12 = Distro(
@@ -172,6 +173,39 @@ def inventory_from_assembly(
     )
 
 
+class InstalledWheelLike(Protocol):
+    """What the SBOM needs from one installed wheel (``assay.build.pyinstall.InstalledWheel``)."""
+
+    @property
+    def wheel(self) -> Any: ...  # LockedWheel: name, version, sha256, filename
+
+    @property
+    def files(self) -> Sequence[Any]: ...  # InstalledFile: path, data
+
+
+def wheel_packages(wheels: Iterable[InstalledWheelLike]) -> list[Package]:
+    """The PyPI packages of installed wheels: what the Python cataloger reads from their own
+    ``.dist-info`` (so ``assay sbom IMAGE`` finds the same), plus the wheel's SHA-256."""
+    from dataclasses import replace
+
+    from assay.sbom.catalogers.interface import CatalogContext
+    from assay.sbom.catalogers.python import PythonCataloger
+
+    cataloger = PythonCataloger()
+    view = MemoryFileView()
+    sha_by_name: dict[str, str] = {}
+    for w in wheels:
+        sha_by_name[str(w.wheel.name)] = str(w.wheel.sha256)
+        for f in w.files:
+            if cataloger.wants(f.path):
+                view.add_file(f.path, cataloger.reduce(f.path, f.data))
+    out = []
+    for pkg in cataloger.catalog(view, CatalogContext()):
+        sha = sha_by_name.get(pkg.name)
+        out.append(replace(pkg, hashes=(("SHA256", sha),) if sha else (), cataloger="lock"))
+    return out
+
+
 def inventory_for_arch_image(result: BuildResult, image: ArchImage) -> Inventory:
     """``inventory_from_assembly`` fed from the build's own result objects."""
     from dataclasses import replace
@@ -194,6 +228,10 @@ def inventory_for_arch_image(result: BuildResult, image: ArchImage) -> Inventory
         repository=repository,
         supplier=supplier,
     )
+    wheels = getattr(image, "wheels", ())
+    if wheels:
+        packages = (*inv.packages, *wheel_packages(wheels))
+        inv = replace(inv, packages=tuple(sorted(packages, key=sort_key)))
     return replace(inv, tag=ref.tag or "latest")
 
 

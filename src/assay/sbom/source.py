@@ -28,7 +28,7 @@ from assay.oci.source import ImageManifest, ImageSource, open_image
 from assay.sbom.fs import MemoryFileView, Selection, read_directory
 from assay.sbom.layers import LayerInput, view_of_layers
 
-__all__ = ["ImageInfo", "host_architecture", "load_image"]
+__all__ = ["ImageInfo", "host_architecture", "image_view", "load_image"]
 
 Wants = Selection | Callable[[str], bool]
 
@@ -92,18 +92,7 @@ def load_image(
     source = _open(ref, insecure)
     with source:
         image = _select(source.manifests(), arch, text)
-        view = view_of_layers(
-            [
-                LayerInput(
-                    open=functools.partial(source.open_layer, layer),
-                    media_type=layer.media_type,
-                    diff_id=diff_id,
-                    what=f"layer {layer.digest}",
-                )
-                for layer, diff_id in zip(image.layers, image.diff_ids, strict=True)
-            ],
-            wants,
-        )
+        view = image_view(source, image, wants)
         return view, ImageInfo(
             name=image_short_name(ref),
             digest=str(image.digest),
@@ -112,6 +101,23 @@ def load_image(
             tag=_version_tag(ref),
             **_config_facts(image.config, image.manifest.get("annotations")),
         )
+
+
+def image_view(source: ImageSource, image: ImageManifest, wants: Wants) -> MemoryFileView:
+    """The wanted files of ``image`` as a runtime sees them: its layers applied in order, each
+    checked against its diff_id while streamed."""
+    return view_of_layers(
+        [
+            LayerInput(
+                open=functools.partial(source.open_layer, layer),
+                media_type=layer.media_type,
+                diff_id=diff_id,
+                what=f"layer {layer.digest}",
+            )
+            for layer, diff_id in zip(image.layers, image.diff_ids, strict=True)
+        ],
+        wants,
+    )
 
 
 def _open(ref: ImageRef, insecure: bool) -> ImageSource:

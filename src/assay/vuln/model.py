@@ -133,6 +133,9 @@ class ScanResult:
     # packages that could not be matched at all (unknown distro, no data for the release):
     # a scan that cannot see them must not look clean
     blind_spots: tuple[str, ...] = ()
+    # when the scan ran (RFC 3339, UTC); set by ``assay scan``, needed by the cosign vuln predicate
+    started: str = ""
+    finished: str = ""
 
     def unsuppressed_at_or_above(self, threshold: Severity) -> list[Finding]:
         return [f for f in self.findings if not f.suppressed and f.severity.rank >= threshold.rank]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 
 from assay.vuln.formats._interface import Formatter
+from assay.vuln.formats.cosign_vuln import CosignVulnFormatter
 from assay.vuln.formats.cyclonedx import CycloneDxVexFormatter
 from assay.vuln.formats.json_format import JsonFormatter
 from assay.vuln.formats.sarif import SarifFormatter
@@ -18,6 +19,7 @@ class OutputFormat(enum.StrEnum):
     JSON = "json"
     SARIF = "sarif"
     CYCLONEDX = "cyclonedx-vex"
+    COSIGN_VULN = "cosign-vuln"
 
 
 FORMATTERS: dict[OutputFormat, Formatter] = {
@@ -25,4 +27,5 @@ FORMATTERS: dict[OutputFormat, Formatter] = {
     OutputFormat.JSON: JsonFormatter(),
     OutputFormat.SARIF: SarifFormatter(),
     OutputFormat.CYCLONEDX: CycloneDxVexFormatter(),
+    OutputFormat.COSIGN_VULN: CosignVulnFormatter(),
 }
