@@ -244,15 +244,22 @@ def test_later_image_first_seen_and_re_recording(store_url: str, advisory_db: Ad
         assert uses["openssl"] == 2 and uses["xz-utils"] == 2
 
 
-def test_migration_from_findings_table_keeps_first_seen(tmp_path: Path) -> None:
-    """A v2 store (per-image findings table) migrates to matches; dates carry over."""
-    from sqlalchemy import create_engine, text
+def test_migration_from_findings_table_keeps_first_seen(
+    store_url: str, advisory_db: AdvisoryDB
+) -> None:
+    """A v2 store (per-image findings table) migrates to matches; dates carry over, and the
+    next rescan re-derives every match."""
+    from sqlalchemy import create_engine, inspect, text
 
     from assay.store import migrations, schema
+    from assay.store._store import _engine_url
+    from assay.vuln.vkey import deb_sort_key
 
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    engine = create_engine(url)
+    engine = create_engine(_engine_url(store_url)[0])
+    blob = "BYTEA" if engine.dialect.name == "postgresql" else "BLOB"
     with engine.begin() as conn:  # what steps 1-2 of an older assay left
+        unchanged = [schema.advisories, schema.kev, schema.decisions, schema.bundles]
+        schema.metadata.create_all(conn, tables=[*unchanged, schema.remediation])
         conn.execute(
             text(
                 "CREATE TABLE images (id INTEGER PRIMARY KEY, digest VARCHAR(80) UNIQUE, "
@@ -264,9 +271,10 @@ def test_migration_from_findings_table_keeps_first_seen(tmp_path: Path) -> None:
             text(
                 "CREATE TABLE inventory (image_id INTEGER, name TEXT, version TEXT, "
                 "ecosystem VARCHAR(16), purl TEXT, source_name TEXT, source_version TEXT, "
-                "source_key BLOB)"
+                f"source_key {blob})"
             )
         )
+        conn.execute(text("CREATE INDEX inventory_source ON inventory (source_name)"))
         conn.execute(
             text(
                 "CREATE TABLE findings (image_id INTEGER, package TEXT, vuln VARCHAR(64), "
@@ -285,8 +293,9 @@ def test_migration_from_findings_table_keeps_first_seen(tmp_path: Path) -> None:
         conn.execute(
             text(
                 "INSERT INTO inventory VALUES (1, 'libssl3', '3.0.8-1', 'deb', 'p', 'openssl', "
-                "'3.0.8-1', NULL)"
-            )
+                "'3.0.8-1', :k)"
+            ),
+            {"k": deb_sort_key("3.0.8-1")},
         )
         conn.execute(
             text(
@@ -296,14 +305,26 @@ def test_migration_from_findings_table_keeps_first_seen(tmp_path: Path) -> None:
             )
         )
     engine.dispose()
-    with open_store(url) as s:
+    with open_store(store_url) as s:
         with s.engine.connect() as conn:
             versions = conn.execute(text("SELECT max(version) FROM assay_schema_version"))
             assert versions.scalar_one() == migrations.LATEST
             pending = conn.execute(text("SELECT source, uses, pending FROM fleet_packages"))
             assert pending.all() == [("openssl", 1, 1)]
+            indexes = {i["name"] for i in inspect(conn).get_indexes("inventory")}
+            assert "inventory_source" not in indexes
         assert [i.packages for i in s.images()] == [1]
         found = _findings(s)
+        sync_advisories(s, advisory_db)
+        summary = rescan(s, now="2025-01-01T00:00:00Z")
+        after = _findings(s)
+    assert summary.checked == 1
+    assert after[(D1, "libssl3", "CVE-2023-0464")][2:4] == ("unknown", "2024-06-01T00:00:00Z")
+    assert {k[2] for k, v in after.items() if v[3] == "2025-01-01T00:00:00Z"} == {
+        "CVE-2024-0727",
+        "CVE-2023-5678",
+        "CVE-2024-2511",
+    }
     assert found == {
         (D1, "libssl3", "CVE-2023-0464"): (
             "affected",
