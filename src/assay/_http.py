@@ -17,15 +17,29 @@ from __future__ import annotations
 import math
 import os
 import ssl
+import sys
 import threading
 import time
 import typing
 from typing import Any
 
-import httpcore
 import httpx
 
 from assay.errors import NetworkError, UsageError
+
+# httpcore imports trio, when it is installed, for the locks of its async API under trio: most of
+# httpcore's import time (0.1-0.2 s), on the start-up path of every command that makes a request.
+# assay never runs httpcore under trio (its async clients run under asyncio), so trio is hidden
+# while httpcore is first imported; httpcore then takes it for absent, and trio itself stays
+# importable for anyone else.
+_hide_trio = "httpcore" not in sys.modules and "trio" not in sys.modules
+if _hide_trio:
+    sys.modules["trio"] = None  # type: ignore[assignment]
+try:
+    import httpcore
+finally:
+    if _hide_trio and sys.modules.get("trio", False) is None:
+        del sys.modules["trio"]
 
 __all__ = ["DEADLINE_ENV", "DEFAULT_DEADLINE", "request_deadline", "transport"]
 

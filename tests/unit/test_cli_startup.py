@@ -1,21 +1,28 @@
 """Start-up: ``assay --help`` imports no command module; a command imports only its own.
 
 The command table in cli/main.py draws ``--help`` without importing the commands; it must name
-every command the modules register, with their own one-line help.
+every command the modules register, with their own one-line help. The import guards run the
+installed console script with ``PYTHONPROFILEIMPORTTIME`` and read which modules it imported,
+and through which chain of imports (no timing: what is imported is what is checked).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import typer
 import typer.main
 
 from assay.cli.main import COMMANDS, full_app
+from fixtures.cli import run_script
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 # (typer draws its own help with rich.table, so that one is not ours to avoid)
@@ -60,8 +67,162 @@ def test_a_command_loads_only_what_it_uses() -> None:
     # scan's help needs neither the registry client nor crypto
     loaded = _loaded_after("scan", "--help")
     assert not loaded["cryptography"] and not loaded["sigstore"], loaded
-    # verify with a key needs httpx and cryptography, but not sigstore (keyless only)
     loaded = _loaded_after("verify", "--help")
-    assert not loaded["sigstore"], loaded
-    # httpx without its own command-line client (click, rich, pygments)
-    assert loaded["httpx"] and not loaded["pygments"], loaded
+    assert not loaded["sigstore"] and not loaded["httpx"], loaded
+
+
+# What a command's help, or the start of a key-based verification, must not import: the
+# registry's HTTP stack and the crypto (help), keyless verification, the store, Rego, pydantic,
+# the webhook's web stack and httpx's own command-line client.
+NOT_FOR_HELP = (
+    "httpx",
+    "httpcore",
+    "cryptography",
+    "sigstore",
+    "sqlalchemy",
+    "regopy",
+    "pydantic",
+    "rich.progress",
+    "pygments",
+    "jinja2",
+    "starlette",
+    "uvicorn",
+    "assay.oci.registry",
+    "assay.policy",
+    "assay.store",
+)
+NOT_FOR_VERIFY = tuple(
+    m for m in NOT_FOR_HELP if m not in {"httpx", "httpcore", "cryptography", "assay.oci.registry"}
+)
+
+_LINE = re.compile(r"import time:\s+\d+ \|\s+\d+ \|( *)(\S+)")
+
+
+def _imports(stderr: str) -> dict[str, list[str]]:
+    """Each module from ``-X importtime`` output -> the chain that imported it (outermost first).
+
+    The output lists a module after everything it imported, each one indented by its depth, so
+    the importer of a line is the next line that is less indented. (An import run inside a
+    function, after start-up, begins a new chain at depth 0.)"""
+    rows = [(len(m[1]) // 2, m[2]) for m in map(_LINE.match, stderr.splitlines()) if m]
+    chains: dict[str, list[str]] = {}
+    for i, (depth, name) in enumerate(rows):
+        chain, want = [name], depth
+        for d, parent in rows[i + 1 :]:
+            if d < want:
+                chain.insert(0, parent)
+                want = d
+                if d == 0:
+                    break
+        chains.setdefault(name, chain)
+    return chains
+
+
+def _offending(chains: dict[str, list[str]], forbidden: tuple[str, ...]) -> list[str]:
+    """The import chains of forbidden modules (a module or any of its submodules)."""
+    if "typer._adapters" in chains:
+        # typer >= 0.29 coerces every parameter through pydantic itself (pyproject keeps typer
+        # below it for that reason): that pydantic is typer's, not imported by assay.
+        forbidden = tuple(f for f in forbidden if f != "pydantic")
+    bad = []
+    for name, chain in sorted(chains.items()):
+        if any(name == f or name.startswith(f + ".") for f in forbidden):
+            bad.append(" -> ".join(chain))
+    return bad
+
+
+def _script_imports(*args: str) -> dict[str, list[str]]:
+    env = {"PYTHONPATH": str(SRC), "PYTHONPROFILEIMPORTTIME": "1", "COLUMNS": "100"}
+    ran = run_script(*args, env=env, timeout=120)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    chains = _imports(ran.stderr)
+    assert "assay.cli.main" in chains, ran.stderr[-2000:]  # the profile really was read
+    return chains
+
+
+def test_the_import_chains_are_read_from_importtime_output() -> None:
+    sample = (
+        "import time: self [us] | cumulative | imported package\n"
+        "import time:        10 |         10 |     c\n"
+        "import time:        10 |         20 |   b\n"
+        "import time:        10 |         10 |   d\n"
+        "import time:        10 |         40 | a\n"
+        "import time:        10 |         10 | e\n"
+    )
+    chains = _imports(sample)
+    assert chains == {
+        "c": ["a", "b", "c"],
+        "b": ["a", "b"],
+        "d": ["a", "d"],
+        "a": ["a"],
+        "e": ["e"],
+    }
+    assert _offending(chains, ("c", "x")) == ["a -> b -> c"]
+    assert _offending(chains, ("a",)) == ["a"]
+    pydantic = {"pydantic.main": ["pydantic.main"]}
+    assert _offending(pydantic, ("pydantic",)) == ["pydantic.main"]
+    assert _offending({**pydantic, "typer._adapters": ["typer._adapters"]}, ("pydantic",)) == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("--help",),
+        ("verify", "--help"),
+        ("verify-attestation", "--help"),
+        ("sign", "--help"),
+        ("keygen", "--help"),
+        ("push", "--help"),
+        ("build", "--help"),
+        ("update", "--help"),
+    ],
+    ids=" ".join,
+)
+def test_help_through_the_console_script_imports_no_heavy_library(argv: tuple[str, ...]) -> None:
+    # the top-level help runs no command callback, so it needs no logging set up either
+    extra = ("logging",) if argv == ("--help",) else ()
+    bad = _offending(_script_imports(*argv), (*NOT_FOR_HELP, *extra))
+    assert not bad, "\n".join(bad)
+
+
+def test_the_http_module_keeps_httpcore_off_trio() -> None:
+    """httpcore imports trio (0.1-0.2 s) for its async API under trio, which assay never uses."""
+    code = (
+        "import sys, assay._http, httpcore._synchronization as s\n"
+        "print('trio' in sys.modules, s.trio is None)\n"
+        "import trio\n"  # still importable for anyone who does use it
+        "print('trio' in sys.modules)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["False", "True", "True"], r.stdout
+
+
+def test_verify_starts_without_keyless_store_or_rego(tmp_path: Path) -> None:
+    """``assay verify IMAGE --key K`` up to its first connection to the registry."""
+    from assay.attest.keys import generate_keypair
+
+    _, public_pem = generate_keypair(b"")
+    pub = tmp_path / "cosign.pub"
+    pub.write_bytes(public_pem)
+    exe = shutil.which("assay")
+    assert exe is not None, "the assay console script is not installed (pip install -e .)"
+    env = dict(os.environ, PYTHONPATH=str(SRC), PYTHONPROFILEIMPORTTIME="1")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        listener.settimeout(120)
+        port = listener.getsockname()[1]
+        argv = [exe, "verify", f"127.0.0.1:{port}/x:1", "--key", str(pub)]
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            conn, _ = listener.accept()  # the first request: everything verify needs is loaded
+            conn.close()
+        finally:
+            proc.kill()
+            _, err = proc.communicate(timeout=60)
+    chains = _imports(err.decode(errors="replace"))
+    assert "httpcore" in chains and "cryptography" in chains, sorted(chains)
+    bad = _offending(chains, NOT_FOR_VERIFY)
+    assert not bad, "\n".join(bad)

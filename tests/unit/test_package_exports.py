@@ -1,5 +1,6 @@
-"""``assay.oci`` and ``assay.attest`` load their exports on first use (PEP 562): every exported
-name still resolves, to the object its module defines, and nothing else is invented."""
+"""``assay.oci``, ``assay.attest`` and ``assay.sbom`` load their exports on first use (PEP 562,
+one helper: ``assay._lazy``): every exported name still resolves, to the object its module
+defines, and nothing else is invented."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize("package", ["assay.oci", "assay.attest"])
+@pytest.mark.parametrize("package", ["assay.oci", "assay.attest", "assay.sbom"])
 def test_every_export_resolves(package: str) -> None:
     pkg = importlib.import_module(package)
     assert set(pkg.__all__) == set(pkg._EXPORTS)

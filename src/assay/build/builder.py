@@ -16,9 +16,10 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from assay.build import generated
+from assay.build.base import BaseUse, base_created_epoch
 from assay.build.layercache import cached_layer
 from assay.build.layering import plan_layers
 from assay.build.lock import (
@@ -39,7 +40,10 @@ from assay.oci.layer import LayerBlob
 from assay.oci.layout import OciLayout, staged_layout
 from assay.oci.model import Descriptor, Platform, history_entry, image_config, image_index, rfc3339
 from assay.oci.model import image_manifest as make_manifest
-from assay.oci.reference import ImageRef
+from assay.oci.reference import ImageRef, parse_image_ref
+
+if TYPE_CHECKING:  # pragma: no cover
+    from assay.oci.source import ImageSource
 
 __all__ = [
     "ArchImage",
@@ -111,12 +115,15 @@ class ArchImage:
     layers: tuple[LayerBlob, ...]
     packages: tuple[LockedPackage, ...]
     assembly: AssemblyResult = field(repr=False, compare=False)
+    #: ``base:`` builds: the base layers under ``layers`` (which are then only the new ones)
+    base: BaseUse | None = field(default=None, repr=False, compare=False)
     # The Python wheels installed (assay.build.pyinstall.InstalledWheel), in their own layer.
     wheels: tuple[Any, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def compressed_size(self) -> int:
-        return sum(layer.size for layer in self.layers)
+        below = sum(d.size for d in self.base.layers) if self.base else 0
+        return below + sum(layer.size for layer in self.layers)
 
     @property
     def uncompressed_size(self) -> int:
@@ -141,10 +148,15 @@ class BuildResult:
 
 
 def resolve_source_date_epoch(
-    spec: ImageSpec, lock: Lock, override: int | None, env: Mapping[str, str] | None = None
+    spec: ImageSpec,
+    lock: Lock,
+    override: int | None,
+    env: Mapping[str, str] | None = None,
+    *,
+    fallback: int | None = None,
 ) -> int:
     """--source-date-epoch, else $SOURCE_DATE_EPOCH, else the spec's, else the newest Release
-    Date in the lock. Never the wall clock."""
+    Date in the lock, else ``fallback`` (a base image's ``created``). Never the wall clock."""
     if override is not None:
         return override
     env = os.environ if env is None else env
@@ -156,6 +168,8 @@ def resolve_source_date_epoch(
     if spec.source_date_epoch is not None:
         return spec.source_date_epoch
     dates = [r.date_epoch for r in lock.releases]
+    if not dates and fallback is not None:
+        return fallback
     if not dates:
         raise UsageError(
             "cannot choose SOURCE_DATE_EPOCH: the lock names no Release files; set "
@@ -244,7 +258,22 @@ def _spec_paths(spec: ImageSpec, spec_dir: Path, mtime: int) -> list[Entry]:
     out: list[Entry] = []
     for p in spec.paths:
         path = p.path.strip("/")
-        if p.type == "directory":
+        if p.type == "directory" and p.source:
+            from assay.build.appfiles import read_tree
+
+            out.extend(
+                read_tree(
+                    spec_dir,
+                    p.source,
+                    p.path,
+                    what=f"paths: {p.path}",
+                    uid=p.uid,
+                    gid=p.gid,
+                    mtime=mtime,
+                    top_mode=p.permissions,
+                )
+            )
+        elif p.type == "directory":
             out.append(Entry(path, EntryType.DIR, p.permissions, p.uid, p.gid, mtime))
         elif p.type == "file":
             if p.content is not None:
@@ -283,23 +312,13 @@ def read_path_source(spec_dir: Path, source: str, dest: str) -> bytes:
     (not a directory, FIFO, device or socket) of at most 128 MiB. UsageError naming it otherwise.
     """
     from assay._safefs import open_beneath
+    from assay.build.appfiles import confined_source
 
     base = spec_dir.resolve()
-    raw = Path(source)
-    if not source or "\0" in source:
-        raise UsageError(f"paths: {dest}: source must name a file beside the spec")
-    try:
-        target = (raw if raw.is_absolute() else base / raw).resolve()
-    except (OSError, RuntimeError) as exc:
-        raise UsageError(f"paths: {dest}: cannot resolve source {source!r} ({exc})") from None
-    if not target.is_relative_to(base) or target == base:
-        raise UsageError(
-            f"paths: {dest}: source {source!r} resolves to {target}, outside the spec's directory "
-            f"{base}; copy the file next to the spec"
-        )
+    rel = confined_source(spec_dir, source, f"paths: {dest}")
     what = f"paths: {dest}: source {source!r}"
     try:
-        with open_beneath(base, str(target.relative_to(base)), what, MAX_PATH_SOURCE) as fh:
+        with open_beneath(base, rel, what, MAX_PATH_SOURCE) as fh:
             data = fh.read(MAX_PATH_SOURCE + 1)
     except FileNotFoundError:
         raise UsageError(f"{what} does not exist (looked in {base})") from None
@@ -361,6 +380,11 @@ def build_image(
 
     def resolve() -> Lock:
         resolved.append(True)
+        if spec.base is not None:
+            from assay.build.base import lock_base
+
+            obs.stage(f"pinning the base image {spec.base.ref} (no lock yet)")
+            return lock_base(spec, Path(spec_path), spec_bytes)
         return _resolve(spec, spec_path, spec_bytes, obs, options.find_links)
 
     what = "the lock given to the build"
@@ -373,57 +397,234 @@ def build_image(
             raise UsageError(f"the lock has no packages for {arch}; run `assay lock {spec_path}`")
         if arch not in PLATFORMS:
             raise UsageError(f"unsupported architecture {arch!r}")
-    if not resolved:
+    if not resolved and spec.base is not None:
+        from assay.build.base import check_base_lock
+
+        check_base_lock(spec, lock, archs, what)
+    elif not resolved:
         _verify_lock(spec, spec_path, lock, archs, options, what, obs)
     python = _python_inputs(spec, Path(spec_path), lock, archs, options, what, obs)
-    epoch = resolve_source_date_epoch(spec, lock, options.source_date_epoch)
-
-    wanted = {p.sha256: p for a in archs for p in lock.packages[a]}
-    local = dict(options.debs or {})
-    missing = [(p.url, p.sha256, p.size) for sha, p in sorted(wanted.items()) if sha not in local]
-    obs.stage(f"fetching {len(wanted)} packages")
-    with DebCache(options.cache_dir) as cache:
-        paths = cache.fetch_all(missing, progress=lambda d, t: obs.progress("fetch", d, t))
-    paths.update(local)
-
-    accounts, run_as = accounts_for(spec)
-    tag = output.tag or "latest"
-    workdir = Path(tempfile.mkdtemp(prefix="assay-build-"))
-    images: list[ArchImage] = []
+    stack = contextlib.ExitStack()
     try:
-        with _output_layout(output, workdir, epoch) as layout:
-            index = _build_all(
-                layout,
-                spec,
-                spec_path,
-                lock,
-                archs,
-                paths,
-                accounts,
-                run_as,
-                epoch,
-                options,
-                workdir,
-                obs,
-                images,
-                python,
+        base_source = None
+        fallback = None
+        if spec.base is not None:
+            base_source = stack.enter_context(
+                _pinned_base(spec, spec_path, lock, bool(resolved), obs)
             )
-            layout.tag(tag, index)
-        layout_path = Path(output.path) if output.transport == "oci" else None
+            fallback = base_created_epoch(base_source.manifests())
+        epoch = resolve_source_date_epoch(spec, lock, options.source_date_epoch, fallback=fallback)
+
+        wanted = {p.sha256: p for a in archs for p in lock.packages[a]}
+        local = dict(options.debs or {})
+        missing = [
+            (p.url, p.sha256, p.size) for sha, p in sorted(wanted.items()) if sha not in local
+        ]
+        obs.stage(f"fetching {len(wanted)} packages")
+        with DebCache(options.cache_dir) as cache:
+            paths = cache.fetch_all(missing, progress=lambda d, t: obs.progress("fetch", d, t))
+        paths.update(local)
+
+        if spec.base is None:
+            accounts, run_as = accounts_for(spec)
+        else:  # the base's /etc/passwd stays; run-as (UID[:GID]) only overrides the config's User
+            accounts, run_as = generated.DEFAULT_ACCOUNTS, spec.accounts.run_as or ""
+        tag = output.tag or "latest"
+        workdir = Path(tempfile.mkdtemp(prefix="assay-build-"))
+        images: list[ArchImage] = []
+        try:
+            with _output_layout(output, workdir, epoch) as layout:
+                index = _build_all(
+                    layout,
+                    spec,
+                    spec_path,
+                    lock,
+                    archs,
+                    paths,
+                    accounts,
+                    run_as,
+                    epoch,
+                    options,
+                    workdir,
+                    obs,
+                    images,
+                    python=python,
+                    base=base_source,
+                )
+                layout.tag(tag, index)
+            layout_path = Path(output.path) if output.transport == "oci" else None
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return BuildResult(
+            index=index,
+            images=tuple(images),
+            source_date_epoch=epoch,
+            lock=lock,
+            spec=spec,
+            spec_path=Path(spec_path),
+            spec_bytes=spec_bytes,
+            output=output,
+            compression=options.compression,
+            layout=layout_path,
+            lock_written=lock_written,
+        )
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return BuildResult(
-        index=index,
-        images=tuple(images),
-        source_date_epoch=epoch,
-        lock=lock,
-        spec=spec,
-        spec_path=Path(spec_path),
-        spec_bytes=spec_bytes,
-        output=output,
-        compression=options.compression,
-        layout=layout_path,
-        lock_written=lock_written,
+        stack.close()
+
+
+@contextlib.contextmanager
+def _pinned_base(
+    spec: ImageSpec, spec_path: Path, lock: Lock, just_locked: bool, obs: BuildObserver
+) -> Iterator[ImageSource]:
+    """The base image the lock pins, its signature checked (unless locking just did)."""
+    from assay.build.base import open_base, verify_base
+
+    assert spec.base is not None and lock.base is not None
+    spec_dir = Path(spec_path).parent
+    obs.stage(f"opening the base image {spec.base.ref}")
+    with open_base(spec.base, spec_dir, digest=lock.base.digest) as source:
+        if not just_locked and spec.base.verify is not None:
+            obs.stage("verifying the base image's signature")
+            verify_base(spec.base, spec_dir, lock.base.digest)
+        yield source
+
+
+def _entrypoint(spec: ImageSpec) -> list[str] | None:
+    value = (
+        spec.entrypoint.command
+        if spec.entrypoint and not isinstance(spec.entrypoint, list)
+        else spec.entrypoint
+    )
+    return _split_command(value, "entrypoint")  # type: ignore[arg-type]
+
+
+def _build_arch_on_base(
+    layout: OciLayout,
+    spec: ImageSpec,
+    spec_path: Path,
+    lock: Lock,
+    arch: str,
+    source: ImageSource,
+    run_as: str,
+    epoch: int,
+    options: BuildOptions,
+    workdir: Path,
+    obs: BuildObserver,
+) -> ArchImage:
+    """One architecture of a ``base:`` build: the base's layers as they are, then the new ones
+    (``paths``, then ``app``), and the base's config with the spec laid over it."""
+    from assay.build.appfiles import app_entries
+    from assay.build.base import base_config, reused_layer, select_platform, with_parents
+
+    assert spec.base is not None and lock.base is not None
+    platform = PLATFORMS[arch]
+    image = select_platform(source.manifests(), platform, spec.base.ref)
+    if str(image.digest) != lock.base.manifests[arch]:
+        from assay.errors import VerificationError
+
+        raise VerificationError(
+            f"base {spec.base.ref}: the {platform} manifest is {image.digest}, the lock pins "
+            f"{lock.base.manifests[arch]}"
+        )
+    obs.stage(f"copying {len(image.layers)} base layers for {arch}")
+    below = tuple(reused_layer(d) for d in image.layers)
+    for desc in image.layers:
+        if not layout.has_blob(desc.digest):
+            with source.open_layer(desc) as stream:
+                layout.put_blob_stream(stream, desc.digest, desc.size)  # type: ignore[arg-type]
+    spec_dir = Path(spec_path).parent
+    blobs: list[LayerBlob] = []
+    history: list[dict[str, Any]] = []
+    new_entries: list[Entry] = []
+    paths = _spec_paths(spec, spec_dir, epoch)
+    if paths:
+        paths = with_parents(paths, epoch)
+        blobs.append(_write_layer(layout, paths, workdir, epoch, options))
+        history.append(history_entry(epoch, "assay build: paths", "assay"))
+        new_entries += paths
+    if spec.app is not None:
+        lower = {e.path: e for e in paths if e.type is EntryType.DIR}
+        app = app_entries(spec.app, spec_dir, epoch, lower)
+        blobs.append(_write_layer(layout, app, workdir, epoch, options))
+        history.append(history_entry(epoch, f"assay build: app files {spec.app.source}", "assay"))
+        new_entries += app
+    config_doc = base_config(
+        image.config,
+        user=run_as or None,
+        env=spec.environment,
+        entrypoint=_entrypoint(spec),
+        cmd=_split_command(spec.cmd, "cmd"),
+        working_dir=spec.work_dir,
+        labels=spec.annotations,
+        created=rfc3339(epoch),
+        diff_ids=[b.diff_id for b in blobs],
+        history=history,
+    )
+    config = layout.put_json(config_doc, mt.OCI_CONFIG)
+    annotations = {
+        "org.opencontainers.image.created": rfc3339(epoch),
+        "org.opencontainers.image.base.digest": str(image.digest),
+        **spec.annotations,
+    }
+    ref = parse_image_ref(spec.base.ref)
+    if ref.is_registry:
+        annotations["org.opencontainers.image.base.name"] = ref.name + (
+            f":{ref.tag}" if ref.tag else ""
+        )
+    layers = [
+        *below,
+        *(Descriptor(media_type=b.media_type, digest=b.digest, size=b.size) for b in blobs),
+    ]
+    manifest_doc = make_manifest(config, layers, annotations)
+    manifest = layout.put_json(manifest_doc, mt.OCI_MANIFEST).with_platform(platform)
+    inventory = _catalog_base(layout, image, below, arch, epoch)
+    return ArchImage(
+        arch=arch,
+        platform=platform,
+        manifest=manifest,
+        config=config,
+        layers=tuple(blobs),
+        packages=(),
+        assembly=AssemblyResult(entries=new_entries, owners={}, setuid_dropped=[], warnings=[]),
+        base=BaseUse(spec.base.ref, lock.base.digest, str(image.digest), below, inventory),
+    )
+
+
+def _catalog_base(
+    layout: OciLayout,
+    image: Any,
+    below: Sequence[Descriptor],
+    arch: str,
+    epoch: int,
+) -> Any:
+    """The packages in the base's layers (read back from ``layout``), for the build SBOM."""
+    import functools
+
+    from assay.sbom.catalog import catalog_view, reduce_any, wants_any
+    from assay.sbom.catalogers import default_catalogers
+    from assay.sbom.fs import Selection
+    from assay.sbom.layers import LayerInput, view_of_layers
+
+    cats = default_catalogers()
+    view = view_of_layers(
+        [
+            LayerInput(
+                open=functools.partial(layout.open_blob, d.digest, d.size),
+                media_type=d.media_type,
+                diff_id=diff_id,
+                what=f"base layer {d.digest}",
+            )
+            for d, diff_id in zip(below, image.diff_ids, strict=True)
+        ],
+        Selection(wants_any(cats), reduce_any(cats)),
+    )
+    return catalog_view(
+        view,
+        subject_name="base",
+        subject_digest=str(image.digest),
+        architecture=arch,
+        catalogers=cats,
+        created=rfc3339(epoch),
     )
 
 
@@ -556,6 +757,7 @@ def _build_all(
     workdir: Path,
     obs: BuildObserver,
     images: list[ArchImage],
+    base: ImageSource | None = None,
     python: _PythonInputs | None = None,
 ) -> Descriptor:
     """Build every architecture; return what the tag should name.
@@ -565,6 +767,14 @@ def _build_all(
     """
     manifests: list[Descriptor] = []
     for arch in archs:
+        if base is not None:
+            images.append(
+                _build_arch_on_base(
+                    layout, spec, spec_path, lock, arch, base, run_as, epoch, options, workdir, obs
+                )
+            )
+            manifests.append(images[-1].manifest)
+            continue
         image = _build_arch(
             layout,
             spec,
@@ -587,6 +797,21 @@ def _build_all(
     created = rfc3339(epoch)
     index_doc = image_index(manifests, {"org.opencontainers.image.created": created})
     return layout.put_json(index_doc, mt.OCI_INDEX)
+
+
+def _write_layer(
+    layout: OciLayout, entries: Sequence[Entry], workdir: Path, epoch: int, options: BuildOptions
+) -> LayerBlob:
+    """Write (or take from the layer cache) one layer of ``entries`` into ``layout``."""
+    blob = cached_layer(
+        entries,
+        workdir / "layers",
+        _cache_root(options),
+        source_date_epoch=epoch,
+        compression=options.compression,
+    )
+    layout.put_blob_file(blob.path, blob.digest, blob.size, move=True, verify=False)
+    return blob
 
 
 def _build_arch(
@@ -649,14 +874,7 @@ def _build_arch(
     history: list[dict[str, Any]] = []
     for i, plan in enumerate(plans, 1):
         obs.stage(f"writing {arch} layer {i}/{len(plans)}")
-        blob = cached_layer(
-            plan.entries,
-            workdir / "layers",
-            _cache_root(options),
-            source_date_epoch=epoch,
-            compression=options.compression,
-        )
-        layout.put_blob_file(blob.path, blob.digest, blob.size, move=True, verify=False)
+        blob = _write_layer(layout, plan.entries, workdir, epoch, options)
         blobs.append(blob)
         what = f"package {plan.name}" if plan.name else f"{len(ordered)} Debian packages"
         history.append(history_entry(epoch, f"assay build: {what}", "assay"))
@@ -674,6 +892,15 @@ def _build_arch(
         history.append(
             history_entry(epoch, f"assay build: {len(wheels)} Python packages (wheels)", "assay")
         )
+    if spec.app is not None:
+        from assay.build.appfiles import app_entries
+
+        lower = {e.path: e for e in entries if e.type is EntryType.DIR}
+        app = app_entries(spec.app, Path(spec_path).parent, epoch, lower)
+        obs.stage(f"writing {arch} app layer ({len(app)} entries)")
+        blob = _write_layer(layout, app, workdir, epoch, options)
+        blobs.append(blob)
+        history.append(history_entry(epoch, f"assay build: app files {spec.app.source}", "assay"))
     env = {"PATH": DEFAULT_PATH}
     if any(p.name == "ca-certificates" for p in ordered):
         env["SSL_CERT_FILE"] = CA_BUNDLE

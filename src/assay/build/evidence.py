@@ -8,8 +8,9 @@ the output tag (``latest`` when none is given). E.g. ``oci:build/python:v1`` on 
 
 Each provenance statement's subject is the image index (multi-platform builds) and that
 architecture's manifest (a single-platform build's tag names the manifest itself); its
-resolvedDependencies are the Release files and that architecture's .debs, so one file is
-enough to rebuild and check one platform image.
+resolvedDependencies are the Release files, that architecture's .debs and wheels, and the
+files the spec read from its directory (``assay.build.localinputs``), so one file is enough to
+rebuild and check one platform image.
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ class Evidence:
 def _lock_for_arch(result: BuildResult, arch: str) -> dict[str, Any]:
     doc: dict[str, Any] = result.lock.model_dump(by_alias=True, mode="json")
     doc["packages"] = {arch: doc["packages"][arch]}
+    if doc.get("base"):
+        doc["base"]["manifests"] = {arch: doc["base"]["manifests"][arch]}
+    else:
+        doc.pop("base", None)
     python = doc.pop("python", None)
     if python is not None:  # absent (not null) for images without Python wheels
         python["archs"] = {a: t for a, t in python["archs"].items() if a == arch}
@@ -74,7 +79,14 @@ def provenance_for(
     finished: datetime,
     byproducts: list[dict[str, Any]],
     invocation_id: str | None = None,
+    files: Mapping[str, tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
+    """The provenance statement of one architecture's image. ``files`` are the digests of the
+    files the spec read from its directory (default: read them now, as the build did)."""
+    if files is None:
+        from assay.build.localinputs import input_digests
+
+        files = input_digests(result.spec, result.spec_path.parent)
     subjects = [Subject(str(image.platform), image.manifest.digest)]
     if result.index.digest != image.manifest.digest:  # a multi-platform build's index
         subjects.insert(0, Subject("index", result.index.digest))
@@ -93,6 +105,7 @@ def provenance_for(
         finished=finished,
         byproducts=byproducts,
         invocation_id=invocation_id,
+        files=files,
     )
 
 
@@ -135,9 +148,11 @@ def write_evidence(
 ) -> list[Evidence]:
     """Write SBOMs and provenance for every architecture of ``result`` into ``directory``
     (file names from ``evidence_paths``; the caller decides whether existing ones may go)."""
+    from assay.build.localinputs import input_digests
     from assay.sbom.build import sboms_for_build
 
     paths = evidence_paths(result.output, directory, [i.arch for i in result.images])
+    inputs = input_digests(result.spec, result.spec_path.parent)
     out: list[Evidence] = []
     for image in result.images:
         docs = sboms_for_build(result, image)
@@ -163,6 +178,7 @@ def write_evidence(
             started=started,
             finished=finished,
             byproducts=byproducts,
+            files=inputs,
         )
         raw = canonical_json(statement)
         path = paths[f"{image.arch}/provenance"]

@@ -38,6 +38,7 @@ from assay.errors import AssayError, InputError
 __all__ = [
     "LOCK_VERSION",
     "Lock",
+    "LockedBase",
     "LockedPackage",
     "LockedPython",
     "LockedPythonArch",
@@ -136,6 +137,18 @@ class LockedPackage(_Model):
         return sorted(set(v))
 
 
+_OciDigest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+
+
+class LockedBase(_Model):
+    """The image a ``base:`` spec builds on, pinned: what its reference named when locked (the
+    index or manifest digest) and each architecture's platform manifest in it."""
+
+    ref: str = Field(min_length=1, max_length=2048)
+    digest: _OciDigest
+    manifests: dict[_Arch, _OciDigest]
+
+
 _PyName = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", max_length=200)]
 
 
@@ -208,6 +221,7 @@ class Lock(_Model):
     sources: list[LockedSource]
     releases: list[LockedRelease]
     packages: dict[_Arch, list[LockedPackage]]
+    base: LockedBase | None = None  # only for specs with base: (then packages are empty)
     # Absent from locks of specs without ``python:`` (so those stay byte-identical).
     python: LockedPython | None = None
 
@@ -254,6 +268,8 @@ class Lock(_Model):
 
     def to_json(self) -> bytes:
         data = self.model_dump(by_alias=True, mode="json")
+        if data.get("base") is None:
+            data.pop("base", None)  # locks of package-only specs stay as they always were
         if data.get("python") is None:
             data.pop("python", None)
         return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()

@@ -14,13 +14,15 @@ from __future__ import annotations
 import subprocess
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from assay import __version__
 from assay._json import load_json
+from assay.build.localinputs import RECORDED_ROLES, valid_recorded_path
 from assay.errors import InputError
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "ParsedProvenance",
     "Subject",
     "build_provenance",
+    "git_head",
     "git_source_for",
     "parse_provenance",
 ]
@@ -64,6 +67,14 @@ def _git(args: Sequence[str], cwd: Path) -> str:
         ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30, check=False
     )
     return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def git_head(folder: Path) -> str:
+    """The commit checked out in the git checkout ``folder`` ("" when it is none)."""
+    try:
+        return _git(["rev-parse", "HEAD"], folder)
+    except (OSError, subprocess.SubprocessError):
+        return ""
 
 
 def git_source_for(spec_path: Path) -> GitSource | None:
@@ -108,12 +119,15 @@ def build_provenance(
     finished: datetime,
     byproducts: Sequence[Mapping[str, Any]] = (),
     invocation_id: str | None = None,
+    files: Mapping[str, tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Assemble the in-toto statement (a plain dict, ready for canonical JSON).
 
     ``lock`` is the lock document as written to ``NAME.lock.json`` (``Lock.model_dump(by_alias=
     True)``, possibly cut down to one architecture); its packages become the
-    ``.deb`` resolvedDependencies and its releases the Release-file ones.
+    ``.deb`` resolvedDependencies and its releases the Release-file ones. ``files`` (``{path:
+    (role, sha256)}``, ``assay.build.localinputs.input_digests``) are the files the spec read
+    from its directory, each a resolvedDependency of kind ``file``.
     """
     external: dict[str, Any] = {
         "spec": {"path": spec_path, "content": spec_content},
@@ -148,6 +162,16 @@ def build_provenance(
                     "annotations": annotations,
                 }
             )
+    base = lock.get("base")
+    if base:
+        # The image built on (``base:``): its reference and the digest it was pinned to.
+        deps.append(
+            {
+                "uri": base["ref"],
+                "digest": {"sha256": _hex(base["digest"])},
+                "annotations": {"kind": "base-image", "manifests": dict(base["manifests"])},
+            }
+        )
     python = lock.get("python") or {}
     for arch, target in sorted(python.get("archs", {}).items()):
         for wheel in target["wheels"]:
@@ -167,9 +191,17 @@ def build_provenance(
                     },
                 }
             )
+    for path, (role, sha) in sorted((files or {}).items()):
+        deps.append(
+            {
+                "uri": "file:" + quote(path),
+                "digest": {"sha256": sha},
+                "annotations": {"kind": "file", "path": path, "role": role},
+            }
+        )
     # The lock's python section (wheels included) stays in internalParameters.lock, from which
     # rebuild takes it back; the wheel dependencies above are for provenance readers.
-    lock_meta = {k: v for k, v in sorted(lock.items()) if k not in {"packages", "releases"}}
+    lock_meta = {k: v for k, v in sorted(lock.items()) if k not in {"packages", "releases", "base"}}
     return {
         "_type": STATEMENT_TYPE,
         "subject": [
@@ -202,8 +234,6 @@ def build_provenance(
 
 
 def _deb_purl(pkg: Mapping[str, Any]) -> str:
-    from urllib.parse import quote
-
     version = quote(str(pkg["version"]), safe="")
     return f"pkg:deb/debian/{pkg['name']}@{version}?arch={pkg['architecture']}"
 
@@ -221,6 +251,8 @@ class ParsedProvenance:
     source: Mapping[str, str] | None
     internal: Mapping[str, Any]
     lock: dict[str, Any]  # the lock document put back together from resolvedDependencies
+    # {path: (role, sha256)}: the files the spec read from its directory (kind "file")
+    files: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def parse_provenance(data: bytes | Mapping[str, Any]) -> ParsedProvenance:
@@ -276,6 +308,7 @@ def parse_provenance(data: bytes | Mapping[str, Any]) -> ParsedProvenance:
     if not isinstance(arch_list, list) or not all(isinstance(a, str) for a in arch_list):
         raise InputError("provenance field externalParameters.archs must be a list of strings")
     archs: dict[str, list[dict[str, Any]]] = {a: [] for a in arch_list}
+    files: dict[str, tuple[str, str]] = {}
     for i, dep in enumerate(deps):
         where = f"resolvedDependencies[{i}]"
         uri = need(dep, "uri", where, str)
@@ -284,17 +317,37 @@ def parse_provenance(data: bytes | Mapping[str, Any]) -> ParsedProvenance:
         kind = ann.pop("kind", "")
         if kind == "release":
             releases.append({"url": uri, "sha256": sha, **ann})
+        elif kind == "base-image":
+            manifests = ann.get("manifests")
+            if not isinstance(manifests, dict):
+                raise InputError(f"{where}.annotations.manifests must be a dict")
+            lock["base"] = {"ref": uri, "digest": f"sha256:{sha}", "manifests": manifests}
         elif kind == "deb":
             arch = str(ann.pop("lockArch", ""))
             if arch not in archs:
                 raise InputError(f"{where} names architecture {arch!r} that the build did not")
             archs[arch].append({**ann, "url": uri, "sha256": sha})
+        elif kind == "file":
+            path = valid_recorded_path(ann.get("path"), f"{where}.annotations.path")
+            role = ann.get("role")
+            if role not in RECORDED_ROLES:
+                raise InputError(f"{where}.annotations.role {role!r} is not a known file role")
+            if len(sha) != 64 or not all(c in "0123456789abcdef" for c in sha):
+                raise InputError(f"{where}.digest.sha256 is not a SHA-256 hex digest")
+            if files.setdefault(path, (str(role), sha)) != (role, sha):
+                raise InputError(f"{where} records {path} a second time, differently")
         elif kind != "wheel":  # wheels come back from internalParameters.lock.python
             raise InputError(
-                f"{where}.annotations.kind is {kind!r}; expected 'deb', 'release' or 'wheel'"
+                f"{where}.annotations.kind is {kind!r}; expected 'deb', 'release', 'wheel', "
+                "'base-image' or 'file'"
             )
+    source = external.get("source")
+    if source is not None and not (
+        isinstance(source, dict) and all(isinstance(v, str) for v in source.values())
+    ):
+        raise InputError("provenance field externalParameters.source must map names to strings")
     lock["releases"] = releases
-    lock["packages"] = {a: p for a, p in archs.items() if p}
+    lock["packages"] = {a: p for a, p in archs.items() if p or "base" in lock}
     return ParsedProvenance(
         statement=doc,
         subjects=tuple(subjects),
@@ -302,9 +355,10 @@ def parse_provenance(data: bytes | Mapping[str, Any]) -> ParsedProvenance:
         build_type=build_type,
         spec_path=str(need(spec, "path", "externalParameters.spec", str)),
         spec_content=str(need(spec, "content", "externalParameters.spec", str)),
-        source=external.get("source"),
+        source=source,
         internal=internal,
         lock=lock,
+        files=files,
     )
 
 

@@ -13,6 +13,17 @@ one), as for ``assay build``. Two exceptions: a recorded spec that names no repo
 its builder's host sources, so the lock's own sources stand in for them (the signed-index check
 still applies); with ``--snapshot-mirror`` (old versions whose indexes are gone) only the
 sources are checked, and the .debs are trusted by the digests the provenance records.
+
+A spec that reads files from its directory (``paths[].source``, ``app:``, ``python:``, relative
+keyrings, a relative base or its key: ``assay.build.localinputs``) needs ``source_dir``, the
+checkout it came from. The spec's directory in it is the directory of the recorded
+``externalParameters.source.path`` (recorded when the spec was in a git checkout), else
+``source_dir`` itself. The spec that is built is still the recorded one (a different copy in the
+checkout is only noted); every file and tree it reads must resolve inside ``source_dir`` and have
+the SHA-256 the provenance records (and, for the requirements file, the lock's
+``requirementsSha256``), else VerificationError naming it. Wheels come from the recorded lock's
+pins (URL or ``find-links`` file name, and SHA-256) as in a build; a local base image must have
+the digest the lock pins.
 """
 
 from __future__ import annotations
@@ -22,20 +33,29 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import ValidationError
 
 from assay.build.builder import PLATFORMS, BuildObserver, BuildOptions, build_image
 from assay.build.layerdiff import ImageDiff, diff_images
+from assay.build.localinputs import LocalInput, digest_local_input, local_inputs
 from assay.build.lock import Lock
 from assay.build.provenance import BUILD_TYPE, ParsedProvenance, parse_provenance
-from assay.errors import InputError, NetworkError, VerificationError
+from assay.build.spec import ImageSpec
+from assay.errors import InputError, NetworkError, UsageError, VerificationError
 from assay.oci.reference import ImageRef, parse_image_ref
 from assay.oci.source import ImageSource, open_local_image
 
-__all__ = ["ProvenanceCheck", "RebuildResult", "check_provenance", "rebuild_from_provenance"]
+__all__ = [
+    "ProvenanceCheck",
+    "RebuildResult",
+    "check_local_inputs",
+    "check_provenance",
+    "rebuild_from_provenance",
+    "source_spec_dir",
+]
 
 log = logging.getLogger(__name__)
 
@@ -139,12 +159,15 @@ def rebuild_from_provenance(
     seed_cache: Path | None = None,
     observer: BuildObserver | None = None,
     workdir: Path | None = None,
+    source_dir: Path | None = None,
 ) -> list[RebuildResult]:
     """Rebuild every architecture the provenance covers; compare with its subject digests.
 
     ``original`` (an image reference) is the image the rebuild must reproduce: each rebuilt
     manifest digest is compared with the provenance subject *and* with ``original``'s manifest for
-    that architecture; it is also used for the file-level diff on a mismatch.
+    that architecture; it is also used for the file-level diff on a mismatch. ``source_dir`` is
+    the checkout the spec came from, needed when the spec reads files beside it (UsageError
+    naming the first such file without it; VerificationError naming a file whose digest differs).
     """
     if prov.build_type != BUILD_TYPE:
         raise VerificationError(
@@ -158,7 +181,7 @@ def rebuild_from_provenance(
         raise InputError(
             f"provenance resolvedDependencies do not form a valid lock: {where}: {first['msg']}"
         ) from None
-    if not any(lock.packages.values()):
+    if not any(lock.packages.values()) and lock.base is None:
         raise InputError(
             "provenance resolvedDependencies name no .deb packages; nothing to rebuild"
         )
@@ -179,12 +202,31 @@ def rebuild_from_provenance(
                 }
             }
         )
+    name = _spec_name(prov.spec_path)
+    spec_bytes = prov.spec_content.encode("utf-8")
+    spec = ImageSpec.from_yaml(spec_bytes, f"the spec recorded in the provenance ({name})")
+    needed = local_inputs(spec)
+    pre_notes: list[str] = []
+    spec_dir: Path | None = None
+    if source_dir is None:
+        if needed:
+            raise UsageError(
+                f"the recorded spec reads {needed[0].label} from its directory; pass --source DIR "
+                f"(the checkout it came from{_source_hint(prov, ': ')})"
+            )
+    else:
+        spec_dir = source_spec_dir(source_dir, prov)
+        check_local_inputs(spec, spec_dir, source_dir, prov, lock, pre_notes)
+        _note_checkout(spec_dir / name, spec_bytes, source_dir, prov, pre_notes)
     tmp = Path(tempfile.mkdtemp(prefix="assay-rebuild-", dir=workdir))
     results: list[RebuildResult] = []
     try:
-        spec_path = tmp / Path(prov.spec_path).name
-        spec_bytes = prov.spec_content.encode("utf-8")
-        spec_path.write_bytes(spec_bytes)
+        if spec_dir is None:
+            spec_path = tmp / name
+            spec_path.write_bytes(spec_bytes)
+        else:
+            # build_image takes the recorded bytes; the path only says where its files are
+            spec_path = spec_dir / name
         cache = tmp / "cache"
         debs = _seed(lock, seed_cache, cache) if seed_cache else {}
         for arch in sorted(lock.packages):
@@ -217,6 +259,7 @@ def rebuild_from_provenance(
                 ) from exc
             image = result.images[0]
             rr = RebuildResult(arch, _expected_digest(prov, arch), image.manifest.digest)
+            rr.notes.extend(pre_notes)
             if original is not None:
                 rr.compared = True
                 rr.image = _original_digest(original, rr.expected, arch, rr.notes)
@@ -229,11 +272,142 @@ def rebuild_from_provenance(
     return results
 
 
+def _spec_name(recorded: str) -> str:
+    """The spec's file name from ``externalParameters.spec.path`` (outside input)."""
+    name = PurePosixPath(recorded).name
+    if not name or name in (".", "..") or "\0" in name or "\\" in name or len(name) > 255:
+        raise InputError(
+            f"provenance externalParameters.spec.path {recorded[:200]!r} names no spec file"
+        )
+    return name
+
+
+def _source_hint(prov: ParsedProvenance, lead: str) -> str:
+    src = prov.source or {}
+    uri, commit = src.get("uri"), src.get("commit")
+    if not isinstance(uri, str) or not uri:
+        return ""
+    return f"{lead}{uri}" + (f" at {commit}" if isinstance(commit, str) and commit else "")
+
+
+def source_spec_dir(source_dir: Path, prov: ParsedProvenance) -> Path:
+    """The spec's directory inside the checkout ``source_dir``: the directory of the recorded
+    ``source.path`` (the spec's path in its git checkout), else ``source_dir`` itself."""
+    root = source_dir.resolve()
+    if not root.is_dir():
+        raise UsageError(f"--source {source_dir} is not a directory")
+    rel = (prov.source or {}).get("path")
+    if rel is None:
+        return root
+    where = "provenance externalParameters.source.path"
+    if not isinstance(rel, str) or "\0" in rel or "\\" in rel or len(rel) > 4096:
+        raise InputError(f"{where} must be a relative path")
+    parent = PurePosixPath(rel).parent
+    if parent.is_absolute() or ".." in parent.parts:
+        raise InputError(f"{where} {rel!r} is not a path inside a checkout")
+    spec_dir = (root / parent).resolve()
+    if not spec_dir.is_relative_to(root):
+        raise VerificationError(
+            f"{parent} in --source {source_dir} resolves to {spec_dir}, outside it (a symlink)"
+        )
+    if not spec_dir.is_dir():
+        raise UsageError(
+            f"--source {source_dir} has no directory {parent} (where the spec {rel} was); "
+            "give the root of the checkout the spec came from"
+        )
+    return spec_dir
+
+
+def check_local_inputs(
+    spec: ImageSpec,
+    spec_dir: Path,
+    source_dir: Path,
+    prov: ParsedProvenance,
+    lock: Lock,
+    notes: list[str],
+) -> None:
+    """Every file ``spec`` reads must resolve inside ``source_dir`` and have the SHA-256 the
+    provenance (and, for the requirements file, the lock) records.
+
+    VerificationError naming the first file that differs; a file the provenance records no
+    digest for (provenance written before assay recorded them) gets a note: then only the
+    rebuilt image's digest vouches for it.
+    """
+    root = source_dir.resolve()
+    commit = (prov.source or {}).get("commit")
+    hint = f"; check out commit {commit}" if isinstance(commit, str) and commit else ""
+    for item in local_inputs(spec):
+        if PurePosixPath(item.path).is_absolute():
+            raise UsageError(
+                f"{item.label} is an absolute path; a rebuild finds only files the spec names "
+                "relative to its directory"
+            )
+        target = (spec_dir / item.path).resolve()
+        if not target.is_relative_to(root):
+            raise VerificationError(
+                f"{item.label} resolves to {target}, outside --source {source_dir}"
+            )
+        shown = target.relative_to(root).as_posix()
+        if not item.recorded:  # its content is pinned by the lock (wheels, a local base)
+            if not target.exists():
+                raise UsageError(f"{item.label}: --source {source_dir} has no {shown}")
+            continue
+        got = digest_local_input(spec, spec_dir, item)
+        kind = "tree" if item.is_tree else "file"
+        for who, want in _recorded(item, prov, lock):
+            if got != want:
+                raise VerificationError(
+                    f"{shown} in --source {source_dir} is not the {kind} the image was built "
+                    f"from ({item.label}): sha256 {got}, {who} records {want}{hint}"
+                )
+        if not _recorded(item, prov, lock):
+            notes.append(
+                f"{item.label}: the provenance records no digest of it; only the rebuilt "
+                "image's digest vouches for it"
+            )
+
+
+def _recorded(item: LocalInput, prov: ParsedProvenance, lock: Lock) -> list[tuple[str, str]]:
+    out = []
+    if item.path in prov.files:
+        out.append(("the provenance", prov.files[item.path][1]))
+    if item.role == "python.requirements" and lock.python is not None:
+        out.append(("the recorded lock's requirementsSha256", lock.python.requirements_sha256))
+    return out
+
+
+def _note_checkout(
+    spec_file: Path, spec_bytes: bytes, source_dir: Path, prov: ParsedProvenance, notes: list[str]
+) -> None:
+    """Say when the checkout's copy of the spec, or its commit, is not the recorded one."""
+    from assay._safefs import read_regular
+
+    try:  # a regular file of at most a spec's size (never a FIFO or device)
+        differs = read_regular(spec_file, 1 << 20, str(spec_file)) != spec_bytes
+    except (OSError, InputError):  # absent, or not a spec: nothing to compare
+        differs = False
+    if differs:
+        notes.append(
+            f"{spec_file} differs from the spec the provenance records; the recorded spec was "
+            "rebuilt"
+        )
+    commit = (prov.source or {}).get("commit")
+    if isinstance(commit, str) and commit:
+        from assay.build.provenance import git_head
+
+        head = git_head(source_dir)
+        if head and head != commit:
+            notes.append(f"--source {source_dir} is at commit {head}, the provenance at {commit}")
+
+
 def _seed(lock: Lock, seed: Path, cache: Path) -> dict[str, Path]:
-    """Copy .debs we already have (by digest) into the fresh cache. The build trusts these
-    paths, so every copy is hashed (and its size checked) here, after copying."""
+    """Copy .debs (and wheels) we already have (by digest) into the fresh cache. The build
+    trusts these paths, so every copy is hashed (and its size checked) here, after copying."""
     from assay.debian.fetch import DebCache
     from assay.oci.digest import digest_file
+
+    if lock.python is not None:
+        _seed_wheels(lock, seed, cache)
 
     found: dict[str, Path] = {}
     src_cache = DebCache(seed)
@@ -254,6 +428,24 @@ def _seed(lock: Lock, seed: Path, cache: Path) -> dict[str, Path]:
     finally:
         src_cache.close()
     return found
+
+
+def _seed_wheels(lock: Lock, seed: Path, cache: Path) -> None:
+    from assay.debian.fetch import DebCache
+
+    assert lock.python is not None
+    wheels = {w.sha256: w for t in lock.python.archs.values() for w in t.wheels}
+    with (
+        DebCache(seed, kind="wheels", suffix=".whl") as src,
+        DebCache(cache, kind="wheels", suffix=".whl") as dst,
+    ):
+        for w in wheels.values():
+            path = src.path_for(w.sha256)
+            if path.is_file() and not path.is_symlink():
+                try:
+                    dst.add_file(path, w.sha256, w.size)  # hashed while copied
+                except VerificationError:
+                    log.warning("cached wheel %s is damaged; fetching it again", path)
 
 
 def _original_digest(original: ImageRef, expected: str, arch: str, notes: list[str]) -> str | None:

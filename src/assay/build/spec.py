@@ -26,6 +26,8 @@ layering: {strategy: package, budget: 10}
 source-date-epoch: 1700000000
 setuid-allow: []
 sbom: {embed: false}
+app: ./src                  # or {source: ./src, target: /app, uid: 0, gid: 0}: a layer of its own
+# base: {ref: REG/REPO@sha256:… | oci:DIR[:TAG], verify: {key: cosign.pub}} instead of packages
 python:                     # Python wheels installed without pip (see assay.build.wheels)
   requirements: requirements.txt   # hash-pinned (pip-compile --generate-hashes), beside the spec
   find-links: wheels        # optional local wheelhouse, beside the spec
@@ -59,6 +61,9 @@ from assay.errors import AssayError, InputError, UsageError
 
 __all__ = [
     "Accounts",
+    "AppFiles",
+    "BaseImage",
+    "BaseVerify",
     "Contents",
     "DevVariant",
     "Entrypoint",
@@ -116,7 +121,8 @@ PackageRequest = Annotated[str, BeforeValidator(lambda v: _package_request(str(v
 class Contents(_Model):
     repositories: list[Repository] | None = None
     keyring: list[str] = Field(default_factory=list)
-    packages: list[PackageRequest] = Field(min_length=1)
+    # At least one unless ``base:`` is given (then none: see ImageSpec._base_has_no_packages).
+    packages: list[PackageRequest] = Field(default_factory=list)
     #: Never installed; a dependency on one counts as met (for packages only maintainer
     #: scripts need, which assay never runs — e.g. debconf, mawk, dpkg).
     exclude: list[str] = Field(default_factory=list)
@@ -228,10 +234,85 @@ class PathEntry(_Model):
     def _fields_for_type(self) -> PathEntry:
         if self.type in ("symlink", "hardlink") and not self.source:
             raise ValueError(f"a {self.type} needs 'source' (its target)")
-        if self.type == "directory" and (self.content is not None or self.source):
-            raise ValueError("a directory takes neither 'content' nor 'source'")
+        if self.type == "directory" and self.content is not None:
+            # a directory's ``source`` is a directory beside the spec, copied in (see AppFiles)
+            raise ValueError("a directory takes no 'content' (give 'source' to copy a tree)")
         if self.content is not None and self.source:
             raise ValueError("give either 'content' or 'source', not both")
+        return self
+
+
+def _target_path(v: str) -> str:
+    if not v.startswith("/") or "\0" in v or ".." in v.split("/") or v.strip("/") == "":
+        raise ValueError("must be an absolute path below / without '..'")
+    return v
+
+
+class AppFiles(_Model):
+    """``app:``: a directory beside the spec copied into the image, in a layer of its own.
+
+    ``app: ./src`` is short for ``app: {source: ./src, target: /app}``. Files are owned by
+    ``uid``/``gid`` (root by default), mode 0755 when the source file has an execute bit and
+    0644 otherwise; directories 0755; mtimes are SOURCE_DATE_EPOCH.
+    """
+
+    source: str = Field(min_length=1, max_length=4096)
+    target: str = "/app"
+    uid: _Id = 0
+    gid: _Id = 0
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: str) -> str:
+        return _target_path(v)
+
+
+class BaseVerify(_Model):
+    """``base.verify``: the base's cosign signature must verify with this public key."""
+
+    key: str = Field(min_length=1, max_length=4096)
+
+
+class BaseImage(_Model):
+    """``base:``: build on top of an existing image instead of Debian packages.
+
+    ``ref`` is ``REG/REPO@sha256:…`` (a registry reference must carry a digest: a tag alone is
+    refused, so the spec itself pins the base) or ``oci:DIR[:TAG]`` / ``oci-archive:FILE[:TAG]``
+    (the tag is resolved when locking and the digest pinned in the lock).
+    """
+
+    ref: str = Field(min_length=1, max_length=2048)
+    verify: BaseVerify | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short(cls, v: Any) -> Any:
+        return {"ref": v} if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _ref(self) -> BaseImage:
+        from assay.oci.reference import parse_image_ref
+
+        try:
+            ref = parse_image_ref(self.ref)
+        except AssayError as exc:
+            raise ValueError(str(exc)) from None
+        if ref.is_registry:
+            if not ref.digest:
+                raise ValueError(
+                    f"{self.ref} names a tag, not a digest: pin the base as REPO@sha256:… "
+                    "(e.g. from `skopeo inspect`) so the build is reproducible"
+                )
+        elif ref.transport not in ("oci", "oci-archive"):
+            raise ValueError(
+                f"{self.ref}: a base is a registry reference with a digest, oci:DIR[:TAG] or "
+                "oci-archive:FILE[:TAG]"
+            )
+        if self.verify is not None and not ref.is_registry:
+            raise ValueError(
+                "verify needs a registry reference: signatures live in the registry (push the "
+                "base and name it REG/REPO@sha256:…)"
+            )
         return self
 
 
@@ -286,7 +367,7 @@ class Python(_Model):
 class ImageSpec(_Model):
     """A validated image spec. Build it with :meth:`from_file` or :meth:`from_yaml`."""
 
-    contents: Contents
+    contents: Contents = Field(default_factory=Contents)  # required unless base: is given
     accounts: Accounts = Field(default_factory=Accounts)
     entrypoint: Entrypoint | list[str] | None = None
     cmd: str | list[str] | None = None
@@ -305,6 +386,48 @@ class ImageSpec(_Model):
     setuid_allow: list[str] = Field(default_factory=list, alias="setuid-allow")
     sbom: SbomOptions = Field(default_factory=SbomOptions)
     python: Python | None = None
+    app: AppFiles | None = None
+    base: BaseImage | None = None
+
+    @field_validator("app", mode="before")
+    @classmethod
+    def _app_short(cls, v: Any) -> Any:
+        return {"source": v} if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _base_has_no_packages(self) -> ImageSpec:
+        if self.base is None:
+            if "contents" not in self.model_fields_set:
+                raise ValueError(
+                    "contents: required key is missing (or build on an existing image: base:)"
+                )
+            if not self.contents.packages:
+                raise ValueError(
+                    "contents.packages: list at least one package (or build on an existing "
+                    "image: base:)"
+                )
+            return self
+        if self.package_requests():
+            raise ValueError(
+                "base: cannot be combined with contents.packages (or dev.packages): assay does "
+                "not install .debs on top of another image's package database; build the base "
+                "with those packages, or drop them"
+            )
+        if self.accounts.users or self.accounts.groups:
+            raise ValueError(
+                "base: cannot be combined with accounts.users/groups (the base's /etc/passwd "
+                "stays as it is); set accounts.run-as to a UID:GID only"
+            )
+        if self.sbom.embed:
+            raise ValueError("base: cannot be combined with sbom.embed (not supported yet)")
+        if self.python is not None:
+            raise ValueError(
+                "base: cannot be combined with python: yet (the wheels' target comes from the "
+                "locked Debian python package); build on packages, or copy a venv with app:"
+            )
+        if self.accounts.run_as and not self.accounts.run_as[0].isdigit():
+            raise ValueError("with base:, accounts.run-as must be UID[:GID] (not a user name)")
+        return self
 
     @field_validator("archs")
     @classmethod

@@ -7,7 +7,6 @@ progress, is created on first use.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
 
     err: Console
 
-__all__ = ["LogFormatter", "emit", "err", "error", "info", "state", "warn"]
+__all__ = ["emit", "err", "error", "info", "state", "warn"]
 
 
 @dataclass
@@ -79,13 +78,6 @@ def info(message: str) -> None:
     if state.quiet:
         return
     _say("", "", message)
-
-
-class LogFormatter(logging.Formatter):
-    """Log lines on stderr with outside text made printable (see :mod:`assay._text`)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return printable(super().format(record), keep_newlines=True)
 
 
 def emit(data: str | bytes, output: Path | None = None) -> None:

@@ -7,9 +7,6 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from assay.attest import remote
-from assay.attest.intoto import predicate_from_file, resolve_predicate_type
-from assay.attest.keys import load_public_key
 from assay.cli import _console
 from assay.cli.cmd_sign import (
     OutputFormat,
@@ -22,7 +19,9 @@ from assay.cli.cmd_sign import (
 )
 from assay.errors import UsageError
 
+# The registry client and the crypto are imported where a command uses them (fast `--help`).
 if TYPE_CHECKING:
+    from assay.attest import remote
     from assay.attest.verify import VerifiedAttestation
     from assay.oci.registry import RegistryClient
 
@@ -55,6 +54,9 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Attach a signed in-toto attestation (DSSE) to an image."""
+        from assay.attest import remote
+        from assay.attest.intoto import predicate_from_file, resolve_predicate_type
+
         if predicate_type is not None:
             resolve_predicate_type(predicate_type)  # usage error before asking for a password
         ref = remote.parse_image_ref(image)
@@ -110,6 +112,10 @@ def register(app: typer.Typer) -> None:
         a valid attestation, or be covered by one on the index. Each attestation is counted once
         (the .att tag and the bundle referrer hold the same statement).
         """
+        from assay.attest import remote
+        from assay.attest.intoto import resolve_predicate_type
+        from assay.attest.keys import load_public_key
+
         check_keyless_args(certificate_identity, certificate_oidc_issuer)
         check_platform(platform)
         if (key is None) == (certificate_identity is None):

@@ -10,10 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from assay.cli import _console
-from assay.cli._progress import CliObserver
 
 if TYPE_CHECKING:
     from assay.attest.keys import SigningKey
@@ -200,6 +198,7 @@ def _build(
     from assay.build.builder import BuildOptions, build_image
     from assay.build.evidence import write_evidence
     from assay.build.provenance import DEFAULT_BUILDER_ID, now
+    from assay.cli._progress import CliObserver  # rich.progress: only for a build that runs
     from assay.oci.mediatypes import INDEX_TYPES
 
     started = now()
@@ -247,7 +246,7 @@ def _build(
                 "arch": img.arch,
                 "platform": str(img.platform),
                 "digest": img.manifest.digest,
-                "layers": len(img.layers),
+                "layers": len(img.layers) + (len(img.base.layers) if img.base else 0),
                 "compressedSize": img.compressed_size,
                 "uncompressedSize": img.uncompressed_size,
                 "packages": len(img.packages),
@@ -267,6 +266,8 @@ def _build(
     if quiet:
         typer.echo(result.index.digest)
         return
+    from rich.table import Table
+
     kind = "index" if result.index.media_type in INDEX_TYPES else "manifest"
     table = Table(title=f"{ref}  {kind} {result.index.digest}", title_justify="left")
     for col in ("arch", "digest", "layers", "size (compressed)", "unpacked", "packages"):

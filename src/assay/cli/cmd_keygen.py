@@ -8,13 +8,14 @@ from pathlib import Path
 import typer
 
 from assay._atomic import atomic_write_bytes
-from assay.attest.keys import generate_keypair, password_from_env
 from assay.cli import _console
 from assay.errors import UsageError
 
 
 def read_password(*, confirm: bool) -> bytes:
     """The key passphrase: ``ASSAY_PASSWORD``, ``COSIGN_PASSWORD``, else a prompt (may be empty)."""
+    from assay.attest.keys import password_from_env  # cryptography: only once it is needed
+
     env = password_from_env()
     if env is not None:
         return env
@@ -55,6 +56,8 @@ def register(app: typer.Typer) -> None:
             if path.exists() and not force:
                 raise UsageError(f"{path} already exists; pass --force to overwrite it")
         password = read_password(confirm=True)
+        from assay.attest.keys import generate_keypair
+
         private_pem, public_pem = generate_keypair(password)
         atomic_write_bytes(key_path, private_pem, mode=0o600)
         atomic_write_bytes(pub_path, public_pem, mode=0o644)

@@ -110,6 +110,20 @@ def lock_command(
             f"--arch {', '.join(unknown)} is not in the spec's archs ({', '.join(image.archs)})"
         )
 
+    if image.base is not None:
+        if why is not None:
+            raise UsageError("--why needs Debian packages; a spec with base: lists none")
+        from assay.build.base import lock_base
+
+        lock = lock_base(image, spec, spec_bytes, archs)
+        write_lock(lock_path, lock)
+        assert lock.base is not None
+        _console.info(f"pinned base {image.base.ref} to {lock.base.digest}")
+        _console.info(f"wrote {lock_path}")
+        if output is LockOutput.json:
+            _console.emit(lock.to_json())
+        return
+
     if why is not None:
         found = _why_from_lock(lock_path, spec_bytes, archs, why)
         if found is None:
@@ -166,7 +180,7 @@ def lock_command(
 def _check(spec: Path, spec_bytes: bytes, lock_path: Path, archs: list[str]) -> None:
     """--check: the spec digest, the sources and every pin, re-resolved against the signed
     indexes the lock pins (cached: offline once they are). Exit 1 naming each difference."""
-    from assay.build.lock import read_lock
+    from assay.build.lock import lock_matches_spec, read_lock
     from assay.build.lockcheck import check_lock
     from assay.build.spec import ImageSpec
     from assay.debian.repo import RepoClient
@@ -181,9 +195,20 @@ def _check(spec: Path, spec_bytes: bytes, lock_path: Path, archs: list[str]) -> 
         raise UsageError(
             f"--arch {', '.join(unknown)} is not in the spec's archs ({', '.join(image.archs)})"
         )
-    progress = None if _env_bool("ASSAY_QUIET") else _console.info
-    with RepoClient(keyrings=image.keyring_paths(spec.parent), progress=progress) as client:
-        problems = check_lock(lock, image, spec, spec_bytes, client, archs or list(image.archs))
+    if image.base is not None:
+        from assay.build.base import open_base
+
+        problems = [] if lock_matches_spec(lock, spec_bytes) else ["the spec changed since"]
+        with open_base(image.base, spec.parent) as source:
+            now = str(source.digest)
+        if lock.base is None:
+            problems.append("no base pinned")
+        elif now != lock.base.digest:
+            problems.append(f"base {image.base.ref} is now {now}, the lock pins {lock.base.digest}")
+    else:
+        progress = None if _env_bool("ASSAY_QUIET") else _console.info
+        with RepoClient(keyrings=image.keyring_paths(spec.parent), progress=progress) as client:
+            problems = check_lock(lock, image, spec, spec_bytes, client, archs or list(image.archs))
     if problems:
         for line in problems:
             _console.error(f"{lock_path}: {line}")

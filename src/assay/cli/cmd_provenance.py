@@ -26,6 +26,12 @@ recorded URI, or --snapshot-mirror when the mirror no longer serves that version
 every platform's rebuilt manifest digest equals both the provenance subject and IMAGE's manifest
 for that platform (when IMAGE is given); otherwise print a file-level diff and exit 1.
 
+A spec that reads files beside it (paths[].source, python.requirements and find-links, relative
+keyrings) needs --source DIR: the checkout it came from (the spec's directory in it is that of
+the recorded source.path, else DIR itself). The recorded spec text is built, not DIR's copy (a
+different copy is only noted); each file must have the sha256 the provenance records, else
+exit 1 naming it. Without --source such a spec exits 2 naming the first file it needs.
+
 With --attest --sign-key KEY (IMAGE in a registry), each reproduced platform image gets a signed
 reproducibility attestation (predicate type https://assay.dev/attestations/reproducible/v1,
 short name `reproducible`) naming --rebuilder-id, so an ImagePolicy `require.reproducible` can
@@ -136,6 +142,13 @@ def rebuild(
         envvar="ASSAY_SNAPSHOT_MIRROR",
         help="Fetch .debs from this archive root (Filename appended) instead of the recorded URI.",
     ),
+    source: Path | None = typer.Option(
+        None,
+        "--source",
+        envvar="ASSAY_REBUILD_SOURCE",
+        help="The checkout the spec came from, for the files it reads beside it (each checked "
+        "against the digest the provenance records).",
+    ),
     use_cache: bool = typer.Option(
         True,
         "--use-cache/--no-cache",
@@ -201,6 +214,7 @@ def rebuild(
                 snapshot_mirror=snapshot_mirror,
                 seed_cache=cache_dir() if use_cache else None,
                 observer=observer,
+                source_dir=source,
             )
             results += done
             made_by += [prov] * len(done)
@@ -235,6 +249,8 @@ def rebuild(
         for r in results:
             if r.identical:
                 _console.info(f"{r.arch}: identical {r.actual}")
+                for note in r.notes:
+                    _console.warn(note)
                 continue
             msg = f"{r.arch}: rebuilt {r.actual}, provenance names {r.expected}"
             if r.compared:

@@ -7,20 +7,20 @@ import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from assay.attest import remote
-from assay.attest.bundle import verify_keyless
-from assay.attest.intoto import SIGN_PREDICATE_TYPE, parse_statement
-from assay.attest.keys import SigningKey, load_private_key, load_public_key
-from assay.attest.verify import check_statement_subject
 from assay.cli import _console
 from assay.cli.cmd_policy import NoMatch, OnError
 from assay.errors import InputError, UsageError, VerificationError
-from assay.oci.mediatypes import INDEX_TYPES
-from assay.oci.registry import RegistryClient
+
+# The registry client (httpx) and the crypto are imported where a command uses them, so that
+# `assay verify --help` and the other commands importing this module's helpers start fast.
+if TYPE_CHECKING:
+    from assay.attest import remote
+    from assay.attest.keys import SigningKey
+    from assay.oci.registry import RegistryClient
 
 MAX_BLOB_FILE = 1 << 30
 
@@ -49,12 +49,15 @@ def read_file(path: Path, what: str, limit: int = 16 << 20) -> bytes:
 
 
 def client_for(ref: remote.ImageRef, insecure: bool) -> RegistryClient:
+    from assay.oci.registry import RegistryClient
+
     if insecure:
         _console.warn(f"--insecure-registry: talking to {ref.host} without TLS verification")
     return RegistryClient(ref.host, insecure=insecure)
 
 
 def load_signing_key(path: Path) -> SigningKey:
+    from assay.attest.keys import load_private_key
     from assay.cli.cmd_keygen import read_password
 
     pem = read_file(path, "private key", 64 << 10)
@@ -86,6 +89,9 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Sign an image in a registry (cosign's layout: tag sha256-<hex>.sig)."""
+        from assay.attest import remote
+        from assay.oci.mediatypes import INDEX_TYPES
+
         ref = remote.parse_image_ref(image)
         signing = load_signing_key(key)
         with client_for(ref, insecure_registry) as client:
@@ -188,6 +194,12 @@ def register(app: typer.Typer) -> None:
                 insecure_registry=insecure_registry,
             )
             return
+        from assay.attest import remote
+        from assay.attest.bundle import verify_keyless
+        from assay.attest.intoto import SIGN_PREDICATE_TYPE, parse_statement
+        from assay.attest.keys import load_public_key
+        from assay.attest.verify import check_statement_subject
+
         if more_images:
             raise UsageError("verify takes one IMAGE unless --policy is given")
         if output is VerifyOutput.sarif:

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from assay.cli import _console
-from assay.cli._progress import CliObserver
 from assay.errors import InputError, UsageError
 
 if TYPE_CHECKING:
@@ -259,6 +258,8 @@ def _rebuild(
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="assay-update-"))
             dest = f"oci:{Path(tmp) / 'layout'}"
         ref = parse_image_ref(dest)
+        from assay.cli._progress import CliObserver  # rich.progress: only when it rebuilds
+
         with CliObserver(enabled=not quiet) as observer:
             result = build_image(spec, ref, observer=observer)
             evidence_dir = Path(ref.path) if ref.transport == "oci" else Path(ref.path).parent

@@ -6,7 +6,6 @@ message on stderr with the documented exit code (0 ok, 1 failed check, 2 usage/i
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from typing import Any
@@ -205,10 +204,9 @@ def _main(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    level = logging.WARNING - 10 * verbose
-    handler = logging.StreamHandler()
-    handler.setFormatter(_console.LogFormatter("%(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=max(level, logging.DEBUG), handlers=[handler])
+    from assay.cli import _logging
+
+    _logging.configure(verbose)
     _console.state.verbose = verbose
 
 

@@ -6,8 +6,9 @@ Names are imported lazily so that ``assay`` starts fast for commands that do not
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from assay._lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover
     from assay.sbom.build import inventory_from_build, sboms_for_build
@@ -26,7 +27,7 @@ __all__ = [
     "sboms_for_build",
 ]
 
-_WHERE = {
+_EXPORTS = {
     "Distro": "assay.sbom.model",
     "Inventory": "assay.sbom.model",
     "Package": "assay.sbom.model",
@@ -36,10 +37,4 @@ _WHERE = {
     "inventory_from_build": "assay.sbom.build",
     "sboms_for_build": "assay.sbom.build",
 }
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'assay.sbom' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -228,6 +228,15 @@ def inventory_for_arch_image(result: BuildResult, image: ArchImage) -> Inventory
         repository=repository,
         supplier=supplier,
     )
+    base = getattr(image, "base", None)
+    if base is not None and base.inventory is not None:
+        # base: builds — the base's packages, catalogued from its layers, plus the new ones
+        below: Inventory = base.inventory
+        seen = {p.purl for p in inv.packages}
+        merged = [*inv.packages, *(p for p in below.packages if p.purl not in seen)]
+        inv = replace(
+            inv, packages=tuple(sorted(merged, key=sort_key)), distro=inv.distro or below.distro
+        )
     wheels = getattr(image, "wheels", ())
     if wheels:
         packages = (*inv.packages, *wheel_packages(wheels))
