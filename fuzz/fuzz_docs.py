@@ -3,11 +3,14 @@
     PYTHONPATH=src nice -n 19 python3 fuzz/fuzz_docs.py --target openvex --runs 1000000 --seed 1
     PYTHONPATH=src python3 fuzz/fuzz_docs.py --list
     PYTHONPATH=src nice -n 19 python3 fuzz/fuzz_docs.py --target all --runs 20000 --seed 1
+    PYTHONPATH=src nice -n 19 python3 fuzz/fuzz_docs.py --target all --runs 1000000 --jobs 4
 
 Each execution mutates a seed (or an earlier input) and runs the target. ``AssayError`` is the
 expected way to refuse an input; any other exception is a finding: it is printed with its
 traceback's last frame and the input is saved under ``fuzz/findings/TARGET-N.bin``. The summary
-line per target gives executions, accepted inputs, refusals and unexpected exceptions.
+line per target gives executions, accepted inputs, refusals and unexpected exceptions; the last
+line ("fuzz_docs summary: …") sums the campaign up for the issue note. ``--jobs N`` runs targets
+in N processes (a single target's runs split among them, seeds SEED, SEED+1, …).
 
 Mutations: JSON-aware ones on inputs that parse (replace a value by one of another type, a huge
 integer, a deep nest, a long string, a control character; drop or duplicate a key; swap in a
@@ -25,6 +28,7 @@ import signal
 import sys
 import time
 import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +67,15 @@ _TOKENS = [
 
 
 _STOPPED: list[bool] = []
+
+
+def _say(line: str) -> None:
+    """One line in one write: lines from parallel workers never interleave (PIPE_BUF)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+_MAX_KEPT = 8 << 10
 
 
 def _random_value(rng: random.Random, depth: int = 0) -> Any:
@@ -198,16 +211,15 @@ def campaign(
     try:
         _loop(target, runs, rng, corpus, counts, seen, findings, started, seconds)
     except KeyboardInterrupt:
-        print(f"{target.name}: interrupted", flush=True)
+        _say(f"{target.name}: interrupted")
         _STOPPED.append(True)
     elapsed = time.monotonic() - started
     if not quiet:
-        print(
+        _say(
             f"{target.name}: {counts['executions']} executions in {elapsed:.0f} s "
             f"({counts['executions'] / max(elapsed, 1e-9):.0f}/s), {counts['accepted']} accepted, "
             f"{counts['refused']} refused (AssayError), {counts['unexpected']} unexpected "
-            f"({len(seen)} distinct)",
-            flush=True,
+            f"({len(seen)} distinct)"
         )
     return counts
 
@@ -225,7 +237,7 @@ def _loop(
 ) -> None:
     for n in range(runs):
         if seconds and n % 256 == 0 and time.monotonic() - started > seconds:
-            print(f"{target.name}: time budget of {seconds:g} s used", flush=True)
+            _say(f"{target.name}: time budget of {seconds:g} s used")
             return
         data = mutate(rng.choice(corpus), rng)
         if len(data) > (1 << 20):
@@ -245,11 +257,38 @@ def _loop(
                 findings.mkdir(parents=True, exist_ok=True)
                 out = findings / f"{target.name}-{len(seen)}.bin"
                 out.write_bytes(data)
-                print(f"  {target.name}: {where}: {str(exc)[:120]!r} (input: {out})", flush=True)
+                _say(f"  {target.name}: {where}: {str(exc)[:120]!r} (input: {out})")
             continue
         counts["accepted"] += 1
-        if len(corpus) < 64 and rng.random() < 0.05:
-            corpus.append(data)  # keep some accepted variants as new starting points
+        if len(corpus) < 64 and len(data) <= _MAX_KEPT and rng.random() < 0.05:
+            # Keep some accepted variants as new starting points, but only small ones: a kept
+            # 200 KB string made every later execution a 200 KB parse (and a 200 KB mutation),
+            # a 3-5x slowdown spent on size rather than on shapes. Large values still come from
+            # the mutations themselves, one execution at a time.
+            corpus.append(data)
+
+
+def _shard(job: tuple[str, int, int, Path, float]) -> tuple[str, dict[str, int], float]:
+    """One process's part of a campaign: (target, its counts, seconds it ran)."""
+    name, runs, seed, findings, seconds = job
+    logging.disable(logging.CRITICAL)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    started = time.monotonic()
+    counts = campaign(all_targets()[name], runs, seed, findings, seconds=seconds)
+    return name, counts, time.monotonic() - started
+
+
+def _jobs(names: list[str], runs: int, seed: int, jobs: int) -> list[tuple[str, int, int]]:
+    """(target, runs, seed) per process: a target gets several processes (seeds SEED, SEED+1, …)
+    when there are more processes than targets."""
+    shards = max(1, jobs // len(names))
+    out = []
+    for name in names:
+        for k in range(shards):
+            part = runs // shards + (1 if k < runs % shards else 0)
+            if part:
+                out.append((name, part, seed + k))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,6 +299,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seconds", type=float, default=0.0, help="time budget per target (0: none)"
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="processes to run targets in parallel; with more processes than targets, each "
+        "target's runs are split among several (seeds SEED, SEED+1, …)",
+    )
     parser.add_argument("--list", action="store_true", help="list the targets and exit")
     parser.add_argument("--findings", type=Path, default=Path(__file__).parent / "findings")
     args = parser.parse_args(argv)
@@ -267,19 +313,67 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # print the counts when stopped
     targets = all_targets()
     if args.list:
-        print("\n".join(sorted(targets)))
+        _say("\n".join(sorted(targets)))
         return 0
-    names = sorted(targets) if args.target == "all" else [args.target]
+    names = sorted(targets) if args.target == "all" else args.target.split(",")
     unknown = [n for n in names if n not in targets]
     if unknown:
         parser.error(f"unknown target {unknown[0]!r}; --list shows them")
-    total = 0
-    for name in names:
-        if _STOPPED:
-            break
-        found = campaign(targets[name], args.runs, args.seed, args.findings, seconds=args.seconds)
-        total += found["unexpected"]
-    return 1 if total else 0
+    started = time.monotonic()
+    totals: dict[str, dict[str, int]] = {n: dict.fromkeys(_COUNTS, 0) for n in names}
+    jobs = _jobs(names, args.runs, args.seed, max(1, args.jobs))
+    if args.jobs <= 1:
+        for name, runs, seed in jobs:
+            if _STOPPED:
+                break
+            found = campaign(targets[name], runs, seed, args.findings, seconds=args.seconds)
+            _add(totals[name], found)
+    else:
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            futures = [
+                pool.submit(_shard, (name, runs, seed, args.findings, args.seconds))
+                for name, runs, seed in jobs
+            ]
+            try:
+                for fut in as_completed(futures):
+                    name, found, _ = fut.result()
+                    _add(totals[name], found)
+            except KeyboardInterrupt:  # the workers print their own counts as they stop
+                _STOPPED.append(True)
+                pool.shutdown(wait=True, cancel_futures=True)
+                for fut in futures:
+                    if fut.done() and not fut.cancelled() and fut.exception() is None:
+                        name, found, _ = fut.result()
+                        _add(totals[name], found)
+        for name in names:
+            if sum(1 for j in jobs if j[0] == name) > 1:
+                c = totals[name]
+                _say(
+                    f"{name}: {c['executions']} executions in all, {c['accepted']} accepted, "
+                    f"{c['refused']} refused, {c['unexpected']} unexpected"
+                )
+    _say(_summary(totals, time.monotonic() - started, args))
+    return 1 if any(c["unexpected"] for c in totals.values()) else 0
+
+
+_COUNTS = ("executions", "accepted", "refused", "unexpected")
+
+
+def _add(into: dict[str, int], counts: dict[str, int]) -> None:
+    for key in _COUNTS:
+        into[key] += counts.get(key, 0)
+
+
+def _summary(totals: dict[str, dict[str, int]], elapsed: float, args: argparse.Namespace) -> str:
+    """One line for the issue note: the command's shape, per-target executions, the verdict."""
+    per = " ".join(f"{n}={c['executions']}" for n, c in sorted(totals.items()))
+    execs = [c["executions"] for c in totals.values()]
+    unexpected = sum(c["unexpected"] for c in totals.values())
+    return (
+        f"fuzz_docs summary: {len(totals)} targets, seed {args.seed}, {args.jobs} job(s), "
+        f"{sum(execs)} executions in {elapsed:.0f} s (min {min(execs, default=0)} per target), "
+        f"{unexpected} unexpected exceptions; {per}"
+    )
 
 
 if __name__ == "__main__":

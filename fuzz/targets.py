@@ -7,7 +7,11 @@ Used by the hypothesis tests (tests/unit/test_fuzz_docs.py) and the campaign scr
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
+import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,14 +26,26 @@ _MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 class Target:
     name: str
     run: Callable[[bytes], object]
-    seeds: tuple[bytes, ...]
+    make_seeds: Callable[[], tuple[bytes, ...]]
+
+    @functools.cached_property
+    def seeds(self) -> tuple[bytes, ...]:
+        """The seed documents, made on first use (some need a signing key: scrypt, ~0.5 s)."""
+        return self.make_seeds()
 
 
 def _j(doc: Any) -> bytes:
     return json.dumps(doc).encode()
 
 
-_TMP = Path(tempfile.mkdtemp(prefix="assay-fuzz-"))
+# Scratch files and the advisory DB of the feed targets live in memory where the system offers
+# it (/dev/shm): the per-execution file write and SQLite commit then cost no disk sync.
+_TMP = Path(
+    tempfile.mkdtemp(
+        prefix="assay-fuzz-", dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+    )
+)
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 _counter = [0]
 
 
@@ -226,6 +242,36 @@ _OSV_SEED = _j(
 )
 _KEV_SEED = _j(
     {"vulnerabilities": [{"cveID": "CVE-2024-0001", "dateAdded": "2024-01-01", "dueDate": "x"}]}
+)
+_NVD_SEED = _j(
+    {
+        "format": "NVD_CVE",
+        "version": "2.0",
+        "timestamp": "2024-07-01T12:00:00.000",
+        "vulnerabilities": [
+            {
+                "cve": {
+                    "id": "CVE-2024-0001",
+                    "lastModified": "2024-06-01T00:00:00.000",
+                    "vulnStatus": "Analyzed",
+                    "metrics": {
+                        "cvssMetricV31": [
+                            {
+                                "source": "nvd@nist.gov",
+                                "type": "Primary",
+                                "cvssData": {
+                                    "version": "3.1",
+                                    "vectorString": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+                                    "baseScore": 9.8,
+                                },
+                            }
+                        ]
+                    },
+                }
+            },
+            {"cve": {"id": "CVE-2024-0002", "vulnStatus": "Rejected"}},
+        ],
+    }
 )
 _EPSS_SEED = (
     b"#model_version:v2023.03.01,score_date:2024-01-01\n"
@@ -468,29 +514,30 @@ def _registry_token(data: bytes) -> object:
 
 def all_targets() -> dict[str, Target]:
     targets = [
-        Target("oci-manifest", _oci_manifest, (_MANIFEST_SEED,)),
-        Target("oci-index", _oci_index, (_INDEX_SEED,)),
-        Target("oci-config", _oci_config, (_CONFIG_SEED,)),
-        Target("registry-manifest", _registry_token, (_MANIFEST_SEED, _INDEX_SEED)),
-        Target("lock", _lock, (_lock_seed(),)),
-        Target("spec", _spec, (_SPEC_SEED,)),
-        Target("feed-tracker", _feed("debian-tracker", ".json"), (_TRACKER_SEED,)),
-        Target("feed-osv", _feed("osv", ".json"), (_OSV_SEED, b"[" + _OSV_SEED + b"]")),
-        Target("feed-kev", _feed("kev", ".json"), (_KEV_SEED,)),
-        Target("feed-epss", _feed("epss", ".csv"), (_EPSS_SEED,)),
-        Target("openvex", _vex, (_VEX_SEED,)),
-        Target("sbom-input", _sbom, (_SPDX_SEED, _CDX_SEED)),
-        Target("scan-result", _scan_result, (_RESULT_SEED,)),
-        Target("dsse", _dsse, (_dsse_seed(),)),
-        Target("bundle", _bundle, (_bundle_seed(),)),
-        Target("intoto-statement", _statement, (_statement_seed(),)),
-        Target("simple-signing", _simplesigning, (_SIMPLESIGNING_SEED,)),
-        Target("provenance", _provenance, (_provenance_seed(),)),
-        Target("debian-version", _debian_version, (b"1:2.30.2-1+deb12u1~bpo1", b"0.9~rc1")),
+        Target("oci-manifest", _oci_manifest, lambda: (_MANIFEST_SEED,)),
+        Target("oci-index", _oci_index, lambda: (_INDEX_SEED,)),
+        Target("oci-config", _oci_config, lambda: (_CONFIG_SEED,)),
+        Target("registry-manifest", _registry_token, lambda: (_MANIFEST_SEED, _INDEX_SEED)),
+        Target("lock", _lock, lambda: (_lock_seed(),)),
+        Target("spec", _spec, lambda: (_SPEC_SEED,)),
+        Target("feed-tracker", _feed("debian-tracker", ".json"), lambda: (_TRACKER_SEED,)),
+        Target("feed-osv", _feed("osv", ".json"), lambda: (_OSV_SEED, b"[" + _OSV_SEED + b"]")),
+        Target("feed-kev", _feed("kev", ".json"), lambda: (_KEV_SEED,)),
+        Target("feed-epss", _feed("epss", ".csv"), lambda: (_EPSS_SEED,)),
+        Target("feed-nvd", _feed("nvd", ".json"), lambda: (_NVD_SEED,)),
+        Target("openvex", _vex, lambda: (_VEX_SEED,)),
+        Target("sbom-input", _sbom, lambda: (_SPDX_SEED, _CDX_SEED)),
+        Target("scan-result", _scan_result, lambda: (_RESULT_SEED,)),
+        Target("dsse", _dsse, lambda: (_dsse_seed(),)),
+        Target("bundle", _bundle, lambda: (_bundle_seed(),)),
+        Target("intoto-statement", _statement, lambda: (_statement_seed(),)),
+        Target("simple-signing", _simplesigning, lambda: (_SIMPLESIGNING_SEED,)),
+        Target("provenance", _provenance, lambda: (_provenance_seed(),)),
+        Target("debian-version", _debian_version, lambda: (b"1:2.30.2-1+deb12u1~bpo1", b"0.9~rc1")),
         Target(
             "image-ref",
             _image_ref,
-            (b"docker-archive:x.tar:@0", b"127.0.0.1:5000/a/b:v@" + _D.encode()),
+            lambda: (b"docker-archive:x.tar:@0", b"127.0.0.1:5000/a/b:v@" + _D.encode()),
         ),
     ]
     return {t.name: t for t in targets}

@@ -9,11 +9,14 @@ Past it, the read in progress fails with :class:`~assay.errors.NetworkError` (no
 server that slow will be that slow again).
 
 The deadline is tracked per thread: the request a thread starts is the one its reads belong to
-(httpx's sync client reads a response in the thread that iterates it).
+(httpx's sync client reads a response in the thread that iterates it). Async clients (the
+admission webhook's alert sender) bound each whole operation with :func:`async_deadline`
+instead, which cancels it at the same deadline and raises the same error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import ssl
@@ -21,6 +24,7 @@ import sys
 import threading
 import time
 import typing
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -41,7 +45,13 @@ finally:
     if _hide_trio and sys.modules.get("trio", False) is None:
         del sys.modules["trio"]
 
-__all__ = ["DEADLINE_ENV", "DEFAULT_DEADLINE", "request_deadline", "transport"]
+__all__ = [
+    "DEADLINE_ENV",
+    "DEFAULT_DEADLINE",
+    "async_deadline",
+    "request_deadline",
+    "transport",
+]
 
 DEADLINE_ENV = "ASSAY_HTTP_DEADLINE"
 DEFAULT_DEADLINE = 600.0
@@ -64,6 +74,23 @@ def request_deadline() -> float:
             f"{DEADLINE_ENV}={text[:40]!r} is not a number of seconds between 0 and 86400"
         )
     return value
+
+
+@contextlib.asynccontextmanager
+async def async_deadline(what: str, deadline: float | None = None) -> AsyncIterator[None]:
+    """Cancel the operation inside past ``deadline`` seconds (default :func:`request_deadline`)
+    and raise :class:`~assay.errors.NetworkError` naming ``what``, as the sync transport does."""
+    import asyncio  # only the webhook's async clients need it: off the CLI's start-up path
+
+    limit = request_deadline() if deadline is None else deadline
+    try:
+        async with asyncio.timeout(limit):
+            yield
+    except TimeoutError:
+        raise NetworkError(
+            f"{what} did not finish within {limit:g} s; the server is too slow or stalling "
+            f"(raise {DEADLINE_ENV} for a slow link)"
+        ) from None
 
 
 def _expired() -> NetworkError:

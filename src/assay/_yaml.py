@@ -23,7 +23,14 @@ import yaml
 
 from assay.errors import InputError
 
-__all__ = ["MAX_ALIASES", "MAX_DEPTH", "MAX_INT_DIGITS", "MAX_NODES", "load_yaml"]
+__all__ = [
+    "MAX_ALIASES",
+    "MAX_DEPTH",
+    "MAX_INT_DIGITS",
+    "MAX_NODES",
+    "load_yaml",
+    "load_yaml_all",
+]
 
 MAX_DEPTH = 64
 """Deepest nesting of mappings and sequences accepted."""
@@ -45,15 +52,18 @@ class _Refused(yaml.YAMLError):
 class _BoundedLoader(yaml.SafeLoader):
     """A SafeLoader that counts depth and aliases while composing the node graph."""
 
-    def __init__(self, stream: str | bytes) -> None:
+    def __init__(self, stream: str | bytes, max_aliases: int = MAX_ALIASES) -> None:
         super().__init__(stream)
         self._depth = 0
         self._aliases = 0
+        self._max_aliases = max_aliases
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             self._aliases += 1
-            if self._aliases > MAX_ALIASES:
+            if self._max_aliases == 0:
+                raise _Refused("YAML aliases (*name) are not accepted in this kind of document")
+            if self._aliases > self._max_aliases:
                 raise _Refused(f"more than {MAX_ALIASES} alias references (an alias bomb?)")
             return super().compose_node(parent, index)
         self._depth += 1
@@ -92,8 +102,9 @@ _BoundedLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 _BoundedLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def _expanded_size(root: yaml.Node) -> int:
-    """Nodes in the document with every alias expanded, computed without expanding it."""
+def _expanded_size(root: yaml.Node, limit: int = MAX_NODES) -> int:
+    """Nodes in the document with every alias expanded, computed without expanding it (once
+    past ``limit``, some number over it)."""
     size: dict[int, int] = {}
     # Post-order over the node graph (aliases are shared node objects; the graph is acyclic
     # except for recursive anchors, which the depth bound and the constructor refuse).
@@ -107,7 +118,7 @@ def _expanded_size(root: yaml.Node) -> int:
             total = 1
             for child in _children(node):
                 total += size[id(child)]
-                if total > MAX_NODES:
+                if total > limit:
                     return total
             size[key] = total
             continue
@@ -131,24 +142,76 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 def load_yaml(text: str | bytes, *, what: str, max_size: int = 1 << 20) -> Any:
     """Parse one YAML document from outside under the limits in the module docstring."""
+    docs = _load(
+        text,
+        what=what,
+        max_size=max_size,
+        single=True,
+        max_nodes=MAX_NODES,
+        max_aliases=MAX_ALIASES,
+    )
+    return docs[0] if docs else None
+
+
+def load_yaml_all(
+    text: str | bytes,
+    *,
+    what: str,
+    max_size: int = 1 << 20,
+    max_nodes: int = MAX_NODES,
+    aliases: bool = True,
+) -> list[Any]:
+    """Parse every document of a ``---``-separated YAML stream from outside.
+
+    The limits hold for the stream as a whole: ``max_size`` bytes, :data:`MAX_ALIASES` alias
+    references and ``max_nodes`` expanded nodes over all documents together, and
+    :data:`MAX_DEPTH` nesting in each. Empty documents are ``None`` in the list. With
+    ``aliases=False`` any alias is refused.
+    """
+    return _load(
+        text,
+        what=what,
+        max_size=max_size,
+        single=False,
+        max_nodes=max_nodes,
+        max_aliases=MAX_ALIASES if aliases else 0,
+    )
+
+
+def _load(
+    text: str | bytes,
+    *,
+    what: str,
+    max_size: int,
+    single: bool,
+    max_nodes: int,
+    max_aliases: int,
+) -> list[Any]:
     if len(text) > max_size:
         raise InputError(
             f"{what}: {len(text)} bytes, larger than {max_size >> 10} KiB; refusing it"
         )
     try:
-        loader = _BoundedLoader(text)  # decodes the stream; refuses control characters
+        loader = _BoundedLoader(text, max_aliases)  # decodes the stream; refuses control characters
     except yaml.YAMLError as exc:
         detail = " ".join(str(exc).split())[:200]
         raise InputError(f"{what}: not valid YAML: {detail}") from None
     try:
-        root = loader.get_single_node()
-        if root is None:
-            return None
-        if _expanded_size(root) > MAX_NODES:
-            raise _Refused(
-                f"more than {MAX_NODES} nodes once aliases are expanded (an alias bomb?)"
-            )
-        return loader.construct_document(root)
+        roots: list[yaml.Node | None] = []
+        if single:
+            roots.append(loader.get_single_node())
+        else:
+            while loader.check_node():
+                roots.append(loader.get_node())
+        nodes = 0
+        for root in roots:
+            if root is not None:
+                nodes += _expanded_size(root, max_nodes - nodes)
+            if nodes > max_nodes:
+                raise _Refused(
+                    f"more than {max_nodes} nodes once aliases are expanded (an alias bomb?)"
+                )
+        return [None if root is None else loader.construct_document(root) for root in roots]
     except _Refused as exc:
         raise InputError(f"{what}: {exc}; refusing it") from None
     except yaml.YAMLError as exc:

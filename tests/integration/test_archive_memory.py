@@ -2,7 +2,8 @@
 
 Each bomb is a small image on disk (a few MB) that expands to gigabytes: 3,000 PAX headers of
 1 MiB, 40 dpkg status files of 60 MiB, two 3 GiB files of zeros. ``assay sbom`` / ``assay run``
-must refuse them with a one-line error (exit 2) and a peak RSS under 512 MB (``os.wait4``).
+must refuse them with a one-line error (exit 2) and a peak RSS under 512 MB (per command,
+measured by ``fixtures.peak``).
 gzip members concatenate, so each blob is built from a few compressed pieces repeated.
 """
 
@@ -12,13 +13,13 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import zlib
 from pathlib import Path
 
 import pytest
 
 from fixtures import tarcraft as tc
+from fixtures.peak import run_measured
 
 LIMIT_KB = 512 * 1024
 
@@ -124,16 +125,11 @@ def _zero_files_bomb(root: Path) -> Path:
     return _layout(root, pieces)
 
 
-def _run(args: list[str]) -> tuple[int, str, int]:
-    """Exit code, stderr and the child's own peak RSS (KiB)."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    assert proc.stderr is not None
-    err = proc.stderr.read().decode()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    print(f"{' '.join(args[:2])}: exit {proc.returncode}, peak RSS {usage.ru_maxrss // 1024} MiB")
-    return proc.returncode, err, usage.ru_maxrss
+def _run(args: list[str], cwd: Path) -> tuple[int, str, int]:
+    """Exit code, stderr and the command's own peak RSS (KiB, see fixtures.peak)."""
+    code, err, peak = run_measured(args, cwd=cwd)
+    print(f"{' '.join(args[:2])}: exit {code}, peak RSS {peak // 1024} MiB")
+    return code, err, peak
 
 
 @pytest.mark.slow
@@ -143,7 +139,9 @@ def _run(args: list[str]) -> tuple[int, str, int]:
 )
 def test_sbom_bombs_fail_cleanly_in_bounded_memory(build, match, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     layout = build(tmp_path / "img")
-    code, err, rss_kb = _run(["assay", "sbom", f"oci:{layout}:latest", "-o", "spdx-json"])
+    code, err, rss_kb = _run(
+        ["assay", "sbom", f"oci:{layout}:latest", "-o", "spdx-json"], cwd=tmp_path
+    )
     assert code == 2, err
     assert match in err and "Traceback" not in err
     assert rss_kb < LIMIT_KB, f"peak RSS {rss_kb // 1024} MiB"
@@ -155,7 +153,9 @@ def test_sbom_bombs_fail_cleanly_in_bounded_memory(build, match, tmp_path: Path)
 )
 def test_run_of_zero_file_bomb_is_refused_in_bounded_memory(tmp_path: Path) -> None:
     layout = _zero_files_bomb(tmp_path / "img")
-    code, err, rss_kb = _run(["assay", "run", f"oci:{layout}:latest", "--", "/bin/true"])
+    code, err, rss_kb = _run(
+        ["assay", "run", f"oci:{layout}:latest", "--", "/bin/true"], cwd=tmp_path
+    )
     assert code == 2, err
     assert "over the 4294967296-byte limit of assay run" in err and "Traceback" not in err
     assert rss_kb < LIMIT_KB, f"peak RSS {rss_kb // 1024} MiB"

@@ -28,6 +28,18 @@ ALIAS_BOMB = "\n".join(
         for p, n in zip("abcdefgh", "bcdefghi", strict=True)
     ]
 )
+POLICY = """apiVersion: policy.sigstore.dev/v1beta1
+kind: ClusterImagePolicy
+metadata:
+  name: p
+spec:
+  images:
+  - glob: "**"
+  authorities:
+  - static:
+      action: pass
+"""
+DEEP_BLOCK = "a:\n" + "".join(" " * (i + 1) + "- \n" for i in range(200))
 VEX_OK = {
     "@context": "https://openvex.dev/ns/v0.2.0",
     "@id": "https://example.invalid/vex/1",
@@ -166,6 +178,55 @@ CASES: dict[str, tuple[Case, int, str]] = {
     ),
     "lock-deep": (
         lambda t: ["lock", _write(t, "s.yaml", SPEC), "--check", *_lock(t, DEEP_OBJ)],
+        2,
+        "nested",
+    ),
+    # multi-document YAML: policies and `admission audit --from`
+    "policy-second-doc-deep": (
+        lambda t: [
+            "policy",
+            "lint",
+            _write(t, "p.yaml", POLICY + "---\n" + "[" * DEEP + "]" * DEEP + "\n"),
+        ],
+        2,
+        "nested",
+    ),
+    "policy-second-doc-block-deep": (
+        lambda t: ["policy", "lint", _write(t, "p.yaml", POLICY + "---\n" + DEEP_BLOCK)],
+        2,
+        "nested more than 64",
+    ),
+    "policy-second-doc-alias": (
+        lambda t: ["policy", "lint", _write(t, "p.yaml", POLICY + "---\na: &a 1\nb: *a\n")],
+        2,
+        "alias",
+    ),
+    "policy-second-doc-huge-int": (
+        lambda t: ["policy", "lint", _write(t, "p.yaml", POLICY + "---\na: " + "9" * 5000)],
+        2,
+        "digits",
+    ),
+    "audit-from-alias-bomb": (
+        lambda t: [
+            "admission",
+            "audit",
+            "--policy",
+            _write(t, "p.yaml", POLICY),
+            "--from",
+            _write(t, "w.yaml", "kind: List\nitems: []\n---\n" + ALIAS_BOMB),
+        ],
+        2,
+        "alias bomb",
+    ),
+    "audit-from-deep": (
+        lambda t: [
+            "admission",
+            "audit",
+            "--policy",
+            _write(t, "p.yaml", POLICY),
+            "--from",
+            _write(t, "w.yaml", "kind: List\nitems: []\n---\n" + "[" * DEEP + "]" * DEEP),
+        ],
         2,
         "nested",
     ),

@@ -164,8 +164,12 @@ def test_malformed_tracker_names_the_entry(tmp_path: Path) -> None:
     p.write_text('{"openssl": {"CVE-2024-1": {"releases": {"bookworm": {"status": ["x"]}}}}}')
     with AdvisoryDB(tmp_path / "v.db") as db, pytest.raises(InputError, match="status"):
         FEEDS["debian-tracker"].import_path(db, p)
-    p.write_text("[1, 2")
+    p.write_text('{"openssl": {"CVE-2024-1": {"releases": {}}}, "x": {"CVE-1": {"rel')
     with AdvisoryDB(tmp_path / "v.db") as db, pytest.raises(InputError, match="not valid JSON"):
+        FEEDS["debian-tracker"].import_path(db, p)
+    # the tracker is streamed: the wrong shape is named at its first piece
+    p.write_text("[1, 2")
+    with AdvisoryDB(tmp_path / "v.db") as db, pytest.raises(InputError, match="top level"):
         FEEDS["debian-tracker"].import_path(db, p)
 
 

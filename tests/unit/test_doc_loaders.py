@@ -10,7 +10,7 @@ import pytest
 
 from assay._json import MAX_DEPTH, MAX_INT_DIGITS, load_json, load_json_object
 from assay._text import printable
-from assay._yaml import MAX_ALIASES, MAX_NODES, load_yaml
+from assay._yaml import MAX_ALIASES, MAX_NODES, load_yaml, load_yaml_all
 from assay.errors import InputError
 
 DEEP = 100_000
@@ -124,3 +124,46 @@ def test_run_unpacks_a_layer_without_directory_entries(tmp_path: Path) -> None:
     assert (tmp_path / "usr/bin/hello").read_bytes() == b"#!/bin/sh\n"
     assert (tmp_path / "etc/deep/er/conf").read_bytes() == b"x"
     assert (tmp_path / "usr/bin").stat().st_mode & 0o777 == 0o755
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: 1\n---\n" + ALIAS_BOMB, "alias bomb"),
+        ("a: 1\n---\n" + "[" * DEEP + "]" * DEEP, "nested more than 64"),
+        ("a: 1\n---\nb:\n" + "".join(" " * (i + 1) + "- \n" for i in range(200)), "nested"),
+        ("a: 1\n---\nb: " + "9" * 5000, "integer of 5000 digits"),
+        ("a: 1\n---\nb: 1\nb: 2\n", "key 'b' appears twice"),
+        ("a: 1\n---\nb: [", "not valid YAML"),
+        # the alias budget is the stream's, not each document's
+        (
+            "\n---\n".join(
+                "x: &x [1]\ny: [" + ", ".join(["*x"] * (MAX_ALIASES // 2 + 1)) + "]"
+                for _ in range(2)
+            ),
+            "alias references",
+        ),
+    ],
+    ids=lambda v: v[:24],
+)
+def test_hostile_multi_document_yaml_is_one_input_error(text: str, message: str) -> None:
+    with pytest.raises(InputError, match=message) as info:
+        load_yaml_all(text, what="p.yaml", max_size=4 << 20)
+    assert str(info.value).startswith("p.yaml: ") and "\n" not in str(info.value)
+
+
+def test_multi_document_yaml_expanded_nodes_are_counted_over_the_stream() -> None:
+    # each document alone is under the node budget (~42,000 expanded), three together are over
+    one = "x: &x [" + ", ".join(["1"] * 2000) + "]\ny: [" + ", ".join(["*x"] * 20) + "]"
+    assert len(load_yaml(one, what="p.yaml")["y"]) == 20
+    with pytest.raises(InputError, match="nodes once aliases are expanded"):
+        load_yaml_all(f"{one}\n---\n{one}\n---\n{one}", what="p.yaml")
+    assert len(load_yaml_all(f"{one}\n---\n{one}\n---\n{one}", what="p", max_nodes=10**6)) == 3
+
+
+def test_multi_document_yaml_reads_every_document() -> None:
+    docs = load_yaml_all("a: &b {c: 1}\nd: *b\n---\n---\n- x\n", what="p.yaml")
+    assert docs == [{"a": {"c": 1}, "d": {"c": 1}}, None, ["x"]]
+    assert load_yaml_all("", what="p.yaml") == []
+    with pytest.raises(InputError, match="not valid YAML"):
+        load_yaml("a: 1\n---\nb: 2\n", what="p.yaml")

@@ -27,7 +27,16 @@ from assay.errors import AssayError
 
 TARGETS = all_targets()
 # Targets whose API takes a file path or writes a database run slower; fewer examples there.
-SLOW = {"lock", "spec", "sbom-input", "feed-tracker", "feed-osv", "feed-kev", "feed-epss"}
+SLOW = {
+    "lock",
+    "spec",
+    "sbom-input",
+    "feed-tracker",
+    "feed-osv",
+    "feed-kev",
+    "feed-epss",
+    "feed-nvd",
+}
 
 json_values = st.recursive(
     st.none()
@@ -115,3 +124,38 @@ def test_fuzz_findings_stay_fixed(name: str, data: bytes | None) -> None:
         return
     with pytest.raises(AssayError):
         TARGETS[name].run(data)
+
+
+def test_campaign_script_runs_targets_in_parallel_and_sums_up(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(root / "fuzz" / "fuzz_docs.py"),
+            "--target",
+            "image-ref,debian-version",
+            "--runs",
+            "40",
+            "--seed",
+            "3",
+            "--jobs",
+            "4",
+            "--findings",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root / "src")},
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    # 4 processes for 2 targets: each target split in two shards of 20 runs, then summed
+    assert sum(" 20 executions in " in line for line in lines) == 4, proc.stdout
+    assert any(line.startswith("image-ref: 40 executions in all") for line in lines), proc.stdout
+    assert lines[-1].startswith("fuzz_docs summary: 2 targets, seed 3, 4 job(s), 80 executions")
+    assert "min 40 per target" in lines[-1] and "0 unexpected" in lines[-1], lines[-1]
+    assert "debian-version=40 image-ref=40" in lines[-1], lines[-1]

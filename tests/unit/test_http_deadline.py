@@ -4,9 +4,7 @@ one byte at a time: per-read timeouts never fire, the deadline must."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 
@@ -15,56 +13,7 @@ import pytest
 
 from assay._http import DEADLINE_ENV, request_deadline, transport
 from assay.errors import NetworkError, UsageError
-
-
-class DripServer:
-    """Accepts connections; answers each request by sending ``head`` then ``body`` one byte
-    every ``interval`` seconds (``drip_headers`` drips the status line and headers too)."""
-
-    def __init__(self, *, drip_headers: bool, interval: float = 0.1) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.drip_headers = drip_headers
-        self.interval = interval
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        self.sock.settimeout(0.2)
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return  # closed
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: socket.socket) -> None:
-        head = (
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
-        )
-        try:
-            conn.recv(65536)
-            if not self.interval:
-                conn.sendall(head + b" " * 100000)
-                return
-            if not self.drip_headers:
-                conn.sendall(head)
-            for byte in (head if self.drip_headers else b"") + b" " * 100000:
-                if self.stop.is_set():
-                    break
-                conn.sendall(bytes([byte]))
-                time.sleep(self.interval)
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.sock.close()
+from fixtures.drip import DripServer
 
 
 @pytest.fixture(params=[False, True], ids=["drip-body", "drip-headers"])

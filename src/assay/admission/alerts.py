@@ -1,7 +1,9 @@
 """Alert receivers: an HTTP POST of Slack-style JSON (``{"text": "…"}``) for each deny.
 
 Sent in the background so an alert receiver never delays or changes an admission decision;
-failures are logged, not retried.
+failures are logged, not retried. Each alert must be delivered within ``timeout`` seconds in all
+(:func:`assay._http.async_deadline`): a receiver that trickles its answer is cut off, not waited
+on forever.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ import asyncio
 import logging
 
 import httpx
+
+from assay._http import async_deadline
+from assay.errors import NetworkError
 
 __all__ = ["WebhookAlert"]
 
@@ -32,11 +37,14 @@ class WebhookAlert:
 
     async def _send(self, text: str) -> None:
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
+            async with (
+                async_deadline(f"alert to {self.url}", self.timeout),
+                httpx.AsyncClient(timeout=self.timeout) as client,
+            ):
                 resp = await client.post(self.url, json={"text": text})
             if resp.status_code >= 300:
                 log.warning("alert receiver %s answered HTTP %d", self.url, resp.status_code)
-        except httpx.HTTPError as e:
+        except (httpx.HTTPError, NetworkError) as e:
             log.warning("alert receiver %s not reached: %s", self.url, e)
 
     async def drain(self) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from assay._http import transport as deadline_transport
 from assay.errors import InputError, NetworkError
 from assay.oci.model import parse_json_document
 
@@ -26,16 +27,30 @@ log = logging.getLogger(__name__)
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 _MAX_RESPONSE = 32 * 1024 * 1024  # a list of every Pod in a large cluster stays far below
+DEFAULT_DEADLINE = 30.0  # seconds for one API request, its whole answer included
 
 
 class KubeClient:
-    def __init__(self, base_url: str, token: str, ca: str | bool, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        ca: str | bool,
+        *,
+        timeout: float = 5.0,
+        deadline: float = DEFAULT_DEADLINE,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self._client = httpx.Client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-            verify=ssl.create_default_context(cafile=ca) if isinstance(ca, str) else ca,
             timeout=timeout,
+            # every request, body included, within ``deadline`` s (assay._http), not only
+            # each read within ``timeout``: an API server that trickles must not hang a thread
+            transport=deadline_transport(
+                deadline,
+                verify=ssl.create_default_context(cafile=ca) if isinstance(ca, str) else ca,
+            ),
         )
 
     def get(self, path: str) -> dict[str, Any] | None:

@@ -325,10 +325,15 @@ def audit_command(
             raise UsageError(f"--from {from_file}: {e}") from None
         if len(text) > 64 * 1024 * 1024:
             raise InputError(f"--from {from_file}: over 64 MiB; audit namespaces separately")
-        try:
-            docs = [d for d in yaml.safe_load_all(text) if d is not None]
-        except yaml.YAMLError as e:
-            raise InputError(f"--from {from_file}: not YAML/JSON: {e}".splitlines()[0]) from None
+        from assay._yaml import load_yaml_all
+
+        docs = [
+            d
+            for d in load_yaml_all(
+                text, what=f"--from {from_file}", max_size=64 << 20, max_nodes=2_000_000
+            )
+            if d is not None
+        ]
         workloads = workloads_from_objects(docs)
     else:
         kube = kube_in_cluster()

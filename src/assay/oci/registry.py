@@ -233,7 +233,11 @@ def _parse_next_link(header: str | None) -> str | None:
 
 
 class RegistryClient:
-    """Distribution-spec client for one registry host. Thread-safe; close it (or use ``with``)."""
+    """Distribution-spec client for one registry host. Thread-safe; close it (or use ``with``).
+
+    ``timeout`` bounds each socket operation; ``deadline`` each whole request, body included
+    (default ``ASSAY_HTTP_DEADLINE``, see :mod:`assay._http`).
+    """
 
     def __init__(
         self,
@@ -247,6 +251,7 @@ class RegistryClient:
         timeout: float = 60.0,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         monolithic_limit: int = MONOLITHIC_LIMIT,
+        deadline: float | None = None,
     ) -> None:
         scheme: str | None = None
         h = host.strip()
@@ -281,7 +286,7 @@ class RegistryClient:
         self._own_http = http is None
         self.http = http or httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
-            transport=deadline_transport(verify=not insecure),
+            transport=deadline_transport(deadline, verify=not insecure),
             follow_redirects=False,
             headers={"User-Agent": "assay"},
         )

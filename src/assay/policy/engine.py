@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from assay._http import request_deadline
 from assay.attest.remote import ImageRef, parse_image_ref
 from assay.attest.verify import VerifiedAttestation
 from assay.errors import AssayError, UsageError
@@ -321,6 +322,9 @@ class Engine:
                     auth=creds,
                     timeout=self.timeout,
                     retries=1,
+                    # each request also ends by the decision's deadline: a registry that
+                    # trickles must not keep a worker thread after the answer was given
+                    deadline=min(self.timeout, request_deadline()),
                 )
                 self._clients[key] = client
             return client

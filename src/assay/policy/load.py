@@ -14,9 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from assay.errors import UsageError
+from assay._yaml import load_yaml_all
+from assay.errors import InputError, UsageError
 from assay.policy.glob import compile_glob
 from assay.policy.model import (
     Attestation,
@@ -97,19 +96,6 @@ class _V:
         return text
 
 
-def _reject_aliases(text: str, where: str) -> None:
-    try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(event, yaml.AliasEvent):
-                raise UsageError(f"{where}: YAML aliases (*name) are not accepted in policies")
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{where}: not valid YAML: {_one_line(exc)}") from exc
-
-
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())
-
-
 def load_documents(paths: Sequence[str | Path]) -> list[Policy]:
     """Every policy document in ``paths`` (files or directories of ``*.yaml``/``*.yml``)."""
     if not paths:
@@ -151,11 +137,10 @@ def _load_file(path: Path) -> list[Policy]:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise UsageError(f"{path}: not UTF-8 text") from exc
-    _reject_aliases(text, str(path))
     try:
-        docs = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: not valid YAML: {_one_line(exc)}") from exc
+        docs = load_yaml_all(text, what=str(path), max_size=MAX_POLICY_FILE, aliases=False)
+    except InputError as exc:  # a policy is configuration: a usage error, as elsewhere here
+        raise UsageError(str(exc)) from None
     out = []
     for index, doc in enumerate(docs, 1):
         if doc is None:

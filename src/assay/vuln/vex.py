@@ -70,6 +70,9 @@ def _parse_time(text: str) -> dt.datetime:
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
+_MAX_PROBLEMS = 20
+
+
 def validate_openvex(doc: Any) -> list[str]:
     """Problems with an OpenVEX 0.2.0 document (empty when it has every required field)."""
     problems: list[str] = []
@@ -84,7 +87,7 @@ def validate_openvex(doc: Any) -> list[str]:
     if isinstance(doc.get("@context"), str) and not doc["@context"].startswith(
         "https://openvex.dev/ns"
     ):
-        problems.append(f"@context {doc['@context']!r} is not an OpenVEX context")
+        problems.append(f"@context {doc['@context'][:80]!r} is not an OpenVEX context")
     if "version" in doc and (not isinstance(doc["version"], int) or doc["version"] < 1):
         problems.append("version must be an integer >= 1")
     stmts = doc.get("statements")
@@ -92,6 +95,9 @@ def validate_openvex(doc: Any) -> list[str]:
         problems.append("statements must be a non-empty list")
         return problems
     for i, s in enumerate(stmts):
+        if len(problems) >= _MAX_PROBLEMS:  # a hostile list of millions: name the first few
+            problems.append(f"more problems in statements {i} to {len(stmts) - 1} not listed")
+            break
         where = f"statement {i}"
         if not isinstance(s, dict):
             problems.append(f"{where} is not an object")
@@ -112,7 +118,7 @@ def validate_openvex(doc: Any) -> list[str]:
             if not (has_j or has_i):
                 problems.append(f"{where}: not_affected needs a justification or impact_statement")
             if has_j and s["justification"] not in JUSTIFICATIONS:
-                problems.append(f"{where}: unknown justification {s['justification']!r}")
+                problems.append(f"{where}: unknown justification {str(s['justification'])[:80]!r}")
         if status == "affected" and not s.get("action_statement"):
             problems.append(f"{where}: affected needs an action_statement")
         products = s.get("products")

@@ -11,31 +11,44 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import gzip
+import io
+import lzma
 import os
+import stat
 import zlib
+from collections.abc import Callable, Collection, Generator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol, cast
 
+from assay._json import iter_json_pieces
 from assay._json import load_json as _load_json
 from assay.errors import InputError
 from assay.vuln.db import AdvisoryDB, utc_stamp
 
 __all__ = [
     "MAX_FEED_BYTES",
+    "MAX_FEED_PIECE",
     "MAX_GZIP_RATIO",
     "Feed",
+    "FeedReader",
     "feed_date",
     "file_date",
     "http_date",
+    "iter_feed_json",
     "load_json",
+    "open_feed",
     "read_bounded",
 ]
 
 # The Debian tracker JSON is ~80 MB today; leave generous headroom but refuse absurd inputs.
 MAX_FEED_BYTES = 1 << 30
-# A gzip feed may expand to at most this many times its compressed size (the Debian tracker
-# JSON compresses about 10:1; a gzip bomb reaches 1000:1).
+# A compressed feed may expand to at most this many times its compressed size (the Debian
+# tracker JSON compresses about 10:1; a gzip bomb reaches 1000:1).
 MAX_GZIP_RATIO = 100
+# The largest piece of a streamed feed JSON decoded at once: one CVE entry of the Debian tracker,
+# one NVD vulnerability (real ones are kilobytes, the largest with CPE lists a few hundred KB).
+# 4 MB of the costliest JSON shape ([[],[],…]) decodes to ~110 MB of Python objects.
+MAX_FEED_PIECE = 4 << 20
 
 
 class Feed(Protocol):
@@ -90,32 +103,159 @@ def http_date(value: str | None) -> str:
         return ""
 
 
-def read_bounded(path: Path, limit: int = MAX_FEED_BYTES) -> bytes:
-    """Read a feed file, gunzipping ``.gz`` content, refusing more than ``limit`` bytes."""
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(limit + 1)
-    except OSError as exc:
-        raise InputError(f"cannot read feed file {path}: {exc.strerror}") from None
-    if len(raw) > limit:
-        raise InputError(f"feed file {path} is larger than {limit} bytes; refusing to read it")
-    if raw[:2] == b"\x1f\x8b":
-        # Bounded absolutely and by ratio: a 1 MB gzip bomb must not become gigabytes of JSON.
-        cap = min(limit, max(len(raw) * MAX_GZIP_RATIO, 1 << 20))
-        d = zlib.decompressobj(wbits=31)
+class _Source(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class FeedReader(io.RawIOBase):
+    """A feed file's content, decompressed as it is read, bounded absolutely and by ratio.
+
+    gzip (also multi-member), xz and zstd are recognised by their magic bytes; anything else is
+    read as it is. More than ``cap`` bytes of content (``limit``, and for compressed files also
+    :data:`MAX_GZIP_RATIO` times the compressed size) is an :class:`InputError` naming the file
+    as a decompression bomb, as are corrupt or truncated compressed data. Only what the caller
+    reads is ever held in memory.
+    """
+
+    def __init__(self, path: Path, limit: int = MAX_FEED_BYTES) -> None:
+        super().__init__()
+        self.path = path
+        self.limit = limit
         try:
-            out = d.decompress(raw, cap + 1)
-        except (zlib.error, gzip.BadGzipFile) as exc:
-            raise InputError(f"feed file {path} is not valid gzip: {exc}") from None
-        if len(out) > cap or d.unconsumed_tail:
-            raise InputError(
-                f"feed file {path} expands past {cap} bytes (limit: {MAX_GZIP_RATIO}x its "
-                f"compressed size, at most {limit}); refusing it as a decompression bomb"
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            raise InputError(f"cannot read feed file {path}: {exc.strerror}") from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise InputError(f"feed file {path} is not a regular file; refusing to read it")
+            os.set_blocking(fd, True)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._raw: BinaryIO = os.fdopen(fd, "rb")
+        self._at_end: Callable[[], None] = lambda: None
+        magic = self._raw.read(6)
+        self._raw.seek(0)
+        self.compressed = True
+        self._inner: _Source
+        if magic[:2] == b"\x1f\x8b":
+            self._inner = gzip.GzipFile(fileobj=self._raw, mode="rb")
+            self.kind = "gzip"
+        elif magic == b"\xfd7zXZ\x00":
+            self._inner = lzma.LZMAFile(self._raw, "rb")  # noqa: SIM115 - closed in close()
+            self.kind = "xz"
+        elif magic[:4] == b"\x28\xb5\x2f\xfd":
+            import zstandard
+
+            from assay.oci._zstdframes import ZstdFrames
+
+            frames = ZstdFrames(self._raw, f"feed file {path}")
+            self._at_end = frames.check_complete  # zstandard ends quietly inside a frame
+            self._inner = zstandard.ZstdDecompressor().stream_reader(
+                cast(BinaryIO, frames), read_across_frames=True, closefd=False
             )
-        if not d.eof:
-            raise InputError(f"feed file {path} is truncated gzip; download it again")
-        return out
-    return raw
+            self.kind = "zstd"
+        else:
+            if st.st_size > limit:
+                self._raw.close()
+                raise InputError(
+                    f"feed file {path} is larger than {limit} bytes; refusing to read it"
+                )
+            self._inner = self._raw
+            self.compressed = False
+            self.kind = "plain"
+        ratio_cap = max(st.st_size * MAX_GZIP_RATIO, 1 << 20)
+        self.cap = min(limit, ratio_cap) if self.compressed else limit
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def read(self, size: int | None = -1) -> bytes:
+        """At most ``size`` bytes of content (all that is left, up to the cap, when negative)."""
+        if size is None or size < 0:
+            size = self.cap + 1 - self.count
+        if size == 0:
+            return b""
+        want = min(size, self.cap + 1 - self.count)
+        try:
+            data = self._inner.read(max(want, 1))
+        except EOFError:
+            raise InputError(
+                f"feed file {self.path} is truncated {self.kind}; download it again"
+            ) from None
+        except (OSError, lzma.LZMAError, zlib.error) as exc:
+            raise InputError(f"feed file {self.path} is not valid {self.kind}: {exc}") from None
+        except Exception as exc:  # zstandard.ZstdError has no stable import path for typing
+            if type(exc).__name__ != "ZstdError":
+                raise
+            raise InputError(f"feed file {self.path} is not valid zstd: {exc}") from None
+        if not data:
+            self._at_end()
+        self.count += len(data)
+        if self.count > self.cap:
+            if self.compressed:
+                raise InputError(
+                    f"feed file {self.path} expands past {self.cap} bytes (limit: "
+                    f"{MAX_GZIP_RATIO}x its compressed size, at most {self.limit}); refusing "
+                    "it as a decompression bomb"
+                )
+            raise InputError(
+                f"feed file {self.path} is larger than {self.limit} bytes; refusing to read it"
+            )
+        return data
+
+    def close(self) -> None:
+        try:
+            if self._inner is not self._raw:
+                self._inner.close()
+        finally:
+            self._raw.close()
+            super().close()
+
+
+def open_feed(path: Path, limit: int = MAX_FEED_BYTES) -> FeedReader:
+    """The content of a feed file as a stream (see :class:`FeedReader`); use it with ``with``."""
+    return FeedReader(path, limit)
+
+
+def read_bounded(path: Path, limit: int = MAX_FEED_BYTES) -> bytes:
+    """A whole (small) feed file, decompressed, refusing more than ``limit`` bytes of content.
+
+    Large feeds are read with :func:`open_feed` and :func:`iter_feed_json` instead, so that only
+    one record at a time is held in memory.
+    """
+    with open_feed(path, limit) as fh:
+        parts = []
+        while chunk := fh.read(1 << 20):
+            parts.append(chunk)
+        return b"".join(parts)
+
+
+def iter_feed_json(
+    path: Path,
+    what: str,
+    *,
+    max_piece: int = MAX_FEED_PIECE,
+    split: Collection[str] = (),
+    split_objects: bool = True,
+    limit: int = MAX_FEED_BYTES,
+) -> Generator[tuple[tuple[str | int, ...], Any], None, None]:
+    """A (possibly compressed) feed JSON document, decoded piece by piece through the shared
+    bounded loader (:func:`assay._json.iter_json_pieces`): memory holds one piece at a time."""
+    with open_feed(path, limit) as fh:
+        yield from iter_json_pieces(
+            fh.read, what=what, max_piece=max_piece, split=split, split_objects=split_objects
+        )
 
 
 def load_json(data: bytes, what: str) -> Any:

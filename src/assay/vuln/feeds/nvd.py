@@ -30,12 +30,17 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 from assay.errors import InputError, NetworkError
 from assay.vuln.db import AdvisoryDB
-from assay.vuln.feeds._interface import feed_date, file_date, load_json, read_bounded
+from assay.vuln.feeds._interface import (
+    feed_date,
+    file_date,
+    iter_feed_json,
+)
 from assay.vuln.severity import cvss_score
 
 __all__ = ["NVD_API", "NvdFeed", "nvd_rows"]
@@ -101,14 +106,56 @@ def nvd_rows(doc: Any, where: str) -> tuple[dict[str, list[_Row]], set[str], str
     per_cve: dict[str, list[_Row]] = {}
     rejected: set[str] = set()
     for item in doc["vulnerabilities"]:
-        cve = item.get("cve") if isinstance(item, dict) else None
-        cid, status, rows = _cve_rows(cve, where)
-        if status == "Rejected":
-            rejected.add(cid)
-            per_cve.pop(cid, None)
-        else:
-            per_cve[cid] = rows
+        _add(per_cve, rejected, item, where)
     return per_cve, rejected, stamp
+
+
+def _add(per_cve: dict[str, list[_Row]], rejected: set[str], item: Any, where: str) -> None:
+    cve = item.get("cve") if isinstance(item, dict) else None
+    cid, status, rows = _cve_rows(cve, where)
+    if status == "Rejected":
+        rejected.add(cid)
+        per_cve.pop(cid, None)
+    else:
+        rejected.discard(cid)
+        per_cve[cid] = rows
+
+
+def _stream_file(conn: sqlite3.Connection, path: Path, where: str) -> tuple[int, str]:
+    """Import one NVD file one vulnerability at a time (a yearly file is hundreds of MB of
+    JSON); (CVEs stored, the file's ``timestamp``)."""
+    top: dict[str, Any] = {}
+    per_cve: dict[str, list[_Row]] = {}
+    rejected: set[str] = set()
+    listed = False
+    n = 0
+    pieces = iter_feed_json(path, where, split=("vulnerabilities",))
+    with closing(pieces):
+        for key, value in pieces:
+            if len(key) == 2 and key[0] == "vulnerabilities":
+                listed = True
+                _add(per_cve, rejected, value, where)
+                if len(per_cve) + len(rejected) >= _BATCH:
+                    n += len(per_cve)
+                    _store(conn, per_cve, rejected)
+                    per_cve, rejected = {}, set()
+            elif len(key) == 1 and isinstance(key[0], str):
+                if key[0] in ("format", "timestamp", "vulnerabilities"):
+                    top[key[0]] = value
+                listed = listed or (key[0] == "vulnerabilities" and value == [])
+            else:
+                raise InputError(f"{where} is not a JSON object; is it NVD CVE API 2.0 JSON?")
+    if not listed:
+        raise InputError(f"{where} has no 'vulnerabilities' list; is it NVD CVE API 2.0 JSON?")
+    fmt = top.get("format", "NVD_CVE")
+    if fmt != "NVD_CVE":
+        raise InputError(f"{where}: format {str(fmt)[:40]!r} is not NVD_CVE")
+    n += len(per_cve)
+    _store(conn, per_cve, rejected)
+    return n, feed_date(top.get("timestamp"), f"{where}: timestamp")
+
+
+_BATCH = 5000
 
 
 def _store(conn: sqlite3.Connection, per_cve: dict[str, list[_Row]], rejected: set[str]) -> None:
@@ -139,11 +186,8 @@ class NvdFeed:
         n = 0
         with db.transaction() as conn:
             for f in files:
-                doc = load_json(read_bounded(f), f"NVD file {f}")
-                per_cve, rejected, stamp = nvd_rows(doc, f"NVD file {f}")
-                del doc
-                _store(conn, per_cve, rejected)
-                n += len(per_cve)
+                stored, stamp = _stream_file(conn, f, f"NVD file {f}")
+                n += stored
                 dates.append(stamp or date_hint or file_date(f))
             total = conn.execute("SELECT count(DISTINCT cve) FROM nvd").fetchone()[0]
             db.record_source(
@@ -166,6 +210,23 @@ def _expand(paths: Iterable[Path]) -> Iterable[Path]:
                     yield f
         else:
             yield p
+
+
+def _page_counts(page: Path, what: str) -> tuple[Any, int | None]:
+    """(``totalResults``, number of ``vulnerabilities`` or None) of an API page, streamed."""
+    total: Any = None
+    got: int | None = None
+    pieces = iter_feed_json(page, what, split=("vulnerabilities",))
+    with closing(pieces):
+        for key, value in pieces:
+            if key == ("totalResults",):
+                total = value
+            elif key[:1] == ("vulnerabilities",):
+                if len(key) == 2:
+                    got = (got or 0) + 1
+                elif isinstance(value, list):
+                    got = len(value)
+    return total, got
 
 
 def _api_time(when: dt.datetime) -> str:
@@ -201,16 +262,14 @@ def fetch_pages(
             time.sleep(delay)  # NVD's public rate limit (5 requests / 30 s without a key)
         page = dest / f"nvd-{len(pages):05d}.json"
         get({**base, "startIndex": str(index)}, page)
-        doc = load_json(read_bounded(page), f"NVD API page {len(pages)}")
-        announced = doc.get("totalResults") if isinstance(doc, dict) else None
-        got = doc.get("vulnerabilities") if isinstance(doc, dict) else None
-        if not isinstance(announced, int) or announced < 0 or not isinstance(got, list):
+        announced, got = _page_counts(page, f"NVD API page {len(pages)}")
+        if not isinstance(announced, int) or announced < 0 or got is None:
             raise InputError("the NVD API answer has no totalResults/vulnerabilities")
         pages.append(page)
         total = announced if total is None else total
         if not got and index < total:
             raise NetworkError(f"the NVD API returned an empty page at startIndex {index}")
-        index += len(got)
+        index += got
         if progress:
             progress(f"nvd: {min(index, total)}/{total} CVEs")
     return pages

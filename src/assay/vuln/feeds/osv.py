@@ -13,19 +13,26 @@ import sqlite3
 import zipfile
 import zlib
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 from assay.errors import InputError
 from assay.vuln.db import AdvisoryDB
 from assay.vuln.ecosystems import normalize_name
-from assay.vuln.feeds._interface import feed_date, file_date, load_json, read_bounded
+from assay.vuln.feeds._interface import (
+    feed_date,
+    file_date,
+    iter_feed_json,
+    load_json,
+    read_bounded,
+)
 
 __all__ = ["OsvFeed", "iter_osv_documents"]
 
 log = logging.getLogger(__name__)
 
-MAX_RECORD_BYTES = 16 << 20
+MAX_RECORD_BYTES = 8 << 20  # decoded, 8 MB of JSON can take ~220 MB of memory
 MAX_RECORDS = 2_000_000
 MAX_ZIP_TOTAL = 8 << 30
 
@@ -66,12 +73,19 @@ def iter_osv_documents(path: Path) -> Iterator[tuple[str, Any]]:
                     raise InputError(f"{path}:{info.filename} is larger than its header says")
                 yield f"{path}:{info.filename}", load_json(data, f"{path}:{info.filename}")
     else:
-        doc = load_json(read_bounded(path, 512 << 20), f"OSV file {path}")
-        if isinstance(doc, list):
-            for i, rec in enumerate(doc):
-                yield f"{path}[{i}]", rec
-        else:
-            yield str(path), doc
+        # One record, or a list of them streamed one at a time (a list can be hundreds of MB).
+        pieces = iter_feed_json(
+            path,
+            f"OSV file {path}",
+            max_piece=MAX_RECORD_BYTES,
+            split_objects=False,
+            limit=512 << 20,
+        )
+        with closing(pieces):
+            for key, rec in pieces:
+                if key and isinstance(key[0], int) and key[0] >= MAX_RECORDS:
+                    raise InputError(f"{path} holds more than {MAX_RECORDS} records; refusing")
+                yield (f"{path}[{key[0]}]" if key else str(path)), rec
 
 
 def _str_list(value: Any, what: str) -> list[str]:
