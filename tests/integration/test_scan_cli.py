@@ -286,25 +286,3 @@ def test_missing_db_is_a_usage_error(tmp_path: Path) -> None:
     e = dict(os.environ, ASSAY_VULN_DB=str(tmp_path / "none.db"))
     r = assay("scan", str(_cdx(tmp_path / "s.json")), env=e)
     assert r.returncode == 2 and "db update" in r.stderr
-
-
-def test_store_then_fleet_rescan(env: dict[str, str], tmp_path: Path) -> None:
-    e = dict(env, ASSAY_VULN_DB=str(tmp_path / "fleet.db"))
-    assert (
-        assay("db", "import", "--debian-tracker", str(ASSETS / "tracker.json"), env=e).returncode
-        == 0
-    )
-    sbom = _cdx(tmp_path / "s.cdx.json")
-    single = assay("scan", str(sbom), "--store", "--show-negligible", "-o", "json", env=e)
-    assert single.returncode == 0, single.stderr
-    r = assay("db", "rescan", "-o", "json", env=e)
-    assert r.returncode == 0, r.stderr
-    fleet = {(f["subject"], f["package"], f["id"], f["state"]) for f in json.loads(r.stdout)}
-    deb = {
-        (DIGEST, f["package"]["name"], f["id"], f["state"])
-        for f in json.loads(single.stdout)["findings"]
-        if f["data_source"] == "debian-tracker"
-    }
-    assert fleet == deb and fleet
-    text = assay("db", "rescan", env=e).stdout
-    assert text.startswith(DIGEST) and "affected" in text

@@ -22,7 +22,7 @@ def _store(tmp_path: Path) -> str:
         FEEDS["debian-tracker"].import_path(db, ASSETS / "tracker.json")
         with open_store(url) as s:
             for inv in inventories():
-                s.record_image(inv)
+                s.record_image(inv, now="2024-12-31T00:00:00Z")
             sync_advisories(s, db)
             rescan(s, now="2025-01-01T00:00:00Z")
     return url

@@ -1,8 +1,10 @@
-"""``assay db update|import|status``: the local vulnerability database."""
+"""``assay db update|import|status|rescan``: the local vulnerability database, and the fleet
+rescan of the evidence store against it."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -225,45 +227,75 @@ def status_command(
 @db_app.command("rescan")
 def rescan_command(
     db: Path | None = _DB_OPTION,
+    store: str | None = typer.Option(
+        None,
+        "--store",
+        envvar="ASSAY_STORE",
+        help="Evidence store URL: sqlite:///PATH or postgresql://USER@HOST/DB "
+        "(default: CACHE_DIR/store.db).",
+    ),
     output: StatusOutput = typer.Option(
         StatusOutput.text, "--output", "-o", envvar="ASSAY_DB_OUTPUT", help="text or json."
     ),
 ) -> None:
-    """Re-match every inventory stored with `assay scan --store` (one SQL join; Debian tracker).
+    """Re-match the evidence store's images (recorded by `assay scan --store`) against this
+    database, in the store's own SQL engine.
 
-    text: findings per image and state; json: every finding. Exit codes: 0 ok; 2 no database.
+    The database's Debian tracker rows and KEV catalog are synced into the store, severities
+    rated as `assay scan` rates them (NVD CVSS, then OSV, then the tracker's urgency). Only
+    source versions new to the fleet and those whose advisories changed are matched again;
+    findings keep their first-seen dates. `assay report --fleet` reports the result.
+    Exit codes: 0 ok; 1 the store cannot be reached; 2 no database.
     """
-    from assay.vuln.fleet import fleet_rescan
+    from assay.store import open_store, rescan, sync_advisories
 
     with _open(db, create=False) as adb:
-        findings = sorted(fleet_rescan(adb), key=lambda f: (f.subject, f.package, f.vuln))
+        if not adb.sources():
+            raise UsageError(
+                f"the vulnerability database {adb.path} is empty; run `assay db update` "
+                "(or `assay db import …`)"
+            )
+        legacy = _legacy_inventories(adb)
+        with open_store(store) as st:
+            rows = sync_advisories(st, adb)
+            summary = rescan(st)
+            images = len(st.images())
+            where = st.where
+    if legacy:
+        _console.warn(
+            f"{adb.path} still holds {legacy} inventories stored by an older `scan --store`; "
+            "they are no longer read: scan those images again with --store to record them "
+            "in the evidence store"
+        )
+    doc = {
+        "store": where,
+        "images": images,
+        "advisories": rows,
+        "rescanned_at": summary.when,
+        "source_versions_matched": summary.checked,
+        "open": summary.open,
+        "new": summary.new,
+        "resolved": summary.resolved,
+    }
     if output is StatusOutput.json:
-        doc = [
-            {
-                "subject": f.subject,
-                "package": f.package,
-                "purl": f.purl,
-                "id": f.vuln,
-                "state": f.state.value,
-                "fixed_in": f.fixed_in or None,
-                "debian_urgency": f.urgency or None,
-                "reason": f.reason or None,
-            }
-            for f in findings
-        ]
         _console.emit(json.dumps(doc, indent=2) + "\n")
         return
-    per: dict[str, dict[str, int]] = {}
-    for f in findings:
-        counts = per.setdefault(f.subject, {})
-        counts[f.state.value] = counts.get(f.state.value, 0) + 1
-    lines = [
-        f"{subject}  " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-        for subject, counts in sorted(per.items())
-    ]
-    if not lines:
-        lines = ["no findings (store inventories with `assay scan IMAGE --store`)"]
-    _console.emit("\n".join(lines) + "\n")
+    _console.emit(
+        f"{where}: {images} images; {summary.checked} source versions matched against "
+        f"{rows} advisories; {summary.open} open findings ({summary.new} new, "
+        f"{summary.resolved} resolved)\n"
+    )
+    if not images:
+        _console.info("no images in the store: record them with `assay scan IMAGE --store`")
+
+
+def _legacy_inventories(adb: AdvisoryDB) -> int:
+    """Inventories an older assay kept in the advisory DB (no longer used)."""
+    try:
+        row = adb.conn.execute("SELECT count(*) FROM inventories").fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(row[0]) if row else 0
 
 
 def register(app: typer.Typer) -> None:

@@ -15,6 +15,7 @@ from assay.errors import UsageError
 
 if TYPE_CHECKING:
     from assay.compliance import ImageEvidence
+    from assay.store import FleetReport
 
 
 class ReportOutput(enum.StrEnum):
@@ -87,6 +88,32 @@ def gather(
     return evidence
 
 
+def _threshold(fail_on: str) -> str:
+    """The --fail-on severity, checked ("" = none)."""
+    if not fail_on:
+        return ""
+    from assay.vuln.model import Severity
+
+    try:
+        return Severity.parse(fail_on).value
+    except ValueError as exc:
+        raise UsageError(f"--fail-on: {exc}") from None
+
+
+def _fail_on(result: FleetReport, threshold: str) -> None:
+    """Fail (exit 1) when an image has an open finding at or above the threshold."""
+    from assay.errors import AssayError
+
+    hits = [(r, n) for r in result.images if (n := r.at_or_above(threshold))]
+    if hits:
+        worst = ", ".join(f"{r.name}@{r.digest[:19]} ({n})" for r, n in hits[:3])
+        more = f" and {len(hits) - 3} more" if len(hits) > 3 else ""
+        raise AssayError(
+            f"{len(hits)} image(s) have open findings at or above {threshold} (--fail-on): "
+            f"{worst}{more}; rebuild them with fixed packages or record VEX statements"
+        )
+
+
 def register(app: typer.Typer) -> None:
     @app.command("report")
     def report(
@@ -145,10 +172,20 @@ def register(app: typer.Typer) -> None:
             envvar="ASSAY_INSECURE_REGISTRY",
             help="Allow plain HTTP / unverified TLS (unsafe).",
         ),
+        fail_on: str = typer.Option(
+            "",
+            "--fail-on",
+            envvar="ASSAY_REPORT_FAIL_ON",
+            help="With --fleet: exit 1 when any image has an open finding at or above "
+            "SEVERITY (negligible, unknown, low, medium, high, critical).",
+        ),
     ) -> None:
         """Evaluate an image's verified evidence against the control catalog (PCI DSS, FedRAMP,
         NIST SP 800-190, SSDF, SLSA, CIS Docker, NTIA, EU CRA). Exit 0 when the report was
-        written (whatever the controls' results), 1 registry/verification errors, 2 bad input."""
+        written (whatever the controls' results), 1 registry/verification errors, 2 bad input.
+
+        The fleet report (--fleet --store URL) exits 0 when written, 1 when --fail-on is reached
+        (the report is still written) or the store cannot be reached, 2 bad input."""
         from assay.compliance import ReportFormat, evaluate, load_catalog, render
         from assay.compliance.render import render_fleet
 
@@ -161,10 +198,15 @@ def register(app: typer.Typer) -> None:
                 raise UsageError("report --fleet needs --store URL (or ASSAY_STORE)")
             from assay.store import fleet_report, open_store
 
+            threshold = _threshold(fail_on)
             with open_store(store) as s:
                 result = fleet_report(s, today=today.isoformat())
             _console.emit(render_fleet(result, fmt), file)
+            if threshold:
+                _fail_on(result, threshold)
             return
+        if fail_on:
+            raise UsageError("--fail-on applies to the fleet report (--fleet --store URL)")
         if image is None:
             raise UsageError("report needs IMAGE (or --fleet --store URL)")
         if key is None:

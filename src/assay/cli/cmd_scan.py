@@ -12,7 +12,7 @@ from assay.cli._choices import ScanFormat
 from assay.errors import AssayError, UsageError
 
 if TYPE_CHECKING:
-    from assay.sbom.model import Inventory
+    from assay.sbom.model import Distro, Inventory
     from assay.vuln.model import ScanResult
     from assay.vuln.vex import VexDocument
 
@@ -92,7 +92,15 @@ def scan_command(
         False,
         "--store",
         envvar="ASSAY_SCAN_STORE",
-        help="Keep the inventory in the database for fleet rescans.",
+        help="Record the image's inventory in the evidence store (--store-url) for fleet "
+        "rescans (`assay db rescan`) and reports (`assay report --fleet`).",
+    ),
+    store_url: str | None = typer.Option(
+        None,
+        "--store-url",
+        envvar="ASSAY_SCAN_STORE_URL",
+        help="Evidence store for --store: sqlite:///PATH or postgresql://USER@HOST/DB "
+        "(default: ASSAY_STORE, else CACHE_DIR/store.db).",
     ),
     insecure_registry: bool = typer.Option(
         False, "--insecure-registry", help="Allow plain HTTP to a non-loopback registry."
@@ -185,11 +193,12 @@ def scan_command(
                 show_negligible=show_negligible,
                 only_fixed=only_fixed,
                 vex=vex_docs,
-                store_inventory=store,
                 distro=distro_override,
             ),
         )
     result = dataclasses.replace(result, started=started, finished=utc_now())
+    if store:
+        _record(inventory, distro_override, store_url)
     if updates:
         result = _with_updates(result, inventory, updates_source)
     _console.emit(FORMATTERS[fmt].render(result), file)
@@ -204,6 +213,28 @@ def scan_command(
                 f"{len(hits)} unsuppressed finding(s) at or above {threshold.value} (--fail-on); "
                 "fix them or record a VEX statement"
             )
+
+
+def _record(inventory: Inventory, distro: Distro | None, url: str | None) -> None:
+    """Keep the scanned inventory in the evidence store (with the distro it was matched as)."""
+    from dataclasses import replace
+
+    from assay.store import open_store
+
+    if distro is not None:
+        inventory = replace(inventory, distro=distro)
+    if not inventory.subject_digest:
+        raise UsageError(
+            "--store needs an image digest to record the inventory under; scan the image "
+            "(or an SBOM that names its digest)"
+        )
+    with open_store(url) as store:
+        store.record_image(inventory)
+        where = store.where
+    _console.info(
+        f"recorded {inventory.subject_digest} in the evidence store {where}; "
+        "`assay db rescan` matches the fleet"
+    )
 
 
 def attested_vex(target: str, key: Path, insecure: bool) -> list[VexDocument]:

@@ -4,7 +4,9 @@ decisions and evidence bundles, in SQLite by default or PostgreSQL for fleets.
 ``open_store(url)`` opens or creates a store (``sqlite:///PATH``, a bare path, or
 ``postgresql://USER[:PASSWORD]@HOST[:PORT]/DB``; default ``$ASSAY_STORE`` or ``store.db`` in the
 cache directory) and applies its schema migrations. Fleet rescans and reports run as SQL in the
-database (``rescan``, ``fleet_report``).
+database (``rescan``, ``fleet_report``). It is the one place inventories are kept (``assay scan
+--store``); the fleet is matched per distinct Debian source version, incrementally, and
+per-image findings are the ``findings`` view over those matches.
 """
 
 from __future__ import annotations

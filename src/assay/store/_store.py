@@ -8,15 +8,17 @@ the fleet report are SQL statements run by the database (see ``assay.store.fleet
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, func, select
+from sqlalchemy import Connection, Engine, create_engine, delete, event, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from assay.errors import NetworkError, UsageError
@@ -27,6 +29,7 @@ __all__ = ["Store", "StoredDecision", "StoredImage", "default_store_url", "open_
 
 _BINNMU = re.compile(r"\+b\d+$")
 _BATCH = 5000
+_BLOB = {"postgresql": "BYTEA", "sqlite": "BLOB"}
 
 
 def _now() -> str:
@@ -106,14 +109,20 @@ _INVENTORY_COLUMNS = (
 )
 
 
-def _inventory_rows(image_id: int, packages: Iterable[Package]) -> Iterator[tuple[Any, ...]]:
-    """Rows in ``_INVENTORY_COLUMNS`` order."""
+@functools.lru_cache(maxsize=1 << 16)
+def _sort_key(version: str) -> bytes | None:
+    """``deb_sort_key``, remembered: a fleet repeats the same versions many times over."""
     from assay.vuln.vkey import deb_sort_key
 
+    return deb_sort_key(version)
+
+
+def _inventory_rows(image_id: int, packages: Iterable[Package]) -> Iterator[tuple[Any, ...]]:
+    """Rows in ``_INVENTORY_COLUMNS`` order."""
     for p in packages:
         if p.ecosystem == "deb":
             src_version = _BINNMU.sub("", p.source_version or p.version)
-            source, key = p.source_name or p.name, deb_sort_key(src_version)
+            source, key = p.source_name or p.name, _sort_key(src_version)
         else:
             src_version, source, key = "", "", None
         yield (image_id, p.name, p.version, p.ecosystem, p.purl, source, src_version, key)
@@ -153,14 +162,18 @@ class Store:
     def record_images(
         self, inventories: Iterable[Inventory], *, release: str = "", now: str = ""
     ) -> int:
-        """Keep many inventories in one transaction (PostgreSQL: rows sent with COPY)."""
+        """Keep many inventories in one transaction (PostgreSQL: rows sent with COPY).
+
+        The fleet's distinct Debian source versions (``fleet_packages``) and which of them
+        each image carries (``image_versions``) are kept here; a source version new to the
+        fleet is matched by the next ``rescan``."""
         from assay.vuln.db import release_of
 
         when = now or _now()
-        t, inv = schema.images, schema.inventory
+        t = schema.images
         n = 0
         with self.engine.begin() as conn:
-            pending: list[tuple[Any, ...]] = []
+            batch = _Batch(conn, self.dialect)
             for item in inventories:
                 rel = release or release_of(item)
                 row = conn.execute(select(t.c.id).where(t.c.digest == item.subject_digest)).first()
@@ -173,6 +186,7 @@ class Store:
                             architecture=item.architecture,
                             first_recorded=when,
                             last_recorded=when,
+                            packages=len(item.packages),
                         )
                     ).inserted_primary_key
                     if inserted is None:
@@ -180,40 +194,33 @@ class Store:
                     image_id = int(inserted[0])
                 else:
                     image_id = int(row[0])
+                    batch.forget(image_id)
                     conn.execute(
                         t.update()
                         .where(t.c.id == image_id)
-                        .values(name=item.subject_name, release=rel, last_recorded=when)
+                        .values(
+                            name=item.subject_name,
+                            release=rel,
+                            last_recorded=when,
+                            packages=len(item.packages),
+                        )
                     )
-                    conn.execute(delete(inv).where(inv.c.image_id == image_id))
-                pending.extend(_inventory_rows(image_id, item.packages))
+                batch.add(image_id, rel, item.packages)
                 n += 1
-                if len(pending) >= _BATCH:
-                    self._insert_inventory(conn, pending)
-                    pending = []
-            if pending:
-                self._insert_inventory(conn, pending)
+            batch.finish()
         return n
 
-    def _insert_inventory(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-        bulk_insert(conn, self.dialect, "inventory", _INVENTORY_COLUMNS, rows)
-
     def images(self) -> list[StoredImage]:
-        t, inv = schema.images, schema.inventory
-        counts = select(inv.c.image_id, func.count().label("n")).group_by(inv.c.image_id).subquery()
-        q = (
-            select(
-                t.c.digest,
-                t.c.name,
-                t.c.release,
-                t.c.architecture,
-                t.c.first_recorded,
-                t.c.last_recorded,
-                func.coalesce(counts.c.n, 0),
-            )
-            .select_from(t.outerjoin(counts, counts.c.image_id == t.c.id))
-            .order_by(t.c.name, t.c.digest)
-        )
+        t = schema.images
+        q = select(
+            t.c.digest,
+            t.c.name,
+            t.c.release,
+            t.c.architecture,
+            t.c.first_recorded,
+            t.c.last_recorded,
+            t.c.packages,
+        ).order_by(t.c.name, t.c.digest)
         with self.engine.connect() as conn:
             return [StoredImage(*r) for r in conn.execute(q)]
 
@@ -282,6 +289,123 @@ class Store:
                     location=location,
                 )
             )
+
+
+_VersionKey = tuple[str, str, str]  # (release, source, source version)
+
+
+class _Batch:
+    """Inventory rows on their way into the store, sent in batches; each image's source
+    versions resolved to ``fleet_packages`` ids (new ones added, pending), and the versions'
+    use counts adjusted once at the end."""
+
+    def __init__(self, conn: Connection, dialect: str) -> None:
+        self.conn, self.dialect = conn, dialect
+        self.rows: list[tuple[Any, ...]] = []
+        self.links: list[tuple[int, _VersionKey, int]] = []  # (image id, version, rows)
+        self.keys: dict[_VersionKey, bytes | None] = {}
+        self.ids: dict[_VersionKey, int] = {}
+        self.uses: Counter[int] = Counter()
+        self.images: Counter[int] = Counter()
+        self.temp = False
+
+    def add(self, image_id: int, release: str, packages: Iterable[Package]) -> None:
+        counts: Counter[_VersionKey] = Counter()
+        for r in _inventory_rows(image_id, packages):
+            self.rows.append(r)
+            if release and r[3] == "deb":
+                k = (release, r[5], r[6])
+                counts[k] += 1
+                self.keys[k] = r[7]
+        self.links.extend((image_id, k, c) for k, c in counts.items())
+        if len(self.rows) >= _BATCH:
+            self.flush()
+
+    def forget(self, image_id: int) -> None:
+        """Drop an image's earlier inventory (a re-recorded digest) and its version counts."""
+        self.flush()
+        iv, inv = schema.image_versions, schema.inventory
+        for version_id, c in self.conn.execute(
+            select(iv.c.version_id, iv.c.n).where(iv.c.image_id == image_id)
+        ):
+            self.uses[int(version_id)] -= int(c)
+            self.images[int(version_id)] -= 1
+        self.conn.execute(delete(iv).where(iv.c.image_id == image_id))
+        self.conn.execute(delete(inv).where(inv.c.image_id == image_id))
+
+    def flush(self) -> None:
+        if self.rows:
+            bulk_insert(self.conn, self.dialect, "inventory", _INVENTORY_COLUMNS, self.rows)
+            self.rows = []
+        if not self.links:
+            return
+        self._resolve({k for _, k, _ in self.links if k not in self.ids})
+        links = [(image_id, self.ids[k], c) for image_id, k, c in self.links]
+        bulk_insert(
+            self.conn, self.dialect, "image_versions", ("image_id", "version_id", "n"), links
+        )
+        for _, version_id, c in links:
+            self.uses[version_id] += c
+            self.images[version_id] += 1
+        self.links = []
+
+    def _resolve(self, unknown: set[_VersionKey]) -> None:
+        """Learn the ids of these source versions, adding the ones new to the fleet."""
+        if not unknown:
+            return
+        if not self.temp:
+            self.conn.execute(text("DROP TABLE IF EXISTS assay_versions"))
+            self.conn.execute(
+                text(
+                    "CREATE TEMPORARY TABLE assay_versions (release VARCHAR(40), source TEXT, "
+                    f"source_version TEXT, source_key {_BLOB[self.dialect]})"
+                )
+            )
+            self.temp = True
+        cols = ("release", "source", "source_version", "source_key")
+        rows = [(*k, self.keys.get(k)) for k in sorted(unknown)]
+        bulk_insert(self.conn, self.dialect, "assay_versions", cols, rows)
+        self.conn.execute(
+            text(
+                "INSERT INTO fleet_packages (release, source, source_version, source_key, uses, "
+                "images, pending) SELECT release, source, source_version, source_key, 0, 0, 1 "
+                "FROM assay_versions WHERE true "  # SQLite needs a WHERE before ON CONFLICT
+                "ON CONFLICT (release, source, source_version) DO NOTHING"
+            )
+        )
+        for version_id, rel, source, version in self.conn.execute(
+            text(
+                "SELECT p.id, p.release, p.source, p.source_version FROM fleet_packages AS p "
+                "JOIN assay_versions AS v ON v.release = p.release AND v.source = p.source "
+                "AND v.source_version = p.source_version"
+            )
+        ):
+            self.ids[(str(rel), str(source), str(version))] = int(version_id)
+        self.conn.execute(text("DELETE FROM assay_versions"))
+
+    def finish(self) -> None:
+        self.flush()
+        deltas = [
+            (version_id, self.uses[version_id], self.images[version_id])
+            for version_id in sorted(set(self.uses) | set(self.images))
+            if self.uses[version_id] or self.images[version_id]
+        ]
+        if deltas:
+            self.conn.execute(text("DROP TABLE IF EXISTS assay_uses"))
+            self.conn.execute(
+                text("CREATE TEMPORARY TABLE assay_uses (id INTEGER, uses INTEGER, images INTEGER)")
+            )
+            bulk_insert(self.conn, self.dialect, "assay_uses", ("id", "uses", "images"), deltas)
+            self.conn.execute(
+                text(
+                    "UPDATE fleet_packages SET uses = fleet_packages.uses + d.uses, "
+                    "images = fleet_packages.images + d.images FROM assay_uses AS d "
+                    "WHERE d.id = fleet_packages.id"
+                )
+            )
+            self.conn.execute(text("DROP TABLE assay_uses"))
+        if self.temp:
+            self.conn.execute(text("DROP TABLE assay_versions"))
 
 
 def bulk_insert(

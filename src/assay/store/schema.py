@@ -22,15 +22,20 @@ from sqlalchemy import (
 
 __all__ = [
     "advisories",
+    "advisory_sync",
     "bundles",
     "decisions",
     "findings",
+    "fleet_packages",
+    "image_versions",
     "images",
     "inventory",
     "kev",
     "metadata",
+    "package_matches",
     "remediation",
     "schema_version",
+    "views",
 ]
 
 metadata = MetaData()
@@ -52,6 +57,7 @@ images = Table(
     Column("architecture", String(40), nullable=False),
     Column("first_recorded", String(32), nullable=False),
     Column("last_recorded", String(32), nullable=False),
+    Column("packages", Integer, nullable=False, server_default="0"),  # inventory rows
 )
 
 inventory = Table(
@@ -66,7 +72,6 @@ inventory = Table(
     Column("source_version", Text, nullable=False),
     Column("source_key", LargeBinary),  # deb_sort_key(source_version); NULL when not deb
     Index("inventory_image", "image_id"),
-    Index("inventory_source", "source_name"),
 )
 
 advisories = Table(  # a copy of the advisory DB's Debian tracker rows, for the fleet join
@@ -92,10 +97,68 @@ kev = Table(
     Column("due_date", String(32), nullable=False),
 )
 
+fleet_packages = Table(  # the fleet's distinct Debian source versions, kept by record_images
+    "fleet_packages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("release", String(40), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("source_version", Text, nullable=False),
+    Column("source_key", LargeBinary),  # deb_sort_key(source_version)
+    Column("uses", Integer, nullable=False),  # inventory rows carrying this source version
+    Column("images", Integer, nullable=False),  # images carrying it
+    Column("pending", Integer, nullable=False),  # 1: new, or its advisories changed since
+    UniqueConstraint("release", "source", "source_version", name="fleet_packages_key"),
+    Index("fleet_packages_pending", "pending"),
+)
+
+# Which source versions each image carries (n inventory rows each). No foreign key: checking
+# one per row would cost more than writing the 5 M rows of a large fleet; record_images keeps
+# the rows with their image.
+image_versions = Table(
+    "image_versions",
+    metadata,
+    Column("image_id", Integer, nullable=False),  # images.id
+    Column("version_id", Integer, nullable=False),  # fleet_packages.id
+    Column("n", Integer, nullable=False),
+    Index("image_versions_image", "image_id"),
+    # the images carrying a version; covering, so the fleet report reads no table rows
+    Index("image_versions_version", "version_id", "image_id", "n"),
+)
+
+package_matches = Table(  # one row per (source version, vulnerability) the rescan matched
+    "package_matches",
+    metadata,
+    Column("version_id", Integer, primary_key=True, autoincrement=False),  # fleet_packages.id
+    Column("vuln", String(64), primary_key=True),
+    Column("state", String(20), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("fixed_in", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("kev_due", String(32), nullable=False),
+    Column("first_seen", String(32), nullable=False),  # first rescan that matched it
+    Column("changed_at", String(32), nullable=False),  # last rescan that changed this row
+    Column("resolved_at", String(32)),  # first rescan that no longer matched it
+)
+
+advisory_sync = Table(  # the last sync_advisories: a digest of the rows it copied
+    "advisory_sync",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("synced_at", String(32), nullable=False),
+)
+
+#: Per-image findings: a VIEW (created by migration step 3) joining each image's inventory
+#: with ``package_matches``; first seen is the later of the image's first recording and the
+#: match's first rescan (an image digest's inventory never changes). Declared on its own
+#: MetaData so ``create_all`` never makes it a table; select from it like one.
+views = MetaData()
 findings = Table(
     "findings",
-    metadata,
-    Column("image_id", Integer, ForeignKey("images.id", ondelete="CASCADE"), nullable=False),
+    views,
+    Column("image_id", Integer, nullable=False),
     Column("package", Text, nullable=False),
     Column("vuln", String(64), nullable=False),
     Column("state", String(20), nullable=False),
@@ -104,11 +167,9 @@ findings = Table(
     Column("reason", Text, nullable=False),
     Column("kev_due", String(32), nullable=False),
     Column("first_seen", String(32), nullable=False),
-    Column("changed_at", String(32), nullable=False),  # last rescan that changed this row
+    Column("changed_at", String(32), nullable=False),
     Column("due_date", String(32), nullable=False),  # FedRAMP deadline ("" = none)
-    Column("resolved_at", String(32)),  # first rescan that no longer found it
-    UniqueConstraint("image_id", "package", "vuln", name="findings_key"),
-    Index("findings_open", "resolved_at", "severity"),
+    Column("resolved_at", String(32)),
 )
 
 decisions = Table(

@@ -11,26 +11,22 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from assay.debian.codenames import codename_for
 from assay.debian.version import version_key
 from assay.errors import InputError, UsageError
-from assay.sbom.model import Inventory, Package
-from assay.vuln.vkey import deb_sort_key
+from assay.sbom.model import Inventory
 
 __all__ = ["AdvisoryDB", "SourceStatus", "default_db_path", "release_of", "utc_stamp"]
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "3"
-_BINNMU = re.compile(r"\+b\d+$")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -81,15 +77,6 @@ CREATE TABLE IF NOT EXISTS first_seen (
     subject TEXT NOT NULL, vuln TEXT NOT NULL, first_seen TEXT NOT NULL,
     PRIMARY KEY (subject, vuln)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS inventories (
-    subject TEXT PRIMARY KEY, name TEXT NOT NULL, release TEXT NOT NULL, stored_at TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS inventory_packages (
-    subject TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, ecosystem TEXT NOT NULL,
-    purl TEXT NOT NULL, source_name TEXT NOT NULL, source_version TEXT NOT NULL,
-    source_key BLOB  -- deb_sort_key(source_version)
-);
-CREATE INDEX IF NOT EXISTS inventory_packages_subject ON inventory_packages (subject);
 """
 
 
@@ -261,7 +248,7 @@ class AdvisoryDB:
         return [SourceStatus(*r) for r in rows]
 
     def counts(self) -> dict[str, int]:
-        tables = ("debian", "osv", "osv_affected", "aliases", "kev", "epss", "nvd", "inventories")
+        tables = ("debian", "osv", "osv_affected", "aliases", "kev", "epss", "nvd")
         return {t: self.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
 
     # -- first seen --------------------------------------------------------------------------
@@ -284,38 +271,6 @@ class AdvisoryDB:
                 ):
                     out[vuln] = seen
         return out
-
-    # -- stored inventories (fleet rescans) ---------------------------------------------------
-
-    def store_inventory(self, subject: str, inventory: Inventory) -> None:
-        """Keep an inventory so later fleet rescans can match it with one SQL join."""
-        now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-        with self.transaction() as conn:
-            conn.execute("DELETE FROM inventory_packages WHERE subject=?", (subject,))
-            conn.execute(
-                "INSERT OR REPLACE INTO inventories VALUES (?, ?, ?, ?)",
-                (subject, inventory.subject_name, release_of(inventory), now),
-            )
-            conn.executemany(
-                "INSERT INTO inventory_packages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [_inventory_row(subject, p) for p in inventory.packages],
-            )
-
-
-def _inventory_row(subject: str, p: Package) -> tuple[str, str, str, str, str, str, str, Any]:
-    if p.ecosystem != "deb":
-        return (subject, p.name, p.version, p.ecosystem, p.purl, "", "", None)
-    src_version = _BINNMU.sub("", p.source_version or p.version)
-    return (
-        subject,
-        p.name,
-        p.version,
-        p.ecosystem,
-        p.purl,
-        p.source_name or p.name,
-        src_version,
-        deb_sort_key(src_version),
-    )
 
 
 def _chunks(items: list[str], n: int) -> Iterator[list[str]]:

@@ -30,7 +30,6 @@ class ScanOptions:
     vex: Sequence[VexDocument] = ()
     today: dt.date | None = None
     record_first_seen: bool = True
-    store_inventory: bool = False
     distro: Distro | None = None  # overrides the detected distro (``--distro debian:12``)
 
 
@@ -74,8 +73,6 @@ def run_scan(db: AdvisoryDB, inventory: Inventory, options: ScanOptions) -> Scan
         findings = kept
     if options.only_fixed:
         findings = tuple(f for f in findings if f.fixed_in)
-    if options.store_inventory:
-        db.store_inventory(inventory.subject_digest or inventory.subject_name, inventory)
     return replace(result, findings=findings, hidden_negligible=hidden)
 
 
