@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 from fixtures.assets import ASSETS
+from fixtures.chromium import render
 from fixtures.examples import EXAMPLES, assay, mirror_or_skip
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
@@ -156,27 +156,8 @@ def test_python_example_report_renders_in_chromium(reported: dict[str, Any]) -> 
 
     page: Path = reported["html"]
     html5lib.HTMLParser(strict=True).parse(page.read_bytes())
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.fail("Debian chromium is not installed (.ci/apt-packages lists it)")
-    base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,2400"]
     shot = reported["tmp"] / "report.png"
-    subprocess.run(
-        [*base, f"--screenshot={shot}", page.as_uri()],
-        check=True,
-        capture_output=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
-    dom = subprocess.run(
-        [*base, "--dump-dom", page.as_uri()],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    ).stdout
+    dom = render(page, shot)
     doc = json.loads(reported["json"].read_text())
     assert len(doc["frameworks"]) == 8
     for fw in doc["frameworks"]:

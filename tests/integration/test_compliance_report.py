@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 from assay.oci.registry import RegistryClient
 from assay.vuln.formats.json_format import result_to_json
 from assay.vuln.model import Finding, ScanResult, Severity, State, VulnId
+from fixtures.chromium import render
 from fixtures.cli import run_inprocess, run_script
 from integration.policy_helpers import attest, new_key, push_image, sign
 from unit.test_compliance import _validator
@@ -212,28 +212,9 @@ def test_html_report_parses_strictly_and_renders_in_chromium(image: dict[str, An
 
     page = _report(image, "html", "--policy", str(image["policy"]))
     html5lib.HTMLParser(strict=True).parse(page.read_bytes())
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.fail("Debian chromium is not installed (.ci/apt-packages lists it)")
     shot = image["tmp"] / "report.png"
-    base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,2400"]
-    subprocess.run(
-        [*base, f"--screenshot={shot}", page.as_uri()],
-        check=True,
-        capture_output=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    dom = render(page, shot)
     shutil.copy(shot, image["tmp"].parent / "last-compliance-report.png")
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
-    dom = subprocess.run(
-        [*base, "--dump-dom", page.as_uri()],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    ).stdout
     doc = json.loads(_report(image, "json", "--policy", str(image["policy"])).read_text())
     assert len(doc["frameworks"]) == 8
     for fw in doc["frameworks"]:

@@ -880,14 +880,7 @@ def _build_arch(
         history.append(history_entry(epoch, f"assay build: {what}", "assay"))
     if wheels:
         obs.stage(f"writing {arch} layer of {len(wheels)} Python packages")
-        blob = cached_layer(
-            wheel_entries,
-            workdir / "layers",
-            _cache_root(options),
-            source_date_epoch=epoch,
-            compression=options.compression,
-        )
-        layout.put_blob_file(blob.path, blob.digest, blob.size, move=True, verify=False)
+        blob = _write_layer(layout, wheel_entries, workdir, epoch, options)
         blobs.append(blob)
         history.append(
             history_entry(epoch, f"assay build: {len(wheels)} Python packages (wheels)", "assay")
