@@ -44,7 +44,10 @@ class KevFeed:
                             top[key[0]] = v
                         has_list = has_list or (key[0] == "vulnerabilities" and v == [])
                         continue
-                    raise InputError(f"KEV file {path} is not a JSON object; is it the KEV JSON?")
+                    raise InputError(
+                        f"KEV file {path} is not a JSON object with a 'vulnerabilities' list; "
+                        "is it the KEV JSON?"
+                    )
                 has_list = True
                 i = key[1]
                 if len(rows) >= _MAX_ENTRIES:
