@@ -7,7 +7,8 @@ Beyond PyYAML's ``SafeLoader`` (no object construction), every document is held 
   refused before it can exhaust the stack);
 * **aliases** — at most :data:`MAX_ALIASES` alias references, and the document as it would be
   expanded (every alias counted as a copy of what it names) at most :data:`MAX_NODES` nodes, so a
-  "billion laughs" document is refused before anything walks it;
+  "billion laughs" document is refused before anything walks it; nodes are also counted while
+  composing, so a document with millions of nodes written out is refused before it is built;
 * **integers** — at most :data:`MAX_INT_DIGITS` digits;
 * **duplicate keys** — refused (YAML keeps the last one silently, which would quietly drop, say,
   a first ``packages:`` list).
@@ -52,11 +53,15 @@ class _Refused(yaml.YAMLError):
 class _BoundedLoader(yaml.SafeLoader):
     """A SafeLoader that counts depth and aliases while composing the node graph."""
 
-    def __init__(self, stream: str | bytes, max_aliases: int = MAX_ALIASES) -> None:
+    def __init__(
+        self, stream: str | bytes, max_aliases: int = MAX_ALIASES, max_nodes: int = MAX_NODES
+    ) -> None:
         super().__init__(stream)
         self._depth = 0
         self._aliases = 0
         self._max_aliases = max_aliases
+        self._nodes = 0
+        self._max_nodes = max_nodes
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
@@ -66,6 +71,12 @@ class _BoundedLoader(yaml.SafeLoader):
             if self._aliases > self._max_aliases:
                 raise _Refused(f"more than {MAX_ALIASES} alias references (an alias bomb?)")
             return super().compose_node(parent, index)
+        # Nodes as written are a lower bound of the expanded count: refusing here, while
+        # composing, keeps a 10 MB ``[[],[],…]`` from building millions of nodes (and minutes of
+        # pure-Python parsing) before the expanded size is checked.
+        self._nodes += 1
+        if self._nodes > self._max_nodes:
+            raise _Refused(f"more than {self._max_nodes} nodes (a node bomb?)")
         self._depth += 1
         if self._depth > MAX_DEPTH:
             raise _Refused(f"collections nested more than {MAX_DEPTH} deep")
@@ -192,7 +203,8 @@ def _load(
             f"{what}: {len(text)} bytes, larger than {max_size >> 10} KiB; refusing it"
         )
     try:
-        loader = _BoundedLoader(text, max_aliases)  # decodes the stream; refuses control characters
+        # decodes the stream; refuses control characters
+        loader = _BoundedLoader(text, max_aliases, max_nodes)
     except yaml.YAMLError as exc:
         detail = " ".join(str(exc).split())[:200]
         raise InputError(f"{what}: not valid YAML: {detail}") from None
