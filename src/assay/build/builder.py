@@ -31,7 +31,7 @@ from assay.build.lock import (
     write_lock,
 )
 from assay.build.rootfs import AssemblyResult, assemble
-from assay.build.spec import ImageSpec
+from assay.build.spec import ImageSpec, read_spec
 from assay.errors import InputError, UsageError
 from assay.oci import mediatypes as mt
 from assay.oci.archive import write_oci_archive
@@ -373,7 +373,7 @@ def build_image(
             f"cannot build to {output}: use oci:DIR[:TAG] or oci-archive:FILE[:TAG] "
             "(push with `assay push` or `assay build --push`)"
         )
-    spec_bytes = spec_bytes if spec_bytes is not None else Path(spec_path).read_bytes()
+    spec_bytes = spec_bytes if spec_bytes is not None else read_spec(spec_path)
     spec = ImageSpec.from_yaml(spec_bytes, str(spec_path))
     lock_written = False
     resolved: list[bool] = []

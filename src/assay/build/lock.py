@@ -29,7 +29,7 @@ from pydantic import (
 
 from assay._atomic import atomic_write_bytes
 from assay._json import load_json
-from assay.build.spec import ImageSpec
+from assay.build.spec import ImageSpec, read_spec
 from assay.debian.model import PackageRecord, ReleaseInfo, RepoSource
 from assay.debian.resolver import Resolution, resolve
 from assay.debian.version import version_key
@@ -304,8 +304,10 @@ def write_lock(path: Path | str, lock: Lock) -> None:
 def read_lock(path: Path | str) -> Lock:
     """Read and validate a lock; InputError (naming the problem) when it is not a valid lock."""
     path = Path(path)
+    from assay._safefs import open_regular
+
     try:
-        with path.open("rb") as fh:
+        with open_regular(path, f"lock {path}") as fh:
             raw = fh.read(_MAX_LOCK_BYTES + 1)
     except OSError as exc:
         raise InputError(f"cannot read lock {path}: {exc.strerror or exc}") from None
@@ -433,7 +435,7 @@ def lock_spec(
     A spec with ``python:`` also gets its wheels pinned (``assay.build.pylock``).
     """
     if spec_bytes is None:
-        spec_bytes = Path(spec_path).read_bytes()
+        spec_bytes = read_spec(spec_path)
     sources, index, resolutions = resolve_spec(spec, client)
     lock = make_lock(
         spec_path, spec_bytes, spec.package_requests(), sources, index.releases, resolutions

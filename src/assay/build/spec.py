@@ -75,9 +75,25 @@ __all__ = [
     "Repository",
     "SbomOptions",
     "User",
+    "read_spec",
 ]
 
 _MAX_SPEC_BYTES = 1 << 20
+
+
+def read_spec(path: Path | str) -> bytes:
+    """The bytes of the spec file ``path``: a regular file (a FIFO or device is refused, never
+    read) of at most 1 MiB; UsageError otherwise."""
+    from assay._safefs import read_regular
+
+    try:
+        return read_regular(path, _MAX_SPEC_BYTES, f"spec {path}")
+    except FileNotFoundError:
+        raise UsageError(f"cannot read spec {path}: no such file") from None
+    except InputError as exc:
+        raise UsageError(str(exc).replace("-byte limit", "-byte (1 MiB) limit")) from None
+
+
 _PKG_NAME = re.compile(r"^[a-z0-9][a-z0-9+.\-]+$")
 _ARCHS = ("amd64", "arm64", "armhf", "armel", "i386", "ppc64el", "s390x", "mips64el", "riscv64")
 _NAME = re.compile(r"^[a-z_][a-z0-9_.\-]{0,31}\$?$")  # POSIX-ish user and group names
@@ -473,12 +489,7 @@ class ImageSpec(_Model):
 
     @classmethod
     def from_file(cls, path: Path | str) -> ImageSpec:
-        path = Path(path)
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise UsageError(f"cannot read spec {path}: {exc.strerror or exc}") from None
-        return cls.from_yaml(raw, str(path))
+        return cls.from_yaml(read_spec(path), str(path))
 
     # -- derived ------------------------------------------------------------------------------
 

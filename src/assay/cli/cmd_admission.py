@@ -129,6 +129,8 @@ def serve_command(
 
     host, port = _listen(listen)
     for path in (tls_cert, tls_key):
+        if path.exists() and not path.is_file():
+            raise UsageError(f"{path} is not a regular file; give the PEM file")
         if not path.is_file():
             raise UsageError(f"{path} does not exist; make a pair with `assay admission certs`")
     if workers < 1:
@@ -234,8 +236,10 @@ def manifests_command(
 
     bundle = b""
     if ca_bundle is not None:
+        from assay._safefs import read_regular
+
         try:
-            bundle = ca_bundle.read_bytes()
+            bundle = read_regular(ca_bundle, 1 << 20, f"--ca-bundle {ca_bundle}")
         except OSError as e:
             raise UsageError(f"--ca-bundle {ca_bundle}: {e.strerror}") from None
         if b"-----BEGIN CERTIFICATE-----" not in bundle:

@@ -169,7 +169,7 @@ def _refuse_overwrite(
         return  # build_image refuses it with its own message
     if evidence_dir is None:
         evidence_dir = Path(ref.path) if ref.transport == "oci" else Path(ref.path).parent
-    archs = arch or list(ImageSpec.from_yaml(spec.read_bytes(), str(spec)).archs)
+    archs = arch or list(ImageSpec.from_file(spec).archs)
     taken = existing_outputs(ref, evidence_paths(ref, evidence_dir, archs))
     if taken:
         more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""

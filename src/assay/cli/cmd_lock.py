@@ -90,13 +90,10 @@ def lock_command(
         with_python,
         write_lock,
     )
-    from assay.build.spec import ImageSpec
+    from assay.build.spec import ImageSpec, read_spec
 
     lock_path = lock_path_for(spec)
-    try:
-        spec_bytes = spec.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read spec {spec}: {exc.strerror or exc}") from None
+    spec_bytes = read_spec(spec)
 
     if check:
         _check(spec, spec_bytes, lock_path, list(arch))

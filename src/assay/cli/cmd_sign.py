@@ -39,13 +39,13 @@ class VerifyOutput(enum.StrEnum):
 
 
 def read_file(path: Path, what: str, limit: int = 16 << 20) -> bytes:
+    """A regular file of at most ``limit`` bytes (a FIFO or device is refused, never read)."""
+    from assay._safefs import read_regular
+
     try:
-        size = path.stat().st_size
+        return read_regular(path, limit, f"{what} {path}")
     except OSError as exc:
-        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from exc
-    if size > limit:
-        raise InputError(f"{what} {path} is {size} bytes; refusing over {limit}")
-    return path.read_bytes()
+        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from None
 
 
 def client_for(ref: remote.ImageRef, insecure: bool) -> RegistryClient:

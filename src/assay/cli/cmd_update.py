@@ -165,15 +165,12 @@ def _update_one(
     quiet: bool,
 ) -> UpdateSummary:
     from assay.build.lock import lock_path_for, read_lock, write_lock
-    from assay.build.spec import ImageSpec
+    from assay.build.spec import ImageSpec, read_spec
     from assay.debian.repo import RepoClient
     from assay.remediation.summary import UpdateSummary
     from assay.remediation.update import plan_update
 
-    try:
-        spec_bytes = spec.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read spec {spec}: {exc.strerror or exc}") from None
+    spec_bytes = read_spec(spec)
     image = ImageSpec.from_yaml(spec_bytes, str(spec))
     lock_path = lock_path_for(spec)
     old = read_lock(lock_path) if lock_path.exists() else None

@@ -109,8 +109,10 @@ def apply_command(
     if old_format is not None:
         _console.warn("vex apply --format is deprecated; use -o/--output")
         output = old_format
+    from assay._safefs import open_regular
+
     try:
-        with open(result, "rb") as fh:
+        with open_regular(result, f"scan result {result}") as fh:
             raw = fh.read((256 << 20) + 1)
     except OSError as exc:
         raise InputError(f"cannot read scan result {result}: {exc.strerror or exc}") from None

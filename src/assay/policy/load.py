@@ -112,6 +112,11 @@ def load_documents(paths: Sequence[str | Path]) -> list[Policy]:
             files.extend(found)
         elif path.is_file():
             files.append(path)
+        elif path.exists():
+            from assay._safefs import file_kind
+
+            kind = file_kind(path.stat().st_mode)
+            raise UsageError(f"{path} is {kind}, not a policy file or directory; refusing it")
         else:
             raise UsageError(f"{path}: no such policy file or directory")
         if len(files) > MAX_FILES:
@@ -129,10 +134,16 @@ def load_documents(paths: Sequence[str | Path]) -> list[Policy]:
 
 
 def _load_file(path: Path) -> list[Policy]:
+    from assay._safefs import open_regular
+
     try:
-        if path.stat().st_size > MAX_POLICY_FILE:
+        with open_regular(path, str(path)) as fh:
+            raw = fh.read(MAX_POLICY_FILE + 1)
+        if len(raw) > MAX_POLICY_FILE:
             raise UsageError(f"{path}: policy file is larger than 1 MiB")
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
+    except InputError as exc:  # not a regular file (swapped in after the listing)
+        raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot read: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:

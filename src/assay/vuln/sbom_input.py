@@ -122,8 +122,10 @@ def _list(value: Any, what: str) -> list[Any]:
 
 def read_sbom(path: Path) -> Inventory:
     """An inventory from an SPDX 2.3 JSON or CycloneDX JSON file."""
+    from assay._safefs import open_regular
+
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path, f"SBOM {path}") as fh:
             raw = fh.read(MAX_SBOM_BYTES + 1)
     except OSError as exc:
         raise InputError(f"cannot read SBOM {path}: {exc.strerror}") from None

@@ -320,8 +320,10 @@ def _doc_id(statements: Sequence[Statement]) -> str:
 
 
 def load_vex(path: Path) -> VexDocument:
+    from assay._safefs import open_regular
+
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path, f"VEX file {path}") as fh:
             data = fh.read(MAX_VEX_BYTES + 1)
     except OSError as exc:
         raise InputError(f"cannot read VEX file {path}: {exc.strerror}") from None

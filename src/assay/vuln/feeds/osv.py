@@ -39,6 +39,11 @@ MAX_ZIP_TOTAL = 8 << 30
 
 def iter_osv_documents(path: Path) -> Iterator[tuple[str, Any]]:
     """Yield (where, parsed JSON) for each OSV record in a file, a directory or a zip archive."""
+    if path.exists() and not (path.is_dir() or path.is_file()):
+        from assay._safefs import file_kind
+
+        kind = file_kind(path.stat().st_mode)
+        raise InputError(f"OSV input {path} is {kind}, not a file or directory; refusing it")
     if path.is_dir():
         count = 0
         for f in sorted(path.rglob("*.json")):
