@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from assay.sbom.catalogers import CatalogContext, Cataloger, default_catalogers
+from assay.sbom.catalogers.interface import refuse_oversized
 from assay.sbom.fs import FileView
 from assay.sbom.model import Distro, Inventory, Package
 
@@ -148,6 +149,7 @@ def catalog_view(
         pkgs = cataloger.catalog(view, context)
         log.debug("%s cataloger: %d packages", cataloger.name, len(pkgs))
         found.extend(pkgs)
+        refuse_oversized(len(found), sum(len(p.depends_on) for p in found))
     packages = sorted(deduplicate(found, view), key=sort_key)
     return Inventory(
         subject_name=subject_name,

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 
 from assay.errors import InputError
-from assay.sbom.catalogers.interface import CatalogContext
+from assay.sbom.catalogers.interface import CatalogContext, refuse_oversized
 from assay.sbom.fs import FileView
 from assay.sbom.licenses import parse_dep5
 from assay.sbom.model import Package
@@ -113,6 +113,7 @@ class DpkgCataloger:
             for para in parse_control_paragraphs(status.decode("utf-8", errors="replace")):
                 if not para.get("Package") or not _is_installed(para):
                     continue
+                refuse_oversized(len(found) + 1)
                 files, listfile = self._list_files(view, para)
                 found.append((para, "/" + _STATUS, files, listfile))
         # status.d as the image shows it: var/lib/dpkg (or status.d) may be a symlink, so list
@@ -132,6 +133,7 @@ class DpkgCataloger:
             for para in parse_control_paragraphs(data.decode("utf-8", errors="replace")):
                 if not para.get("Package") or not _is_installed(para):
                     continue
+                refuse_oversized(len(found) + 1)
                 md5 = view.read(path + ".md5sums")
                 files = _md5sums_paths(md5) if md5 is not None else []
                 found.append((para, "/" + path, files, "/" + path + ".md5sums" if md5 else ""))
@@ -185,11 +187,14 @@ class DpkgCataloger:
             packages.append((pkg, dependency_names(para)))
 
         out = []
+        edges = 0
         for pkg, dep_names in packages:
             deps: set[str] = set()
             for dep in dep_names:
                 deps.update(by_name.get(dep) or provides.get(dep) or ())
             deps.discard(pkg.purl)
+            edges += len(deps)
+            refuse_oversized(len(packages), edges)
             out.append(_with_deps(pkg, deps))
         return out
 
