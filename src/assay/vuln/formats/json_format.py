@@ -96,6 +96,8 @@ def result_from_json(doc: Any, where: str = "scan result") -> ScanResult:
     from assay.errors import InputError
     from assay.vuln.model import State, VulnId
 
+    if not isinstance(doc, dict):
+        raise InputError(f"{where} is not an assay JSON scan result (not a JSON object)")
     try:
         if doc.get("schema") != "https://assay.dev/schemas/scan/v1":
             raise InputError(f"{where} is not an assay JSON scan result (schema field)")
@@ -153,5 +155,13 @@ def result_from_json(doc: Any, where: str = "scan result") -> ScanResult:
             hidden_negligible=int(doc.get("summary", {}).get("hidden_negligible") or 0),
             blind_spots=tuple(str(x) for x in doc.get("not_scanned") or ()),
         )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InputError(f"{where} is not a valid assay JSON scan result: {exc!r}") from None
+    except KeyError as exc:
+        raise InputError(
+            f"{where} is not a valid assay JSON scan result: no {str(exc.args[0])[:40]!r} field; "
+            "give the output of `assay scan -o json`"
+        ) from None
+    except (TypeError, ValueError, AttributeError):
+        raise InputError(
+            f"{where} is not a valid assay JSON scan result: a field has the wrong type or "
+            "value; give the output of `assay scan -o json`"
+        ) from None
