@@ -53,7 +53,8 @@ remediation status     evidence store                                         (n
 =====================  =====================================================  ==================
 
 The JSON worst case is ``[[],[],…]`` (the most Python objects per byte), YAML's the same in
-flow style (``_flow_lists``), images' the layer bombs of ``fixtures.layerbombs``.
+flow style (``_flow_lists``), images' the layer bombs of ``fixtures.layerbombs`` (PAX headers,
+status files of zeros, millions of dpkg stanzas) and ``dir:`` trees holding a 10 MB dpkg status.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.layerbombs import pax_bomb, status_bomb
+from fixtures.layerbombs import pax_bomb, stanza_bomb, status_bomb
 from fixtures.peak import LIMIT_KIB, SRC, run_measured
 
 TEN_MB = 10 << 20
@@ -140,6 +141,7 @@ def bombs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {
         "pax": f"oci:{pax_bomb(tmp / 'pax')}:latest",
         "status": f"oci:{status_bomb(tmp / 'status')}:latest",
+        "stanzas": f"oci:{stanza_bomb(tmp / 'stanzas')}:latest",
     }
 
 
@@ -150,6 +152,10 @@ IMAGE_CASES = [
     ("inspect", "status", lambda i: ["inspect", i["status"]], "268435456 bytes"),
     ("diff", "status+pax", lambda i: ["diff", i["status"], i["pax"]], ""),
     ("diff", "pax+status", lambda i: ["diff", i["pax"], i["status"]], ""),
+    ("sbom", "stanzas", lambda i: ["sbom", i["stanzas"]], "40000 packages"),
+    ("scan", "stanzas", lambda i: ["scan", i["stanzas"], "--db", "v.db"], "40000 packages"),
+    ("diff", "stanzas", lambda i: ["diff", i["stanzas"], i["stanzas"]], "40000 packages"),
+    ("inspect", "stanzas", lambda i: ["inspect", i["stanzas"]], "40000 packages"),
 ]
 
 
