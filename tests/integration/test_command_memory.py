@@ -66,6 +66,7 @@ import tarfile
 from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -513,3 +514,45 @@ def test_worst_case_builders_make_what_they_say() -> None:
     doc = _nested_lists(3000)
     assert 2990 < len(doc) <= 3000 and json.loads(doc) == [[]] * 999
     assert len(_flow_lists(TEN_MB)) <= TEN_MB
+
+
+# -- registry documents: a 10 MB attestation pushed next to an image -----------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["custom", "slsaprovenance1"])
+def test_ten_mb_attestation_in_a_registry_stays_in_bounded_memory(
+    kind: str, registry: Any, world: Path, tmp_path: Path
+) -> None:
+    """``attest`` of a 10 MB predicate (nested lists inside the object the type wants), then
+    ``verify-attestation`` / ``verify-provenance`` / ``report`` of the image, which download
+    and parse the 13 MB DSSE envelope and the Sigstore bundle referrer holding it."""
+    from test_attest_registry import IMAGE_DIGEST, _layout_blob, push_manifest_tree
+
+    from assay.oci.registry import RegistryClient
+
+    repo = "memory/" + kind
+    with RegistryClient(registry.host) as client:
+        push_manifest_tree(client, repo, _layout_blob(IMAGE_DIGEST), "v1")
+    image = f"{registry.host}/{repo}:v1"
+    for f in ("cosign.key", "cosign.pub"):
+        (tmp_path / f).write_bytes((world / f).read_bytes())
+    fill = _nested_lists(TEN_MB - 200)
+    if kind == "custom":
+        predicate = b'{"data": ' + fill + b"}"
+    else:
+        predicate = (
+            b'{"buildDefinition": {"buildType": "t", "externalParameters": {"x": '
+            + fill
+            + b'}}, "runDetails": {"builder": {"id": "b"}}}'
+        )
+    _w(tmp_path, "pred.json", predicate)
+    attest = ["attest", image, "--key", "cosign.key", "--type", kind, "--predicate", "pred.json"]
+    _measure(f"attest {kind}", attest, tmp_path, 0)
+    verify = ["verify-attestation", image, "--key", "cosign.pub", "--type", kind]
+    _measure(f"verify-attestation {kind}", verify, tmp_path, 0)
+    if kind == "slsaprovenance1":
+        prov = ["verify-provenance", image, "--key", "cosign.pub", "--builder-id", "other"]
+        _measure("verify-provenance", prov, tmp_path, 1, "provenance")
+    report = ["report", image, "--key", "cosign.pub", "-o", "json", "--file", "r.json"]
+    _measure(f"report {kind}", report, tmp_path, 0)

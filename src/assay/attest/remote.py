@@ -538,7 +538,8 @@ def verify_image_attestations(
             if layer.size > _MAX_ENVELOPE_BLOB:
                 raise VerificationError(f"attestation layer is {layer.size} bytes; too large")
             blob = client.get_blob(ref.repository, layer.digest, size=layer.size)
-            att = check_attestation_layer(layer, blob, image.digest, key)
+            known = {a.payload_digest: a for a in verified}
+            att = check_attestation_layer(layer, blob, image.digest, key, known)
             if want and att.predicate_type != want:
                 raise VerificationError(
                     f"attestation predicate type is {att.predicate_type}, not {want}"
@@ -556,7 +557,8 @@ def verify_image_attestations(
             if "dsseEnvelope" not in doc:
                 raise VerificationError("bundle holds no DSSE envelope")
             envelope = Envelope.from_dict(doc["dsseEnvelope"])
-            att = check_attestation_envelope(envelope, image.digest, key, "referrer-bundle")
+            known = {a.payload_digest: a for a in verified}
+            att = check_attestation_envelope(envelope, image.digest, key, "referrer-bundle", known)
             if want and att.predicate_type != want:
                 continue
             if not want and att.predicate_type == SIGN_PREDICATE_TYPE:

@@ -192,6 +192,7 @@ def collect(
     documents: dict[str, bytes] = {}
     problems: list[str] = []
     atts: list[VerifiedAttestation] = []
+    by_payload: dict[str, EvidenceRef] = {}  # attestation evidence by signed payload digest
     with RegistryClient(ref.host, insecure=insecure) as client:
         image = remote.resolve(client, ref)
         ref = remote.ImageRef(ref.host, ref.repository, None, image.digest)  # pin: one image
@@ -207,6 +208,7 @@ def collect(
             for a in atts:
                 item = attestation_ref(a)
                 items.append(item)
+                by_payload[a.payload_digest] = item
                 documents[f"attestations/{item.kind}-{_hex(item.digest)}.json"] = canonical_json(
                     a.statement
                 )
@@ -215,7 +217,7 @@ def collect(
         with ThreadPoolExecutor(max_workers=4) as pool:
             fetched = fetch_image(client, ref.repository, image.digest, pool, want_config=True)
             signed = fetch_signed(client, ref.repository, image.digest, pool)
-        documents.update(_as_fetched(signed, items))
+        documents.update(_as_fetched(signed, items, by_payload))
         config: dict[str, Any] | None = None
         if fetched.config_error:
             problems.append(f"config: {fetched.config_error}")
@@ -297,24 +299,32 @@ def collect(
     )
 
 
-def _statement_digest(envelope_doc: Any) -> str:
-    """The canonical digest of the statement inside a DSSE envelope document ("" if none)."""
+def _payload_digest(envelope_doc: Any) -> str:
+    """The sha256 of the statement bytes inside a DSSE envelope document ("" if none).
+
+    Matched against :attr:`VerifiedAttestation.payload_digest`: parsing the statement again to
+    compare canonical digests held a second parsed copy of a 10 MB statement (~350 MB) next to
+    the verified one.
+    """
+    import hashlib
+
     from assay.attest.dsse import Envelope
 
     try:
         env = Envelope.from_dict(envelope_doc)
-        return canonical_digest(load_json(env.payload, what="DSSE payload"))
     except (VerificationError, InputError):
         return ""
+    return "sha256:" + hashlib.sha256(env.payload).hexdigest()
 
 
-def _as_fetched(signed: SignedEvidence, items: list[EvidenceRef]) -> dict[str, bytes]:
+def _as_fetched(
+    signed: SignedEvidence, items: list[EvidenceRef], by_payload: dict[str, EvidenceRef]
+) -> dict[str, bytes]:
     """The registry bytes behind the verified evidence: cosign signature payloads with their
     annotations (signature, certificate), DSSE envelopes and Sigstore bundles, kept only when
     they carry a statement or signature that verified above."""
     import base64
 
-    verified = {i.digest: i for i in items if i.kind not in ("signature", "config")}
     sig_layers = {i.digest for i in items if i.kind == "signature"}
     out: dict[str, bytes] = {}
     for blob in signed.signatures:
@@ -332,7 +342,7 @@ def _as_fetched(signed: SignedEvidence, items: list[EvidenceRef]) -> dict[str, b
             doc = load_json(blob.data, what=f"evidence {blob.digest}")
         except InputError:
             continue
-        item = verified.get(_statement_digest(doc))
+        item = by_payload.get(_payload_digest(doc))
         if item is not None:
             out[f"envelopes/{item.kind}-{_hex(item.digest)}.dsse.json"] = blob.data
     for blob in signed.bundles:
@@ -343,7 +353,7 @@ def _as_fetched(signed: SignedEvidence, items: list[EvidenceRef]) -> dict[str, b
         except InputError:
             continue
         env = doc.get("dsseEnvelope") if isinstance(doc, dict) else None
-        item = verified.get(_statement_digest(env)) if env is not None else None
+        item = by_payload.get(_payload_digest(env)) if env is not None else None
         if item is not None:
             out[f"envelopes/{item.kind}-{_hex(item.digest)}.sigstore.json"] = blob.data
     return out
