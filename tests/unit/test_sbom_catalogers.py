@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -15,20 +12,9 @@ from assay.sbom.catalogers._deps import link_dependencies
 from assay.sbom.catalogers.dpkg import parse_control_paragraphs, parse_source_field
 from assay.sbom.fs import read_directory
 from assay.sbom.model import Inventory, Package
+from fixtures.assets import sbom_asset
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "sbom"
-
-
-def _asset_module(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"sbom_assets_{name}", ASSETS / f"{name}.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fixtures = _asset_module("foreign_rootfs")
+fixtures = sbom_asset("foreign_rootfs")
 
 
 def _catalog(root: Path) -> Inventory:
