@@ -16,20 +16,11 @@ from typing import Any
 
 import pytest
 
-from fixtures.debrepo import (
-    DEBIAN_OS_RELEASE,
-    DEP5_MIT,
-    SOURCE_DATE_EPOCH,
-    FakePkg,
-    TestKey,
-    serve_stable,
-    test_key,
-)
+from fixtures.debrepo import DEBIAN_OS_RELEASE, DEP5_MIT, FakePkg, TestKey, serve_stable, test_key
+from fixtures.debrepo import SOURCE_DATE_EPOCH as DATE
 
 __all__ = ["test_key"]  # the pytest fixture, imported for use here
 from fixtures.examples import assay
-
-DATE = SOURCE_DATE_EPOCH  # the fixture repository's Release date
 
 
 @pytest.fixture(scope="module")

@@ -22,18 +22,12 @@ from typing import Any
 
 import pytest
 
-from fixtures.debrepo import (
-    SOURCE_DATE_EPOCH,
-    TestKey,
-    python_base,
-    serve_stable,
-    test_key,
-)
+from fixtures.debrepo import SOURCE_DATE_EPOCH as DATE
+from fixtures.debrepo import TestKey, python_base, serve_stable, test_key
 
 __all__ = ["test_key"]  # the pytest fixture, imported for use here
 from fixtures.examples import assay
 
-DATE = SOURCE_DATE_EPOCH  # the fixture repository's Release date
 ELF_MACHINE = {"amd64": 62, "arm64": 183}  # EM_X86_64, EM_AARCH64
 SITE = "usr/local/lib/python3.11/dist-packages"
 PIP_WHEEL = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]

@@ -19,19 +19,11 @@ from typing import Any
 import httpx
 import pytest
 
-from fixtures.debrepo import (
-    SOURCE_DATE_EPOCH,
-    FakePkg,
-    TestKey,
-    build_deb,
-    make_stable,
-    serve,
-    test_key,
-)
+from fixtures.debrepo import SOURCE_DATE_EPOCH as DATE
+from fixtures.debrepo import FakePkg, TestKey, build_deb, make_stable, serve, test_key
 
 __all__ = ["test_key"]  # the pytest fixture, imported for use here
 
-DATE = SOURCE_DATE_EPOCH  # the fixture repository's Release date
 ASSAY = shutil.which("assay") or "assay"
 
 
