@@ -19,10 +19,10 @@ import pytest
 
 from fixtures.cli import Ran, run_script
 from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, test_key
+from fixtures.vulnfeeds import import_args
 
 __all__ = ["test_key"]  # the pytest fixture, imported for use here
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "vuln"
 DATE = 1_700_000_000
 SYFT_ENV = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}  # no traffic off this machine
 
@@ -99,15 +99,7 @@ archs: [amd64]
 @pytest.fixture(scope="module")
 def vuln_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     db = str(tmp_path_factory.mktemp("db") / "vuln.db")
-    assay(
-        "db",
-        "import",
-        "--debian-tracker",
-        str(ASSETS / "tracker.json"),
-        "--kev",
-        str(ASSETS / "kev.json"),
-        env={"ASSAY_VULN_DB": db},
-    )
+    assay("db", "import", *import_args("debian-tracker", "kev"), env={"ASSAY_VULN_DB": db})
     return db
 
 
