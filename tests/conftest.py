@@ -2,6 +2,7 @@
 
 ``registry`` — a real docker-registry on 127.0.0.1 (session-scoped; see tests/fixtures/registry.py).
 ``registry_htpasswd`` / ``registry_token`` — the same with basic auth / bearer-token auth.
+``client`` — an ``assay`` RegistryClient of ``registry`` (function-scoped).
 """
 
 from __future__ import annotations
@@ -9,12 +10,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fixtures.registry import RunningRegistry, start_registry
+
+if TYPE_CHECKING:
+    from assay.oci.registry import RegistryClient
 
 
 def _registry(
@@ -44,3 +49,11 @@ def registry_htpasswd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runn
 @pytest.fixture(scope="session")
 def registry_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
     yield from _registry(tmp_path_factory, "token")
+
+
+@pytest.fixture()
+def client(registry: RunningRegistry) -> Iterator[RegistryClient]:
+    from assay.oci.registry import RegistryClient
+
+    with RegistryClient(registry.host) as c:
+        yield c

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +32,6 @@ def _iso(epoch: float) -> str:
     import time
 
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
-@pytest.fixture()
-def client(registry: Any) -> Iterator[RegistryClient]:
-    with RegistryClient(registry.host) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")
