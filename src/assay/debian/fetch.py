@@ -20,12 +20,12 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import TypeVar
 
 import httpx
 
 from assay._atomic import fsync_dir
+from assay._closing import Closing
 from assay._http import transport as deadline_transport
 from assay.cachedir import cache_dir
 from assay.errors import InputError, NetworkError, VerificationError
@@ -133,7 +133,7 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-class DebCache:
+class DebCache(Closing):
     """Content-addressed cache of ``.deb`` files: ``<cache>/debs/sha256/<hex>.deb``.
 
     The same mechanism keeps other pinned downloads under their own ``kind`` and ``suffix``
@@ -162,17 +162,6 @@ class DebCache:
     def close(self) -> None:
         if self._own_http:
             self.http.close()
-
-    def __enter__(self) -> DebCache:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # paths -------------------------------------------------------------------------------
     def path_for(self, sha256: str) -> Path:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal, cast
 
+from assay._closing import Closing
 from assay.errors import InputError, UsageError
 from assay.oci import mediatypes as mt
 from assay.oci.digest import Digest, VerifyingReader
@@ -466,7 +467,7 @@ def copy_image(
 # --------------------------------------------------------------------------- registry as a source
 
 
-class RegistryImageSource:
+class RegistryImageSource(Closing):
     """A registry image behind H-C's ``assay.oci.source.ImageSource`` interface.
 
     Every manifest is verified against its digest; layers stream through ``VerifyingReader``.
@@ -526,12 +527,6 @@ class RegistryImageSource:
         if self._own:
             self.client.close()
             self._own = False
-
-    def __enter__(self) -> RegistryImageSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def open_registry_image(ref: ImageRef, *, insecure: bool | None = None) -> RegistryImageSource:

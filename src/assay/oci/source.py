@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
+from assay._closing import Closing
 from assay._json import load_json
 from assay._safefs import open_regular
 from assay.errors import InputError, UsageError
@@ -179,7 +180,7 @@ class BlobStore(Protocol):
     def open_blob(self, digest: Digest | str, size: int | None = None) -> VerifyingReader: ...
 
 
-class LayoutSource:
+class LayoutSource(Closing):
     """An image in an OCI image layout directory or an oci-archive read in place."""
 
     def __init__(
@@ -232,12 +233,6 @@ class LayoutSource:
             self._cleanup.close()
             self._cleanup = None
 
-    def __enter__(self) -> LayoutSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 def _names_match(repo_tag: object, wanted: str) -> bool:
     """``wanted`` equals the archive's tag, or the tag is ``HOST/wanted`` (a host-qualified tag,
@@ -250,7 +245,7 @@ def _names_match(repo_tag: object, wanted: str) -> bool:
     return rest == wanted and ("." in host or ":" in host or host == "localhost")
 
 
-class DockerArchiveSource:
+class DockerArchiveSource(Closing):
     """A ``docker save`` tarball: ``manifest.json`` plus config and layer tar members.
 
     The synthetic manifest uses Docker media types; each uncompressed layer's digest is its
@@ -402,12 +397,6 @@ class DockerArchiveSource:
 
     def close(self) -> None:
         self._fh.close()
-
-    def __enter__(self) -> DockerArchiveSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 Opener = Callable[[ImageRef], ImageSource]
