@@ -13,7 +13,6 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,7 +23,7 @@ from typing import TypeVar
 
 import httpx
 
-from assay._atomic import fsync_dir
+from assay._atomic import atomic_writer
 from assay._closing import Closing
 from assay._http import transport as deadline_transport
 from assay.cachedir import cache_dir
@@ -190,34 +189,21 @@ class DebCache(Closing):
         final = self.path_for(sha256)
         if self.has(sha256, size, full_verify=True):
             return final
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{sha256[:16]}.", dir=self.root)
-        tmp = Path(tmp_name)
-        try:
+        with atomic_writer(final) as out, source.open("rb") as fh:
             h = hashlib.sha256()
             got = 0
-            with os.fdopen(fd, "wb") as out, source.open("rb") as fh:
-                while chunk := fh.read(_CHUNK):
-                    got += len(chunk)
-                    if got > size:
-                        break
-                    h.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
+            while chunk := fh.read(_CHUNK):
+                got += len(chunk)
+                if got > size:
+                    break
+                h.update(chunk)
+                out.write(chunk)
             if got != size or h.hexdigest() != sha256:
                 raise VerificationError(
                     f"{source}: expected sha256 {sha256} ({size} bytes), found another file; "
                     "it changed since it was locked (run 'assay lock' again if that is intended)"
                 )
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, final)
-            fsync_dir(self.root)
-            return final
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise
+        return final
 
     # fetching ----------------------------------------------------------------------------
     def fetch_all(
@@ -316,13 +302,11 @@ class DebCache(Closing):
         def once() -> Path:
             if stop.is_set():
                 raise NetworkError(f"{url}: download cancelled after another download failed")
-            fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{sha256[:16]}.", dir=self.root)
-            tmp = Path(tmp_name)
             counted = 0
             try:
-                h = hashlib.sha256()
-                got = 0
-                with os.fdopen(fd, "wb") as fh:
+                with atomic_writer(final) as fh:
+                    h = hashlib.sha256()
+                    got = 0
                     with self.http.stream("GET", url) as resp:
                         if resp.status_code in _RETRY_STATUS:
                             raise _Retryable(f"HTTP {resp.status_code}")
@@ -344,21 +328,14 @@ class DebCache(Closing):
                             fh.write(chunk)
                             advance(len(chunk))
                             counted += len(chunk)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                found = h.hexdigest()
-                if got != size or found != sha256:
-                    raise VerificationError(
-                        f"{url}: checksum mismatch: expected sha256 {sha256} ({size} bytes), "
-                        f"found sha256 {found} ({got} bytes); the file was not cached"
-                    )
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, final)
-                fsync_dir(self.root)
+                    found = h.hexdigest()
+                    if got != size or found != sha256:
+                        raise VerificationError(
+                            f"{url}: checksum mismatch: expected sha256 {sha256} ({size} bytes), "
+                            f"found sha256 {found} ({got} bytes); the file was not cached"
+                        )
                 return final
             except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
                 if counted:
                     advance(-counted)
                 raise
