@@ -32,16 +32,7 @@ def _assay_cli(*args: str) -> bytes:
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("foreign")
-    for kind, build in (
-        ("debian", fixtures.build_debian_rootfs),
-        ("distroless", fixtures.build_distroless_rootfs),
-        ("alpine", fixtures.build_alpine_rootfs),
-    ):
-        root = base / f"{kind}-rootfs"
-        build(root)
-        layer = fixtures.layer_tar(root)
-        fixtures.write_oci_layout(base / f"{kind}-oci", [layer], tag="test")
-        fixtures.write_docker_archive(base / f"{kind}.tar", [layer], tag=f"fixtures/{kind}:1")
+    fixtures.write_foreign_images(base)
     return {"base": base}
 
 

