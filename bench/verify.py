@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from assay.attest import keys, remote  # noqa: E402
 from assay.oci.registry import RegistryClient  # noqa: E402
 from fixtures.ociimage import OCI_MANIFEST, push_tar_image  # noqa: E402
-from fixtures.registry import start_registry  # noqa: E402
+from fixtures.registry import skopeo_sigstore_args, start_registry  # noqa: E402
 
 GOAL_MS = 20.0
 
@@ -44,28 +44,7 @@ def skopeo_peer(host: str, repo: str, n: int, pub: Path, work: Path) -> float | 
     skopeo = shutil.which("skopeo")
     if not skopeo:
         return None
-    policy = work / "policy.json"
-    policy.write_text(
-        json.dumps(
-            {
-                "default": [{"type": "reject"}],
-                "transports": {
-                    "docker": {
-                        host: [
-                            {
-                                "type": "sigstoreSigned",
-                                "keyPath": str(pub),
-                                "signedIdentity": {"type": "matchRepository"},
-                            }
-                        ]
-                    }
-                },
-            }
-        )
-    )
-    regd = work / "registries.d"
-    regd.mkdir()
-    (regd / "local.yaml").write_text(f"docker:\n  {host}:\n    use-sigstore-attachments: true\n")
+    sigstore = skopeo_sigstore_args(host, pub, work)
     start = time.perf_counter()
     for i in range(n):
         dest = work / f"copy{i}"
@@ -74,10 +53,7 @@ def skopeo_peer(host: str, repo: str, n: int, pub: Path, work: Path) -> float | 
                 skopeo,
                 "copy",
                 "--quiet",
-                "--policy",
-                str(policy),
-                "--registries.d",
-                str(regd),
+                *sigstore,
                 "--src-tls-verify=false",
                 f"docker://{host}/{repo}:v{i}",
                 f"dir:{dest}",
