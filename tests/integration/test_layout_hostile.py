@@ -22,6 +22,7 @@ from assay.oci.push import push_image
 from assay.oci.reference import parse_image_ref
 from assay.oci.registry import RegistryClient
 from fixtures.hang import fail_after
+from fixtures.ociimage import put_tar_image
 from fixtures.registry import RunningRegistry
 
 ASSAY = shutil.which("assay") or "assay"
@@ -37,25 +38,7 @@ def _no_hang() -> Iterator[None]:
 def _layout(path: Path, layer: bytes = b"layer-bytes" * 100) -> tuple[OciLayout, Descriptor]:
     lay = OciLayout.create(path)
     blob = lay.put_blob(layer, mt.OCI_LAYER_TAR)
-    cfg = lay.put_json(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "rootfs": {"type": "layers", "diff_ids": [blob.digest]},
-            "config": {},
-        },
-        mt.OCI_CONFIG,
-    )
-    man = lay.put_json(
-        {
-            "schemaVersion": 2,
-            "mediaType": mt.OCI_MANIFEST,
-            "config": cfg.to_dict(),
-            "layers": [blob.to_dict()],
-        },
-        mt.OCI_MANIFEST,
-    )
-    lay.tag("t", man)
+    lay.tag("t", put_tar_image(lay, [blob]))
     return lay, blob
 
 
