@@ -16,7 +16,15 @@ from typing import Any
 
 import pytest
 
-from fixtures.debrepo import DEBIAN_OS_RELEASE, DEP5_MIT, FakePkg, TestKey, serve_stable, test_key
+from fixtures.debrepo import (
+    DEBIAN_OS_RELEASE,
+    DEP5_MIT,
+    FakePkg,
+    TestKey,
+    serve_stable,
+    signed_contents,
+    test_key,
+)
 from fixtures.debrepo import SOURCE_DATE_EPOCH as DATE
 
 __all__ = ["test_key"]  # the pytest fixture, imported for use here
@@ -57,16 +65,8 @@ def repo_url(
 def _spec(tmp: Path, url: str, key: TestKey, extra: str = "") -> Path:
     spec = tmp / "hello.yaml"
     spec.write_text(
-        f"""contents:
-  repositories:
-    - uri: {url}
-      suites: [stable]
-      components: [main]
-      signed-by: {key.keyring}
-  packages: [base-files, hello]
-entrypoint: [/usr/bin/hello]
-archs: [amd64, arm64]
-{extra}"""
+        signed_contents(url, key.keyring, "[base-files, hello]")
+        + f"entrypoint: [/usr/bin/hello]\narchs: [amd64, arm64]\n{extra}"
     )
     return spec
 

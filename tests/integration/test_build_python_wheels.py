@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from fixtures.debrepo import SOURCE_DATE_EPOCH as DATE
-from fixtures.debrepo import TestKey, python_base, serve_stable, test_key
+from fixtures.debrepo import TestKey, python_base, serve_stable, signed_contents, test_key
 
 __all__ = ["test_key"]  # the pytest fixture, imported for use here
 from fixtures.examples import assay
@@ -114,19 +114,14 @@ def _project(tmp: Path, url: str, key: TestKey, house: Path, reqs: str | None = 
     (tmp / "requirements.txt").write_text(reqs if reqs is not None else _requirements(house))
     spec = tmp / "app.yaml"
     spec.write_text(
-        f"""contents:
-  repositories:
-    - uri: {url}
-      suites: [stable]
-      components: [main]
-      signed-by: {key.keyring}
-  packages: [base-files, python3.11-minimal]
+        signed_contents(url, key.keyring, "[base-files, python3.11-minimal]")
+        + """\
 python:
   requirements: requirements.txt
   find-links: wheels
 entrypoint: [/usr/bin/python3.11]
 archs: [amd64, arm64]
-sbom: {{embed: true}}
+sbom: {embed: true}
 """
     )
     return spec

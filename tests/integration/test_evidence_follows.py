@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, test_key
+from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, signed_contents, test_key
 from fixtures.examples import assay
 from fixtures.registry import skopeo_sigstore_args
 
@@ -77,13 +77,8 @@ def build(
     where.mkdir(parents=True, exist_ok=True)
     spec = where / "hello.yaml"
     spec.write_text(
-        f"""contents:
-  repositories:
-    - uri: {url}
-      suites: [stable]
-      components: [main]
-      signed-by: {key.keyring}
-  packages: {packages}
+        signed_contents(url, key.keyring, packages)
+        + f"""\
 entrypoint: [/usr/bin/hello]
 environment:
   LANG: {env_value}

@@ -20,7 +20,15 @@ import httpx
 import pytest
 
 from fixtures.debrepo import SOURCE_DATE_EPOCH as DATE
-from fixtures.debrepo import FakePkg, TestKey, build_deb, make_stable, serve, test_key
+from fixtures.debrepo import (
+    FakePkg,
+    TestKey,
+    build_deb,
+    make_stable,
+    serve,
+    signed_contents,
+    test_key,
+)
 
 __all__ = ["test_key"]  # the pytest fixture, imported for use here
 
@@ -59,16 +67,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory, test_key: TestKey) -> Iterato
 def _spec(tmp: Path, url: str, key: TestKey) -> Path:
     spec = tmp / "hello.yaml"
     spec.write_text(
-        f"""contents:
-  repositories:
-    - uri: {url}
-      suites: [stable]
-      components: [main]
-      signed-by: {key.keyring}
-  packages: [base-files, hello]
-entrypoint: [/usr/bin/hello]
-archs: [amd64]
-"""
+        signed_contents(url, key.keyring, "[base-files, hello]")
+        + "entrypoint: [/usr/bin/hello]\narchs: [amd64]\n"
     )
     return spec
 

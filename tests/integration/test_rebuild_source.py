@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from fixtures.debrepo import FakePkg, TestKey, python_base, serve_stable, test_key
+from fixtures.debrepo import FakePkg, TestKey, python_base, serve_stable, signed_contents, test_key
 from fixtures.examples import assay
 
 __all__ = ["test_key"]  # the pytest fixture, imported for use here
@@ -318,13 +318,8 @@ def python_build(
     (proj / "requirements.txt").write_text(f"tiny-app==1.2.0 --hash=sha256:{sha}\n")
     spec = proj / "app.yaml"
     spec.write_text(
-        f"""contents:
-  repositories:
-    - uri: {url}
-      suites: [stable]
-      components: [main]
-      signed-by: {key.keyring}
-  packages: [base-files, python3.11-minimal]
+        signed_contents(url, key.keyring, "[base-files, python3.11-minimal]")
+        + """\
 python:
   requirements: requirements.txt
   find-links: wheels

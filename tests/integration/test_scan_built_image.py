@@ -19,7 +19,7 @@ import pytest
 
 from fixtures.assets import sbom_asset
 from fixtures.cli import Ran, run_script
-from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, test_key
+from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, signed_contents, test_key
 from fixtures.vulnfeeds import import_args
 
 __all__ = ["test_key"]  # the pytest fixture, imported for use here
@@ -76,15 +76,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, test_key: TestKey) -> Iterat
     with serve(root) as url:
         spec = work / "ssl.yaml"
         spec.write_text(
-            f"""contents:
-  repositories:
-    - uri: {url}
-      suites: [bookworm]
-      components: [main]
-      signed-by: {test_key.keyring}
-  packages: [libssl3]
-archs: [amd64]
-"""
+            signed_contents(url, test_key.keyring, "[libssl3]", "[bookworm]") + "archs: [amd64]\n"
         )
         assay(
             "build",
