@@ -14,9 +14,9 @@ from sqlalchemy import text
 
 from assay.store import open_store
 from fixtures.cli import Ran, run_script
+from fixtures.postgres import store_url
 from fixtures.vulnfeeds import import_args
 from integration.test_scan_cli import DIGEST, _cdx
-from unit.test_store import store_url
 
 PASSWD = "pkg:deb/debian/passwd@1%3A4.13%2Bdfsg1-1?arch=amd64&upstream=shadow&distro=debian-12"
 
