@@ -8,6 +8,10 @@ the request, its response headers and its whole body must finish within
 Past it, the read in progress fails with :class:`~assay.errors.NetworkError` (not retried: a
 server that slow will be that slow again).
 
+Verified TLS loads its CA certificates when a connection first needs them: reading the CA bundle
+costs 0.04-0.07 s of CPU (OpenSSL 3), which a client that only speaks plain HTTP to a loopback
+registry or an ``http://`` mirror never needs (see :class:`_DeferredContext`).
+
 The deadline is tracked per thread: the request a thread starts is the one its reads belong to
 (httpx's sync client reads a response in the thread that iterates it). Async clients (the
 admission webhook's alert sender) bound each whole operation with :func:`async_deadline`
@@ -197,8 +201,59 @@ class _DeadlineTransport(httpx.HTTPTransport):
         return super().handle_request(request)
 
 
+class _DeferredContext(ssl.SSLContext):
+    """What ``verify=True`` means to httpx, built on the first TLS connection instead of at once.
+
+    httpx turns ``verify=True`` into :func:`httpx.create_ssl_context` (certifi's bundle, or
+    ``SSL_CERT_FILE``/``SSL_CERT_DIR``) when the transport is made. This context is handed to httpx
+    in its place; the first TLS connection (``wrap_socket``, or ``wrap_bio`` through an HTTPS
+    proxy) builds that very context with the same function, and every connection is wrapped by it.
+    Itself it trusts no CA at all, so anything that used it directly would fail verification.
+    """
+
+    def __new__(cls, trust_env: bool = True) -> _DeferredContext:
+        return super().__new__(cls, ssl.PROTOCOL_TLS_CLIENT)
+
+    def __init__(self, trust_env: bool = True) -> None:
+        self._trust_env = trust_env
+        self._real: ssl.SSLContext | None = None
+        self._alpn: list[str] | None = None
+        self._build = threading.Lock()
+
+    def loaded(self) -> bool:
+        """Whether a connection has needed the CA certificates yet."""
+        return self._real is not None
+
+    def _context(self) -> ssl.SSLContext:
+        with self._build:
+            if self._real is None:
+                real = httpx.create_ssl_context(verify=True, trust_env=self._trust_env)
+                if self._alpn is not None:
+                    real.set_alpn_protocols(self._alpn)
+                self._real = real
+            return self._real
+
+    def set_alpn_protocols(self, alpn_protocols: typing.Iterable[str]) -> None:
+        # httpcore sets ALPN on the context it was given before each TLS connection
+        protocols = list(alpn_protocols)
+        super().set_alpn_protocols(protocols)
+        with self._build:
+            self._alpn = protocols
+            if self._real is not None:
+                self._real.set_alpn_protocols(protocols)
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        return self._context().wrap_socket(*args, **kwargs)
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
+        return self._context().wrap_bio(*args, **kwargs)
+
+
 def transport(deadline: float | None = None, **kwargs: Any) -> httpx.HTTPTransport:
     """An httpx transport whose requests each finish within ``deadline`` seconds (default:
     :func:`request_deadline`). ``kwargs`` go to :class:`httpx.HTTPTransport` (``verify``,
-    ``limits``…)."""
+    ``limits``…); ``verify=True`` (the default) loads its CA certificates on the first TLS
+    connection, not before."""
+    if kwargs.get("verify", True) is True:
+        kwargs["verify"] = _DeferredContext(kwargs.get("trust_env", True))
     return _DeadlineTransport(request_deadline() if deadline is None else deadline, **kwargs)
