@@ -113,6 +113,18 @@ def _until_connect(
     return wall, usage.ru_utime + usage.ru_stime
 
 
+def _console_script() -> str | None:
+    """The ``assay`` script pip installed beside this interpreter, else the first on PATH.
+
+    A version manager's shim found first on PATH (pyenv's is a bash script that runs pyenv to
+    pick the interpreter: 0.05-0.1 s of CPU) is no part of assay, and ``python3 -c pass`` runs
+    this interpreter directly; both sides of the comparison start the interpreter the same way."""
+    beside = Path(sys.executable).with_name("assay")
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("assay")
+
+
 def _public_key(path: Path) -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -130,7 +142,7 @@ def main() -> int:
     parser.add_argument("-n", type=int, default=15, help="runs per command (median is shown)")
     args = parser.parse_args()
 
-    exe = shutil.which("assay")
+    exe = _console_script()
     if exe is None:
         sys.exit("the assay console script is not installed (pip install -e .)")
     with tempfile.TemporaryDirectory() as tmp, socket.socket() as listener:
@@ -181,6 +193,7 @@ def main() -> int:
     print(
         f"start-up, median of {args.n} runs each (load average {load:.1f}, {os.cpu_count()} CPUs)"
     )
+    print(f"console script: {exe}")
     print("wall-py / cpu-py: the time over the interpreter's own start (python3 -c pass)")
     print(f"{'command':38} {'wall s':>8} {'cpu s':>8} {'wall-py':>8} {'cpu-py':>8}")
     for name, _ in cases:

@@ -166,3 +166,17 @@ def test_the_placeholder_itself_trusts_no_ca(tls_server: tuple[int, Path]) -> No
         pytest.raises(ssl.SSLCertVerificationError),
     ):
         ssl.SSLContext.wrap_socket(placeholder, sock, server_hostname="127.0.0.1")
+
+
+@pytest.mark.usefixtures("no_ca_env")
+def test_tls_inside_a_proxy_tunnel_uses_the_real_context_too() -> None:
+    """httpcore wraps the origin's TLS in memory BIOs through an HTTPS proxy (``wrap_bio``)."""
+    deferred = _context(transport())
+    deferred.set_alpn_protocols(["http/1.1"])
+    tls = deferred.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname="127.0.0.1")
+    assert tls.context is not deferred
+    assert tls.context.cert_store_stats()["x509_ca"] > 0
+    assert tls.context.verify_mode == ssl.CERT_REQUIRED and tls.context.check_hostname
+    # the same real context serves every later connection
+    again = deferred.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname="127.0.0.1")
+    assert again.context is tls.context
