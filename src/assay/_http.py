@@ -209,6 +209,8 @@ class _DeferredContext(ssl.SSLContext):
     in its place; the first TLS connection (``wrap_socket``, or ``wrap_bio`` through an HTTPS
     proxy) builds that very context with the same function, and every connection is wrapped by it.
     Itself it trusts no CA at all, so anything that used it directly would fail verification.
+    CA files that cannot be read are a :class:`~assay.errors.UsageError` at that first connection
+    (not a connection error to retry).
     """
 
     def __new__(cls, trust_env: bool = True) -> _DeferredContext:
@@ -227,7 +229,16 @@ class _DeferredContext(ssl.SSLContext):
     def _context(self) -> ssl.SSLContext:
         with self._build:
             if self._real is None:
-                real = httpx.create_ssl_context(verify=True, trust_env=self._trust_env)
+                try:
+                    real = httpx.create_ssl_context(verify=True, trust_env=self._trust_env)
+                except OSError as exc:  # ssl.SSLError is one too
+                    env = ("SSL_CERT_FILE", "SSL_CERT_DIR") if self._trust_env else ()
+                    where = next((f"{v}={os.environ[v]}" for v in env if os.environ.get(v)), None)
+                    raise UsageError(
+                        f"cannot load the CA certificates for verified TLS from "
+                        f"{where or 'certifi'}: {exc.strerror or exc}; point SSL_CERT_FILE at a "
+                        "readable PEM bundle, or unset it"
+                    ) from exc
                 if self._alpn is not None:
                     real.set_alpn_protocols(self._alpn)
                 self._real = real

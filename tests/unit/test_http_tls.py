@@ -7,8 +7,11 @@ registry; ``SSL_CERT_FILE`` is how a user trusts such a CA, as with httpx.
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,9 +23,12 @@ import pytest
 
 from assay._http import transport
 from assay.admission.certs import write_certs
-from assay.errors import NetworkError
+from assay.attest.keys import generate_keypair
+from assay.errors import NetworkError, UsageError
 from assay.oci.registry import RegistryClient
 from fixtures.drip import DripServer
+
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -180,3 +186,47 @@ def test_tls_inside_a_proxy_tunnel_uses_the_real_context_too() -> None:
     # the same real context serves every later connection
     again = deferred.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname="127.0.0.1")
     assert again.context is tls.context
+
+
+def test_an_unreadable_ca_file_is_a_usage_error_at_the_first_tls_connection(
+    tls_server: tuple[int, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port, _ = tls_server
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+    with (
+        RegistryClient(f"https://127.0.0.1:{port}", retries=2, backoff=30.0) as registry,
+        pytest.raises(UsageError, match=r"SSL_CERT_FILE=.*missing\.pem: No such file"),
+    ):
+        registry.ping()  # not retried (backoff 30 s) as if the registry were down
+
+
+def test_verify_over_plain_http_never_reads_the_ca_store(tmp_path: Path) -> None:
+    """``assay verify`` against a loopback registry through the console script, with a CA file
+    that does not exist: a plain-HTTP registry needs no CA, so it still reaches the registry."""
+    _, public_pem = generate_keypair(b"")
+    pub = tmp_path / "cosign.pub"
+    pub.write_bytes(public_pem)
+    exe = shutil.which("assay")
+    assert exe is not None, "the assay console script is not installed (pip install -e .)"
+    env = dict(os.environ, PYTHONPATH=str(SRC), SSL_CERT_FILE=str(tmp_path / "missing.pem"))
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        listener.settimeout(0.5)
+        argv = [exe, "verify", f"127.0.0.1:{listener.getsockname()[1]}/x:1", "--key", str(pub)]
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            for _ in range(240):
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    if proc.poll() is not None:
+                        break
+                    continue
+                conn.close()
+                break
+            connected = proc.poll() is None
+        finally:
+            proc.kill()
+            _, err = proc.communicate(timeout=60)
+    assert connected, err.decode(errors="replace")[-2000:]
