@@ -265,6 +265,7 @@ def transport(deadline: float | None = None, **kwargs: Any) -> httpx.HTTPTranspo
     :func:`request_deadline`). ``kwargs`` go to :class:`httpx.HTTPTransport` (``verify``,
     ``limits``…); ``verify=True`` (the default) loads its CA certificates on the first TLS
     connection, not before."""
-    if kwargs.get("verify", True) is True:
+    if kwargs.get("verify", True) is True and kwargs.get("cert") is None:
+        # (a client certificate would be loaded into the context httpx is given: keep httpx's)
         kwargs["verify"] = _DeferredContext(kwargs.get("trust_env", True))
     return _DeadlineTransport(request_deadline() if deadline is None else deadline, **kwargs)
