@@ -16,6 +16,12 @@ The deadline is tracked per thread: the request a thread starts is the one its r
 (httpx's sync client reads a response in the thread that iterates it). Async clients (the
 admission webhook's alert sender) bound each whole operation with :func:`async_deadline`
 instead, which cancels it at the same deadline and raises the same error.
+
+Proxies: httpx reads ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``/``NO_PROXY`` (either case) only
+for a client without a transport of its own, and every assay client has one. So clients are made
+with :func:`client_transports`, which adds one mounted deadline transport per proxy the
+environment names (:func:`environment_proxies`, the same reading httpx does), and a direct route
+for each ``NO_PROXY`` entry.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ import threading
 import time
 import typing
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypedDict
+from urllib.request import getproxies  # httpx imports it too: no start-up cost
 
 import httpx
 
@@ -52,7 +59,10 @@ finally:
 __all__ = [
     "DEADLINE_ENV",
     "DEFAULT_DEADLINE",
+    "ClientTransports",
     "async_deadline",
+    "client_transports",
+    "environment_proxies",
     "request_deadline",
     "transport",
 ]
@@ -188,6 +198,9 @@ class _DeadlineTransport(httpx.HTTPTransport):
     def __init__(self, deadline: float, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._deadline = deadline
+        proxy = kwargs.get("proxy")
+        self.proxy = None if proxy is None else _redact(str(proxy))
+        """The proxy this transport goes through (without credentials), or ``None``."""
         pool = getattr(self, "_pool", None)
         inner = getattr(pool, "_network_backend", None)
         if not isinstance(inner, httpcore.NetworkBackend):  # pragma: no cover - httpx changed
@@ -198,7 +211,12 @@ class _DeadlineTransport(httpx.HTTPTransport):
         _local.end = time.monotonic() + self._deadline
         _local.limit = self._deadline
         _local.what = f"{request.method} {request.url.host}{request.url.path[:80]}"
-        return super().handle_request(request)
+        if self.proxy is None:
+            return super().handle_request(request)
+        try:
+            return super().handle_request(request)
+        except httpx.TransportError as exc:  # a connection the proxy refused or could not make
+            raise type(exc)(f"through proxy {self.proxy}: {exc}", request=request) from exc
 
 
 class _DeferredContext(ssl.SSLContext):
@@ -269,3 +287,96 @@ def transport(deadline: float | None = None, **kwargs: Any) -> httpx.HTTPTranspo
         # (a client certificate would be loaded into the context httpx is given: keep httpx's)
         kwargs["verify"] = _DeferredContext(kwargs.get("trust_env", True))
     return _DeadlineTransport(request_deadline() if deadline is None else deadline, **kwargs)
+
+
+def _redact(url: str) -> str:
+    """``url`` without the user name and password a proxy URL may carry."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", scheme
+    netloc, slash, path = rest.partition("/")
+    return f"{scheme}{sep}{netloc.rpartition('@')[2]}{slash}{path}"
+
+
+def environment_proxies() -> dict[str, str | None]:
+    """The proxy routes the environment asks for, read as httpx reads them for a client of its own.
+
+    Keys are httpx mount patterns (``http://``, ``https://``, ``all://``, ``all://*example.com``);
+    a value is the proxy URL for requests matching the pattern, or ``None`` to connect directly.
+    ``HTTP_PROXY``, ``HTTPS_PROXY`` and ``ALL_PROXY`` name the proxies (the lower-case name wins
+    over the upper-case one; a value without a scheme means ``http://``). ``NO_PROXY`` is a comma
+    list: ``*`` turns every proxy off; an IP address or ``localhost`` matches that host exactly
+    (a CIDR range matches only its first address, as in httpx); ``.example.com`` matches the
+    subdomains of example.com, ``example.com`` the domain and its subdomains; an entry with a
+    scheme (``http://host:port``) matches that URL prefix as a mount pattern. A ``NO_PROXY`` entry
+    httpx cannot parse as a host is a :class:`~assay.errors.UsageError`.
+    """
+    env = getproxies()
+    routes: dict[str, str | None] = {}
+    for scheme in ("http", "https", "all"):
+        url = env.get(scheme, "").strip()
+        if url:
+            routes[f"{scheme}://"] = url if "://" in url else f"http://{url}"
+    for entry in env.get("no", "").split(","):
+        host = entry.strip()
+        if host == "*":
+            return {}
+        if not host:
+            continue
+        if "://" in host:
+            pattern = host
+        elif _is_ip(host.split("/")[0], 4) or host.lower() == "localhost":
+            pattern = f"all://{host}"
+        elif _is_ip(host.split("/")[0], 6):
+            pattern = f"all://[{host}]"
+        else:
+            pattern = f"all://*{host}"
+        try:
+            httpx.URL(pattern)  # what httpx's mount patterns are parsed with
+        except (httpx.InvalidURL, ValueError):
+            raise UsageError(
+                f"NO_PROXY entry {host[:80]!r} is not a host name, domain or IP address; "
+                "fix NO_PROXY (a comma-separated list such as 'localhost,.example.com,10.0.0.1')"
+            ) from None
+        routes[pattern] = None
+    return routes
+
+
+def _is_ip(text: str, version: int) -> bool:
+    import ipaddress
+
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return address.version == version
+
+
+class ClientTransports(TypedDict):
+    """The ``transport`` and ``mounts`` arguments of :class:`httpx.Client`."""
+
+    transport: httpx.BaseTransport
+    mounts: dict[str, httpx.BaseTransport | None]
+
+
+def client_transports(deadline: float | None = None, **kwargs: Any) -> ClientTransports:
+    """``httpx.Client(..., **client_transports(deadline, verify=…))``: requests go straight out
+    through :func:`transport`, or through the proxy the environment names for their URL
+    (:func:`environment_proxies`) over a transport with the same deadline and ``kwargs``.
+    A proxy URL httpx cannot use is a :class:`~assay.errors.UsageError`."""
+    limit = request_deadline() if deadline is None else deadline
+    mounts: dict[str, httpx.BaseTransport | None] = {}
+    for pattern, proxy in environment_proxies().items():
+        if proxy is None:
+            mounts[pattern] = None
+            continue
+        variable = "ALL_PROXY" if pattern == "all://" else f"{pattern[:-3].upper()}_PROXY"
+        try:
+            mounts[pattern] = transport(limit, proxy=proxy, **kwargs)
+        except (httpx.InvalidURL, ValueError, ImportError) as exc:
+            raise UsageError(
+                f"{variable} (or {variable.lower()}) = {_redact(proxy)[:120]!r} is not a proxy "
+                f"assay can use ({exc}); give an http://, https:// or socks5:// URL "
+                "(socks5 needs the socksio package)"
+            ) from None
+    return {"transport": transport(limit, **kwargs), "mounts": mounts}

@@ -26,7 +26,7 @@ from typing import TypeVar
 import httpx
 
 from assay._atomic import fsync_dir
-from assay._http import transport as deadline_transport
+from assay._http import client_transports
 from assay.cachedir import cache_dir
 from assay.errors import InputError, NetworkError, VerificationError
 
@@ -55,9 +55,7 @@ def make_client(timeout: float = 30.0) -> httpx.Client:
         timeout=httpx.Timeout(timeout, connect=15.0),
         follow_redirects=True,
         headers={"User-Agent": "assay"},
-        transport=deadline_transport(
-            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16)
-        ),
+        **client_transports(limits=httpx.Limits(max_connections=16, max_keepalive_connections=16)),
     )
 
 

@@ -1,0 +1,182 @@
+"""The proxy environment in assay._http: read as httpx reads it, routed over deadline transports,
+and exercised through a real proxy (tinyproxy on 127.0.0.1) for plain HTTP and CONNECT.
+
+The end-to-end CLI cases (push/sign/verify, lock) are in tests/integration/test_http_proxy.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from httpx._utils import get_environment_proxies  # the oracle: what httpx does on its own
+from test_http_tls import tls_server
+
+from assay._http import _DeadlineTransport, client_transports, environment_proxies
+from assay.errors import NetworkError, UsageError
+from fixtures.drip import DripServer
+from fixtures.proxy import RunningProxy, start_tinyproxy
+from fixtures.registry import free_port
+
+__all__ = ["tls_server"]  # the pytest fixture, imported for use here
+
+_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "REQUEST_METHOD")
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in _VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    return monkeypatch
+
+
+@pytest.fixture
+def proxy(tmp_path: Path) -> Iterator[RunningProxy]:
+    with start_tinyproxy(tmp_path / "proxy") as running:
+        yield running
+
+
+ENVIRONMENTS: list[dict[str, str]] = [
+    {},
+    {"HTTP_PROXY": "http://proxy.corp:3128"},
+    {"http_proxy": "proxy.corp:3128"},  # no scheme: http://
+    {"HTTP_PROXY": "http://upper:1", "http_proxy": "http://lower:2"},  # lower-case wins
+    {"HTTPS_PROXY": "http://p:8080", "NO_PROXY": "localhost,.internal.example, example.org"},
+    {"ALL_PROXY": "socks5://p:1080", "no_proxy": "127.0.0.1,::1,10.0.0.0/8"},
+    {"HTTPS_PROXY": "http://p:8080", "NO_PROXY": "*"},
+    {"HTTPS_PROXY": "http://p:8080", "NO_PROXY": "a.example,*"},
+    {"HTTP_PROXY": "http://p:1", "NO_PROXY": "http://direct.example:8080,,"},
+    {"HTTP_PROXY": "http://user:pw@p:1", "NO_PROXY": "registry.example:5000"},
+]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS, ids=lambda e: ",".join(e) or "none")
+def test_environment_is_read_as_httpx_reads_it(
+    clean_env: pytest.MonkeyPatch, env: dict[str, str]
+) -> None:
+    for name, value in env.items():
+        clean_env.setenv(name, value)
+    assert environment_proxies() == get_environment_proxies()
+
+
+def test_the_routes_match_the_hosts_no_proxy_names(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    clean_env.setenv("NO_PROXY", ".internal.example,example.org,10.1.2.3,localhost")
+    with httpx.Client(**client_transports(30.0)) as client:
+        direct = client._transport
+
+        def route(url: str) -> httpx.BaseTransport:
+            return client._transport_for_url(httpx.URL(url))
+
+        for url in (
+            "https://a.internal.example/",
+            "https://example.org/",
+            "https://www.example.org/",
+            "https://10.1.2.3:5000/v2/",
+            "https://localhost/",
+            "http://elsewhere.example/",  # only HTTPS_PROXY is set
+        ):
+            assert route(url) is direct, url
+        for url in ("https://internal.example/", "https://notexample.org/", "https://10.1.2.4/"):
+            proxied = route(url)
+            assert proxied is not direct, url
+            assert isinstance(proxied, _DeadlineTransport) and proxied.proxy == "http://127.0.0.1:9"
+
+
+def test_mounted_proxy_transports_are_deadline_transports(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("HTTP_PROXY", "http://user:secret@127.0.0.1:9")
+    clean_env.setenv("ALL_PROXY", "http://127.0.0.1:10")
+    routes = client_transports(7.5, verify=False)
+    assert set(routes["mounts"]) == {"http://", "all://"}
+    for t in (routes["transport"], *routes["mounts"].values()):
+        assert isinstance(t, _DeadlineTransport) and t._deadline == 7.5
+    assert routes["transport"].proxy is None  # type: ignore[attr-defined]
+    assert routes["mounts"]["http://"].proxy == "http://127.0.0.1:9"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "match"),
+    [
+        ("HTTPS_PROXY", "ftp://user:secret@p:21", r"HTTPS_PROXY .*'ftp://p:21'"),
+        ("http_proxy", "http://p:notaport", r"HTTP_PROXY .*'http://p:notaport'"),
+        ("ALL_PROXY", "socks4://p:1080", r"ALL_PROXY"),
+        ("NO_PROXY", "ok.example,bad host:x", r"NO_PROXY entry 'bad host:x'"),
+    ],
+)
+def test_unusable_proxy_settings_are_usage_errors(
+    clean_env: pytest.MonkeyPatch, name: str, value: str, match: str
+) -> None:
+    clean_env.setenv(name, value)
+    if name == "NO_PROXY":
+        clean_env.setenv("HTTP_PROXY", "http://p:1")
+    with pytest.raises(UsageError, match=match) as info:
+        client_transports(5.0)
+    assert "secret" not in str(info.value)
+
+
+def test_plain_http_goes_through_the_proxy(
+    clean_env: pytest.MonkeyPatch, proxy: RunningProxy
+) -> None:
+    server = DripServer(drip_headers=False, interval=0.0)
+    clean_env.setenv("http_proxy", proxy.url)
+    try:
+        with httpx.Client(timeout=10.0, **client_transports(30.0)) as client:
+            resp = client.get(f"http://127.0.0.1:{server.port}/v2/x")
+        assert resp.status_code == 200 and len(resp.content) == 100000
+    finally:
+        server.close()
+    assert proxy.requests() == [f"GET http://127.0.0.1:{server.port}/v2/x HTTP/1.1"]
+
+
+def test_the_deadline_holds_through_the_proxy(
+    clean_env: pytest.MonkeyPatch, proxy: RunningProxy
+) -> None:
+    server = DripServer(drip_headers=False, interval=0.1)
+    clean_env.setenv("HTTP_PROXY", proxy.url)
+    started = time.monotonic()
+    try:
+        with (
+            httpx.Client(timeout=5.0, **client_transports(1.0)) as client,
+            pytest.raises(NetworkError, match="did not finish within 1 s"),
+            client.stream("GET", f"http://127.0.0.1:{server.port}/slow") as resp,
+        ):
+            for _ in resp.iter_bytes():
+                pass
+    finally:
+        server.close()
+    assert time.monotonic() - started < 3.0
+    assert proxy.requests() == [f"GET http://127.0.0.1:{server.port}/slow HTTP/1.1"]
+
+
+def test_https_tunnels_through_the_proxy_with_verified_tls(
+    clean_env: pytest.MonkeyPatch, proxy: RunningProxy, tls_server: tuple[int, Path]
+) -> None:
+    port, ca = tls_server
+    clean_env.setenv("SSL_CERT_FILE", str(ca))
+    clean_env.delenv("SSL_CERT_DIR", raising=False)
+    clean_env.setenv("HTTPS_PROXY", proxy.url)
+    with httpx.Client(timeout=10.0, **client_transports(30.0)) as client:
+        assert client.get(f"https://127.0.0.1:{port}/v2/").status_code == 200
+    assert proxy.requests() == [f"CONNECT 127.0.0.1:{port} HTTP/1.1"]
+    # the CA still matters through the tunnel: without it the server is refused
+    clean_env.delenv("SSL_CERT_FILE")
+    with (
+        httpx.Client(timeout=10.0, **client_transports(30.0)) as client,
+        pytest.raises(httpx.ConnectError, match="through proxy .*CERTIFICATE_VERIFY_FAILED"),
+    ):
+        client.get(f"https://127.0.0.1:{port}/v2/")
+
+
+def test_a_proxy_that_is_down_is_named(clean_env: pytest.MonkeyPatch) -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    clean_env.setenv("HTTP_PROXY", down.replace("//", "//user:secret@"))
+    with (
+        httpx.Client(timeout=5.0, **client_transports(30.0)) as client,
+        pytest.raises(httpx.ConnectError, match=f"through proxy {down}: ") as info,
+    ):
+        client.get("http://127.0.0.1:9/")
+    assert "secret" not in str(info.value)
