@@ -6,6 +6,7 @@ The end-to-end CLI cases (push/sign/verify, lock) are in tests/integration/test_
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -166,7 +167,7 @@ def test_https_tunnels_through_the_proxy_with_verified_tls(
     clean_env.delenv("SSL_CERT_FILE")
     with (
         httpx.Client(timeout=10.0, **client_transports(30.0)) as client,
-        pytest.raises(httpx.ConnectError, match="through proxy .*CERTIFICATE_VERIFY_FAILED"),
+        pytest.raises(httpx.ConnectError, match=r"through proxy .*CERTIFICATE_VERIFY_FAILED"),
     ):
         client.get(f"https://127.0.0.1:{port}/v2/")
 
@@ -176,7 +177,7 @@ def test_a_proxy_that_is_down_is_named(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("HTTP_PROXY", down.replace("//", "//user:secret@"))
     with (
         httpx.Client(timeout=5.0, **client_transports(30.0)) as client,
-        pytest.raises(httpx.ConnectError, match=f"through proxy {down}: ") as info,
+        pytest.raises(httpx.ConnectError, match=f"through proxy {re.escape(down)}: ") as info,
     ):
         client.get("http://127.0.0.1:9/")
     assert "secret" not in str(info.value)
