@@ -371,12 +371,17 @@ def client_transports(deadline: float | None = None, **kwargs: Any) -> ClientTra
             mounts[pattern] = None
             continue
         variable = "ALL_PROXY" if pattern == "all://" else f"{pattern[:-3].upper()}_PROXY"
+        shown = f"{variable} (or {variable.lower()}) = {_redact(proxy)[:120]!r}"
         try:
             mounts[pattern] = transport(limit, proxy=proxy, **kwargs)
-        except (httpx.InvalidURL, ValueError, ImportError) as exc:
+        except ImportError:
             raise UsageError(
-                f"{variable} (or {variable.lower()}) = {_redact(proxy)[:120]!r} is not a proxy "
-                f"assay can use ({exc}); give an http://, https:// or socks5:// URL "
-                "(socks5 needs the socksio package)"
+                f"{shown} is a SOCKS proxy, which needs the socksio package: "
+                "pip install 'httpx[socks]', or name an http:// proxy"
+            ) from None
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise UsageError(
+                f"{shown} is not a proxy URL assay can use ({exc}); give an http://, https:// "
+                "or socks5:// URL"
             ) from None
     return {"transport": transport(limit, **kwargs), "mounts": mounts}

@@ -6,10 +6,15 @@ The end-to-end CLI cases (push/sign/verify, lock) are in tests/integration/test_
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import re
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -17,8 +22,10 @@ from httpx._utils import get_environment_proxies  # the oracle: what httpx does 
 from test_http_tls import tls_server
 
 from assay._http import _DeadlineTransport, client_transports, environment_proxies
+from assay.admission.alerts import WebhookAlert
 from assay.errors import NetworkError, UsageError
 from fixtures.drip import DripServer
+from fixtures.kubeapi import kube_api
 from fixtures.proxy import RunningProxy, start_tinyproxy
 from fixtures.registry import free_port
 
@@ -181,3 +188,61 @@ def test_a_proxy_that_is_down_is_named(clean_env: pytest.MonkeyPatch) -> None:
     ):
         client.get("http://127.0.0.1:9/")
     assert "secret" not in str(info.value)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("socksio") is not None, reason="socksio is installed")
+def test_a_socks_proxy_without_socksio_says_what_to_install(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    clean_env.setenv("ALL_PROXY", "socks5://127.0.0.1:1080")
+    with pytest.raises(UsageError, match=r"ALL_PROXY .*SOCKS proxy.*httpx\[socks\]"):
+        client_transports(5.0)
+
+
+@pytest.mark.parametrize("bypass", [False, True], ids=["proxied", "no_proxy"])
+def test_the_kubernetes_client_honours_the_proxy_environment(
+    clean_env: pytest.MonkeyPatch, proxy: RunningProxy, tmp_path: Path, bypass: bool
+) -> None:
+    clean_env.setenv("HTTPS_PROXY", proxy.url)
+    if bypass:
+        clean_env.setenv("no_proxy", "127.0.0.1")
+    with kube_api(tmp_path / "api") as (state, kube):
+        assert kube.get("/api/v1/namespaces/default/secrets/none") is None
+        port = httpx.URL(kube.base_url).port
+    assert state.gets == ["/api/v1/namespaces/default/secrets/none"]
+    assert proxy.requests() == ([] if bypass else [f"CONNECT 127.0.0.1:{port} HTTP/1.1"])
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    bodies: ClassVar[list[bytes]] = []
+
+    def do_POST(self) -> None:
+        self.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_webhook_alerts_go_through_the_proxy(
+    clean_env: pytest.MonkeyPatch, proxy: RunningProxy
+) -> None:
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+    clean_env.setenv("HTTP_PROXY", proxy.url)
+
+    async def send() -> None:
+        alert = WebhookAlert(url, timeout=10.0)
+        alert("denied: x")
+        await alert.drain()
+
+    try:
+        _Receiver.bodies = []
+        asyncio.run(send())
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+    assert _Receiver.bodies == [b'{"text":"denied: x"}']
+    assert proxy.requests() == [f"POST {url} HTTP/1.1"]
