@@ -27,6 +27,7 @@ for each ``NO_PROXY`` entry.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import math
 import os
 import ssl
@@ -63,6 +64,7 @@ __all__ = [
     "async_deadline",
     "client_transports",
     "environment_proxies",
+    "no_proxy_networks",
     "request_deadline",
     "transport",
 ]
@@ -306,7 +308,9 @@ def environment_proxies() -> dict[str, str | None]:
     ``HTTP_PROXY``, ``HTTPS_PROXY`` and ``ALL_PROXY`` name the proxies (the lower-case name wins
     over the upper-case one; a value without a scheme means ``http://``). ``NO_PROXY`` is a comma
     list: ``*`` turns every proxy off; an IP address or ``localhost`` matches that host exactly
-    (a CIDR range matches only its first address, as in httpx); ``.example.com`` matches the
+    (here an IPv4 CIDR range matches only its first address, as in httpx, and an IPv6 one is left
+    out: :func:`client_transports` adds the ranges from :func:`no_proxy_networks`);
+    ``.example.com`` matches the
     subdomains of example.com, ``example.com`` the domain and its subdomains; an entry with a
     scheme (``http://host:port``) matches that URL prefix as a mount pattern. A ``NO_PROXY`` entry
     httpx cannot parse as a host is a :class:`~assay.errors.UsageError`.
@@ -325,6 +329,8 @@ def environment_proxies() -> dict[str, str | None]:
             continue
         if "://" in host:
             pattern = host
+        elif "/" in host and _is_ip(host.split("/")[0], 6):
+            continue  # httpx makes an unparseable pattern of it: no_proxy_networks() has it
         elif _is_ip(host.split("/")[0], 4) or host.lower() == "localhost":
             pattern = f"all://{host}"
         elif _is_ip(host.split("/")[0], 6):
@@ -343,13 +349,25 @@ def environment_proxies() -> dict[str, str | None]:
 
 
 def _is_ip(text: str, version: int) -> bool:
-    import ipaddress
-
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
         return False
     return address.version == version
+
+
+def no_proxy_networks() -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """The CIDR ranges in ``NO_PROXY`` (``10.0.0.0/8``, ``fd00::/8``): requests to an IP address
+    inside one connect directly, as curl, Go (cosign, skopeo, client-go) and requests do. httpx
+    alone matches such an entry only against the range's first address. Host names are not
+    resolved to be checked against them (as in Go)."""
+    networks = []
+    for entry in getproxies().get("no", "").split(","):
+        text = entry.strip()
+        if "/" in text and "://" not in text:
+            with contextlib.suppress(ValueError):
+                networks.append(ipaddress.ip_network(text.strip("[]"), strict=False))
+    return tuple(networks)
 
 
 class ClientTransports(TypedDict):
@@ -363,8 +381,11 @@ def client_transports(deadline: float | None = None, **kwargs: Any) -> ClientTra
     """``httpx.Client(..., **client_transports(deadline, verify=…))``: requests go straight out
     through :func:`transport`, or through the proxy the environment names for their URL
     (:func:`environment_proxies`) over a transport with the same deadline and ``kwargs``.
-    A proxy URL httpx cannot use is a :class:`~assay.errors.UsageError`."""
+    ``NO_PROXY`` CIDR ranges (:func:`no_proxy_networks`) send requests to addresses inside them
+    straight out too. A proxy URL httpx cannot use is a :class:`~assay.errors.UsageError`."""
     limit = request_deadline() if deadline is None else deadline
+    direct = transport(limit, **kwargs)
+    networks = no_proxy_networks()
     mounts: dict[str, httpx.BaseTransport | None] = {}
     for pattern, proxy in environment_proxies().items():
         if proxy is None:
@@ -373,7 +394,7 @@ def client_transports(deadline: float | None = None, **kwargs: Any) -> ClientTra
         variable = "ALL_PROXY" if pattern == "all://" else f"{pattern[:-3].upper()}_PROXY"
         shown = f"{variable} (or {variable.lower()}) = {_redact(proxy)[:120]!r}"
         try:
-            mounts[pattern] = transport(limit, proxy=proxy, **kwargs)
+            through = transport(limit, proxy=proxy, **kwargs)
         except ImportError:
             raise UsageError(
                 f"{shown} is a SOCKS proxy, which needs the socksio package: "
@@ -384,4 +405,31 @@ def client_transports(deadline: float | None = None, **kwargs: Any) -> ClientTra
                 f"{shown} is not a proxy URL assay can use ({exc}); give an http://, https:// "
                 "or socks5:// URL"
             ) from None
-    return {"transport": transport(limit, **kwargs), "mounts": mounts}
+        mounts[pattern] = _Bypass(through, direct, networks) if networks else through
+    return {"transport": direct, "mounts": mounts}
+
+
+class _Bypass(httpx.BaseTransport):
+    """``proxied`` for every request but those to an IP address in ``networks`` (``direct``)."""
+
+    def __init__(
+        self,
+        proxied: httpx.BaseTransport,
+        direct: httpx.BaseTransport,
+        networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
+    ) -> None:
+        self.proxied = proxied
+        self.direct = direct
+        self.networks = networks
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            address = ipaddress.ip_address(request.url.host)
+        except ValueError:  # a host name: not resolved to be matched (as in Go)
+            return self.proxied.handle_request(request)
+        if any(address in net for net in self.networks):
+            return self.direct.handle_request(request)
+        return self.proxied.handle_request(request)
+
+    def close(self) -> None:
+        self.proxied.close()  # ``direct`` is the client's own transport: the client closes it

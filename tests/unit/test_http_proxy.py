@@ -1,7 +1,7 @@
 """The proxy environment in assay._http: read as httpx reads it, routed over deadline transports,
 and exercised through a real proxy (tinyproxy on 127.0.0.1) for plain HTTP and CONNECT.
 
-The end-to-end CLI cases (push/sign/verify, lock) are in tests/integration/test_http_proxy.py.
+The end-to-end CLI cases (push/sign/verify, lock) are in tests/integration/test_proxy_cli.py.
 """
 
 from __future__ import annotations
@@ -21,7 +21,13 @@ import pytest
 from httpx._utils import get_environment_proxies  # the oracle: what httpx does on its own
 from test_http_tls import tls_server
 
-from assay._http import _DeadlineTransport, client_transports, environment_proxies
+from assay._http import (
+    _Bypass,
+    _DeadlineTransport,
+    client_transports,
+    environment_proxies,
+    no_proxy_networks,
+)
 from assay.admission.alerts import WebhookAlert
 from assay.errors import NetworkError, UsageError
 from fixtures.drip import DripServer
@@ -46,6 +52,42 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 def proxy(tmp_path: Path) -> Iterator[RunningProxy]:
     with start_tinyproxy(tmp_path / "proxy") as running:
         yield running
+
+
+class _Web(BaseHTTPRequestHandler):
+    """Answers GET with 100000 bytes; records POST bodies."""
+
+    bodies: ClassVar[list[bytes]] = []
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        self.wfile.write(b" " * 100000)
+
+    def do_POST(self) -> None:
+        self.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def web() -> Iterator[str]:
+    """``http://127.0.0.1:PORT`` of a plain HTTP server (a full one: a proxy writes a request in
+    several pieces, and a server that answers and closes after the first makes it fail)."""
+    _Web.bodies = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Web)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
 
 
 ENVIRONMENTS: list[dict[str, str]] = [
@@ -106,6 +148,35 @@ def test_mounted_proxy_transports_are_deadline_transports(clean_env: pytest.Monk
     assert routes["mounts"]["http://"].proxy == "http://127.0.0.1:9"  # type: ignore[union-attr]
 
 
+def test_no_proxy_cidr_ranges_route_addresses_inside_them_directly(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    clean_env.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    clean_env.setenv("no_proxy", "example.org, 10.0.0.0/8 ,fd00::/8,not/a/net,::1")
+    assert [str(n) for n in no_proxy_networks()] == ["10.0.0.0/8", "fd00::/8"]
+    routes = client_transports(5.0)
+    bypass = routes["mounts"]["http://"]
+    assert isinstance(bypass, _Bypass) and bypass.direct is routes["transport"]
+    assert isinstance(bypass.proxied, _DeadlineTransport) and bypass.proxied._deadline == 5.0
+    clean_env.setenv("no_proxy", "example.org")
+    assert isinstance(client_transports(5.0)["mounts"]["http://"], _DeadlineTransport)
+
+
+@pytest.mark.parametrize(
+    ("no_proxy", "proxied"),
+    [("127.0.0.0/8", False), ("10.0.0.0/8", True), ("127.0.0.1/32", False), ("", True)],
+)
+def test_cidr_bypass_through_a_real_proxy(
+    clean_env: pytest.MonkeyPatch, proxy: RunningProxy, web: str, no_proxy: str, proxied: bool
+) -> None:
+    clean_env.setenv("HTTP_PROXY", proxy.url)
+    clean_env.setenv("NO_PROXY", no_proxy)
+    with httpx.Client(timeout=10.0, **client_transports(30.0)) as client:
+        assert client.get(f"{web}/c").status_code == 200
+    expected = [f"GET {web}/c HTTP/1.1"] if proxied else []
+    assert proxy.requests() == expected
+
+
 @pytest.mark.parametrize(
     ("name", "value", "match"),
     [
@@ -127,17 +198,13 @@ def test_unusable_proxy_settings_are_usage_errors(
 
 
 def test_plain_http_goes_through_the_proxy(
-    clean_env: pytest.MonkeyPatch, proxy: RunningProxy
+    clean_env: pytest.MonkeyPatch, proxy: RunningProxy, web: str
 ) -> None:
-    server = DripServer(drip_headers=False, interval=0.0)
     clean_env.setenv("http_proxy", proxy.url)
-    try:
-        with httpx.Client(timeout=10.0, **client_transports(30.0)) as client:
-            resp = client.get(f"http://127.0.0.1:{server.port}/v2/x")
-        assert resp.status_code == 200 and len(resp.content) == 100000
-    finally:
-        server.close()
-    assert proxy.requests() == [f"GET http://127.0.0.1:{server.port}/v2/x HTTP/1.1"]
+    with httpx.Client(timeout=10.0, **client_transports(30.0)) as client:
+        resp = client.get(f"{web}/v2/x")
+    assert resp.status_code == 200 and len(resp.content) == 100000
+    assert proxy.requests() == [f"GET {web}/v2/x HTTP/1.1"]
 
 
 def test_the_deadline_holds_through_the_proxy(
@@ -213,36 +280,16 @@ def test_the_kubernetes_client_honours_the_proxy_environment(
     assert proxy.requests() == ([] if bypass else [f"CONNECT 127.0.0.1:{port} HTTP/1.1"])
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    bodies: ClassVar[list[bytes]] = []
-
-    def do_POST(self) -> None:
-        self.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 def test_webhook_alerts_go_through_the_proxy(
-    clean_env: pytest.MonkeyPatch, proxy: RunningProxy
+    clean_env: pytest.MonkeyPatch, proxy: RunningProxy, web: str
 ) -> None:
-    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
     clean_env.setenv("HTTP_PROXY", proxy.url)
 
     async def send() -> None:
-        alert = WebhookAlert(url, timeout=10.0)
+        alert = WebhookAlert(f"{web}/hook", timeout=10.0)
         alert("denied: x")
         await alert.drain()
 
-    try:
-        _Receiver.bodies = []
-        asyncio.run(send())
-    finally:
-        receiver.shutdown()
-        receiver.server_close()
-    assert _Receiver.bodies == [b'{"text":"denied: x"}']
-    assert proxy.requests() == [f"POST {url} HTTP/1.1"]
+    asyncio.run(send())
+    assert _Web.bodies == [b'{"text":"denied: x"}']
+    assert proxy.requests() == [f"POST {web}/hook HTTP/1.1"]

@@ -75,11 +75,14 @@ def test_push_sign_verify_go_through_the_proxy(
     assert all(s.startswith(("GET", "HEAD", "PUT", "POST", "PATCH")) for s in seen), seen
 
 
-@pytest.mark.parametrize("variable", ["NO_PROXY", "no_proxy"])
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("NO_PROXY", "127.0.0.1"), ("no_proxy", "localhost,127.0.0.1"), ("NO_PROXY", "127.0.0.0/8")],
+)
 def test_no_proxy_bypasses_the_proxy(
-    registry: RunningRegistry, proxy: RunningProxy, tmp_path: Path, variable: str
+    registry: RunningRegistry, proxy: RunningProxy, tmp_path: Path, variable: str, value: str
 ) -> None:
-    _push_sign_verify(registry, tmp_path, {"HTTP_PROXY": proxy.url, variable: "127.0.0.1"})
+    _push_sign_verify(registry, tmp_path, {"HTTP_PROXY": proxy.url, variable: value})
     assert proxy.requests() == []
 
 
