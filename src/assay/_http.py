@@ -310,10 +310,10 @@ def environment_proxies() -> dict[str, str | None]:
     list: ``*`` turns every proxy off; an IP address or ``localhost`` matches that host exactly
     (here an IPv4 CIDR range matches only its first address, as in httpx, and an IPv6 one is left
     out: :func:`client_transports` adds the ranges from :func:`no_proxy_networks`);
-    ``.example.com`` matches the
-    subdomains of example.com, ``example.com`` the domain and its subdomains; an entry with a
-    scheme (``http://host:port``) matches that URL prefix as a mount pattern. A ``NO_PROXY`` entry
-    httpx cannot parse as a host is a :class:`~assay.errors.UsageError`.
+    ``.example.com`` matches the subdomains of example.com, ``example.com`` the domain and its
+    subdomains; an entry with a scheme (``http://host:port``) matches that URL prefix as a mount
+    pattern. A ``NO_PROXY`` entry httpx cannot parse as a host is a
+    :class:`~assay.errors.UsageError`.
     """
     env = getproxies()
     routes: dict[str, str | None] = {}
