@@ -30,6 +30,7 @@ from assay._http import (
 )
 from assay.admission.alerts import WebhookAlert
 from assay.errors import NetworkError, UsageError
+from assay.oci.registry import RegistryClient
 from fixtures.drip import DripServer
 from fixtures.kubeapi import kube_api
 from fixtures.proxy import RunningProxy, start_tinyproxy
@@ -237,6 +238,10 @@ def test_https_tunnels_through_the_proxy_with_verified_tls(
     with httpx.Client(timeout=10.0, **client_transports(30.0)) as client:
         assert client.get(f"https://127.0.0.1:{port}/v2/").status_code == 200
     assert proxy.requests() == [f"CONNECT 127.0.0.1:{port} HTTP/1.1"]
+    # the registry client of `assay verify https://127.0.0.1:PORT/...`
+    with RegistryClient(f"https://127.0.0.1:{port}", retries=0) as registry:
+        registry.ping()
+    assert proxy.requests() == [f"CONNECT 127.0.0.1:{port} HTTP/1.1"] * 2
     # the CA still matters through the tunnel: without it the server is refused
     clean_env.delenv("SSL_CERT_FILE")
     with (
