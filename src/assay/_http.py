@@ -385,6 +385,8 @@ def client_transports(deadline: float | None = None, **kwargs: Any) -> ClientTra
     straight out too. A proxy URL httpx cannot use is a :class:`~assay.errors.UsageError`."""
     limit = request_deadline() if deadline is None else deadline
     direct = transport(limit, **kwargs)
+    if not kwargs.get("trust_env", True):  # as httpx: no environment, no proxies from it
+        return {"transport": direct, "mounts": {}}
     networks = no_proxy_networks()
     mounts: dict[str, httpx.BaseTransport | None] = {}
     for pattern, proxy in environment_proxies().items():

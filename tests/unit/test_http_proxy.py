@@ -147,6 +147,7 @@ def test_mounted_proxy_transports_are_deadline_transports(clean_env: pytest.Monk
         assert isinstance(t, _DeadlineTransport) and t._deadline == 7.5
     assert routes["transport"].proxy is None  # type: ignore[attr-defined]
     assert routes["mounts"]["http://"].proxy == "http://127.0.0.1:9"  # type: ignore[union-attr]
+    assert client_transports(7.5, trust_env=False)["mounts"] == {}  # as httpx's trust_env
 
 
 def test_no_proxy_cidr_ranges_route_addresses_inside_them_directly(
