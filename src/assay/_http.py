@@ -21,7 +21,9 @@ Proxies: httpx reads ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``/``NO_PROXY`` (
 for a client without a transport of its own, and every assay client has one. So clients are made
 with :func:`client_transports`, which adds one mounted deadline transport per proxy the
 environment names (:func:`environment_proxies`, the same reading httpx does), and a direct route
-for each ``NO_PROXY`` entry.
+for each ``NO_PROXY`` entry; CIDR ranges in ``NO_PROXY``, which httpx does not match, are honoured
+as curl and Go tools honour them (:func:`no_proxy_networks`). A failure to get through a proxy
+names it (never its credentials).
 """
 
 from __future__ import annotations
