@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,15 @@ from fixtures.registry import RunningRegistry, start_registry
 
 if TYPE_CHECKING:
     from assay.oci.registry import RegistryClient
+
+# assay honours the proxy environment (assay/_http.py). A runner behind a proxy must still reach
+# the tests' own services on loopback directly: add them to NO_PROXY (the proxy tests set their
+# own environment for the commands they run).
+_PROXIES = ("http_proxy", "https_proxy", "all_proxy")
+if any(os.environ.get(v) for n in _PROXIES for v in (n, n.upper())):
+    _have = os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or ""  # lower case wins
+    _loopback = ",".join(p for p in (_have, "127.0.0.1,localhost,::1") if p)
+    os.environ["no_proxy"] = os.environ["NO_PROXY"] = _loopback
 
 
 def _registry(

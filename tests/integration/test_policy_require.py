@@ -397,6 +397,10 @@ def test_sbom_ntia_elements(
         sign(client, refs[name], key)
     attest(client, refs["thin"], key, "spdxjson", _spdx(["libc6"]))
     attest(client, refs["complete"], key, "cyclonedx", _cyclonedx())
+    # a second SBOM of the same packages (another scan time): the reason counts packages, not rows
+    later = _cyclonedx()
+    later["metadata"]["timestamp"] = _iso(NOW)
+    attest(client, refs["complete"], key, "cyclonedx", later)
     policy = _policy(tmp_path, "ntia", pub, "    sbom: {formats: [spdx, cyclonedx], ntia: true}\n")
     with Engine(load_policies([policy]), clock=lambda: NOW) as engine:
         thin = engine.decide([refs["thin"]])

@@ -25,7 +25,7 @@ import httpx
 
 from assay._atomic import atomic_writer
 from assay._closing import Closing
-from assay._http import transport as deadline_transport
+from assay._http import client_transports
 from assay.cachedir import cache_dir
 from assay.errors import InputError, NetworkError, VerificationError
 
@@ -54,9 +54,7 @@ def make_client(timeout: float = 30.0) -> httpx.Client:
         timeout=httpx.Timeout(timeout, connect=15.0),
         follow_redirects=True,
         headers={"User-Agent": "assay"},
-        transport=deadline_transport(
-            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16)
-        ),
+        **client_transports(limits=httpx.Limits(max_connections=16, max_keepalive_connections=16)),
     )
 
 
