@@ -21,7 +21,6 @@ Goals: cold <= 1.5x the floor per image; cached <= 1 ms per image.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -35,51 +34,19 @@ sys.path.insert(0, str(ROOT / "tests"))
 from assay.attest import keys, remote  # noqa: E402
 from assay.oci.registry import RegistryClient, referrers_fallback_tag  # noqa: E402
 from assay.policy import Engine, load_policies  # noqa: E402
+from fixtures.ociimage import OCI_MANIFEST, push_tar_image, sha256  # noqa: E402
 from fixtures.registry import start_registry  # noqa: E402
 
-MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 COLD_GOAL = 1.5
 CACHED_GOAL_MS = 1.0
 
 
-def _sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def push_image(client: RegistryClient, repo: str, i: int) -> str:
-    layer = f"layer {i}\n".encode()
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "created": "2026-11-01T00:00:00Z",
-            "rootfs": {"type": "layers", "diff_ids": [_sha(layer)]},
-            "config": {"User": "65532", "Labels": {"n": str(i)}},
-        },
-        separators=(",", ":"),
-    ).encode()
-    for blob in (layer, config):
-        client.upload_blob(repo, _sha(blob), len(blob), blob)
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": MANIFEST,
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": _sha(config),
-                "size": len(config),
-            },
-            "layers": [
-                {
-                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": _sha(layer),
-                    "size": len(layer),
-                }
-            ],
-        },
-        separators=(",", ":"),
-    ).encode()
-    return client.put_manifest(repo, f"v{i}", manifest, MANIFEST)
+    config = {
+        "created": "2026-11-01T00:00:00Z",
+        "config": {"User": "65532", "Labels": {"n": str(i)}},
+    }
+    return push_tar_image(client, repo, f"v{i}", f"layer {i}\n".encode(), config)
 
 
 SBOM = {
@@ -143,7 +110,7 @@ def bare_http_floor(base: str, repo: str, n: int) -> tuple[float, int]:
     number of GETs per image."""
     import httpx
 
-    accept = {"Accept": MANIFEST}
+    accept = {"Accept": OCI_MANIFEST}
     gets = 0
     with httpx.Client(base_url=base) as http:
 
@@ -158,7 +125,7 @@ def bare_http_floor(base: str, repo: str, n: int) -> tuple[float, int]:
         start = time.perf_counter()
         for i in range(n):
             raw = get(f"/v2/{repo}/manifests/v{i}", headers=accept).content
-            digest = _sha(raw)
+            digest = sha256(raw)
             get(f"/v2/{repo}/blobs/{json.loads(raw)['config']['digest']}")
             for suffix in ("sig", "att"):
                 tag = digest.replace(":", "-") + "." + suffix

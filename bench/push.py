@@ -33,48 +33,21 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from assay.oci import mediatypes as mt  # noqa: E402
 from assay.oci.layout import OciLayout  # noqa: E402
-from assay.oci.model import Platform  # noqa: E402
 from assay.oci.push import push_image  # noqa: E402
 from assay.oci.reference import parse_image_ref  # noqa: E402
 from assay.oci.registry import RegistryClient  # noqa: E402
+from fixtures.ociimage import put_tar_index  # noqa: E402
 from fixtures.registry import start_registry  # noqa: E402
 
 
 def build_layout(path: Path, layers: int, mib: int) -> None:
     lay = OciLayout.create(path)
     shared = lay.put_blob(os.urandom(mib << 20), mt.OCI_LAYER_TAR)
-    children = []
+    per_arch = {}
     for arch in ("amd64", "arm64"):
         own = [lay.put_blob(os.urandom(mib << 20), mt.OCI_LAYER_TAR) for _ in range(layers)]
-        all_layers = [shared, *own]
-        cfg = lay.put_json(
-            {
-                "architecture": arch,
-                "os": "linux",
-                "rootfs": {"type": "layers", "diff_ids": [d.digest for d in all_layers]},
-                "config": {},
-            },
-            mt.OCI_CONFIG,
-        )
-        man = lay.put_json(
-            {
-                "schemaVersion": 2,
-                "mediaType": mt.OCI_MANIFEST,
-                "config": cfg.to_dict(),
-                "layers": [d.to_dict() for d in all_layers],
-            },
-            mt.OCI_MANIFEST,
-        )
-        children.append(man.with_platform(Platform("linux", arch)))
-    index = lay.put_json(
-        {
-            "schemaVersion": 2,
-            "mediaType": mt.OCI_INDEX,
-            "manifests": [c.to_dict() for c in children],
-        },
-        mt.OCI_INDEX,
-    )
-    lay.tag("bench", index)
+        per_arch[arch] = [shared, *own]
+    lay.tag("bench", put_tar_index(lay, per_arch))
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> float:

@@ -8,7 +8,11 @@ assay itself adds over the interpreter's own start.
 
 ``assay verify`` is timed from its start to the moment its first TCP connection reaches a
 listening socket of this benchmark on 127.0.0.1 (the child is then killed): the start of a real
-verification with a real public key, without the registry's answer or any retry.
+verification with a real public key, without the registry's answer or any retry. A loopback
+registry speaks plain HTTP, so that run never needs CA certificates; an HTTPS registry does, right
+after the connection. The two ``verify client`` rows show that cost: the same start (CLI, key,
+registry client) talking to ``http://`` and to ``https://127.0.0.1``, each timed to the first byte
+it sends (the request line; the TLS ClientHello, which comes after the CA certificates are read).
 
 The children run with byte-code caching on (an installed package has its ``.pyc`` files; the
 ones for this tree go to a temporary ``PYTHONPYCACHEPREFIX``, never into the tree), so the
@@ -41,6 +45,16 @@ GOAL_S = 0.12
 PYTHON = "python3 -c pass"
 VERIFY = "assay verify (to 1st connect)"
 GOALS = ("assay --help", VERIFY)
+# verify's start (CLI, key, registry client) up to the first byte sent over plain HTTP or TLS
+_CLIENT = (
+    "import sys, typer, assay.cli.main, assay.cli.cmd_sign; from assay.attest import remote; "
+    "from assay.attest.keys import load_public_key; "
+    "from assay.oci.registry import RegistryClient; "
+    "load_public_key(open(sys.argv[1], 'rb').read()); "
+    "RegistryClient(sys.argv[2], retries=0).get_manifest('x', '1')"
+)
+CLIENT_HTTP = "verify client, http (1st byte)"
+CLIENT_HTTPS = "verify client, https (1st TLS byte)"
 
 _CRYPTO = (
     "import cryptography.hazmat.primitives.asymmetric.ec, "
@@ -67,13 +81,16 @@ def _once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def _until_connect(
-    argv: list[str], env: dict[str, str], listener: socket.socket
+    argv: list[str], env: dict[str, str], listener: socket.socket, first_byte: bool = False
 ) -> tuple[float, float]:
-    """Wall and CPU time from starting ``argv`` to its first connection to ``listener``."""
+    """Wall and CPU time from starting ``argv`` to its first connection to ``listener`` (or,
+    with ``first_byte``, to the first byte it sends there)."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         conn, _ = listener.accept()
+        if first_byte and not conn.recv(1):
+            raise TimeoutError
     except TimeoutError:
         proc.kill()
         _, err = proc.communicate()
@@ -96,6 +113,18 @@ def _until_connect(
     return wall, usage.ru_utime + usage.ru_stime
 
 
+def _console_script() -> str | None:
+    """The ``assay`` script pip installed beside this interpreter, else the first on PATH.
+
+    A version manager's shim found first on PATH (pyenv's is a bash script that runs pyenv to
+    pick the interpreter: 0.05-0.1 s of CPU) is no part of assay, and ``python3 -c pass`` runs
+    this interpreter directly; both sides of the comparison start the interpreter the same way."""
+    beside = Path(sys.executable).with_name("assay")
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("assay")
+
+
 def _public_key(path: Path) -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -113,7 +142,7 @@ def main() -> int:
     parser.add_argument("-n", type=int, default=15, help="runs per command (median is shown)")
     args = parser.parse_args()
 
-    exe = shutil.which("assay")
+    exe = _console_script()
     if exe is None:
         sys.exit("the assay console script is not installed (pip install -e .)")
     with tempfile.TemporaryDirectory() as tmp, socket.socket() as listener:
@@ -134,6 +163,8 @@ def main() -> int:
             ("assay --help", [exe, "--help"]),
             ("assay verify --help", [exe, "verify", "--help"]),
             (VERIFY, verify),
+            (CLIENT_HTTP, [sys.executable, "-c", _CLIENT, str(pub), f"http://127.0.0.1:{port}"]),
+            (CLIENT_HTTPS, [sys.executable, "-c", _CLIENT, str(pub), f"https://127.0.0.1:{port}"]),
             ("assay scan --help", [exe, "scan", "--help"]),
             ("assay sbom --help", [exe, "sbom", "--help"]),
             ("assay build --help", [exe, "build", "--help"]),
@@ -143,6 +174,8 @@ def main() -> int:
         def measure(name: str, argv: list[str]) -> tuple[float, float]:
             if name == VERIFY:
                 return _until_connect(argv, env, listener)
+            if name in (CLIENT_HTTP, CLIENT_HTTPS):
+                return _until_connect(argv, env, listener, first_byte=True)
             return _once(argv, env)
 
         for name, argv in cases:  # warm the page cache and write the .pyc files
@@ -160,6 +193,7 @@ def main() -> int:
     print(
         f"start-up, median of {args.n} runs each (load average {load:.1f}, {os.cpu_count()} CPUs)"
     )
+    print(f"console script: {exe}")
     print("wall-py / cpu-py: the time over the interpreter's own start (python3 -c pass)")
     print(f"{'command':38} {'wall s':>8} {'cpu s':>8} {'wall-py':>8} {'cpu-py':>8}")
     for name, _ in cases:

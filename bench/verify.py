@@ -28,77 +28,23 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from assay.attest import keys, remote  # noqa: E402
 from assay.oci.registry import RegistryClient  # noqa: E402
-from fixtures.registry import start_registry  # noqa: E402
+from fixtures.ociimage import OCI_MANIFEST, push_tar_image  # noqa: E402
+from fixtures.registry import skopeo_sigstore_args, start_registry  # noqa: E402
 
 GOAL_MS = 20.0
-MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
-
-def _sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def push_image(client: RegistryClient, repo: str, i: int) -> None:
-    layer = f"layer {i}\n".encode()
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "rootfs": {"type": "layers", "diff_ids": [_sha(layer)]},
-            "config": {"Labels": {"n": str(i)}},
-        },
-        separators=(",", ":"),
-    ).encode()
-    for blob in (layer, config):
-        client.upload_blob(repo, _sha(blob), len(blob), blob)
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": MANIFEST,
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": _sha(config),
-                "size": len(config),
-            },
-            "layers": [
-                {
-                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": _sha(layer),
-                    "size": len(layer),
-                }
-            ],
-        },
-        separators=(",", ":"),
-    ).encode()
-    client.put_manifest(repo, f"v{i}", manifest, MANIFEST)
+    push_tar_image(
+        client, repo, f"v{i}", f"layer {i}\n".encode(), {"config": {"Labels": {"n": str(i)}}}
+    )
 
 
 def skopeo_peer(host: str, repo: str, n: int, pub: Path, work: Path) -> float | None:
     skopeo = shutil.which("skopeo")
     if not skopeo:
         return None
-    policy = work / "policy.json"
-    policy.write_text(
-        json.dumps(
-            {
-                "default": [{"type": "reject"}],
-                "transports": {
-                    "docker": {
-                        host: [
-                            {
-                                "type": "sigstoreSigned",
-                                "keyPath": str(pub),
-                                "signedIdentity": {"type": "matchRepository"},
-                            }
-                        ]
-                    }
-                },
-            }
-        )
-    )
-    regd = work / "registries.d"
-    regd.mkdir()
-    (regd / "local.yaml").write_text(f"docker:\n  {host}:\n    use-sigstore-attachments: true\n")
+    sigstore = skopeo_sigstore_args(host, pub, work)
     start = time.perf_counter()
     for i in range(n):
         dest = work / f"copy{i}"
@@ -107,10 +53,7 @@ def skopeo_peer(host: str, repo: str, n: int, pub: Path, work: Path) -> float | 
                 skopeo,
                 "copy",
                 "--quiet",
-                "--policy",
-                str(policy),
-                "--registries.d",
-                str(regd),
+                *sigstore,
                 "--src-tls-verify=false",
                 f"docker://{host}/{repo}:v{i}",
                 f"dir:{dest}",
@@ -126,7 +69,7 @@ def bare_http_floor(base: str, repo: str, n: int) -> float:
     bare httpx client: no auth layer, no verification. The floor any verifier pays here."""
     import httpx
 
-    accept = {"Accept": MANIFEST}
+    accept = {"Accept": OCI_MANIFEST}
     with httpx.Client(base_url=base) as http:
         http.get(f"/v2/{repo}/manifests/v0", headers=accept)
         start = time.perf_counter()

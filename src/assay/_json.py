@@ -31,7 +31,7 @@ import re
 from collections.abc import Callable, Collection, Generator, Iterator
 from typing import Any
 
-from assay.errors import InputError
+from assay.errors import InputError, VerificationError
 
 __all__ = [
     "DEFAULT_MAX_SIZE",
@@ -39,6 +39,8 @@ __all__ = [
     "MAX_INT_DIGITS",
     "iter_json_pieces",
     "json_type",
+    "load_evidence_json",
+    "load_evidence_object",
     "load_json",
     "load_json_object",
 ]
@@ -434,6 +436,26 @@ def load_json_object(
     doc = load_json(raw, what=what, max_size=max_size)
     if not isinstance(doc, dict):
         raise InputError(f"{what} must be a JSON object, got {json_type(doc)}")
+    return doc
+
+
+def load_evidence_json(raw: bytes, *, what: str, max_size: int = DEFAULT_MAX_SIZE) -> Any:
+    """:func:`load_json` for evidence under verification (signatures, envelopes, statements,
+    bundles): a malformed document fails the check, so its defect is a
+    :class:`~assay.errors.VerificationError` with the same message."""
+    try:
+        return load_json(raw, what=what, max_size=max_size)
+    except InputError as exc:
+        raise VerificationError(str(exc)) from None
+
+
+def load_evidence_object(
+    raw: bytes, *, what: str, max_size: int = DEFAULT_MAX_SIZE
+) -> dict[str, Any]:
+    """:func:`load_evidence_json` for evidence that must be a JSON object."""
+    doc = load_evidence_json(raw, what=what, max_size=max_size)
+    if not isinstance(doc, dict):
+        raise VerificationError(f"{what} is not a JSON object")
     return doc
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import tarfile
@@ -12,12 +11,7 @@ from typing import Any
 
 from assay.attest import keys, remote
 from assay.oci.registry import RegistryClient
-
-MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+from fixtures.ociimage import OCI_LAYER_GZIP, push_image_blobs, sha256
 
 
 def _layer(files: dict[str, tuple[bytes, int]]) -> bytes:
@@ -43,39 +37,15 @@ def push_image(
 ) -> str:
     """Push a one-layer linux/amd64 image; return its manifest digest."""
     layer = _layer(files or {"hello.txt": (b"hello " + label.encode() + b"\n", 0o644)})
-    diff = sha(gzip.decompress(layer))
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "created": created,
-            "config": {"User": user, "Labels": {"t": label}} if user else {"Labels": {"t": label}},
-            "rootfs": {"type": "layers", "diff_ids": [diff]},
-        },
-        sort_keys=True,
-    ).encode()
-    for blob in (config, layer):
-        client.upload_blob(repo, sha(blob), len(blob), blob)
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": MANIFEST,
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": sha(config),
-                "size": len(config),
-            },
-            "layers": [
-                {
-                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                    "digest": sha(layer),
-                    "size": len(layer),
-                }
-            ],
-        },
-        sort_keys=True,
-    ).encode()
-    return client.put_manifest(repo, tag, manifest, MANIFEST)
+    diff = sha256(gzip.decompress(layer))
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "created": created,
+        "config": {"User": user, "Labels": {"t": label}} if user else {"Labels": {"t": label}},
+        "rootfs": {"type": "layers", "diff_ids": [diff]},
+    }
+    return push_image_blobs(client, repo, tag, config, [(OCI_LAYER_GZIP, layer)])
 
 
 def new_key() -> tuple[keys.SigningKey, str]:
@@ -129,33 +99,13 @@ def push_layers(
     from assay.oci.layer import write_layer
 
     blobs = [write_layer(entries, workdir, source_date_epoch=0) for entries in layers]
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "created": "2026-11-01T00:00:00Z",
-            "config": {"User": user},
-            "rootfs": {"type": "layers", "diff_ids": diff_ids or [b.diff_id for b in blobs]},
-        },
-        sort_keys=True,
-    ).encode()
-    client.upload_blob(repo, sha(config), len(config), config)
-    for b in blobs:
-        data = b.path.read_bytes()
-        client.upload_blob(repo, b.digest, b.size, data)
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": MANIFEST,
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": sha(config),
-                "size": len(config),
-            },
-            "layers": [
-                {"mediaType": b.media_type, "digest": b.digest, "size": b.size} for b in blobs
-            ],
-        },
-        sort_keys=True,
-    ).encode()
-    return client.put_manifest(repo, tag, manifest, MANIFEST)
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "2026-11-01T00:00:00Z",
+        "config": {"User": user},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids or [b.diff_id for b in blobs]},
+    }
+    return push_image_blobs(
+        client, repo, tag, config, [(b.media_type, b.path.read_bytes()) for b in blobs]
+    )

@@ -9,7 +9,6 @@ import base64
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -55,12 +54,6 @@ def push_interop(client: RegistryClient, repo: str) -> None:
         manifest = _layout_blob(desc["digest"])
         tag = desc["annotations"]["org.opencontainers.image.ref.name"]
         assert push_manifest_tree(client, repo, manifest, tag) == desc["digest"]
-
-
-@pytest.fixture()
-def client(registry: Any) -> Iterator[RegistryClient]:
-    with RegistryClient(registry.host) as c:
-        yield c
 
 
 @pytest.fixture()

@@ -18,18 +18,12 @@ from typing import Any
 
 import pytest
 
-from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, test_key
+from fixtures.debrepo import DEBIAN_OS_RELEASE, DEP5_MIT, FakePkg, TestKey, serve_stable, test_key
+from fixtures.debrepo import SOURCE_DATE_EPOCH as DATE
 from fixtures.examples import assay
 from fixtures.registry import RunningRegistry
 
 __all__ = ["test_key"]  # the pytest fixture, imported for use here
-
-DATE = 1_700_000_000
-OS_RELEASE = b'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n'
-DEP5 = (
-    b"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
-    b"Files: *\nLicense: MIT\n"
-)
 
 
 @pytest.fixture(scope="module")
@@ -37,17 +31,15 @@ def repo(
     tmp_path_factory: pytest.TempPathFactory, test_key: TestKey
 ) -> Iterator[tuple[str, TestKey]]:
     pkgs = [
-        FakePkg("base-files", "12.4", files={"usr/lib/os-release": OS_RELEASE}),
+        FakePkg("base-files", "12.4", files={"usr/lib/os-release": DEBIAN_OS_RELEASE}),
         FakePkg(
             "hello",
             "1.0-1",
-            files={"usr/bin/hello": b"#!/bin/false\n", "usr/share/doc/hello/copyright": DEP5},
+            files={"usr/bin/hello": b"#!/bin/false\n", "usr/share/doc/hello/copyright": DEP5_MIT},
         ),
     ]
-    suites = {"stable": [q for p in pkgs for q in (p, p.on("arm64"))]}
     root = tmp_path_factory.mktemp("appbase-repo")
-    make_repo(root, suites, archs=("amd64", "arm64"), key=test_key, date=rfc2822(DATE))
-    with serve(root) as url:
+    with serve_stable(root, pkgs, test_key, ("amd64", "arm64")) as url:
         yield url, test_key
 
 

@@ -16,17 +16,19 @@ from typing import Any
 
 import pytest
 
-from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, test_key
+from fixtures.debrepo import (
+    DEBIAN_OS_RELEASE,
+    DEP5_MIT,
+    FakePkg,
+    TestKey,
+    serve_stable,
+    signed_contents,
+    test_key,
+)
+from fixtures.debrepo import SOURCE_DATE_EPOCH as DATE
 
 __all__ = ["test_key"]  # the pytest fixture, imported for use here
 from fixtures.examples import assay
-
-DATE = 1_700_000_000
-DEP5 = (
-    b"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
-    b"Files: *\nLicense: MIT\n"
-)
-OS_RELEASE = b'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n'
 
 
 @pytest.fixture(scope="module")
@@ -34,49 +36,37 @@ def repo_url(
     tmp_path_factory: pytest.TempPathFactory, test_key: TestKey
 ) -> Iterator[tuple[str, TestKey]]:
     static = Path("/sbin/ldconfig").read_bytes() if Path("/sbin/ldconfig").exists() else b""
-    suites = {
-        "stable": [
-            FakePkg(
-                "base-files",
-                "12.4",
-                files={
-                    "etc/debian_version": b"12.4\n",
-                    "usr/lib/os-release": OS_RELEASE,
-                },
-            ),
-            FakePkg(
-                "hello",
-                "1.0-1",
-                depends="libhello (>= 1.0) | libalt",
-                files={
-                    "usr/bin/hello": static or b"#!/bin/false\n",
-                    "usr/share/doc/hello/copyright": DEP5,
-                    "usr/share/man/man1/hello.1": b".TH HELLO 1\n",
-                },
-            ),
-            FakePkg("libhello", "1.2-1", files={"usr/lib/libhello.so.1": b"\x7fELF fake\n"}),
-        ]
-    }
-    suites = {name: [q for p in pkgs for q in (p, p.on("arm64"))] for name, pkgs in suites.items()}
+    pkgs = [
+        FakePkg(
+            "base-files",
+            "12.4",
+            files={
+                "etc/debian_version": b"12.4\n",
+                "usr/lib/os-release": DEBIAN_OS_RELEASE,
+            },
+        ),
+        FakePkg(
+            "hello",
+            "1.0-1",
+            depends="libhello (>= 1.0) | libalt",
+            files={
+                "usr/bin/hello": static or b"#!/bin/false\n",
+                "usr/share/doc/hello/copyright": DEP5_MIT,
+                "usr/share/man/man1/hello.1": b".TH HELLO 1\n",
+            },
+        ),
+        FakePkg("libhello", "1.2-1", files={"usr/lib/libhello.so.1": b"\x7fELF fake\n"}),
+    ]
     root = tmp_path_factory.mktemp("hermetic-repo")
-    make_repo(root, suites, archs=("amd64", "arm64"), key=test_key, date=rfc2822(DATE))
-    with serve(root) as url:
+    with serve_stable(root, pkgs, test_key, ("amd64", "arm64")) as url:
         yield url, test_key
 
 
 def _spec(tmp: Path, url: str, key: TestKey, extra: str = "") -> Path:
     spec = tmp / "hello.yaml"
     spec.write_text(
-        f"""contents:
-  repositories:
-    - uri: {url}
-      suites: [stable]
-      components: [main]
-      signed-by: {key.keyring}
-  packages: [base-files, hello]
-entrypoint: [/usr/bin/hello]
-archs: [amd64, arm64]
-{extra}"""
+        signed_contents(url, key.keyring, "[base-files, hello]")
+        + f"entrypoint: [/usr/bin/hello]\narchs: [amd64, arm64]\n{extra}"
     )
     return spec
 

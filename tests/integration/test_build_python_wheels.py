@@ -22,13 +22,12 @@ from typing import Any
 
 import pytest
 
-from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, test_key
+from fixtures.debrepo import SOURCE_DATE_EPOCH as DATE
+from fixtures.debrepo import TestKey, python_base, serve_stable, signed_contents, test_key
 
 __all__ = ["test_key"]  # the pytest fixture, imported for use here
 from fixtures.examples import assay
 
-DATE = 1_700_000_000
-OS_RELEASE = b'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n'
 ELF_MACHINE = {"amd64": 62, "arm64": 183}  # EM_X86_64, EM_AARCH64
 SITE = "usr/local/lib/python3.11/dist-packages"
 PIP_WHEEL = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
@@ -38,20 +37,8 @@ PIP_WHEEL = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-buil
 def repo_url(
     tmp_path_factory: pytest.TempPathFactory, test_key: TestKey
 ) -> Iterator[tuple[str, TestKey]]:
-    pkgs = [
-        FakePkg("base-files", "12.4", files={"usr/lib/os-release": OS_RELEASE}),
-        FakePkg("libc6", "2.36-9+deb12u9", files={"usr/lib/libc.so.6": b"\x7fELF libc\n"}),
-        FakePkg(
-            "python3.11-minimal",
-            "3.11.2-6+deb12u4",
-            depends="libc6",
-            files={"usr/bin/python3.11": b"\x7fELF python\n"},
-        ),
-    ]
-    suites = {"stable": [q for p in pkgs for q in (p, p.on("arm64"))]}
     root = tmp_path_factory.mktemp("py-repo")
-    make_repo(root, suites, archs=("amd64", "arm64"), key=test_key, date=rfc2822(DATE))
-    with serve(root) as url:
+    with serve_stable(root, python_base(), test_key, ("amd64", "arm64")) as url:
         yield url, test_key
 
 
@@ -127,19 +114,14 @@ def _project(tmp: Path, url: str, key: TestKey, house: Path, reqs: str | None = 
     (tmp / "requirements.txt").write_text(reqs if reqs is not None else _requirements(house))
     spec = tmp / "app.yaml"
     spec.write_text(
-        f"""contents:
-  repositories:
-    - uri: {url}
-      suites: [stable]
-      components: [main]
-      signed-by: {key.keyring}
-  packages: [base-files, python3.11-minimal]
+        signed_contents(url, key.keyring, "[base-files, python3.11-minimal]")
+        + """\
 python:
   requirements: requirements.txt
   find-links: wheels
 entrypoint: [/usr/bin/python3.11]
 archs: [amd64, arm64]
-sbom: {{embed: true}}
+sbom: {embed: true}
 """
     )
     return spec

@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, test_key
+from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, signed_contents, test_key
 from fixtures.examples import assay
+from fixtures.registry import skopeo_sigstore_args
 
 __all__ = ["test_key"]  # the pytest fixture, imported for use here
 
@@ -76,13 +77,8 @@ def build(
     where.mkdir(parents=True, exist_ok=True)
     spec = where / "hello.yaml"
     spec.write_text(
-        f"""contents:
-  repositories:
-    - uri: {url}
-      suites: [stable]
-      components: [main]
-      signed-by: {key.keyring}
-  packages: {packages}
+        signed_contents(url, key.keyring, packages)
+        + f"""\
 entrypoint: [/usr/bin/hello]
 environment:
   LANG: {env_value}
@@ -281,36 +277,11 @@ def _skopeo_copy(tag: str, pub: Path, tmp: Path, arch: str) -> subprocess.Comple
     """Debian's skopeo pulls ``tag`` under a policy demanding a sigstore signature by ``pub``
     (containers-policy.json ``sigstoreSigned``; signatures read from cosign's ``.sig`` tags)."""
     host = tag.split("/", 1)[0]
-    policy = tmp / "policy.json"
-    policy.write_text(
-        json.dumps(
-            {
-                "default": [{"type": "reject"}],
-                "transports": {
-                    "docker": {
-                        host: [
-                            {
-                                "type": "sigstoreSigned",
-                                "keyPath": str(pub),
-                                "signedIdentity": {"type": "matchRepository"},
-                            }
-                        ]
-                    }
-                },
-            }
-        )
-    )
-    regd = tmp / "registries.d"
-    regd.mkdir(exist_ok=True)
-    (regd / "local.yaml").write_text(f"docker:\n  {host}:\n    use-sigstore-attachments: true\n")
     dest = tmp / f"pulled-{arch}-{uuid.uuid4().hex[:6]}"
     return subprocess.run(
         [
             "skopeo",
-            "--policy",
-            str(policy),
-            "--registries.d",
-            str(regd),
+            *skopeo_sigstore_args(host, pub, tmp),
             "--override-arch",
             arch,
             "copy",

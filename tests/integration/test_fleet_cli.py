@@ -14,8 +14,9 @@ from sqlalchemy import text
 
 from assay.store import open_store
 from fixtures.cli import Ran, run_script
-from integration.test_scan_cli import ASSETS, DIGEST, _cdx
-from unit.test_store import store_url
+from fixtures.postgres import store_url
+from fixtures.vulnfeeds import import_args
+from integration.test_scan_cli import DIGEST, _cdx
 
 PASSWD = "pkg:deb/debian/passwd@1%3A4.13%2Bdfsg1-1?arch=amd64&upstream=shadow&distro=debian-12"
 
@@ -33,17 +34,7 @@ def env(tmp_path: Path) -> dict[str, str]:
         "ASSAY_STORE": "",
         "ASSAY_FAIL_ON": "",
     }
-    r = run_script(
-        "db",
-        "import",
-        "--debian-tracker",
-        str(ASSETS / "tracker.json"),
-        "--osv",
-        str(ASSETS / "osv"),
-        "--kev",
-        str(ASSETS / "kev.json"),
-        env=e,
-    )
+    r = run_script("db", "import", *import_args("debian-tracker", "osv", "kev"), env=e)
     assert r.returncode == 0, r.stderr
     return e
 

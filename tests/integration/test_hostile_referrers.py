@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,12 +109,6 @@ HOSTILE_BUNDLES = [
     ).encode(),
     b'{"mediaType":"' + BUNDLE_TYPE.encode() + b'","n":' + b"9" * 5000 + b"}",
 ]
-
-
-@pytest.fixture()
-def client(registry: Any) -> Iterator[RegistryClient]:
-    with RegistryClient(registry.host) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -22,6 +21,8 @@ from assay.oci.model import Descriptor
 from assay.oci.push import push_image
 from assay.oci.reference import parse_image_ref
 from assay.oci.registry import RegistryClient
+from fixtures.hang import fail_after
+from fixtures.ociimage import put_tar_image
 from fixtures.registry import RunningRegistry
 
 ASSAY = shutil.which("assay") or "assay"
@@ -30,39 +31,14 @@ ASSAY = shutil.which("assay") or "assay"
 @pytest.fixture(autouse=True)
 def _no_hang() -> Iterator[None]:
     """Opening a FIFO used to block forever: fail the test after 20 s instead."""
-
-    def boom(*_: object) -> None:
-        raise TimeoutError("a read of the layout hung")
-
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(20)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
+    with fail_after(20, "a read of the layout hung"):
+        yield
 
 
 def _layout(path: Path, layer: bytes = b"layer-bytes" * 100) -> tuple[OciLayout, Descriptor]:
     lay = OciLayout.create(path)
     blob = lay.put_blob(layer, mt.OCI_LAYER_TAR)
-    cfg = lay.put_json(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "rootfs": {"type": "layers", "diff_ids": [blob.digest]},
-            "config": {},
-        },
-        mt.OCI_CONFIG,
-    )
-    man = lay.put_json(
-        {
-            "schemaVersion": 2,
-            "mediaType": mt.OCI_MANIFEST,
-            "config": cfg.to_dict(),
-            "layers": [blob.to_dict()],
-        },
-        mt.OCI_MANIFEST,
-    )
-    lay.tag("t", man)
+    lay.tag("t", put_tar_image(lay, [blob]))
     return lay, blob
 
 

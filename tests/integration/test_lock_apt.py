@@ -12,9 +12,7 @@ The real-mirror comparisons are in test_lock_apt_mirror.py.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -24,18 +22,14 @@ from assay.debian.model import RepoSource
 from assay.debian.repo import RepoClient
 from assay.debian.resolver import resolve
 from assay.errors import ResolutionError
+from fixtures.assets import asset_module
 from fixtures.debrepo import FakePkg, FakeRepo, TestKey, make_repo, sample_repo, serve, test_key
 
 __all__ = ["sample_repo", "test_key"]  # pytest fixtures used below
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "resolver"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
-_spec = importlib.util.spec_from_file_location("aptsim", ASSETS / "aptsim.py")
-assert _spec and _spec.loader
-aptsim = importlib.util.module_from_spec(_spec)
-sys.modules["aptsim"] = aptsim
-_spec.loader.exec_module(aptsim)
+aptsim = asset_module("resolver/aptsim.py", "aptsim")
 
 pytestmark = pytest.mark.skipif(shutil.which("apt-get") is None, reason="apt-get not installed")
 

@@ -8,9 +8,7 @@ loudly when no sources are configured or the mirror is unreachable.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -21,15 +19,11 @@ from assay.build.spec import ImageSpec
 from assay.debian.model import PackageRecord, RepoSource
 from assay.debian.repo import RepoClient
 from assay.debian.resolver import resolve
+from fixtures.assets import asset_module
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "resolver"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
-_spec = importlib.util.spec_from_file_location("aptsim", ASSETS / "aptsim.py")
-assert _spec and _spec.loader
-aptsim = importlib.util.module_from_spec(_spec)
-sys.modules["aptsim"] = aptsim
-_spec.loader.exec_module(aptsim)
+aptsim = asset_module("resolver/aptsim.py", "aptsim")
 
 pytestmark = [
     pytest.mark.network,

@@ -12,21 +12,16 @@ from pathlib import Path
 import pytest
 
 from assay.build.lock import read_lock
-from fixtures.debrepo import FakeRepo, sample_repo, test_key
+from fixtures.debrepo import FakeRepo, sample_repo, signed_contents, test_key
 
 __all__ = ["sample_repo", "test_key"]  # pytest fixtures used below
 
 
 def spec_text(repo: FakeRepo, url: str, packages: list[str], archs: str = "[amd64, arm64]") -> str:
-    return f"""contents:
-  repositories:
-    - uri: {url}
-      suites: [stable, stable-security]
-      components: [main]
-      signed-by: {repo.key.keyring}
-  packages: {json.dumps(packages)}
-archs: {archs}
-"""
+    contents = signed_contents(
+        url, repo.key.keyring, json.dumps(packages), "[stable, stable-security]"
+    )
+    return contents + f"archs: {archs}\n"
 
 
 class Result:

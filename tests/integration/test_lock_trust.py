@@ -19,11 +19,19 @@ from typing import Any
 import httpx
 import pytest
 
-from fixtures.debrepo import FakePkg, TestKey, build_deb, make_repo, rfc2822, serve, test_key
+from fixtures.debrepo import SOURCE_DATE_EPOCH as DATE
+from fixtures.debrepo import (
+    FakePkg,
+    TestKey,
+    build_deb,
+    make_stable,
+    serve,
+    signed_contents,
+    test_key,
+)
 
 __all__ = ["test_key"]  # the pytest fixture, imported for use here
 
-DATE = 1_700_000_000
 ASSAY = shutil.which("assay") or "assay"
 
 
@@ -42,7 +50,7 @@ def _repo(root: Path, key: TestKey) -> None:
         FakePkg("hello", "1.0-1", depends="libhello", files={"usr/bin/hello": b"#!/bin/true\n"}),
         FakePkg("libhello", "1.2-1", files={"usr/lib/libhello.so.1": b"\x7fELF fake\n"}),
     ]
-    make_repo(root, {"stable": pkgs}, archs=("amd64",), key=key, date=rfc2822(DATE))
+    make_stable(root, pkgs, key)
 
 
 @pytest.fixture(scope="module")
@@ -59,16 +67,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory, test_key: TestKey) -> Iterato
 def _spec(tmp: Path, url: str, key: TestKey) -> Path:
     spec = tmp / "hello.yaml"
     spec.write_text(
-        f"""contents:
-  repositories:
-    - uri: {url}
-      suites: [stable]
-      components: [main]
-      signed-by: {key.keyring}
-  packages: [base-files, hello]
-entrypoint: [/usr/bin/hello]
-archs: [amd64]
-"""
+        signed_contents(url, key.keyring, "[base-files, hello]")
+        + "entrypoint: [/usr/bin/hello]\narchs: [amd64]\n"
     )
     return spec
 

@@ -14,7 +14,6 @@ in CORPUS below with what is reproduced here:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,12 +122,6 @@ def _re(text: str) -> str:
 
 
 # ---------------------------------------------------------------- reproduced outcomes
-@pytest.fixture()
-def client(registry: Any) -> Iterator[RegistryClient]:
-    with RegistryClient(registry.host) as c:
-        yield c
-
-
 @pytest.fixture()
 def demo(registry: Any, client: RegistryClient) -> tuple[str, str]:
     """A fresh unsigned image whose name matches ``**demo**``: (repo, reference)."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import tempfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +31,6 @@ def _dir(path: str) -> Entry:
 BASE = [_dir("usr"), _dir("usr/bin"), _file("usr/bin/hello", 0o755)]
 SU = _file("usr/bin/su", 0o4755)
 WALL = _file("usr/bin/wall", 0o2755)
-
-
-@pytest.fixture()
-def client(registry: Any) -> Iterator[RegistryClient]:
-    with RegistryClient(registry.host) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +36,6 @@ def _entries() -> list[Entry]:
         Entry("etc/os-release", EntryType.FILE, 0o644, data=OS_RELEASE),
         Entry("var/lib/dpkg/status.d/libfoo", EntryType.FILE, 0o644, data=STATUS),
     ]
-
-
-@pytest.fixture()
-def client(registry: Any) -> Iterator[RegistryClient]:
-    with RegistryClient(registry.host) as c:
-        yield c
 
 
 @pytest.fixture()

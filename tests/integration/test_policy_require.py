@@ -11,7 +11,6 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +32,6 @@ def _iso(epoch: float) -> str:
     import time
 
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
-@pytest.fixture()
-def client(registry: Any) -> Iterator[RegistryClient]:
-    with RegistryClient(registry.host) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")
@@ -404,6 +397,10 @@ def test_sbom_ntia_elements(
         sign(client, refs[name], key)
     attest(client, refs["thin"], key, "spdxjson", _spdx(["libc6"]))
     attest(client, refs["complete"], key, "cyclonedx", _cyclonedx())
+    # a second SBOM of the same packages (another scan time): the reason counts packages, not rows
+    later = _cyclonedx()
+    later["metadata"]["timestamp"] = _iso(NOW)
+    attest(client, refs["complete"], key, "cyclonedx", later)
     policy = _policy(tmp_path, "ntia", pub, "    sbom: {formats: [spdx, cyclonedx], ntia: true}\n")
     with Engine(load_policies([policy]), clock=lambda: NOW) as engine:
         thin = engine.decide([refs["thin"]])

@@ -22,13 +22,11 @@ from typing import Any
 
 import pytest
 
-from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, test_key
+from fixtures.debrepo import FakePkg, TestKey, python_base, serve_stable, signed_contents, test_key
 from fixtures.examples import assay
 
 __all__ = ["test_key"]  # the pytest fixture, imported for use here
 
-DATE = 1_700_000_000
-OS_RELEASE = b'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n'
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=0"]
 
 
@@ -36,20 +34,9 @@ GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "
 def repo_url(
     tmp_path_factory: pytest.TempPathFactory, test_key: TestKey
 ) -> Iterator[tuple[str, TestKey]]:
-    pkgs = [
-        FakePkg("base-files", "12.4", files={"usr/lib/os-release": OS_RELEASE}),
-        FakePkg("hello", "1.0-1", files={"usr/bin/hello": b"#!/bin/false\n"}),
-        FakePkg("libc6", "2.36-9+deb12u9", files={"usr/lib/libc.so.6": b"\x7fELF libc\n"}),
-        FakePkg(
-            "python3.11-minimal",
-            "3.11.2-6+deb12u4",
-            depends="libc6",
-            files={"usr/bin/python3.11": b"\x7fELF python\n"},
-        ),
-    ]
+    hello = FakePkg("hello", "1.0-1", files={"usr/bin/hello": b"#!/bin/false\n"})
     root = tmp_path_factory.mktemp("rebuild-src-repo")
-    make_repo(root, {"stable": pkgs}, archs=("amd64",), key=test_key, date=rfc2822(DATE))
-    with serve(root) as url:
+    with serve_stable(root, [*python_base(), hello], test_key) as url:
         yield url, test_key
 
 
@@ -331,13 +318,8 @@ def python_build(
     (proj / "requirements.txt").write_text(f"tiny-app==1.2.0 --hash=sha256:{sha}\n")
     spec = proj / "app.yaml"
     spec.write_text(
-        f"""contents:
-  repositories:
-    - uri: {url}
-      suites: [stable]
-      components: [main]
-      signed-by: {key.keyring}
-  packages: [base-files, python3.11-minimal]
+        signed_contents(url, key.keyring, "[base-files, python3.11-minimal]")
+        + """\
 python:
   requirements: requirements.txt
   find-links: wheels

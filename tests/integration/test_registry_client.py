@@ -18,6 +18,7 @@ import pytest
 from assay.errors import NetworkError, UsageError, VerificationError
 from assay.oci.auth import Credentials
 from assay.oci.registry import RegistryClient, referrers_fallback_tag
+from fixtures.ociimage import OCI_LAYER_TAR, push_image_blobs
 from fixtures.registry import RunningRegistry
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -57,28 +58,8 @@ def blob(data: bytes) -> tuple[str, int, bytes]:
 
 def push_image(c: RegistryClient, name: str, tag: str, payload: bytes = b"layer") -> str:
     """A minimal valid image (config + one layer); returns the manifest digest."""
-    cfg = json.dumps(
-        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
-    ).encode()
-    cd, cs, _ = blob(cfg)
-    ld, ls, _ = blob(payload)
-    c.upload_blob(name, cd, cs, cfg)
-    c.upload_blob(name, ld, ls, payload)
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": cd,
-                "size": cs,
-            },
-            "layers": [
-                {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ld, "size": ls}
-            ],
-        }
-    ).encode()
-    return c.put_manifest(name, tag, manifest, OCI_MANIFEST)
+    config = {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+    return push_image_blobs(c, name, tag, config, [(OCI_LAYER_TAR, payload)])
 
 
 # ----------------------------------------------------------------------------- blobs

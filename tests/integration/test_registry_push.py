@@ -15,10 +15,11 @@ import pytest
 from assay.errors import VerificationError
 from assay.oci import mediatypes as mt
 from assay.oci.layout import OciLayout
-from assay.oci.model import Descriptor, Platform
+from assay.oci.model import Descriptor
 from assay.oci.push import PushEvent, copy_image, pull_image, push_image, push_layout
 from assay.oci.reference import parse_image_ref
 from assay.oci.registry import RegistryClient
+from fixtures.ociimage import put_tar_index
 from fixtures.registry import RunningRegistry
 
 
@@ -48,39 +49,13 @@ def build_layout(path: Path, *, big_layer: bool = False) -> OciLayout:
     lay = OciLayout.create(path)
     # uncompressed-tar media type, so a layer's diff_id is its own digest
     shared = lay.put_blob(os.urandom(2048), mt.OCI_LAYER_TAR)
-    children = []
+    per_arch = {}
     for arch in ("amd64", "arm64"):
         own = lay.put_blob(
             os.urandom((6 << 20) if big_layer and arch == "amd64" else 1024), mt.OCI_LAYER_TAR
         )
-        cfg = lay.put_json(
-            {
-                "architecture": arch,
-                "os": "linux",
-                "rootfs": {"type": "layers", "diff_ids": [shared.digest, own.digest]},
-                "config": {},
-            },
-            mt.OCI_CONFIG,
-        )
-        man = lay.put_json(
-            {
-                "schemaVersion": 2,
-                "mediaType": mt.OCI_MANIFEST,
-                "config": cfg.to_dict(),
-                "layers": [shared.to_dict(), own.to_dict()],
-            },
-            mt.OCI_MANIFEST,
-        )
-        children.append(man.with_platform(Platform("linux", arch)))
-    index = lay.put_json(
-        {
-            "schemaVersion": 2,
-            "mediaType": mt.OCI_INDEX,
-            "manifests": [c.to_dict() for c in children],
-        },
-        mt.OCI_INDEX,
-    )
-    lay.tag("python", index)
+        per_arch[arch] = [shared, own]
+    lay.tag("python", put_tar_index(lay, per_arch))
     return lay
 
 

@@ -4,35 +4,24 @@ no re-scan), ``assay sbom`` of the built image, and syft on the same image must 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from fixtures.assets import sbom_asset
+
 ROOT = Path(__file__).resolve().parents[2]
-ASSETS = ROOT / "tests" / "assets" / "sbom"
 SYFT_ENV = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}  # no traffic off this machine
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 
-def _asset_module(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"sbom_assets_{name}", ASSETS / f"{name}.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fixtures = _asset_module("foreign_rootfs")
-validate = _asset_module("validate")
+fixtures = sbom_asset("foreign_rootfs")
+validate = sbom_asset("validate")
 
 Triple = tuple[str, str, str]
 

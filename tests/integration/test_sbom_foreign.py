@@ -11,36 +11,24 @@ else fails the test.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from assay.sbom.image import catalog_image
+from fixtures.assets import sbom_asset
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "sbom"
 SYFT_ENV = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}  # no traffic off this machine
 
 pytestmark = pytest.mark.skipif(shutil.which("syft") is None, reason="syft not installed")
 
 
-def _asset_module(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"sbom_assets_{name}", ASSETS / f"{name}.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fixtures = _asset_module("foreign_rootfs")
-validate = _asset_module("validate")
+fixtures = sbom_asset("foreign_rootfs")
+validate = sbom_asset("validate")
 
 Triple = tuple[str, str, str]
 
@@ -90,16 +78,7 @@ def _assert_matches_syft(ours: set[Triple], theirs: set[Triple], deliberate: set
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("foreign")
-    for kind, build in (
-        ("debian", fixtures.build_debian_rootfs),
-        ("distroless", fixtures.build_distroless_rootfs),
-        ("alpine", fixtures.build_alpine_rootfs),
-    ):
-        root = base / f"{kind}-rootfs"
-        build(root)
-        layer = fixtures.layer_tar(root)
-        fixtures.write_oci_layout(base / f"{kind}-oci", [layer], tag="test")
-        fixtures.write_docker_archive(base / f"{kind}.tar", [layer], tag=f"fixtures/{kind}:1")
+    fixtures.write_foreign_images(base)
     return {"base": base}
 
 

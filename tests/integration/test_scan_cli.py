@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.cli import Ran, run_inprocess
+from fixtures.vulnfeeds import import_args
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "vuln"
 DIGEST = "sha256:" + "ab" * 32
@@ -26,19 +27,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     d = tmp_path_factory.mktemp("cli")
     e = dict(os.environ, ASSAY_VULN_DB=str(d / "vuln.db"), ASSAY_CACHE_DIR=str(d / "cache"))
     e.pop("SOURCE_DATE_EPOCH", None)
-    r = assay(
-        "db",
-        "import",
-        "--debian-tracker",
-        str(ASSETS / "tracker.json"),
-        "--osv",
-        str(ASSETS / "osv"),
-        "--kev",
-        str(ASSETS / "kev.json"),
-        "--epss",
-        str(ASSETS / "epss.csv"),
-        env=e,
-    )
+    r = assay("db", "import", *import_args(), env=e)
     assert r.returncode == 0, r.stderr
     return e
 

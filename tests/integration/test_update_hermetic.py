@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, test_key
+from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, signed_contents, test_key
 from fixtures.examples import assay
 from fixtures.registry import RunningRegistry
 
@@ -66,16 +66,8 @@ def _fixed() -> FakePkg:
 def _spec(tmp: Path, url: str, key: TestKey) -> Path:
     spec = tmp / "hello.yaml"
     spec.write_text(
-        f"""contents:
-  repositories:
-    - uri: {url}
-      suites: [stable, stable-security]
-      components: [main]
-      signed-by: {key.keyring}
-  packages: [base-files, hello]
-entrypoint: [/usr/bin/hello]
-archs: [amd64]
-"""
+        signed_contents(url, key.keyring, "[base-files, hello]", "[stable, stable-security]")
+        + "entrypoint: [/usr/bin/hello]\narchs: [amd64]\n"
     )
     return spec
 

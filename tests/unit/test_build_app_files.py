@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,18 +13,13 @@ from assay.build.appfiles import app_entries, read_tree
 from assay.build.spec import AppFiles, ImageSpec
 from assay.errors import UsageError
 from assay.oci.entry import Entry, EntryType
+from fixtures.hang import fail_after
 
 
 @pytest.fixture(autouse=True)
 def _no_hang() -> Iterator[None]:
-    def boom(*_: object) -> None:
-        raise TimeoutError("reading an app tree hung")
-
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(10)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
+    with fail_after(10, "reading an app tree hung"):
+        yield
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,9 +20,10 @@ from assay.build.lock import (
 from assay.build.spec import ImageSpec
 from assay.debian.model import PackageRecord, ReleaseInfo, RepoSource
 from assay.errors import InputError, ResolutionError
+from fixtures import debrecords
+from fixtures.debrecords import MAIN, SECURITY, Index, record
 
-SRC = RepoSource("http://127.0.0.1:1/debian", "stable", ("main",))
-SEC = RepoSource("http://127.0.0.1:1/debian-security", "stable-security", ("main",))
+SRC, SEC = MAIN, SECURITY
 
 SPEC = b"""contents:
   repositories:
@@ -35,41 +35,18 @@ archs: [amd64, arm64]
 
 
 def rec(name: str, version: str, arch: str, repo: RepoSource = SRC, **kw: object) -> PackageRecord:
-    return PackageRecord(
-        name=name,
-        version=version,
-        architecture=arch,
-        source=str(kw.pop("source", name)),
-        source_version=version,
-        filename=f"pool/main/{name[0]}/{name}/{name}_{version}_{arch}.deb",
-        size=len(name) * 100,
-        sha256=(name.encode().hex() * 64)[:64],
-        repo=repo,
-        component="main",
-        maintainer="Tests <t@assay.invalid>",
-        **kw,  # type: ignore[arg-type]
-    )
+    fields: dict[str, object] = {
+        "source": name,
+        "filename": f"pool/main/{name[0]}/{name}/{name}_{version}_{arch}.deb",
+        "size": len(name) * 100,
+        "sha256": (name.encode().hex() * 64)[:64],
+        "maintainer": "Tests <t@assay.invalid>",
+    }
+    return record(name, version, arch, repo, **{**fields, **kw})
 
 
 def release(src: RepoSource, n: int) -> ReleaseInfo:
-    return ReleaseInfo(
-        source=src,
-        url=f"{src.uri}/dists/{src.suite}/InRelease",
-        sha256=f"{n:064x}",
-        date="Sat, 18 Nov 2023 10:00:00 UTC",
-        date_epoch=1700301600,
-        valid_until=None,
-        codename="bookworm",
-        suite=src.suite,
-        origin="Debian",
-        version="12.8",
-    )
-
-
-@dataclass(frozen=True)
-class _Index:
-    releases: tuple[ReleaseInfo, ...]
-    packages: dict[str, tuple[PackageRecord, ...]]
+    return debrecords.release(src, n, version="12.8")
 
 
 class StaticClient:
@@ -78,7 +55,7 @@ class StaticClient:
     def __init__(self) -> None:
         self.calls: list[tuple[list[RepoSource], list[str]]] = []
 
-    def load(self, sources: Sequence[RepoSource], archs: Sequence[str]) -> _Index:
+    def load(self, sources: Sequence[RepoSource], archs: Sequence[str]) -> Index:
         self.calls.append((list(sources), list(archs)))
         pkgs = {}
         for arch in archs:
@@ -88,7 +65,7 @@ class StaticClient:
                 rec("libssl3", "3.0.15-1~deb12u1", arch, SEC, source="openssl", multi_arch="same"),
                 rec("tzdata", "2024a-0+deb12u1", "all", multi_arch="foreign"),
             )
-        return _Index((release(SRC, 1), release(SEC, 2)), pkgs)
+        return Index((release(SRC, 1), release(SEC, 2)), pkgs)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import pytest
 
@@ -17,48 +17,17 @@ from assay.build.lockcheck import (
     package_problems,
     verify_lock,
 )
-from assay.debian.model import PackageRecord, ReleaseInfo, RepoSource
+from assay.debian.model import PackageRecord, RepoSource
 from assay.debian.resolver import resolve
 from assay.errors import VerificationError
+from fixtures.debrecords import MAIN, Index, record, release
 
-SRC = RepoSource("http://127.0.0.1:1/debian", "stable", ("main",))
+SRC = MAIN
 EVIL = RepoSource("http://127.0.0.1:2/evil", "stable", ("main",))
 
 
 def rec(name: str, version: str = "1.0", sha: str = "a", size: int = 100) -> PackageRecord:
-    return PackageRecord(
-        name=name,
-        version=version,
-        architecture="amd64",
-        source=name,
-        source_version=version,
-        filename=f"pool/main/{name[0]}/{name}/{name}_{version}_amd64.deb",
-        size=size,
-        sha256=sha * 64,
-        repo=SRC,
-        component="main",
-    )
-
-
-def release(src: RepoSource) -> ReleaseInfo:
-    return ReleaseInfo(
-        source=src,
-        url=f"{src.uri}/dists/{src.suite}/InRelease",
-        sha256="1" * 64,
-        date="Sat, 18 Nov 2023 10:00:00 UTC",
-        date_epoch=1700301600,
-        valid_until=None,
-        codename="bookworm",
-        suite=src.suite,
-        origin="Debian",
-        version="12",
-    )
-
-
-@dataclass(frozen=True)
-class _Index:
-    releases: tuple[ReleaseInfo, ...]
-    packages: dict[str, tuple[PackageRecord, ...]]
+    return record(name, version, size=size, sha256=sha * 64)
 
 
 class PinnedIndex:
@@ -73,9 +42,9 @@ class PinnedIndex:
         sources: Sequence[RepoSource],
         archs: Sequence[str],
         pins: Mapping[str, str] | None = None,
-    ) -> _Index:
+    ) -> Index:
         self.pins.append(pins)
-        return _Index((release(SRC),), {a: self.records for a in archs})
+        return Index((release(SRC),), {a: self.records for a in archs})
 
 
 def lock_of(records: Sequence[PackageRecord], sources: Sequence[RepoSource] = (SRC,)) -> Lock:
@@ -86,7 +55,7 @@ def lock_of(records: Sequence[PackageRecord], sources: Sequence[RepoSource] = (S
 def test_an_untampered_lock_verifies_against_its_pins() -> None:
     index = PinnedIndex([rec("hello")])
     verify_lock(lock_of(index.records), [SRC], index, ["amd64"])
-    assert index.pins == [{f"{SRC.uri}/dists/stable/InRelease": "1" * 64}]
+    assert index.pins == [{f"{SRC.uri}/dists/stable/InRelease": release(SRC).sha256}]
 
 
 def test_a_source_the_spec_does_not_name_is_refused() -> None:

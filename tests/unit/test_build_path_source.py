@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import stat
 from collections.abc import Iterator
@@ -14,20 +13,14 @@ import pytest
 from assay.build import builder
 from assay.build.builder import read_path_source
 from assay.errors import UsageError
+from fixtures.hang import fail_after
 
 
 @pytest.fixture(autouse=True)
 def _no_hang() -> Iterator[None]:
     """A FIFO that blocks the open would hang the test: fail it after 10 s instead."""
-
-    def boom(*_: object) -> None:
-        raise TimeoutError("reading a paths source hung")
-
-    old = signal.signal(signal.SIGALRM, boom)
-    signal.alarm(10)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
+    with fail_after(10, "reading a paths source hung"):
+        yield
 
 
 @pytest.fixture

@@ -6,32 +6,15 @@ import random
 
 import pytest
 
-from assay.debian.model import PackageRecord, RepoSource
+from assay.debian.model import PackageRecord
 from assay.debian.relations import parse_provides, parse_relations, satisfies
 from assay.debian.resolver import CandidateIndex, resolve
 from assay.errors import InputError, ResolutionError
-
-MAIN = RepoSource("http://127.0.0.1:1/debian", "stable", ("main",))
-SECURITY = RepoSource("http://127.0.0.1:1/debian-security", "stable-security", ("main",))
+from fixtures.debrecords import MAIN, SECURITY, record
 
 
 def rec(name: str, version: str = "1.0", arch: str = "amd64", **kw: object) -> PackageRecord:
-    repo = kw.pop("repo", MAIN)
-    assert isinstance(repo, RepoSource)
-    fields: dict[str, object] = {
-        "name": name,
-        "version": version,
-        "architecture": arch,
-        "source": name,
-        "source_version": version,
-        "filename": f"pool/main/{name[0]}/{name}/{name}_{version.split(':')[-1]}_{arch}.deb",
-        "size": 1000,
-        "sha256": "0" * 64,
-        "repo": repo,
-        "component": "main",
-    }
-    fields.update(kw)
-    return PackageRecord(**fields)  # type: ignore[arg-type]
+    return record(name, version, arch, **kw)  # type: ignore[arg-type]
 
 
 def versions(res: object) -> dict[str, str]:

@@ -8,10 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from assay._json import MAX_DEPTH, MAX_INT_DIGITS, load_json, load_json_object
+from assay._json import (
+    MAX_DEPTH,
+    MAX_INT_DIGITS,
+    load_evidence_json,
+    load_evidence_object,
+    load_json,
+    load_json_object,
+)
 from assay._text import printable
 from assay._yaml import MAX_ALIASES, MAX_NODES, load_yaml, load_yaml_all
-from assay.errors import InputError
+from assay.errors import InputError, VerificationError
 
 DEEP = 100_000
 
@@ -58,6 +65,18 @@ def test_limits_are_exact() -> None:
         load_json(b"[" + b" " * 20 + b"]", what="d", max_size=10)
     with pytest.raises(InputError, match="must be a JSON object, got an array"):
         load_json_object(b"[]", what="d")
+
+
+def test_evidence_loaders_fail_verification_with_the_loader_message() -> None:
+    # Evidence under verification: the same one-line message, as a failed check (exit 1).
+    with pytest.raises(VerificationError, match=r"^signature payload holds an integer of 41"):
+        load_evidence_json(b"[" + b"1" * 41 + b"]", what="signature payload")
+    with pytest.raises(VerificationError, match="over the 10-byte limit"):
+        load_evidence_json(b"[" + b" " * 20 + b"]", what="d", max_size=10)
+    with pytest.raises(VerificationError, match=r"^in-toto statement is not a JSON object$"):
+        load_evidence_object(b"[1]", what="in-toto statement")
+    assert load_evidence_json(b"[1]", what="d") == [1]
+    assert load_evidence_object(b'{"a": 1}', what="d") == {"a": 1}
 
 
 ALIAS_BOMB = "\n".join(

@@ -3,29 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from assay.remediation.record import record_fixes, remediation_status
 from assay.remediation.update import CveChange
 from assay.store import open_store
-from fixtures.postgres import postgres_url, reset
+from fixtures.postgres import store_url
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-        return
-    url = postgres_url()
-    try:
-        reset(url)
-    except Exception as exc:  # the server is part of the test environment: fail, don't skip
-        pytest.fail(f"PostgreSQL is not usable ({exc}); run `bash scripts/postgres.sh`")
-    yield url
-    reset(url)
+__all__ = ["store_url"]  # the fixture: sqlite and postgresql
 
 
 def test_dates_kept_and_deadlines(store_url: str) -> None:

@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from assay.sbom.catalog import catalog_view, wants_any
 from assay.sbom.catalogers import default_catalogers
+from assay.sbom.catalogers._deps import link_dependencies
 from assay.sbom.catalogers.dpkg import parse_control_paragraphs, parse_source_field
 from assay.sbom.fs import read_directory
-from assay.sbom.model import Inventory
+from assay.sbom.model import Inventory, Package
+from fixtures.assets import sbom_asset
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "sbom"
-
-
-def _asset_module(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"sbom_assets_{name}", ASSETS / f"{name}.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fixtures = _asset_module("foreign_rootfs")
+fixtures = sbom_asset("foreign_rootfs")
 
 
 def _catalog(root: Path) -> Inventory:
@@ -128,3 +115,20 @@ def test_control_parser_and_source_field() -> None:
 def test_no_packages_is_an_empty_inventory(tmp_path: Path) -> None:
     (tmp_path / "etc").mkdir()
     assert _catalog(tmp_path).packages == ()
+
+
+def test_link_dependencies_names_to_purls() -> None:
+    def pkg(name: str) -> Package:
+        return Package(name=name, version="1", ecosystem="pypi", purl=f"pkg:pypi/{name}@1")
+
+    a, b, c = pkg("a"), pkg("b"), pkg("c")
+    # Default: a package answers to its own name; unknown names and self-edges are dropped.
+    linked = link_dependencies([(a, ["c", "b", "missing", "a"]), (b, []), (c, ["b"])])
+    assert [p.depends_on for p in linked] == [
+        ("pkg:pypi/b@1", "pkg:pypi/c@1"),
+        (),
+        ("pkg:pypi/b@1",),
+    ]
+    # A name map (apk's provides): "sh" resolves to b.
+    linked = link_dependencies([(a, ["sh"]), (b, [])], {"sh": [b.purl], "a": [a.purl]})
+    assert [p.depends_on for p in linked] == [("pkg:pypi/b@1",), ()]

@@ -3,12 +3,9 @@ deterministic. The inventory comes from ``inventory_from_build`` (lock + assembl
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -16,21 +13,10 @@ from assay.sbom.build import DEBIAN_12, inventory_from_build
 from assay.sbom.formats import SbomFormat, render
 from assay.sbom.formats.native import inventory_from_json
 from assay.sbom.model import Inventory
+from fixtures.assets import sbom_asset
 
-ASSETS = Path(__file__).resolve().parents[1] / "assets" / "sbom"
-
-
-def _asset_module(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"sbom_assets_{name}", ASSETS / f"{name}.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-validate = _asset_module("validate")
-fixtures = _asset_module("foreign_rootfs")
+validate = sbom_asset("validate")
+fixtures = sbom_asset("foreign_rootfs")
 
 
 @dataclass

@@ -18,28 +18,12 @@ from assay.store.migrations import LATEST
 from assay.vuln.db import AdvisoryDB
 from assay.vuln.feeds import FEEDS
 from assay.vuln.matcher import scan_inventory
-from fixtures.postgres import postgres_url, reset
+from fixtures.postgres import store_url
+
+__all__ = ["store_url"]  # the fixture: sqlite and postgresql
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "vuln"
 D1, D2, D3 = ("sha256:" + c * 64 for c in "123")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-        return
-    url = postgres_url()
-    try:
-        reset(url)
-    except Exception as exc:  # the server is part of the test environment: fail, don't skip
-        pytest.fail(
-            f"PostgreSQL at {url.split('@')[-1]} is not usable ({exc}); run "
-            "`bash scripts/postgres.sh` (scripts/setup.sh does)",
-            pytrace=False,
-        )
-    yield url
-    reset(url)
 
 
 def deb(name: str, version: str, src: str = "", srcver: str = "") -> Package:

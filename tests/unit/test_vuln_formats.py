@@ -12,12 +12,12 @@ import pytest
 
 from assay.sbom.model import Distro, Inventory, Package
 from assay.vuln.db import AdvisoryDB
-from assay.vuln.feeds import FEEDS
 from assay.vuln.formats import FORMATTERS, OutputFormat
 from assay.vuln.formats.json_format import result_from_json
 from assay.vuln.model import ScanResult, Severity
 from assay.vuln.scanner import ScanOptions, run_scan
 from assay.vuln.vex import create_document
+from fixtures.vulnfeeds import import_feeds
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "vuln"
 DIGEST = "sha256:" + "ab" * 32
@@ -46,10 +46,7 @@ def _pkgs() -> tuple[Package, ...]:
 @pytest.fixture(scope="module")
 def result(tmp_path_factory: pytest.TempPathFactory) -> ScanResult:
     d = AdvisoryDB(tmp_path_factory.mktemp("db") / "vuln.db")
-    FEEDS["debian-tracker"].import_path(d, ASSETS / "tracker.json")
-    FEEDS["osv"].import_path(d, ASSETS / "osv")
-    FEEDS["kev"].import_path(d, ASSETS / "kev.json")
-    FEEDS["epss"].import_path(d, ASSETS / "epss.csv")
+    import_feeds(d)
     inv = Inventory(
         subject_name="localhost:5000/base/python",
         subject_digest=DIGEST,

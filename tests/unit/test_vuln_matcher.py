@@ -15,6 +15,7 @@ from assay.vuln.ecosystems import semver_key, sort_key_for
 from assay.vuln.feeds import FEEDS
 from assay.vuln.matcher import osv_range_affected, scan_inventory, source_of
 from assay.vuln.model import Finding, Severity, State
+from fixtures.vulnfeeds import import_feeds
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "vuln"
 BOOKWORM = Distro(id="debian", version_id="12", codename="bookworm")
@@ -49,10 +50,7 @@ def other(eco: str, name: str, version: str, locations: tuple[str, ...] = ()) ->
 @pytest.fixture
 def db(tmp_path: Path) -> AdvisoryDB:
     d = AdvisoryDB(tmp_path / "vuln.db")
-    FEEDS["debian-tracker"].import_path(d, ASSETS / "tracker.json")
-    FEEDS["osv"].import_path(d, ASSETS / "osv")
-    FEEDS["kev"].import_path(d, ASSETS / "kev.json")
-    FEEDS["epss"].import_path(d, ASSETS / "epss.csv")
+    import_feeds(d)
     yield d
     d.close()
 

@@ -39,6 +39,8 @@ class WebhookAlert:
         try:
             async with (
                 async_deadline(f"alert to {self.url}", self.timeout),
+                # no transport of its own: httpx itself honours HTTP(S)_PROXY/NO_PROXY, as the
+                # sync clients of assay._http.client_transports do
                 httpx.AsyncClient(timeout=self.timeout) as client,
             ):
                 resp = await client.post(self.url, json={"text": text})

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from assay._http import transport as deadline_transport
+from assay._http import client_transports
 from assay.errors import InputError, NetworkError
 from assay.oci.model import parse_json_document
 
@@ -46,8 +46,9 @@ class KubeClient:
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             timeout=timeout,
             # every request, body included, within ``deadline`` s (assay._http), not only
-            # each read within ``timeout``: an API server that trickles must not hang a thread
-            transport=deadline_transport(
+            # each read within ``timeout``: an API server that trickles must not hang a thread;
+            # HTTPS_PROXY/NO_PROXY apply, as they do to client-go
+            **client_transports(
                 deadline,
                 verify=ssl.create_default_context(cafile=ca) if isinstance(ca, str) else ca,
             ),

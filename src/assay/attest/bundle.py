@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from assay._json import load_json
+from assay._json import load_evidence_object
 from assay.attest._gojson import go_json
 from assay.attest.dsse import Envelope
 from assay.attest.keys import PublicKey, key_hint
@@ -112,12 +112,7 @@ def parse_bundle(raw: bytes) -> dict[str, Any]:
     """Parse a bundle's JSON and check its media type (bounded)."""
     if len(raw) > MAX_BUNDLE:
         raise VerificationError("Sigstore bundle is larger than 16 MiB; refusing it")
-    try:
-        doc = load_json(raw, what="Sigstore bundle", max_size=MAX_BUNDLE)
-    except InputError as exc:
-        raise VerificationError(str(exc)) from None
-    if not isinstance(doc, dict):
-        raise VerificationError("Sigstore bundle is not a JSON object")
+    doc = load_evidence_object(raw, what="Sigstore bundle", max_size=MAX_BUNDLE)
     media_type = doc.get("mediaType")
     if not isinstance(media_type, str) or media_type not in BUNDLE_MEDIA_TYPES_ACCEPTED:
         raise VerificationError(

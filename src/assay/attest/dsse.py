@@ -13,10 +13,10 @@ import binascii
 from dataclasses import dataclass
 from typing import Any
 
-from assay._json import load_json
+from assay._json import load_evidence_json
 from assay.attest._gojson import go_json
 from assay.attest.keys import PublicKey, SigningKey
-from assay.errors import InputError, VerificationError
+from assay.errors import VerificationError
 
 __all__ = ["INTOTO_PAYLOAD_TYPE", "Envelope", "pae", "sign_envelope"]
 
@@ -71,11 +71,7 @@ class Envelope:
     def from_json(cls, raw: bytes) -> Envelope:
         if len(raw) > MAX_ENVELOPE:
             raise VerificationError("DSSE envelope is larger than 16 MiB; refusing it")
-        try:
-            doc = load_json(raw, what="DSSE envelope", max_size=MAX_ENVELOPE)
-        except InputError as exc:
-            raise VerificationError(str(exc)) from None
-        return cls.from_dict(doc)
+        return cls.from_dict(load_evidence_json(raw, what="DSSE envelope", max_size=MAX_ENVELOPE))
 
     @classmethod
     def from_dict(cls, doc: object) -> Envelope:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from assay._json import load_json, load_json_object
+from assay._json import load_evidence_object, load_json, load_json_object
 from assay.attest._gojson import go_json
 from assay.errors import InputError, UsageError, VerificationError
 
@@ -119,12 +119,7 @@ def parse_statement(raw: bytes) -> Statement:
     """Parse a statement; raise VerificationError naming what is wrong."""
     if len(raw) > MAX_STATEMENT:
         raise VerificationError("in-toto statement is larger than 16 MiB; refusing it")
-    try:
-        doc = load_json(raw, what="in-toto statement", max_size=MAX_STATEMENT)
-    except InputError as exc:
-        raise VerificationError(str(exc)) from None
-    if not isinstance(doc, dict):
-        raise VerificationError("in-toto statement is not a JSON object")
+    doc = load_evidence_object(raw, what="in-toto statement", max_size=MAX_STATEMENT)
     stype = doc.get("_type")
     if not isinstance(stype, str) or stype not in STATEMENT_TYPES_ACCEPTED:
         raise VerificationError(

@@ -22,7 +22,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from assay._json import load_json
 from assay.attest._gojson import go_json
@@ -233,6 +232,9 @@ def load_public_key(pem: bytes) -> PublicKey:
 
 
 def _scrypt(password: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
+    # private keys only (as nacl above): verifying with a public key never needs the KDF
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
     return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(password)
 
 

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from assay._json import load_json, load_json_object
+from assay._json import load_evidence_json, load_json_object
 from assay.attest._gojson import go_json
 from assay.errors import InputError, VerificationError
 
@@ -107,10 +107,7 @@ def parse_payload(raw: bytes) -> SimpleSigningPayload:
     """Parse a simple-signing payload; raise VerificationError naming what is wrong."""
     if len(raw) > MAX_PAYLOAD:
         raise VerificationError(f"signature payload is {len(raw)} bytes; refusing over 1 MiB")
-    try:
-        doc = load_json(raw, what="signature payload", max_size=MAX_PAYLOAD)
-    except InputError as exc:
-        raise VerificationError(str(exc)) from None
+    doc = load_evidence_json(raw, what="signature payload", max_size=MAX_PAYLOAD)
     if not isinstance(doc, dict) or not isinstance(doc.get("critical"), dict):
         raise VerificationError("signature payload has no 'critical' object")
     critical = doc["critical"]
@@ -170,10 +167,7 @@ def parse_signature_manifest(raw: bytes) -> list[SignedLayer]:
     """The layers of a cosign signature/attestation manifest (bounded, validated)."""
     if len(raw) > MAX_SIGNATURE_MANIFEST:
         raise VerificationError("signature manifest is larger than 4 MiB; refusing it")
-    try:
-        doc = load_json(raw, what="signature manifest", max_size=MAX_SIGNATURE_MANIFEST)
-    except InputError as exc:
-        raise VerificationError(str(exc)) from None
+    doc = load_evidence_json(raw, what="signature manifest", max_size=MAX_SIGNATURE_MANIFEST)
     layers = doc.get("layers") if isinstance(doc, dict) else None
     if not isinstance(layers, list):
         raise VerificationError("signature manifest has no 'layers' list")

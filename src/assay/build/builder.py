@@ -355,6 +355,35 @@ def load_lock_for(
     return lock, False
 
 
+@dataclass(frozen=True)
+class _Build:
+    """What every step of one build reads: the spec, where it lives, its lock (``what`` names
+    the lock in messages), the architectures built, the options and the observer."""
+
+    spec: ImageSpec
+    spec_path: Path
+    lock: Lock
+    archs: tuple[str, ...]
+    options: BuildOptions
+    what: str
+    obs: BuildObserver
+
+    @property
+    def spec_dir(self) -> Path:
+        return Path(self.spec_path).parent
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where the architectures' images are written: the layout, a scratch directory, the
+    build's SOURCE_DATE_EPOCH and the user the image runs as."""
+
+    layout: OciLayout
+    workdir: Path
+    epoch: int
+    run_as: str
+
+
 def build_image(
     spec_path: Path,
     output: ImageRef,
@@ -397,13 +426,14 @@ def build_image(
             raise UsageError(f"the lock has no packages for {arch}; run `assay lock {spec_path}`")
         if arch not in PLATFORMS:
             raise UsageError(f"unsupported architecture {arch!r}")
+    build = _Build(spec, Path(spec_path), lock, tuple(archs), options, what, obs)
     if not resolved and spec.base is not None:
         from assay.build.base import check_base_lock
 
         check_base_lock(spec, lock, archs, what)
     elif not resolved:
-        _verify_lock(spec, spec_path, lock, archs, options, what, obs)
-    python = _python_inputs(spec, Path(spec_path), lock, archs, options, what, obs)
+        _verify_lock(build)
+    python = _python_inputs(build)
     stack = contextlib.ExitStack()
     try:
         base_source = None
@@ -434,22 +464,9 @@ def build_image(
         images: list[ArchImage] = []
         try:
             with _output_layout(output, workdir, epoch) as layout:
+                target = _Target(layout, workdir, epoch, run_as)
                 index = _build_all(
-                    layout,
-                    spec,
-                    spec_path,
-                    lock,
-                    archs,
-                    paths,
-                    accounts,
-                    run_as,
-                    epoch,
-                    options,
-                    workdir,
-                    obs,
-                    images,
-                    python=python,
-                    base=base_source,
+                    build, target, paths, accounts, images, python=python, base=base_source
                 )
                 layout.tag(tag, index)
             layout_path = Path(output.path) if output.transport == "oci" else None
@@ -499,23 +516,13 @@ def _entrypoint(spec: ImageSpec) -> list[str] | None:
 
 
 def _build_arch_on_base(
-    layout: OciLayout,
-    spec: ImageSpec,
-    spec_path: Path,
-    lock: Lock,
-    arch: str,
-    source: ImageSource,
-    run_as: str,
-    epoch: int,
-    options: BuildOptions,
-    workdir: Path,
-    obs: BuildObserver,
+    build: _Build, target: _Target, arch: str, source: ImageSource
 ) -> ArchImage:
     """One architecture of a ``base:`` build: the base's layers as they are, then the new ones
     (``paths``, then ``app``), and the base's config with the spec laid over it."""
-    from assay.build.appfiles import app_entries
     from assay.build.base import base_config, reused_layer, select_platform, with_parents
 
+    spec, lock, epoch = build.spec, build.lock, target.epoch
     assert spec.base is not None and lock.base is not None
     platform = PLATFORMS[arch]
     image = select_platform(source.manifests(), platform, spec.base.ref)
@@ -526,41 +533,35 @@ def _build_arch_on_base(
             f"base {spec.base.ref}: the {platform} manifest is {image.digest}, the lock pins "
             f"{lock.base.manifests[arch]}"
         )
-    obs.stage(f"copying {len(image.layers)} base layers for {arch}")
+    build.obs.stage(f"copying {len(image.layers)} base layers for {arch}")
     below = tuple(reused_layer(d) for d in image.layers)
     for desc in image.layers:
-        if not layout.has_blob(desc.digest):
+        if not target.layout.has_blob(desc.digest):
             with source.open_layer(desc) as stream:
-                layout.put_blob_stream(stream, desc.digest, desc.size)  # type: ignore[arg-type]
-    spec_dir = Path(spec_path).parent
-    blobs: list[LayerBlob] = []
-    history: list[dict[str, Any]] = []
+                target.layout.put_blob_stream(stream, desc.digest, desc.size)  # type: ignore[arg-type]
+    layers = _NewLayers(build, target)
     new_entries: list[Entry] = []
-    paths = _spec_paths(spec, spec_dir, epoch)
+    paths = _spec_paths(spec, build.spec_dir, epoch)
     if paths:
         paths = with_parents(paths, epoch)
-        blobs.append(_write_layer(layout, paths, workdir, epoch, options))
-        history.append(history_entry(epoch, "assay build: paths", "assay"))
+        layers.add(paths, "paths")
         new_entries += paths
     if spec.app is not None:
-        lower = {e.path: e for e in paths if e.type is EntryType.DIR}
-        app = app_entries(spec.app, spec_dir, epoch, lower)
-        blobs.append(_write_layer(layout, app, workdir, epoch, options))
-        history.append(history_entry(epoch, f"assay build: app files {spec.app.source}", "assay"))
+        app = _app_entries(build, epoch, lower=paths)
+        layers.add(app, f"app files {spec.app.source}")
         new_entries += app
     config_doc = base_config(
         image.config,
-        user=run_as or None,
+        user=target.run_as or None,
         env=spec.environment,
         entrypoint=_entrypoint(spec),
         cmd=_split_command(spec.cmd, "cmd"),
         working_dir=spec.work_dir,
         labels=spec.annotations,
         created=rfc3339(epoch),
-        diff_ids=[b.diff_id for b in blobs],
-        history=history,
+        diff_ids=[b.diff_id for b in layers.blobs],
+        history=layers.history,
     )
-    config = layout.put_json(config_doc, mt.OCI_CONFIG)
     annotations = {
         "org.opencontainers.image.created": rfc3339(epoch),
         "org.opencontainers.image.base.digest": str(image.digest),
@@ -571,23 +572,34 @@ def _build_arch_on_base(
         annotations["org.opencontainers.image.base.name"] = ref.name + (
             f":{ref.tag}" if ref.tag else ""
         )
-    layers = [
-        *below,
-        *(Descriptor(media_type=b.media_type, digest=b.digest, size=b.size) for b in blobs),
-    ]
-    manifest_doc = make_manifest(config, layers, annotations)
-    manifest = layout.put_json(manifest_doc, mt.OCI_MANIFEST).with_platform(platform)
-    inventory = _catalog_base(layout, image, below, arch, epoch)
+    config, manifest = _put_image(
+        target.layout, config_doc, [*below, *layers.descriptors()], annotations, platform
+    )
+    inventory = _catalog_base(target.layout, image, below, arch, epoch)
     return ArchImage(
         arch=arch,
         platform=platform,
         manifest=manifest,
         config=config,
-        layers=tuple(blobs),
+        layers=tuple(layers.blobs),
         packages=(),
         assembly=AssemblyResult(entries=new_entries, owners={}, setuid_dropped=[], warnings=[]),
         base=BaseUse(spec.base.ref, lock.base.digest, str(image.digest), below, inventory),
     )
+
+
+def _put_image(
+    layout: OciLayout,
+    config_doc: dict[str, Any],
+    layers: Sequence[Descriptor],
+    annotations: Mapping[str, str],
+    platform: Platform,
+) -> tuple[Descriptor, Descriptor]:
+    """Write one architecture's config and manifest; return their descriptors (the manifest's
+    with its platform)."""
+    config = layout.put_json(config_doc, mt.OCI_CONFIG)
+    manifest_doc = make_manifest(config, layers, dict(annotations))
+    return config, layout.put_json(manifest_doc, mt.OCI_MANIFEST).with_platform(platform)
 
 
 def _catalog_base(
@@ -674,51 +686,38 @@ class _PythonInputs:
     paths: Mapping[str, Path]
 
 
-def _python_inputs(
-    spec: ImageSpec,
-    spec_path: Path,
-    lock: Lock,
-    archs: Sequence[str],
-    options: BuildOptions,
-    what: str,
-    obs: BuildObserver,
-) -> _PythonInputs | None:
+def _python_inputs(build: _Build) -> _PythonInputs | None:
     """Check the lock's wheel pins against the spec's requirements file (always: it is cheap
     and a lock must never widen trust), then fetch and verify the wheels into the cache."""
+    spec, lock, archs = build.spec, build.lock, build.archs
     if spec.python is None and lock.python is None:
         return None
     from assay.build.pyinstall import fetch_wheels
     from assay.build.pylock import read_requirements, verify_python_lock, wheelhouse_dir
 
-    spec_dir = spec_path.parent
-    verify_python_lock(lock.python, spec, spec_dir, {a: lock.packages[a] for a in archs}, what=what)
+    spec_dir = build.spec_dir
+    packages = {a: lock.packages[a] for a in archs}
+    verify_python_lock(lock.python, spec, spec_dir, packages, what=build.what)
     assert spec.python is not None and lock.python is not None  # checked just above
     _raw, reqs = read_requirements(spec_dir, spec.python)
     count = len({w.sha256 for a in archs for w in lock.python.archs[a].wheels})
-    obs.stage(f"fetching {count} Python wheels")
+    build.obs.stage(f"fetching {count} Python wheels")
     paths = fetch_wheels(
         lock.python,
         archs,
-        options.cache_dir,
-        wheelhouse_dir(spec_dir, spec.python, options.find_links),
-        progress=lambda d, t: obs.progress("wheels", d, t),
+        build.options.cache_dir,
+        wheelhouse_dir(spec_dir, spec.python, build.options.find_links),
+        progress=lambda d, t: build.obs.progress("wheels", d, t),
     )
     return _PythonInputs(reqs, paths)
 
 
-def _verify_lock(
-    spec: ImageSpec,
-    spec_path: Path,
-    lock: Lock,
-    archs: Sequence[str],
-    options: BuildOptions,
-    what: str,
-    obs: BuildObserver,
-) -> None:
+def _verify_lock(build: _Build) -> None:
     """A lock read from outside must not widen trust (see ``build.lockcheck``)."""
     from assay.build.lockcheck import check_lock_sources, verify_lock
     from assay.debian.model import RepoSource
 
+    spec, lock, options = build.spec, build.lock, build.options
     if options.host_sources_from_lock and spec.contents.repositories is None:
         sources = [RepoSource(s.uri, s.suite, tuple(s.components)) for s in lock.sources]
     else:
@@ -731,31 +730,23 @@ def _verify_lock(
     from assay.cachedir import cache_dir
     from assay.debian.repo import RepoClient
 
-    keyrings = spec.keyring_paths(Path(spec_path).parent)
-    stamp = cache_dir() / "lockcheck" / verified_stamp(lock, sources, archs, keyrings)
+    keyrings = spec.keyring_paths(build.spec_dir)
+    stamp = cache_dir() / "lockcheck" / verified_stamp(lock, sources, build.archs, keyrings)
     if stamp.is_file():
-        obs.stage("lock already checked against the signed package indexes (cached)")
+        build.obs.stage("lock already checked against the signed package indexes (cached)")
         return
-    obs.stage("checking the lock against the signed package indexes")
+    build.obs.stage("checking the lock against the signed package indexes")
     with RepoClient(keyrings=keyrings) as client:
-        verify_lock(lock, sources, client, archs, what=what)
+        verify_lock(lock, sources, client, build.archs, what=build.what)
     stamp.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(stamp, b"")
 
 
 def _build_all(
-    layout: OciLayout,
-    spec: ImageSpec,
-    spec_path: Path,
-    lock: Lock,
-    archs: Sequence[str],
+    build: _Build,
+    target: _Target,
     debs: Mapping[str, Path],
     accounts: generated.Accounts,
-    run_as: str,
-    epoch: int,
-    options: BuildOptions,
-    workdir: Path,
-    obs: BuildObserver,
     images: list[ArchImage],
     base: ImageSource | None = None,
     python: _PythonInputs | None = None,
@@ -766,69 +757,68 @@ def _build_all(
     layout tools such as syft's ``oci-dir:`` and umoci expect. Several: an image index.
     """
     manifests: list[Descriptor] = []
-    for arch in archs:
+    for arch in build.archs:
         if base is not None:
-            images.append(
-                _build_arch_on_base(
-                    layout, spec, spec_path, lock, arch, base, run_as, epoch, options, workdir, obs
-                )
-            )
-            manifests.append(images[-1].manifest)
-            continue
-        image = _build_arch(
-            layout,
-            spec,
-            spec_path,
-            lock,
-            arch,
-            debs,
-            accounts,
-            run_as,
-            epoch,
-            options,
-            workdir,
-            obs,
-            python,
-        )
+            image = _build_arch_on_base(build, target, arch, base)
+        else:
+            image = _build_arch(build, target, arch, debs, accounts, python)
         images.append(image)
         manifests.append(image.manifest)
     if len(manifests) == 1:
         return manifests[0]
-    created = rfc3339(epoch)
+    created = rfc3339(target.epoch)
     index_doc = image_index(manifests, {"org.opencontainers.image.created": created})
-    return layout.put_json(index_doc, mt.OCI_INDEX)
+    return target.layout.put_json(index_doc, mt.OCI_INDEX)
 
 
-def _write_layer(
-    layout: OciLayout, entries: Sequence[Entry], workdir: Path, epoch: int, options: BuildOptions
-) -> LayerBlob:
-    """Write (or take from the layer cache) one layer of ``entries`` into ``layout``."""
-    blob = cached_layer(
-        entries,
-        workdir / "layers",
-        _cache_root(options),
-        source_date_epoch=epoch,
-        compression=options.compression,
-    )
-    layout.put_blob_file(blob.path, blob.digest, blob.size, move=True, verify=False)
-    return blob
+@dataclass
+class _NewLayers:
+    """The layers one architecture's build writes (or takes from the layer cache) into the
+    layout, in order, with their history entries."""
+
+    build: _Build
+    target: _Target
+    blobs: list[LayerBlob] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, entries: Sequence[Entry], comment: str) -> None:
+        """Write one layer of ``entries``; its history says ``assay build: {comment}``."""
+        epoch = self.target.epoch
+        blob = cached_layer(
+            entries,
+            self.target.workdir / "layers",
+            _cache_root(self.build.options),
+            source_date_epoch=epoch,
+            compression=self.build.options.compression,
+        )
+        self.target.layout.put_blob_file(blob.path, blob.digest, blob.size, move=True, verify=False)
+        self.blobs.append(blob)
+        self.history.append(history_entry(epoch, f"assay build: {comment}", "assay"))
+
+    def descriptors(self) -> list[Descriptor]:
+        return [
+            Descriptor(media_type=b.media_type, digest=b.digest, size=b.size) for b in self.blobs
+        ]
+
+
+def _app_entries(build: _Build, epoch: int, lower: Sequence[Entry]) -> list[Entry]:
+    """The spec's ``app`` files, laid over the directories of the layers below them."""
+    from assay.build.appfiles import app_entries
+
+    assert build.spec.app is not None
+    dirs = {e.path: e for e in lower if e.type is EntryType.DIR}
+    return app_entries(build.spec.app, build.spec_dir, epoch, dirs)
 
 
 def _build_arch(
-    layout: OciLayout,
-    spec: ImageSpec,
-    spec_path: Path,
-    lock: Lock,
+    build: _Build,
+    target: _Target,
     arch: str,
     debs: Mapping[str, Path],
     accounts: generated.Accounts,
-    run_as: str,
-    epoch: int,
-    options: BuildOptions,
-    workdir: Path,
-    obs: BuildObserver,
     python: _PythonInputs | None = None,
 ) -> ArchImage:
+    spec, lock, epoch, obs = build.spec, build.lock, target.epoch, build.obs
     ordered = dependency_order(lock.packages[arch])
     obs.stage(f"assembling {arch} rootfs from {len(ordered)} packages")
     result = assemble(
@@ -836,11 +826,11 @@ def _build_arch(
         arch=arch,
         accounts=accounts,
         setuid_allow=[s.lstrip("/") for s in spec.setuid_allow],
-        extra_paths=_spec_paths(spec, Path(spec_path).parent, epoch),
+        extra_paths=_spec_paths(spec, build.spec_dir, epoch),
         release=generated.os_release_for(lock.releases),
         mtime=epoch,
         progress=lambda d, t: obs.progress(f"assemble {arch}", d, t),
-        unpack_cache=_unpack_cache(options),
+        unpack_cache=_unpack_cache(build.options),
     )
     entries = result.entries
     wheels: tuple[Any, ...] = ()
@@ -857,7 +847,7 @@ def _build_arch(
         doc = embedded_spdx(
             result,
             lock.packages[arch],
-            name=Path(spec_path).stem,
+            name=Path(build.spec_path).stem,
             arch=arch,
             source_date_epoch=epoch,
             wheels=wheels,
@@ -870,67 +860,46 @@ def _build_arch(
         ]
         entries = [*entries, *dirs, doc]
     plans = plan_layers(entries, spec.layering.strategy, spec.layering.budget)
-    blobs: list[LayerBlob] = []
-    history: list[dict[str, Any]] = []
+    layers = _NewLayers(build, target)
     for i, plan in enumerate(plans, 1):
         obs.stage(f"writing {arch} layer {i}/{len(plans)}")
-        blob = _write_layer(layout, plan.entries, workdir, epoch, options)
-        blobs.append(blob)
         what = f"package {plan.name}" if plan.name else f"{len(ordered)} Debian packages"
-        history.append(history_entry(epoch, f"assay build: {what}", "assay"))
+        layers.add(plan.entries, what)
     if wheels:
         obs.stage(f"writing {arch} layer of {len(wheels)} Python packages")
-        blob = _write_layer(layout, wheel_entries, workdir, epoch, options)
-        blobs.append(blob)
-        history.append(
-            history_entry(epoch, f"assay build: {len(wheels)} Python packages (wheels)", "assay")
-        )
+        layers.add(wheel_entries, f"{len(wheels)} Python packages (wheels)")
     if spec.app is not None:
-        from assay.build.appfiles import app_entries
-
-        lower = {e.path: e for e in entries if e.type is EntryType.DIR}
-        app = app_entries(spec.app, Path(spec_path).parent, epoch, lower)
+        app = _app_entries(build, epoch, lower=entries)
         obs.stage(f"writing {arch} app layer ({len(app)} entries)")
-        blob = _write_layer(layout, app, workdir, epoch, options)
-        blobs.append(blob)
-        history.append(history_entry(epoch, f"assay build: app files {spec.app.source}", "assay"))
+        layers.add(app, f"app files {spec.app.source}")
     env = {"PATH": DEFAULT_PATH}
     if any(p.name == "ca-certificates" for p in ordered):
         env["SSL_CERT_FILE"] = CA_BUNDLE
     env.update(spec.environment)
     platform = PLATFORMS[arch]
-    entrypoint = (
-        spec.entrypoint.command
-        if spec.entrypoint and not isinstance(spec.entrypoint, list)
-        else spec.entrypoint
-    )
     config_doc = image_config(
         arch=platform.architecture,
         variant=platform.variant,
-        user=run_as,
+        user=target.run_as,
         env=[f"{k}={v}" for k, v in env.items()],
-        entrypoint=_split_command(entrypoint, "entrypoint"),  # type: ignore[arg-type]
+        entrypoint=_entrypoint(spec),
         cmd=_split_command(spec.cmd, "cmd"),
         working_dir=spec.work_dir or "",
         labels=spec.annotations or None,
         created=epoch,
-        diff_ids=[b.diff_id for b in blobs],
-        history=history,
+        diff_ids=[b.diff_id for b in layers.blobs],
+        history=layers.history,
     )
-    config = layout.put_json(config_doc, mt.OCI_CONFIG)
     annotations = {"org.opencontainers.image.created": rfc3339(epoch), **spec.annotations}
-    manifest_doc = make_manifest(
-        config,
-        [Descriptor(media_type=b.media_type, digest=b.digest, size=b.size) for b in blobs],
-        annotations,
+    config, manifest = _put_image(
+        target.layout, config_doc, layers.descriptors(), annotations, platform
     )
-    manifest = layout.put_json(manifest_doc, mt.OCI_MANIFEST).with_platform(platform)
     return ArchImage(
         arch=arch,
         platform=platform,
         manifest=manifest,
         config=config,
-        layers=tuple(blobs),
+        layers=tuple(layers.blobs),
         packages=tuple(lock.packages[arch]),
         assembly=result,
         wheels=wheels,

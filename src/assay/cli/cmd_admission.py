@@ -31,6 +31,22 @@ _MAX_AUDIT_FILE = 64 << 20
 _MAX_AUDIT_NODES = 400_000
 """YAML nodes ``audit --from`` composes: ~1,000 Pods' worth, under 512 MB of memory."""
 
+# Options of more than one admission command.
+_POLICY = typer.Option(
+    ...,
+    "--policy",
+    "-p",
+    envvar="ASSAY_ADMISSION_POLICY",
+    help="Policy file or directory (repeatable).",
+)
+_INSECURE_REGISTRY = typer.Option(
+    [],
+    "--insecure-registry",
+    envvar="ASSAY_ADMISSION_INSECURE_REGISTRY",
+    help="Registry host reached without TLS verification (repeatable; unsafe).",
+)
+_FILE = typer.Option(None, "--file", help="Write to PATH (default stdout).")
+
 
 def _listen(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
@@ -47,13 +63,7 @@ def _choice(option: str, value: str, allowed: tuple[str, ...]) -> Any:
 
 @admission_app.command("serve")
 def serve_command(
-    policy: list[str] = typer.Option(
-        ...,
-        "--policy",
-        "-p",
-        envvar="ASSAY_ADMISSION_POLICY",
-        help="Policy file or directory (repeatable).",
-    ),
+    policy: list[str] = _POLICY,
     tls_cert: Path = typer.Option(
         ..., "--tls-cert", envvar="ASSAY_ADMISSION_TLS_CERT", help="Serving certificate (PEM)."
     ),
@@ -108,12 +118,7 @@ def serve_command(
         envvar="ASSAY_ADMISSION_ALERT_URL",
         help="POST Slack-style JSON here on deny.",
     ),
-    insecure_registry: list[str] = typer.Option(
-        [],
-        "--insecure-registry",
-        envvar="ASSAY_ADMISSION_INSECURE_REGISTRY",
-        help="Registry host reached without TLS verification (repeatable; unsafe).",
-    ),
+    insecure_registry: list[str] = _INSECURE_REGISTRY,
     cluster_policies: bool = typer.Option(
         False,
         "--cluster-policies",
@@ -229,7 +234,7 @@ def manifests_command(
         help="Every namespace, not only those labelled policy.sigstore.dev/include=true.",
     ),
     replicas: int = typer.Option(2, "--replicas", help="Webhook replicas (2+ for availability)."),
-    file: Path | None = typer.Option(None, "--file", help="Write to PATH (default stdout)."),
+    file: Path | None = _FILE,
 ) -> None:
     """Print every object an install needs (one YAML document each, in a stable order)."""
     from assay.admission.manifests import ManifestOptions, install_objects, to_yaml
@@ -261,13 +266,7 @@ def manifests_command(
 
 @admission_app.command("audit")
 def audit_command(
-    policy: list[str] = typer.Option(
-        ...,
-        "--policy",
-        "-p",
-        envvar="ASSAY_ADMISSION_POLICY",
-        help="Policy file or directory (repeatable).",
-    ),
+    policy: list[str] = _POLICY,
     from_file: Path | None = typer.Option(
         None, "--from", help="Objects to audit: a YAML/JSON file (a List or several documents)."
     ),
@@ -286,12 +285,7 @@ def audit_command(
         envvar="ASSAY_ADMISSION_ON_ERROR",
         help="deny or allow (with a warning).",
     ),
-    insecure_registry: list[str] = typer.Option(
-        [],
-        "--insecure-registry",
-        envvar="ASSAY_ADMISSION_INSECURE_REGISTRY",
-        help="Registry host reached without TLS verification (repeatable; unsafe).",
-    ),
+    insecure_registry: list[str] = _INSECURE_REGISTRY,
     output: ReportFormat = typer.Option(
         ReportFormat.yaml,
         "--output",
@@ -299,7 +293,7 @@ def audit_command(
         envvar="ASSAY_ADMISSION_AUDIT_OUTPUT",
         help="yaml or json.",
     ),
-    file: Path | None = typer.Option(None, "--file", help="Write to PATH (default stdout)."),
+    file: Path | None = _FILE,
 ) -> None:
     """Decide the images of running workloads and write wg-policy PolicyReports (one per
     namespace). Exit 1 when any image fails."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from assay.cli import _console
+from assay.cli import _console, _options
 from assay.cli.cmd_sign import (
     OutputFormat,
     check_keyless_args,
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 def register(app: typer.Typer) -> None:
     @app.command("attest")
     def attest(
-        image: str = typer.Argument(..., help="HOST/REPO[:TAG][@sha256:…] in a registry."),
+        image: str = _options.REGISTRY_IMAGE,
         key: Path = typer.Option(..., "--key", envvar="ASSAY_KEY", help="cosign.key to sign with."),
         predicate_type: str | None = typer.Option(
             None,
@@ -49,9 +49,7 @@ def register(app: typer.Typer) -> None:
             "--referrer/--no-referrer",
             help="Also attach a Sigstore bundle as an OCI 1.1 referrer (cosign v3's format).",
         ),
-        insecure_registry: bool = typer.Option(
-            False, "--insecure-registry", help="Allow plain HTTP / unverified TLS (unsafe)."
-        ),
+        insecure_registry: bool = _options.INSECURE_REGISTRY,
     ) -> None:
         """Attach a signed in-toto attestation (DSSE) to an image."""
         from assay.attest import remote
@@ -78,7 +76,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("verify-attestation")
     def verify_attestation(
-        image: str = typer.Argument(..., help="HOST/REPO[:TAG][@sha256:…] in a registry."),
+        image: str = _options.REGISTRY_IMAGE,
         key: Path | None = typer.Option(
             None, "--key", envvar="ASSAY_PUBLIC_KEY", help="cosign.pub"
         ),
@@ -96,15 +94,8 @@ def register(app: typer.Typer) -> None:
         output: OutputFormat = typer.Option(
             OutputFormat.text, "--output", "-o", envvar="ASSAY_VERIFY_OUTPUT", help="text or json"
         ),
-        platform: str | None = typer.Option(
-            None,
-            "--platform",
-            envvar="ASSAY_PLATFORM",
-            help="For an index: check only this platform's manifest (os/arch or os/arch/variant).",
-        ),
-        insecure_registry: bool = typer.Option(
-            False, "--insecure-registry", help="Allow plain HTTP / unverified TLS (unsafe)."
-        ),
+        platform: str | None = _options.PLATFORM,
+        insecure_registry: bool = _options.INSECURE_REGISTRY,
     ) -> None:
         """Verify an image's attestations; -o json prints the verified in-toto statements.
 

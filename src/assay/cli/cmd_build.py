@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from assay.cli import _console
+from assay.cli import _console, _options
 
 if TYPE_CHECKING:
     from assay.attest.keys import SigningKey
@@ -75,15 +75,8 @@ def build(
     push: str | None = typer.Option(
         None, "--push", help="Also push to this registry reference (HOST/REPO[:TAG])."
     ),
-    sign_key: Path | None = typer.Option(
-        None,
-        "--sign-key",
-        envvar="ASSAY_SIGN_KEY",
-        help="With --push: sign the image and attest SBOMs and provenance with this cosign key.",
-    ),
-    insecure_registry: bool = typer.Option(
-        False, "--insecure-registry", help="Allow plain HTTP to a non-loopback registry (unsafe)."
-    ),
+    sign_key: Path | None = _options.PUSH_SIGN_KEY,
+    insecure_registry: bool = _options.INSECURE_PLAIN_HTTP,
     output: BuildOutput = typer.Option(
         BuildOutput.text,
         "--output",

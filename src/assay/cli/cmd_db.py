@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from assay.cli import _console
+from assay.cli import _console, _options
 from assay.errors import UsageError
 
 if TYPE_CHECKING:
@@ -25,17 +25,19 @@ db_app = typer.Typer(
     no_args_is_help=True,
 )
 
-_DB_OPTION = typer.Option(
-    None,
-    "--db",
-    help="Database file (default: ASSAY_VULN_DB, else CACHE_DIR/vuln.db).",
-    envvar="ASSAY_VULN_DB",
+_DB_OPTION = _options.vuln_db_option(
+    "Database file (default: ASSAY_VULN_DB, else CACHE_DIR/vuln.db)."
 )
 
 
 class StatusOutput(str, Enum):  # noqa: UP042 - typer choices
     text = "text"
     json = "json"
+
+
+_OUTPUT_OPTION = typer.Option(
+    StatusOutput.text, "--output", "-o", envvar="ASSAY_DB_OUTPUT", help="text or json."
+)
 
 
 def _open(db: Path | None, create: bool = True) -> AdvisoryDB:
@@ -173,9 +175,7 @@ def status_command(
     max_age: float = typer.Option(
         7.0, "--max-age", envvar="ASSAY_DB_MAX_AGE", help="Warn about sources older than DAYS."
     ),
-    output: StatusOutput = typer.Option(
-        StatusOutput.text, "--output", "-o", envvar="ASSAY_DB_OUTPUT", help="text or json."
-    ),
+    output: StatusOutput = _OUTPUT_OPTION,
 ) -> None:
     """Show each source's data date and age, origin and record count; warn when one is stale.
 
@@ -227,16 +227,11 @@ def status_command(
 @db_app.command("rescan")
 def rescan_command(
     db: Path | None = _DB_OPTION,
-    store: str | None = typer.Option(
-        None,
-        "--store",
-        envvar="ASSAY_STORE",
-        help="Evidence store URL: sqlite:///PATH or postgresql://USER@HOST/DB "
-        "(default: CACHE_DIR/store.db).",
+    store: str | None = _options.store_option(
+        "Evidence store URL: sqlite:///PATH or postgresql://USER@HOST/DB "
+        "(default: CACHE_DIR/store.db)."
     ),
-    output: StatusOutput = typer.Option(
-        StatusOutput.text, "--output", "-o", envvar="ASSAY_DB_OUTPUT", help="text or json."
-    ),
+    output: StatusOutput = _OUTPUT_OPTION,
 ) -> None:
     """Re-match the evidence store's images (recorded by `assay scan --store`) against this
     database, in the store's own SQL engine.

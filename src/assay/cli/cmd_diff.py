@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from assay.cli import _console
+from assay.cli import _console, _options
 
 __all__ = ["register"]
 
@@ -26,15 +26,10 @@ def diff_command(
     arch: str = typer.Option(
         "", "--arch", envvar="ASSAY_ARCH", help="Platform to compare in an index (default: host's)."
     ),
-    db: Path | None = typer.Option(
-        None,
-        "--db",
-        envvar="ASSAY_VULN_DB",
-        help="Advisory DB for the vulnerability delta (default: the cache's, when present).",
+    db: Path | None = _options.vuln_db_option(
+        "Advisory DB for the vulnerability delta (default: the cache's, when present)."
     ),
-    insecure_registry: bool = typer.Option(
-        False, "--insecure-registry", help="Allow plain HTTP to a non-loopback registry (unsafe)."
-    ),
+    insecure_registry: bool = _options.INSECURE_PLAIN_HTTP,
     output: DiffOutput = typer.Option(
         DiffOutput.table,
         "--output",

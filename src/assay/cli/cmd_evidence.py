@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from assay.cli import _console
+from assay.cli import _console, _options
 from assay.errors import UsageError
 
 
@@ -49,27 +49,17 @@ def register(app: typer.Typer) -> None:
             envvar="ASSAY_REPORT_POLICY",
             help="Policy files/directories: the decision goes into the bundle and the report.",
         ),
-        store: str | None = typer.Option(
-            None,
-            "--store",
-            envvar="ASSAY_STORE",
-            help="Evidence store URL: dates for findings; the bundle is recorded there.",
+        store: str | None = _options.store_option(
+            "Evidence store URL: dates for findings; the bundle is recorded there."
         ),
-        db: Path | None = typer.Option(
-            None, "--db", envvar="ASSAY_VULN_DB", help="Scan now against this advisory DB."
-        ),
+        db: Path | None = _options.vuln_db_option("Scan now against this advisory DB."),
         now: str | None = typer.Option(
             None,
             "--now",
             envvar="ASSAY_REPORT_NOW",
             help="As of this date/time (default SOURCE_DATE_EPOCH, else today).",
         ),
-        insecure_registry: bool = typer.Option(
-            False,
-            "--insecure-registry",
-            envvar="ASSAY_INSECURE_REGISTRY",
-            help="Allow plain HTTP / unverified TLS (unsafe).",
-        ),
+        insecure_registry: bool = _options.INSECURE_REGISTRY_ENV,
     ) -> None:
         """Gather the image's verified evidence (signatures, attestations, image config, scan,
         policy decision) and its compliance report into one tar with a signed manifest.

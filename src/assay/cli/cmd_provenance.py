@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from assay.cli import _console
+from assay.cli import _console, _options
 from assay.cli._choices import TextJson
 
 VERIFY_HELP = """Verify the SLSA provenance attached to IMAGE (slsa-verifier style).
@@ -97,12 +97,7 @@ def verify_provenance(
     output: TextJson = typer.Option(
         TextJson.text, "--output", "-o", envvar="ASSAY_VERIFY_OUTPUT", help="text or json"
     ),
-    platform: str | None = typer.Option(
-        None,
-        "--platform",
-        envvar="ASSAY_PLATFORM",
-        help="For an index: check only this platform's manifest (os/arch or os/arch/variant).",
-    ),
+    platform: str | None = _options.PLATFORM,
 ) -> None:
     from assay.build.rebuild import ProvenanceCheck, check_provenance
     from assay.cli.cmd_sign import check_platform

@@ -97,10 +97,14 @@ def _summary(result: CopyResult, verb: str) -> None:
     )
 
 
-_INSECURE_HELP = (
-    "Allow plain HTTP or unverified TLS to a non-loopback registry (unsafe; warns). "
-    "Loopback registries (127.0.0.0/8, localhost, [::1]) use plain HTTP anyway."
+_INSECURE = typer.Option(
+    False,
+    "--insecure-registry",
+    envvar="ASSAY_INSECURE_REGISTRY",
+    help="Allow plain HTTP or unverified TLS to a non-loopback registry (unsafe; warns). "
+    "Loopback registries (127.0.0.0/8, localhost, [::1]) use plain HTTP anyway.",
 )
+_QUIET = typer.Option(False, "--quiet", "-q", envvar="ASSAY_QUIET", help="No progress, no summary.")
 
 
 def _carry(
@@ -166,9 +170,7 @@ def register(app: typer.Typer) -> None:
             help="HOST[:PORT]/REPO[:TAG] (docker:// optional); without :TAG the image is "
             "pushed by digest only (untagged).",
         ),
-        insecure_registry: bool = typer.Option(
-            False, "--insecure-registry", envvar="ASSAY_INSECURE_REGISTRY", help=_INSECURE_HELP
-        ),
+        insecure_registry: bool = _INSECURE,
         output: PushOutput = typer.Option(
             PushOutput.text,
             "--output",
@@ -177,9 +179,7 @@ def register(app: typer.Typer) -> None:
             help="text: the pushed digest; json: digest, per-platform manifests, blob counts.",
         ),
         jobs: int = typer.Option(4, "--jobs", "-j", min=1, max=32, help="Parallel blob uploads."),
-        quiet: bool = typer.Option(
-            False, "--quiet", "-q", envvar="ASSAY_QUIET", help="No progress, no summary."
-        ),
+        quiet: bool = _QUIET,
     ) -> None:
         """Push an image (single or multi-arch) with all its blobs to a registry.
 
@@ -216,16 +216,12 @@ def register(app: typer.Typer) -> None:
     def copy(
         src: str = typer.Argument(..., help="oci:DIR[:TAG], oci-archive:FILE[:TAG] or HOST/REPO…"),
         dest: str = typer.Argument(..., help="HOST/REPO[:TAG] or oci:DIR[:TAG]"),
-        insecure_registry: bool = typer.Option(
-            False, "--insecure-registry", envvar="ASSAY_INSECURE_REGISTRY", help=_INSECURE_HELP
-        ),
+        insecure_registry: bool = _INSECURE,
         output: PushOutput = typer.Option(
             PushOutput.text, "--output", "-o", envvar="ASSAY_PUSH_OUTPUT", help="text or json"
         ),
         jobs: int = typer.Option(4, "--jobs", "-j", min=1, max=32, help="Parallel transfers."),
-        quiet: bool = typer.Option(
-            False, "--quiet", "-q", envvar="ASSAY_QUIET", help="No progress, no summary."
-        ),
+        quiet: bool = _QUIET,
         only: str | None = typer.Option(
             None,
             "--only",

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 import typer
 
-from assay.cli import _console
+from assay.cli import _console, _options
 
 __all__ = ["register"]
 
@@ -25,11 +25,8 @@ class StatusOutput(StrEnum):
 
 @app.command("status")
 def status_command(
-    store: str | None = typer.Option(
-        None,
-        "--store",
-        envvar="ASSAY_STORE",
-        help="Evidence store (sqlite:///PATH, PATH, postgresql://...; default: the cache's).",
+    store: str | None = _options.store_option(
+        "Evidence store (sqlite:///PATH, PATH, postgresql://...; default: the cache's)."
     ),
     image: str | None = typer.Option(
         None, "--image", help="Only this image (HOST/REPO as pushed, or the spec path)."

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from assay.cli import _console
+from assay.cli import _console, _options
 from assay.errors import UsageError
 
 if TYPE_CHECKING:
@@ -132,17 +132,11 @@ def register(app: typer.Typer) -> None:
             envvar="ASSAY_REPORT_POLICY",
             help="Policy files/directories: their checks decide the controls that name them.",
         ),
-        store: str | None = typer.Option(
-            None,
-            "--store",
-            envvar="ASSAY_STORE",
-            help="Evidence store URL: first-seen and due dates, and the --fleet report.",
+        store: str | None = _options.store_option(
+            "Evidence store URL: first-seen and due dates, and the --fleet report."
         ),
-        db: Path | None = typer.Option(
-            None,
-            "--db",
-            envvar="ASSAY_VULN_DB",
-            help="Scan now against this advisory DB instead of using the scan attestation.",
+        db: Path | None = _options.vuln_db_option(
+            "Scan now against this advisory DB instead of using the scan attestation."
         ),
         fleet: bool = typer.Option(
             False,
@@ -166,12 +160,7 @@ def register(app: typer.Typer) -> None:
             envvar="ASSAY_REPORT_NOW",
             help="Evaluate as of this date/time (default SOURCE_DATE_EPOCH, else today).",
         ),
-        insecure_registry: bool = typer.Option(
-            False,
-            "--insecure-registry",
-            envvar="ASSAY_INSECURE_REGISTRY",
-            help="Allow plain HTTP / unverified TLS (unsafe).",
-        ),
+        insecure_registry: bool = _options.INSECURE_REGISTRY_ENV,
         fail_on: str = typer.Option(
             "",
             "--fail-on",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from assay.cli import _console
+from assay.cli import _console, _options
 from assay.cli._choices import ScanFormat
 from assay.errors import AssayError, UsageError
 
@@ -36,7 +36,7 @@ def scan_command(
     file: Path | None = typer.Option(
         None, "--file", envvar="ASSAY_SCAN_FILE", help="Write the result to FILE, not stdout."
     ),
-    db: Path | None = typer.Option(None, "--db", envvar="ASSAY_VULN_DB", help="Database file."),
+    db: Path | None = _options.vuln_db_option("Database file."),
     vex: list[Path] = typer.Option(
         [], "--vex", envvar="ASSAY_VEX", help="OpenVEX document to apply (repeatable)."
     ),

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from assay.cli import _console
+from assay.cli import _console, _options
 from assay.errors import InputError, UsageError
 
 if TYPE_CHECKING:
@@ -40,12 +40,7 @@ def update_command(
     push: str | None = typer.Option(
         None, "--push", help="Push the rebuilt image to this registry reference (HOST/REPO[:TAG])."
     ),
-    sign_key: Path | None = typer.Option(
-        None,
-        "--sign-key",
-        envvar="ASSAY_SIGN_KEY",
-        help="With --push: sign the image and attest SBOMs and provenance with this cosign key.",
-    ),
+    sign_key: Path | None = _options.PUSH_SIGN_KEY,
     security_only: bool = typer.Option(
         False,
         "--security-only",
@@ -55,27 +50,19 @@ def update_command(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Write nothing, build nothing: report what would change."
     ),
-    db: Path | None = typer.Option(
-        None,
-        "--db",
-        envvar="ASSAY_VULN_DB",
-        help="Advisory DB for the fixed/introduced CVEs (default: the cache's, when present).",
+    db: Path | None = _options.vuln_db_option(
+        "Advisory DB for the fixed/introduced CVEs (default: the cache's, when present)."
     ),
-    store: str | None = typer.Option(
-        None,
-        "--store",
-        envvar="ASSAY_STORE",
-        help="Evidence store for the remediation record (sqlite:///PATH, PATH, postgresql://...; "
-        "default: the cache's store.db).",
+    store: str | None = _options.store_option(
+        "Evidence store for the remediation record (sqlite:///PATH, PATH, postgresql://...; "
+        "default: the cache's store.db)."
     ),
     exit_code: bool = typer.Option(
         False,
         "--exit-code",
         help="Exit 1 when an update happened (like `git diff --exit-code`); default: 0.",
     ),
-    insecure_registry: bool = typer.Option(
-        False, "--insecure-registry", help="Allow plain HTTP to a non-loopback registry (unsafe)."
-    ),
+    insecure_registry: bool = _options.INSECURE_PLAIN_HTTP,
     output: UpdateOutput = typer.Option(
         UpdateOutput.table,
         "--output",

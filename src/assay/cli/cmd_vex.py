@@ -19,6 +19,12 @@ vex_app = typer.Typer(
 )
 
 
+_AUTHOR = typer.Option("", "--author", envvar="ASSAY_VEX_AUTHOR")
+_FILE = typer.Option(
+    None, "--file", envvar="ASSAY_VEX_FILE", help="Write to FILE (default stdout)."
+)
+
+
 def _author(author: str) -> str:
     return author or os.environ.get("ASSAY_VEX_AUTHOR") or "assay"
 
@@ -39,10 +45,8 @@ def create_command(
     subcomponent: list[str] = typer.Option(
         [], "--subcomponent", help="Package purl inside the product the statement is about."
     ),
-    author: str = typer.Option("", "--author", envvar="ASSAY_VEX_AUTHOR"),
-    file: Path | None = typer.Option(
-        None, "--file", envvar="ASSAY_VEX_FILE", help="Write to FILE (default stdout)."
-    ),
+    author: str = _AUTHOR,
+    file: Path | None = _FILE,
 ) -> None:
     """Write an OpenVEX document with one statement per --vuln.
 
@@ -68,10 +72,8 @@ def create_command(
 @vex_app.command("merge")
 def merge_command(
     files: list[Path] = typer.Argument(..., help="OpenVEX documents to merge."),
-    author: str = typer.Option("", "--author", envvar="ASSAY_VEX_AUTHOR"),
-    file: Path | None = typer.Option(
-        None, "--file", envvar="ASSAY_VEX_FILE", help="Write to FILE (default stdout)."
-    ),
+    author: str = _AUTHOR,
+    file: Path | None = _FILE,
 ) -> None:
     """Merge documents, keeping the latest statement per (product, vulnerability)."""
     from assay.vuln.vex import load_vex, merge_documents
@@ -92,9 +94,7 @@ def apply_command(
         help="table, json, sarif or cyclonedx-vex.",
     ),
     fail_on: str = typer.Option("", "--fail-on", envvar="ASSAY_FAIL_ON"),
-    file: Path | None = typer.Option(
-        None, "--file", envvar="ASSAY_VEX_FILE", help="Write to FILE (default stdout)."
-    ),
+    file: Path | None = _FILE,
     old_format: ScanFormat | None = typer.Option(
         None, "--format", hidden=True, help="Deprecated: use -o/--output."
     ),

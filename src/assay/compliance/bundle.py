@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from assay._json import load_json
+from assay._json import load_evidence_json
 from assay.attest.dsse import Envelope, pae
 from assay.attest.keys import PublicKey, SigningKey
 from assay.errors import InputError, VerificationError
@@ -101,10 +101,7 @@ def make_bundle(
 
 
 def _manifest(raw: bytes) -> dict[str, Any]:
-    try:
-        doc = load_json(raw, what="evidence bundle manifest")
-    except InputError as exc:
-        raise VerificationError(str(exc)) from None
+    doc = load_evidence_json(raw, what="evidence bundle manifest")
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise VerificationError("evidence bundle manifest is not an assay evidence manifest")
     files = doc.get("files")

@@ -13,20 +13,19 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import TypeVar
 
 import httpx
 
-from assay._atomic import fsync_dir
-from assay._http import transport as deadline_transport
+from assay._atomic import atomic_writer
+from assay._closing import Closing
+from assay._http import client_transports
 from assay.cachedir import cache_dir
 from assay.errors import InputError, NetworkError, VerificationError
 
@@ -55,9 +54,7 @@ def make_client(timeout: float = 30.0) -> httpx.Client:
         timeout=httpx.Timeout(timeout, connect=15.0),
         follow_redirects=True,
         headers={"User-Agent": "assay"},
-        transport=deadline_transport(
-            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16)
-        ),
+        **client_transports(limits=httpx.Limits(max_connections=16, max_keepalive_connections=16)),
     )
 
 
@@ -133,7 +130,7 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-class DebCache:
+class DebCache(Closing):
     """Content-addressed cache of ``.deb`` files: ``<cache>/debs/sha256/<hex>.deb``.
 
     The same mechanism keeps other pinned downloads under their own ``kind`` and ``suffix``
@@ -163,17 +160,6 @@ class DebCache:
         if self._own_http:
             self.http.close()
 
-    def __enter__(self) -> DebCache:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     # paths -------------------------------------------------------------------------------
     def path_for(self, sha256: str) -> Path:
         """Where the file with this SHA256 lives (whether or not it is there yet)."""
@@ -201,34 +187,21 @@ class DebCache:
         final = self.path_for(sha256)
         if self.has(sha256, size, full_verify=True):
             return final
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{sha256[:16]}.", dir=self.root)
-        tmp = Path(tmp_name)
-        try:
+        with atomic_writer(final) as out, source.open("rb") as fh:
             h = hashlib.sha256()
             got = 0
-            with os.fdopen(fd, "wb") as out, source.open("rb") as fh:
-                while chunk := fh.read(_CHUNK):
-                    got += len(chunk)
-                    if got > size:
-                        break
-                    h.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
+            while chunk := fh.read(_CHUNK):
+                got += len(chunk)
+                if got > size:
+                    break
+                h.update(chunk)
+                out.write(chunk)
             if got != size or h.hexdigest() != sha256:
                 raise VerificationError(
                     f"{source}: expected sha256 {sha256} ({size} bytes), found another file; "
                     "it changed since it was locked (run 'assay lock' again if that is intended)"
                 )
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, final)
-            fsync_dir(self.root)
-            return final
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            raise
+        return final
 
     # fetching ----------------------------------------------------------------------------
     def fetch_all(
@@ -327,13 +300,11 @@ class DebCache:
         def once() -> Path:
             if stop.is_set():
                 raise NetworkError(f"{url}: download cancelled after another download failed")
-            fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{sha256[:16]}.", dir=self.root)
-            tmp = Path(tmp_name)
             counted = 0
             try:
-                h = hashlib.sha256()
-                got = 0
-                with os.fdopen(fd, "wb") as fh:
+                with atomic_writer(final) as fh:
+                    h = hashlib.sha256()
+                    got = 0
                     with self.http.stream("GET", url) as resp:
                         if resp.status_code in _RETRY_STATUS:
                             raise _Retryable(f"HTTP {resp.status_code}")
@@ -355,21 +326,14 @@ class DebCache:
                             fh.write(chunk)
                             advance(len(chunk))
                             counted += len(chunk)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                found = h.hexdigest()
-                if got != size or found != sha256:
-                    raise VerificationError(
-                        f"{url}: checksum mismatch: expected sha256 {sha256} ({size} bytes), "
-                        f"found sha256 {found} ({got} bytes); the file was not cached"
-                    )
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, final)
-                fsync_dir(self.root)
+                    found = h.hexdigest()
+                    if got != size or found != sha256:
+                        raise VerificationError(
+                            f"{url}: checksum mismatch: expected sha256 {sha256} ({size} bytes), "
+                            f"found sha256 {found} ({got} bytes); the file was not cached"
+                        )
                 return final
             except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
                 if counted:
                     advance(-counted)
                 raise

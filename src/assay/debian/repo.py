@@ -40,12 +40,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
 
 from assay._atomic import atomic_write_bytes
+from assay._closing import Closing
 from assay._json import load_json
 from assay.cachedir import cache_dir as default_cache_dir
 from assay.debian.fetch import MIRROR_HINT, http_get, make_client
@@ -92,7 +92,7 @@ class _NotFound(NetworkError):
     """HTTP 404 for an index file: the next compression format may still be there."""
 
 
-class RepoClient:
+class RepoClient(Closing):
     """Fetch and verify repository metadata. Thread-safe; use as a context manager."""
 
     def __init__(
@@ -120,17 +120,6 @@ class RepoClient:
     def close(self) -> None:
         if self._own_http:
             self.http.close()
-
-    def __enter__(self) -> RepoClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _say(self, message: str) -> None:
         log.debug("%s", message)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from assay._atomic import atomic_writer
+from assay._closing import Closing
 from assay._safefs import open_regular
 from assay.errors import InputError, VerificationError
 from assay.oci import _tar
@@ -158,7 +159,7 @@ def open_oci_archive(
         shutil.rmtree(work, ignore_errors=True)
 
 
-class OciArchive:
+class OciArchive(Closing):
     """An oci-archive read in place. Use as a context manager (it holds the file open)."""
 
     def __init__(self, path: Path | str, *, max_size: int = MAX_ARCHIVE_SIZE) -> None:
@@ -244,9 +245,3 @@ class OciArchive:
 
     def close(self) -> None:
         self._fh.close()
-
-    def __enter__(self) -> OciArchive:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import BinaryIO, NewType, Protocol
 
+from assay._closing import Closing
 from assay.errors import InputError, VerificationError
 
 __all__ = [
@@ -108,7 +109,7 @@ class DigestingWriter:
         return Digest("sha256:" + self._hash.hexdigest())
 
 
-class VerifyingReader:
+class VerifyingReader(Closing):
     """Read from ``fh`` while hashing; at end of stream check digest (and size, if given).
 
     Raises ``VerificationError`` when the content does not match, or when more than ``size``
@@ -185,9 +186,3 @@ class VerifyingReader:
         close = getattr(self._fh, "close", None)
         if close is not None:
             close()
-
-    def __enter__(self) -> VerifyingReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

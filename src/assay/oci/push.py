@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal, cast
 
+from assay._closing import Closing
 from assay.errors import InputError, UsageError
 from assay.oci import mediatypes as mt
 from assay.oci.digest import Digest, VerifyingReader
@@ -35,17 +36,15 @@ from assay.oci.model import (
     MAX_MANIFEST_SIZE,
     Descriptor,
     Platform,
-    config_platform,
     index_descriptors,
     manifest_config,
     manifest_layers,
-    parse_config,
     parse_index,
     parse_manifest,
 )
 from assay.oci.reference import ImageRef
 from assay.oci.registry import FetchedManifest, RegistryClient
-from assay.oci.source import ImageManifest, register_opener
+from assay.oci.source import ImageManifest, collect_images, register_opener
 
 __all__ = [
     "CopyResult",
@@ -468,7 +467,7 @@ def copy_image(
 # --------------------------------------------------------------------------- registry as a source
 
 
-class RegistryImageSource:
+class RegistryImageSource(Closing):
     """A registry image behind H-C's ``assay.oci.source.ImageSource`` interface.
 
     Every manifest is verified against its digest; layers stream through ``VerifyingReader``.
@@ -499,46 +498,20 @@ class RegistryImageSource:
     def descriptor(self) -> Descriptor:
         return self._top.descriptor
 
-    def _collect(self, desc: Descriptor, raw: bytes, depth: int, out: list[ImageManifest]) -> None:
-        repo = self.ref.repository
-        if desc.media_type in mt.INDEX_TYPES:
-            if depth >= 2:
-                raise InputError(f"index {desc.digest}: nested more than 2 deep")
-            doc = parse_index(raw, media_type=desc.media_type)
-            for child in index_descriptors(doc):
-                ann = child.annotations or {}
-                p = child.platform
-                if ann.get("vnd.docker.reference.type") == "attestation-manifest" or (
-                    p is not None and p.os == "unknown" and p.architecture == "unknown"
-                ):
-                    continue
-                if child.media_type in mt.MANIFEST_TYPES | mt.INDEX_TYPES:
-                    data = _fetch_reader(self.client, repo)(child)
-                    self._collect(child, data, depth + 1, out)
-            return
-        if desc.media_type not in mt.MANIFEST_TYPES:
-            raise InputError(f"{desc.digest}: media type {desc.media_type!r} is not an image")
-        manifest = parse_manifest(raw, media_type=desc.media_type)
-        cdesc = manifest_config(manifest)
-        if cdesc.size > MAX_CONFIG_SIZE:
-            raise InputError(f"config {cdesc.digest} is {cdesc.size} bytes, over the limit")
-        config = parse_config(self.client.get_blob(repo, cdesc.digest, size=cdesc.size))
-        layers = tuple(manifest_layers(manifest))
-        if len(config["rootfs"]["diff_ids"]) != len(layers):
-            raise InputError(
-                f"image {desc.digest}: {len(layers)} layers but "
-                f"{len(config['rootfs']['diff_ids'])} diff_ids in the config"
-            )
-        platform = desc.platform or config_platform(config)
-        out.append(ImageManifest(platform, manifest, config, desc, cdesc, layers))
+    def _config(self, desc: Descriptor) -> bytes:
+        if desc.size > MAX_CONFIG_SIZE:
+            raise InputError(f"config {desc.digest} is {desc.size} bytes, over the limit")
+        return self.client.get_blob(self.ref.repository, desc.digest, size=desc.size)
 
     def manifests(self) -> list[ImageManifest]:
         if self._manifests is None:
-            found: list[ImageManifest] = []
-            self._collect(self._top.descriptor, self._top.data, 0, found)
-            if self._only is not None:
-                found = [m for m in found if m.platform == self._only]
-            self._manifests = found
+            top, fetch = self._top, _fetch_reader(self.client, self.ref.repository)
+            self._manifests = collect_images(
+                top.descriptor,
+                lambda d: top.data if d == top.descriptor else fetch(d),
+                self._config,
+                self._only,
+            )
         return list(self._manifests)
 
     def open_layer(self, desc: Descriptor) -> VerifyingReader:
@@ -554,12 +527,6 @@ class RegistryImageSource:
         if self._own:
             self.client.close()
             self._own = False
-
-    def __enter__(self) -> RegistryImageSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def open_registry_image(ref: ImageRef, *, insecure: bool | None = None) -> RegistryImageSource:

@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from assay._http import transport as deadline_transport
+from assay._http import client_transports
 from assay._json import load_json, load_json_object
 from assay._text import printable
 from assay.errors import InputError, NetworkError, UsageError, VerificationError
@@ -286,7 +286,7 @@ class RegistryClient:
         self._own_http = http is None
         self.http = http or httpx.Client(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
-            transport=deadline_transport(deadline, verify=not insecure),
+            **client_transports(deadline, verify=not insecure),
             follow_redirects=False,
             headers={"User-Agent": "assay"},
         )

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
+from assay._closing import Closing
 from assay._json import load_json
 from assay._safefs import open_regular
 from assay.errors import InputError, UsageError
@@ -51,6 +52,7 @@ __all__ = [
     "ImageManifest",
     "ImageSource",
     "LayoutSource",
+    "collect_images",
     "open_image",
     "open_local_image",
     "register_opener",
@@ -117,6 +119,57 @@ def _is_attestation(desc: Descriptor) -> bool:
     return p is not None and p.os == "unknown" and p.architecture == "unknown"
 
 
+def collect_images(
+    top: Descriptor,
+    read_manifest: Callable[[Descriptor], bytes],
+    read_config: Callable[[Descriptor], bytes],
+    only: Platform | None = None,
+) -> list[ImageManifest]:
+    """The platform images ``top`` names: itself, or the images of an index (nested at most
+    two deep; attestation manifests skipped), each with its config, whose diff_ids must match
+    the manifest's layers. ``only`` keeps one platform. The readers bound and verify the bytes.
+    """
+    found: list[ImageManifest] = []
+    _collect(top, 0, read_manifest, read_config, found)
+    if only is not None:
+        found = [m for m in found if m.platform == only]
+    return found
+
+
+def _collect(
+    desc: Descriptor,
+    depth: int,
+    read_manifest: Callable[[Descriptor], bytes],
+    read_config: Callable[[Descriptor], bytes],
+    out: list[ImageManifest],
+) -> None:
+    if desc.media_type in mt.INDEX_TYPES:
+        if depth >= _MAX_INDEX_DEPTH:
+            raise InputError(f"index {desc.digest}: nested more than {_MAX_INDEX_DEPTH} deep")
+        doc = parse_index(read_manifest(desc), media_type=desc.media_type)
+        for child in (Descriptor.from_dict(m) for m in doc["manifests"]):
+            if _is_attestation(child):
+                continue
+            if child.media_type in mt.MANIFEST_TYPES | mt.INDEX_TYPES:
+                _collect(child, depth + 1, read_manifest, read_config, out)
+            else:
+                log.info("skipping index entry %s of type %s", child.digest, child.media_type)
+        return
+    if desc.media_type not in mt.MANIFEST_TYPES:
+        raise InputError(f"{desc.digest}: media type {desc.media_type!r} is not an image")
+    manifest = parse_manifest(read_manifest(desc), media_type=desc.media_type)
+    cdesc = manifest_config(manifest)
+    config = parse_config(read_config(cdesc))
+    layers = tuple(manifest_layers(manifest))
+    if len(config["rootfs"]["diff_ids"]) != len(layers):
+        raise InputError(
+            f"image {desc.digest}: {len(layers)} layers but "
+            f"{len(config['rootfs']['diff_ids'])} diff_ids in the config"
+        )
+    platform = desc.platform or config_platform(config)
+    out.append(ImageManifest(platform, manifest, config, desc, cdesc, layers))
+
+
 class BlobStore(Protocol):
     """What a layout-shaped image needs: ``OciLayout`` (a directory) or ``OciArchive``."""
 
@@ -127,7 +180,7 @@ class BlobStore(Protocol):
     def open_blob(self, digest: Digest | str, size: int | None = None) -> VerifyingReader: ...
 
 
-class LayoutSource:
+class LayoutSource(Closing):
     """An image in an OCI image layout directory or an oci-archive read in place."""
 
     def __init__(
@@ -162,40 +215,14 @@ class LayoutSource:
             )
         return data
 
-    def _collect(self, desc: Descriptor, depth: int, out: list[ImageManifest]) -> None:
-        if desc.media_type in mt.INDEX_TYPES:
-            if depth >= _MAX_INDEX_DEPTH:
-                raise InputError(f"index {desc.digest}: nested more than {_MAX_INDEX_DEPTH} deep")
-            doc = parse_index(self._blob(desc, MAX_MANIFEST_SIZE), media_type=desc.media_type)
-            for child in (Descriptor.from_dict(m) for m in doc["manifests"]):
-                if _is_attestation(child):
-                    continue
-                if child.media_type in mt.MANIFEST_TYPES | mt.INDEX_TYPES:
-                    self._collect(child, depth + 1, out)
-                else:
-                    log.info("skipping index entry %s of type %s", child.digest, child.media_type)
-            return
-        if desc.media_type not in mt.MANIFEST_TYPES:
-            raise InputError(f"{desc.digest}: media type {desc.media_type!r} is not an image")
-        manifest = parse_manifest(self._blob(desc, MAX_MANIFEST_SIZE), media_type=desc.media_type)
-        cdesc = manifest_config(manifest)
-        config = parse_config(self._blob(cdesc, MAX_CONFIG_SIZE))
-        layers = tuple(manifest_layers(manifest))
-        if len(config["rootfs"]["diff_ids"]) != len(layers):
-            raise InputError(
-                f"image {desc.digest}: {len(layers)} layers but "
-                f"{len(config['rootfs']['diff_ids'])} diff_ids in the config"
-            )
-        platform = desc.platform or config_platform(config)
-        out.append(ImageManifest(platform, manifest, config, desc, cdesc, layers))
-
     def manifests(self) -> list[ImageManifest]:
         if self._manifests is None:
-            found: list[ImageManifest] = []
-            self._collect(self._root, 0, found)
-            if self._only is not None:
-                found = [m for m in found if m.platform == self._only]
-            self._manifests = found
+            self._manifests = collect_images(
+                self._root,
+                lambda d: self._blob(d, MAX_MANIFEST_SIZE),
+                lambda d: self._blob(d, MAX_CONFIG_SIZE),
+                self._only,
+            )
         return list(self._manifests)
 
     def open_layer(self, desc: Descriptor) -> VerifyingReader:
@@ -205,12 +232,6 @@ class LayoutSource:
         if self._cleanup is not None:
             self._cleanup.close()
             self._cleanup = None
-
-    def __enter__(self) -> LayoutSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _names_match(repo_tag: object, wanted: str) -> bool:
@@ -224,7 +245,7 @@ def _names_match(repo_tag: object, wanted: str) -> bool:
     return rest == wanted and ("." in host or ":" in host or host == "localhost")
 
 
-class DockerArchiveSource:
+class DockerArchiveSource(Closing):
     """A ``docker save`` tarball: ``manifest.json`` plus config and layer tar members.
 
     The synthetic manifest uses Docker media types; each uncompressed layer's digest is its
@@ -376,12 +397,6 @@ class DockerArchiveSource:
 
     def close(self) -> None:
         self._fh.close()
-
-    def __enter__(self) -> DockerArchiveSource:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 Opener = Callable[[ImageRef], ImageSource]

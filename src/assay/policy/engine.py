@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from assay._closing import Closing
 from assay._http import request_deadline
 from assay.attest.remote import ImageRef, parse_image_ref
 from assay.attest.verify import VerifiedAttestation
@@ -174,7 +175,7 @@ def _parse_ref(text: str) -> ImageRef:
     return parse_image_ref(text)
 
 
-class Engine:
+class Engine(Closing):
     """Decides images against a :class:`PolicySet`. Thread-safe; reuse one per process."""
 
     def __init__(
@@ -219,12 +220,6 @@ class Engine:
             for client in self._clients.values():
                 client.close()
             self._clients.clear()
-
-    def __enter__(self) -> Engine:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # ------------------------------------------------------------------ public API
     def cache_key(self, digest: str) -> str:

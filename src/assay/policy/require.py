@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from assay.attest.reproducible import REPRODUCIBLE_PREDICATE_TYPE, parse_reproducible
 from assay.attest.verify import VerifiedAttestation
@@ -74,6 +74,9 @@ def _ts(text: Any) -> float | None:
     return value.timestamp()
 
 
+T = TypeVar("T")
+
+
 class _Checks:
     def __init__(self, policy: Policy, digests: dict[int, str]) -> None:
         self.out: list[CheckResult] = []
@@ -89,6 +92,18 @@ class _Checks:
         controls = CHECK_CONTROLS.get(name, CHECK_CONTROLS.get(key, ()))
         controls = tuple(dict.fromkeys((*controls, *self.extra.get(name, ()))))
         self.out.append(CheckResult(name, "check", status, reason, tuple(evidence), controls))
+
+    def from_layers(self, name: str, read: Callable[[], T] | None, missing: str) -> T | None:
+        """What ``read`` finds in the image layers; None once the check is recorded as an error
+        (no layers here: ``missing``) or as the LayerProblem says."""
+        if read is None:
+            self.add(name, "error", missing)
+            return None
+        try:
+            return read()
+        except LayerProblem as exc:
+            self.add(name, "error" if exc.status == "error" else "fail", str(exc))
+            return None
 
 
 def _of_type(
@@ -296,12 +311,13 @@ def run_checks(
         complete = [a for a in have if not req.sbom_ntia or not _ntia_problems(a)]
         if complete:
             kinds = sorted({"spdx" if a.predicate_type == SPDX else "cyclonedx" for a in complete})
-            counts = sum(len(_packages(a)) for a in complete)
+            # distinct names: an SPDX and a CycloneDX document of one image list the same packages
+            distinct = len({n for a in complete for n in _packages(a)})
             ntia = " with the NTIA minimum elements" if req.sbom_ntia else ""
             c.add(
                 "sbom",
                 "pass",
-                f"verified {', '.join(kinds)} SBOM{ntia} ({counts} packages)",
+                f"verified {', '.join(kinds)} SBOM{ntia} ({distinct} packages)",
                 [c.digest(a) for a in complete],
             )
         elif have:
@@ -370,13 +386,10 @@ def run_checks(
 def _setuid_check(
     c: _Checks, allow: Sequence[str], special_files: Callable[[], SpecialFiles] | None
 ) -> None:
-    if special_files is None:
-        c.add("setuid", "error", "the image layers are not available to this check")
-        return
-    try:
-        found = special_files()
-    except LayerProblem as exc:
-        c.add("setuid", "error" if exc.status == "error" else "fail", str(exc))
+    found = c.from_layers(
+        "setuid", special_files, "the image layers are not available to this check"
+    )
+    if found is None:
         return
     allowed = {a.strip("/") for a in allow}
     grouped: dict[tuple[str, int], list[str]] = {}
@@ -535,13 +548,10 @@ def _vulnerability_checks(
         c.add("vulnerabilities", "fail", "no verified vulnerability scan attestation")
         return
     else:
-        if live_scan is None:
-            c.add("vulnerabilities", "error", "a live scan cannot run here (no image layers)")
-            return
-        try:
-            live = live_scan()
-        except LayerProblem as exc:
-            c.add("vulnerabilities", "error" if exc.status == "error" else "fail", str(exc))
+        live = c.from_layers(
+            "vulnerabilities", live_scan, "a live scan cannot run here (no image layers)"
+        )
+        if live is None:
             return
         ev = list(live.evidence)
         dates = live.result.db_built

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, delete, event, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from assay._closing import Closing
 from assay.errors import NetworkError, UsageError
 from assay.sbom.model import Inventory, Package
 from assay.store import migrations, schema
@@ -128,7 +129,7 @@ def _inventory_rows(image_id: int, packages: Iterable[Package]) -> Iterator[tupl
         yield (image_id, p.name, p.version, p.ecosystem, p.purl, source, src_version, key)
 
 
-class Store:
+class Store(Closing):
     """An open evidence store. Use as a context manager or call ``close()``."""
 
     def __init__(self, url: str | None = None) -> None:
@@ -147,12 +148,6 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- images ------------------------------------------------------------------------------
     def record_image(self, inventory: Inventory, *, release: str = "", now: str = "") -> None:

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from assay._closing import Closing
 from assay.debian.codenames import codename_for
 from assay.debian.version import version_key
 from assay.errors import InputError, UsageError
@@ -151,7 +152,7 @@ class SourceStatus:
         return (now - _parse_stamp(self.dated)).total_seconds() / 86400.0
 
 
-class AdvisoryDB:
+class AdvisoryDB(Closing):
     """An open advisory database. Use as a context manager or call ``close()``."""
 
     def __init__(self, path: Path | str, *, create: bool = True) -> None:
@@ -197,12 +198,6 @@ class AdvisoryDB:
 
     def close(self) -> None:
         self.conn.close()
-
-    def __enter__(self) -> AdvisoryDB:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

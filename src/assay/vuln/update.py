@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from assay._http import transport as deadline_transport
+from assay._http import client_transports
 from assay.errors import NetworkError
 from assay.vuln.db import AdvisoryDB
 from assay.vuln.feeds import FEEDS
@@ -97,9 +97,7 @@ def update_feeds(
 ) -> dict[str, int]:
     counts: dict[str, int] = {}
     with (
-        httpx.Client(
-            timeout=timeout, follow_redirects=True, transport=deadline_transport()
-        ) as client,
+        httpx.Client(timeout=timeout, follow_redirects=True, **client_transports()) as client,
         tempfile.TemporaryDirectory(dir=db.path.parent, prefix=".feeds-") as tmp,
     ):
         for i, fu in enumerate(urls):

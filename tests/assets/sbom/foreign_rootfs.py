@@ -492,6 +492,22 @@ def write_oci_layout(
     return mdigest
 
 
+def write_foreign_images(base: Path) -> None:
+    """The Debian, distroless and Alpine test images under ``base``: ``KIND-rootfs/``, the OCI
+    layout ``KIND-oci`` (tag ``test``) and the ``docker save`` archive ``KIND.tar``
+    (``fixtures/KIND:1``)."""
+    for kind, build in (
+        ("debian", build_debian_rootfs),
+        ("distroless", build_distroless_rootfs),
+        ("alpine", build_alpine_rootfs),
+    ):
+        root = base / f"{kind}-rootfs"
+        build(root)
+        layer = layer_tar(root)
+        write_oci_layout(base / f"{kind}-oci", [layer], tag="test")
+        write_docker_archive(base / f"{kind}.tar", [layer], tag=f"fixtures/{kind}:1")
+
+
 def write_docker_archive(
     out: Path, layers_raw: list[bytes], tag: str = "test/image:1", arch: str = "amd64"
 ) -> None:
@@ -514,8 +530,10 @@ def write_docker_archive(
             tar.addfile(info, io.BytesIO(data))
 
 
-def single_arch_layout(src: Path, dest: Path, arch: str = "amd64", tag: str = "") -> None:
-    """A layout whose index.json points straight at one platform's manifest (blobs shared).
+def single_arch_layout(src: Path, dest: Path, arch: str | None = "amd64", tag: str = "") -> None:
+    """A layout whose index.json points straight at one platform's manifest (blobs shared):
+    the entry tagged ``tag`` (no tag: the first entry), and within a nested index the manifest
+    for ``arch`` (None: the first).
 
     syft's ``oci-dir:`` cannot follow a nested image index (what ``assay build`` writes for a
     multi-arch image); this gives it the same manifest and blobs without copying.
@@ -532,7 +550,9 @@ def single_arch_layout(src: Path, dest: Path, arch: str = "amd64", tag: str = ""
     while desc["mediaType"] == "application/vnd.oci.image.index.v1+json":
         inner = json.loads((src / "blobs/sha256" / desc["digest"].split(":")[1]).read_text())
         desc = next(
-            m for m in inner["manifests"] if (m.get("platform") or {}).get("architecture") == arch
+            m
+            for m in inner["manifests"]
+            if arch is None or (m.get("platform") or {}).get("architecture") == arch
         )
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
+from assay.sbom.catalogers._deps import link_dependencies
 from assay.sbom.catalogers.interface import CatalogContext
 from assay.sbom.fs import FileView
 from assay.sbom.licenses import free_text_expression
@@ -90,8 +89,4 @@ class ApkCataloger:
                 if not d.startswith("!")
             ]
             packages.append((pkg, deps))
-        out = []
-        for pkg, deps in packages:
-            edges = {p for d in deps for p in by_name.get(d, ())} - {pkg.purl}
-            out.append(replace(pkg, depends_on=tuple(sorted(edges))))
-        return out
+        return link_dependencies(packages, by_name)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from assay._json import load_json
 from assay.errors import InputError
+from assay.sbom.catalogers._deps import link_dependencies
 from assay.sbom.catalogers.interface import CatalogContext
 from assay.sbom.fs import FileView
 from assay.sbom.licenses import expression_from_names, free_text_expression
@@ -91,15 +91,4 @@ class NpmCataloger:
                 cataloger=self.name,
             )
             found.append((pkg, dep_names))
-        by_name: dict[str, list[str]] = {}
-        for pkg, _ in found:
-            by_name.setdefault(pkg.name, []).append(pkg.purl)
-        return [
-            replace(
-                pkg,
-                depends_on=tuple(
-                    sorted({p for d in deps for p in by_name.get(d, ())} - {pkg.purl})
-                ),
-            )
-            for pkg, deps in found
-        ]
+        return link_dependencies(found)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import replace
 
+from assay.sbom.catalogers._deps import link_dependencies
 from assay.sbom.catalogers.interface import CatalogContext
 from assay.sbom.fs import FileView
 from assay.sbom.licenses import free_text_expression
@@ -130,18 +130,7 @@ class PythonCataloger:
                 if m:
                     requires.append(canonical_name(m.group(1)))
             found.append((pkg, requires))
-        by_name: dict[str, list[str]] = {}
-        for pkg, _ in found:
-            by_name.setdefault(pkg.name, []).append(pkg.purl)
-        return [
-            replace(
-                pkg,
-                depends_on=tuple(
-                    sorted({p for r in reqs for p in by_name.get(r, ())} - {pkg.purl})
-                ),
-            )
-            for pkg, reqs in found
-        ]
+        return link_dependencies(found)
 
 
 def _license_field(headers: dict[str, list[str]]) -> str:
