@@ -25,9 +25,9 @@ keygen                 (nothing; password from env)                           â€
 sign                   --key PEM (64 KiB)                                     here (--key)
 verify                 R; --key; --bundle (16 MiB); --policy YAML (1 MiB)     here, test_feed_
                                                                               memory (bundle)
-attest                 --predicate JSON (16 MiB), --key; R                    here
-verify-attestation     R (DSSE envelopes 16 MiB), --key                       not measured yet
-verify-provenance      R, --key                                               not measured yet
+attest                 --predicate JSON (16 MiB), --key; R                    here (+ registry)
+verify-attestation     R (DSSE envelopes 16 MiB), --key                       here (registry)
+verify-provenance      R, --key                                               here (registry)
 rebuild                --provenance JSON (64 MiB), R, --source files          here
 policy lint            policy YAML (1 MiB each)                               here
 sbom                   image (dpkg status, status.d, apk, Python, npm         here, test_archive_
@@ -45,8 +45,8 @@ admission serve        AdmissionReview bodies (3 MiB), policies, TLS files    he
 admission audit        --from YAML/JSON (64 MiB), policies                    here
 admission manifests    --ca-bundle PEM                                        here
 admission certs        (nothing)                                              â€”
-report                 R, --policy, --key, --db                               here (--policy via
-                                                                              lint's loader)
+report                 R, --policy, --key, --db                               here (registry;
+                                                                              --policy: lint's)
 evidence bundle        R, --key, --sign-key, --policy                         (R, as report)
 evidence verify        bundle tar (1 GiB), --key                              here
 remediation status     evidence store                                         (not outside)
