@@ -17,7 +17,8 @@ lock / build / update  spec YAML (1 MiB), lock JSON (64 MiB), apt sources,    he
                        keyrings, Debian InRelease/Packages from the mirror     test_feed_memory
                                                                               (lock, spec)
 diff                   two images (+ advisory DB)                             here (layer bombs)
-run                    image (layers unpacked)                                test_archive_memory
+run                    image (layers unpacked)                                here, test_archive_
+                                                                              memory (zero files)
 inspect                image (layout index.json, layers)                      here
 push / copy            image / R                                              here (index.json
                                                                               via inspect)
@@ -54,13 +55,15 @@ remediation status     evidence store                                         (n
 
 The JSON worst case is ``[[],[],…]`` (the most Python objects per byte), YAML's the same in
 flow style (``_flow_lists``), images' the layer bombs of ``fixtures.layerbombs`` (PAX headers,
-status files of zeros, millions of dpkg stanzas) and ``dir:`` trees holding a 10 MB dpkg status.
+status files of zeros, millions of dpkg stanzas; each as layout, oci-archive: and docker-archive:)
+and ``dir:`` trees holding a 10 MB dpkg status.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 from collections.abc import Callable
@@ -70,7 +73,13 @@ from typing import Any
 
 import pytest
 
-from fixtures.layerbombs import pax_bomb, stanza_bomb, status_bomb
+from fixtures.layerbombs import (
+    as_docker_archive,
+    as_oci_archive,
+    pax_bomb,
+    stanza_bomb,
+    status_bomb,
+)
 from fixtures.peak import LIMIT_KIB, SRC, run_measured
 
 TEN_MB = 10 << 20
@@ -138,12 +147,21 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def bombs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Each bomb as ``oci:`` layout (``pax``), ``oci-archive:`` (``pax.oa``) and
+    ``docker-archive:`` (``pax.da``) image."""
     tmp = tmp_path_factory.mktemp("bombs")
-    return {
-        "pax": f"oci:{pax_bomb(tmp / 'pax')}:latest",
-        "status": f"oci:{status_bomb(tmp / 'status')}:latest",
-        "stanzas": f"oci:{stanza_bomb(tmp / 'stanzas')}:latest",
-    }
+    images = {}
+    for name, build in (("pax", pax_bomb), ("status", status_bomb), ("stanzas", stanza_bomb)):
+        layout = build(tmp / name)
+        images[name] = f"oci:{layout}:latest"
+        images[f"{name}.oa"] = f"oci-archive:{as_oci_archive(layout, tmp / f'{name}.oa.tar')}"
+        images[f"{name}.da"] = f"docker-archive:{as_docker_archive(layout, tmp / f'{name}.da.tar')}"
+    return images
+
+
+def _image_args(command: str, image: str) -> Callable[[dict[str, str]], list[str]]:
+    db = ["--db", "v.db"] if command == "scan" else []
+    return lambda i: [command, i[image], *db]
 
 
 IMAGE_CASES = [
@@ -157,6 +175,16 @@ IMAGE_CASES = [
     ("scan", "stanzas", lambda i: ["scan", i["stanzas"], "--db", "v.db"], "40000 packages"),
     ("diff", "stanzas", lambda i: ["diff", i["stanzas"], i["stanzas"]], "40000 packages"),
     ("inspect", "stanzas", lambda i: ["inspect", i["stanzas"]], "40000 packages"),
+    *[
+        (command, f"{bomb}.{kind}", _image_args(command, f"{bomb}.{kind}"), match)
+        for kind in ("oa", "da")
+        for bomb, match in (
+            ("pax", "header bomb"),
+            ("status", "268435456 bytes"),
+            ("stanzas", "40000 packages"),
+        )
+        for command in ("sbom", "scan", "inspect")
+    ],
 ]
 
 
@@ -169,6 +197,36 @@ def test_layer_bomb_is_refused_in_bounded_memory(
 ) -> None:
     command, bomb, args, match = case
     _measure(f"{command} {bomb}", args(bombs), world, 2, match)
+
+
+RUN_CASES = [
+    ("pax", 2, "header bomb"),  # refused while unpacking
+    # unpacked (2.4 GB / 240 MB of files, under run's 4 GiB limit) and handed to runc, which
+    # finds no /bin/true in a rootfs of status files: runc's exit code 1 passes through
+    ("status", 1, "stat /bin/true: no such file"),
+    ("stanzas", 1, "stat /bin/true: no such file"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("runc") is None or os.geteuid() != 0, reason="assay run needs runc and root"
+)
+@pytest.mark.parametrize("case", RUN_CASES, ids=[c[0] for c in RUN_CASES])
+def test_run_of_a_layer_bomb_stays_in_bounded_memory(
+    case: tuple[str, int, str], bombs: dict[str, str], world: Path
+) -> None:
+    """``assay run`` unpacks the layer itself (test_archive_memory has the zero-file bomb)."""
+    bomb, code_expected, match = case
+    args = ["assay", "run", bombs[bomb], "--", "/bin/true"]
+    code, err, peak = run_measured(args, cwd=world)
+    print(f"run {bomb}: exit {code}, peak RSS {peak // 1024} MiB | {err.strip()[-160:]}")
+    assert "Traceback" not in err, err[-2000:]
+    assert code == code_expected, err[-2000:]
+    assert match in err, err[-2000:]
+    if code == 2:
+        assert len([line for line in err.splitlines() if "error:" in line]) == 1, err[-2000:]
+    assert peak < LIMIT_KIB, f"run {bomb}: peak RSS {peak // 1024} MiB"
 
 
 # -- dir: images whose package database is the bomb --------------------------------------------
