@@ -66,7 +66,7 @@ import os
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,7 @@ import pytest
 from fixtures.layerbombs import (
     as_docker_archive,
     as_oci_archive,
+    files_layout,
     pax_bomb,
     stanza_bomb,
     status_bomb,
@@ -286,6 +287,69 @@ def test_sbom_of_a_ten_mb_dpkg_status_stays_in_bounded_memory(
 def test_scan_of_a_ten_mb_dpkg_status_stays_in_bounded_memory(tmp_path: Path) -> None:
     image = _status_dir(tmp_path / "root", _many_packages())
     _measure("scan many-packages", ["scan", image, "--db", "v.db"], tmp_path, 2, "40000 packages")
+
+
+# -- non-dpkg catalogers: npm and Python metadata --------------------------------------------
+
+_N_PACKAGES = 200_000  # 5x the package limit; each layer is about 2.5 MB of gzip
+
+
+def _npm_manifests() -> Iterator[tuple[str, bytes]]:
+    n = _N_PACKAGES
+    for i in range(n):
+        doc = b'{"name": "p%d", "version": "1.0.0", "dependencies": {"p%d": "1"}}' % (
+            i,
+            (i + 1) % n,
+        )
+        yield f"usr/lib/node_modules/p{i}/package.json", doc
+
+
+def _dist_infos() -> Iterator[tuple[str, bytes]]:
+    n = _N_PACKAGES
+    for i in range(n):
+        meta = b"Metadata-Version: 2.1\nName: p%d\nVersion: 1\nRequires-Dist: p%d\n" % (
+            i,
+            (i + 1) % n,
+        )
+        yield f"usr/lib/python3/dist-packages/p{i}-1.dist-info/METADATA", meta
+
+
+def _package_lock() -> Iterator[tuple[str, bytes]]:
+    """One 10 MB package-lock.json of 100,000 packages: no cataloger reads lock files."""
+    entries = b",".join(
+        b'"node_modules/p%d": {"version": "1.0.0", "resolved": "x", "integrity": "y"}' % i
+        for i in range(100_000)
+    )
+    doc = b'{"lockfileVersion": 3, "packages": {' + entries + b"}}"
+    assert len(doc) <= TEN_MB
+    yield "app/package-lock.json", doc
+
+
+def _npm_manifest_4mib() -> Iterator[tuple[str, bytes]]:
+    """The largest package.json npm's cataloger parses, as nested lists (skipped: no dict)."""
+    yield "usr/lib/node_modules/a/package.json", _nested_lists((4 << 20) - 1)
+
+
+CATALOGER_CASES = [
+    ("npm-manifests", _npm_manifests, 2, "40000 packages"),
+    ("python-dist-infos", _dist_infos, 2, "40000 packages"),
+    ("npm-package-lock-10mb", _package_lock, 0, ""),
+    ("npm-manifest-4mib", _npm_manifest_4mib, 0, ""),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CATALOGER_CASES, ids=[c[0] for c in CATALOGER_CASES])
+def test_non_dpkg_catalogers_stay_in_bounded_memory(
+    case: tuple[str, Callable[[], Iterator[tuple[str, bytes]]], int, str], world: Path
+) -> None:
+    """npm and Python catalogers stop at the package limit (they counted only after the whole
+    view: 387 MiB for 200,000 package.json files, now 222 MiB)."""
+    name, files, code, match = case
+    layout = files_layout(world / name, files())
+    blob = max((layout / "blobs/sha256").iterdir(), key=lambda f: f.stat().st_size)
+    assert blob.stat().st_size <= TEN_MB
+    _measure(f"sbom {name}", ["sbom", f"oci:{layout}:latest"], world, code, match)
 
 
 # -- documents ----------------------------------------------------------------------------------

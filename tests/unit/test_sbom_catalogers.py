@@ -132,3 +132,30 @@ def test_link_dependencies_names_to_purls() -> None:
     # A name map (apk's provides): "sh" resolves to b.
     linked = link_dependencies([(a, ["sh"]), (b, [])], {"sh": [b.purl], "a": [a.purl]})
     assert [p.depends_on for p in linked] == [("pkg:pypi/b@1",), ()]
+
+
+@pytest.mark.parametrize("ecosystem", ["npm", "python"])
+def test_npm_and_python_catalogers_stop_at_the_package_limit(ecosystem: str) -> None:
+    """The cataloger itself refuses the package past MAX_PACKAGES (memory: it used to build
+    every package of a 200,000-manifest layer before catalog_view counted them)."""
+    from assay.errors import InputError
+    from assay.sbom.catalogers.interface import MAX_PACKAGES, CatalogContext
+    from assay.sbom.catalogers.npm import NpmCataloger
+    from assay.sbom.catalogers.python import PythonCataloger
+    from assay.sbom.fs import MemoryFileView
+
+    view = MemoryFileView()
+    cataloger: NpmCataloger | PythonCataloger
+    for i in range(MAX_PACKAGES + 1):
+        if ecosystem == "npm":
+            cataloger = NpmCataloger()
+            doc = b'{"name": "p%d", "version": "1"}' % i
+            view.add_file(f"node_modules/p{i}/package.json", doc)
+        else:
+            cataloger = PythonCataloger()
+            meta = b"Name: p%d\nVersion: 1\n" % i
+            view.add_file(f"site-packages/p{i}-1.dist-info/METADATA", meta)
+    with pytest.raises(InputError, match=f"more than {MAX_PACKAGES} packages"):
+        cataloger.catalog(view, CatalogContext())
+    view.remove(sorted(view.files)[0])  # exactly the limit: accepted
+    assert len(cataloger.catalog(view, CatalogContext())) == MAX_PACKAGES

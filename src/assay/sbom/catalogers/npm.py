@@ -7,7 +7,7 @@ from typing import Any
 from assay._json import load_json
 from assay.errors import InputError
 from assay.sbom.catalogers._deps import link_dependencies
-from assay.sbom.catalogers.interface import CatalogContext
+from assay.sbom.catalogers.interface import CatalogContext, refuse_oversized
 from assay.sbom.fs import FileView
 from assay.sbom.licenses import expression_from_names, free_text_expression
 from assay.sbom.model import Package
@@ -90,5 +90,6 @@ class NpmCataloger:
                 locations=("/" + path,),
                 cataloger=self.name,
             )
+            refuse_oversized(len(found) + 1)  # stop at the limit, not after the layer
             found.append((pkg, dep_names))
         return link_dependencies(found)

@@ -12,7 +12,7 @@ import posixpath
 import re
 
 from assay.sbom.catalogers._deps import link_dependencies
-from assay.sbom.catalogers.interface import CatalogContext
+from assay.sbom.catalogers.interface import CatalogContext, refuse_oversized
 from assay.sbom.fs import FileView
 from assay.sbom.licenses import free_text_expression
 from assay.sbom.model import Package
@@ -129,6 +129,7 @@ class PythonCataloger:
                 m = _REQ_NAME.match(req)
                 if m:
                     requires.append(canonical_name(m.group(1)))
+            refuse_oversized(len(found) + 1)  # stop at the limit, not after the layer
             found.append((pkg, requires))
         return link_dependencies(found)
 
