@@ -20,8 +20,8 @@ diff                   two images (+ advisory DB)                             he
 run                    image (layers unpacked)                                here, test_archive_
                                                                               memory (zero files)
 inspect                image (layout index.json, layers)                      here
-push / copy            image / R                                              here (index.json
-                                                                              via inspect)
+push / copy            image / R                                              here (layout
+                                                                              index, manifest)
 keygen                 (nothing; password from env)                           —
 sign                   --key PEM (64 KiB)                                     here (--key)
 verify                 R; --key; --bundle (16 MiB); --policy YAML (1 MiB)     here, test_feed_
@@ -400,7 +400,34 @@ def _layout_index(t: Path) -> list[str]:
     return ["inspect", "oci:lay"]
 
 
+def _layout_manifest(t: Path, size: int = TEN_MB) -> str:
+    """A layout whose index is valid and whose manifest blob is ``size`` bytes of nested lists
+    (10 MB: refused by size; 4 MiB, the manifest limit: parsed, then refused as no manifest)."""
+    import hashlib
+
+    blob = b'{"schemaVersion": 2, "layers": ' + _nested_lists(size - 99) + b"}"
+    digest = hashlib.sha256(blob).hexdigest()
+    (t / "lm/blobs/sha256").mkdir(parents=True, exist_ok=True)
+    _w(t, f"lm/blobs/sha256/{digest}", blob)
+    (t / "lm/oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    desc = {
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": f"sha256:{digest}",
+        "size": len(blob),
+        "annotations": {"org.opencontainers.image.ref.name": "latest"},
+    }
+    (t / "lm/index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [desc]}))
+    return "oci:lm:latest"
+
+
 DOC_CASES: list[DocCase] = [
+    ("push-layout-index", lambda t: ["push", _layout_index(t)[1], REG], 2, "index"),
+    ("copy-layout-index", lambda t: ["copy", _layout_index(t)[1], REG], 2, "index"),
+    ("push-layout-manifest", lambda t: ["push", _layout_manifest(t), REG], 2, ""),
+    ("copy-layout-manifest", lambda t: ["copy", _layout_manifest(t), REG], 2, ""),
+    ("inspect-layout-manifest", lambda t: ["inspect", _layout_manifest(t)], 2, ""),
+    ("push-layout-manifest-4mib", lambda t: ["push", _layout_manifest(t, 4 << 20), REG], 2, ""),
+    ("copy-layout-manifest-4mib", lambda t: ["copy", _layout_manifest(t, 4 << 20), REG], 2, ""),
     (
         "vex-apply-result",
         lambda t: ["vex", "apply", _w(t, "x.json", _nested_lists(TEN_MB)), "--vex", "r.json"],
