@@ -291,7 +291,9 @@ def test_scan_of_a_ten_mb_dpkg_status_stays_in_bounded_memory(tmp_path: Path) ->
 
 # -- non-dpkg catalogers: npm and Python metadata --------------------------------------------
 
-_N_PACKAGES = 200_000  # 5x the package limit; each layer is about 2.5 MB of gzip
+# just under the image path cap (oci.layer.MAX_IMAGE_ENTRIES: files_layout writes no directory
+# members), so the most a layer can make the catalogers see; about 3.7 MB of gzip per layer
+_N_PACKAGES = 299_000
 
 
 def _npm_manifests() -> Iterator[tuple[str, bytes]]:
@@ -344,12 +346,43 @@ def test_non_dpkg_catalogers_stay_in_bounded_memory(
     case: tuple[str, Callable[[], Iterator[tuple[str, bytes]]], int, str], world: Path
 ) -> None:
     """npm and Python catalogers stop at the package limit (they counted only after the whole
-    view: 387 MiB for 200,000 package.json files, now 222 MiB)."""
+    view: 387 MiB for 200,000 package.json files, then 222 MiB)."""
     name, files, code, match = case
     layout = files_layout(world / name, files())
     blob = max((layout / "blobs/sha256").iterdir(), key=lambda f: f.stat().st_size)
     assert blob.stat().st_size <= TEN_MB
     _measure(f"sbom {name}", ["sbom", f"oci:{layout}:latest"], world, code, match)
+
+
+# -- many paths: every member costs memory while layers merge, wanted or not ---------------------
+
+_N_PATHS = 780_000  # empty files: one 512-byte header each, about 8 MB of gzip
+
+
+def _empty_files() -> Iterator[tuple[str, bytes]]:
+    for i in range(_N_PATHS):
+        yield f"f/{i:06d}", b""
+
+
+@pytest.fixture(scope="module")
+def many_paths(world: Path) -> Path:
+    layout = files_layout(world / "many-paths", _empty_files())
+    blob = max((layout / "blobs/sha256").iterdir(), key=lambda f: f.stat().st_size)
+    assert blob.stat().st_size <= TEN_MB
+    return layout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["sbom", "inspect", "scan"])
+def test_image_of_too_many_paths_is_refused_in_bounded_memory(
+    command: str, many_paths: Path, world: Path
+) -> None:
+    """780,000 empty files in one layer drove sbom to 810 MiB and inspect to 493 MiB before the
+    merged view was capped (oci.layer.MAX_IMAGE_ENTRIES, 300,000 paths)."""
+    args = [command, f"oci:{many_paths}:latest"]
+    if command == "scan":
+        args += ["--db", "empty/v.db"]
+    _measure(f"{command} many-paths", args, world, 2, "more than 300000 paths")
 
 
 # -- documents ----------------------------------------------------------------------------------

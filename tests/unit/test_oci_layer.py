@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from assay.errors import InputError, VerificationError
+from assay.errors import InputError, UsageError, VerificationError
 from assay.oci import mediatypes as mt
 from assay.oci.digest import sha256_digest
 from assay.oci.entry import Entry, EntryType
-from assay.oci.layer import apply_layers, read_layer, read_tar, write_layer
+from assay.oci.layer import MAX_IMAGE_ENTRIES, apply_layers, read_layer, read_tar, write_layer
 
 EPOCH = 1_700_000_000
 F, D, S, H = EntryType.FILE, EntryType.DIR, EntryType.SYMLINK, EntryType.HARDLINK
@@ -549,3 +549,25 @@ def test_tar_bytes_are_stable_across_versions(tmp_path: Path) -> None:
     asset = Path(__file__).parent.parent / "assets" / "oci" / "sample_layer.diff_id"
     blob = write_layer(sample_entries(), tmp_path, source_date_epoch=EPOCH, compression="none")
     assert blob.diff_id == asset.read_text().strip()
+
+
+def _files(n: int, prefix: str = "f") -> list[Entry]:
+    return [Entry(f"{prefix}{i}", EntryType.FILE, 0o644, data=b"") for i in range(n)]
+
+
+def test_merged_view_is_capped_in_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each path of the merged view costs memory whether or not anyone wants it: the view (and
+    the layer being merged) together hold at most ASSAY_MAX_IMAGE_ENTRIES paths."""
+    assert MAX_IMAGE_ENTRIES == 300_000
+    monkeypatch.setenv("ASSAY_MAX_IMAGE_ENTRIES", "10")
+    assert len(apply_layers([_files(5), _files(5, "g")])) == 10
+    with pytest.raises(InputError, match=r"layer #2: the image has more than 10 paths"):
+        apply_layers([_files(5), _files(6, "g")])
+    with pytest.raises(InputError, match="more than 10 paths"):
+        apply_layers([_files(11)])
+    for bad in ("0", "-1", "ten", "1e6"):
+        monkeypatch.setenv("ASSAY_MAX_IMAGE_ENTRIES", bad)
+        with pytest.raises(UsageError, match="ASSAY_MAX_IMAGE_ENTRIES"):
+            apply_layers([_files(1)])
+    monkeypatch.delenv("ASSAY_MAX_IMAGE_ENTRIES")
+    assert len(apply_layers([_files(1000)])) == 1000

@@ -36,7 +36,7 @@ from typing import Any, BinaryIO, Literal, cast
 
 import zstandard
 
-from assay.errors import InputError
+from assay.errors import InputError, UsageError
 from assay.oci import _tar
 from assay.oci import mediatypes as mt
 from assay.oci._pgzip import ParallelGzip
@@ -63,6 +63,10 @@ DEFAULT_ZSTD_LEVEL = 9  # ~15% smaller than gzip -6 in about the same time
 MAX_MEMBER_SIZE = 4 << 30
 MAX_LAYER_SIZE = 64 << 30
 MAX_MEMBERS = 2_000_000
+# Paths one merged image view may hold (files, directories, links of every layer): each costs
+# about 1 KB while layers are merged, and a 10 MB gzip layer can name 800,000 empty files.
+MAX_IMAGE_ENTRIES = 300_000
+_MAX_ENTRIES_ENV = "ASSAY_MAX_IMAGE_ENTRIES"
 _FLUSH = 1 << 20
 
 Compression = Literal["gzip", "zstd", "none"]
@@ -801,6 +805,16 @@ class _Resolver:
         return "/".join(done)
 
 
+def max_image_entries() -> int:
+    """The most paths a merged image view may hold: ``ASSAY_MAX_IMAGE_ENTRIES`` or 300,000."""
+    raw = os.environ.get(_MAX_ENTRIES_ENV, "").strip()
+    if not raw:
+        return MAX_IMAGE_ENTRIES
+    if not raw.isdigit() or not 0 < int(raw) <= 100_000_000:
+        raise UsageError(f"{_MAX_ENTRIES_ENV}={raw!r}: give a whole number of paths, 1 or more")
+    return int(raw)
+
+
 def apply_layers(
     layers: Iterable[Iterable[Entry]],
     *,
@@ -821,12 +835,18 @@ def apply_layers(
     """
     view: dict[str, Entry] = {}
     res = _Resolver(view)
+    limit = max_image_entries()
     for index, layer in enumerate(layers):
         where = f"{what} #{index + 1}" if what == "layer" else what
         entries: list[Entry] = []
         removed: set[str] = set()
         opaque: set[str] = set()
         for e in layer:
+            if len(entries) + len(view) >= limit:
+                raise InputError(
+                    f"{where}: the image has more than {limit} paths (files, directories and "
+                    f"links); refusing it to bound memory (set {_MAX_ENTRIES_ENV} to allow more)"
+                )
             if e.type is EntryType.WHITEOUT:
                 removed.add(res.parent_of(e.path, where))
             elif e.type is EntryType.OPAQUE:
