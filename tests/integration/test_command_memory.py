@@ -81,23 +81,11 @@ from fixtures.layerbombs import (
     stanza_bomb,
     status_bomb,
 )
+from fixtures.minidocs import EMPTY_SCAN_RESULT, PASS_POLICY
 from fixtures.peak import LIMIT_KIB, SRC, run_measured
 
 TEN_MB = 10 << 20
-POLICY = """apiVersion: policy.sigstore.dev/v1beta1
-kind: ClusterImagePolicy
-metadata:
-  name: p
-spec:
-  images:
-  - glob: "**"
-  authorities:
-  - static:
-      action: pass
-"""
-RESULT = (
-    b'{"schema": "https://assay.dev/schemas/scan/v1", "subject": {"name": "x"}, "findings": []}'
-)
+RESULT = EMPTY_SCAN_RESULT.encode()
 REG = "127.0.0.1:1/x/y:1"  # nothing listens: a command that gets past its files fails here
 
 
@@ -137,7 +125,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("memory")
     env = {**os.environ, "PYTHONPATH": SRC, "ASSAY_PASSWORD": ""}
     subprocess.run(["assay", "keygen"], cwd=tmp, env=env, check=True, capture_output=True)
-    (tmp / "p.yaml").write_text(POLICY)
+    (tmp / "p.yaml").write_text(PASS_POLICY)
     (tmp / "r.json").write_bytes(RESULT)
     (tmp / "empty").mkdir()
     return tmp
@@ -642,7 +630,7 @@ def test_admission_audit_of_a_ten_mb_yaml_stays_in_bounded_memory(
     """A dense 10 MB --from file is refused after 400,000 YAML nodes (it peaked at 1.3 GB and
     took minutes while the node count was checked only after composing the whole stream)."""
     body = _flow_lists(TEN_MB) if shape == "flow" else b"- []\n" * (TEN_MB // 5)
-    (tmp_path / "p.yaml").write_text(POLICY)
+    (tmp_path / "p.yaml").write_text(PASS_POLICY)
     args = ["admission", "audit", "-p", "p.yaml", "--from", _w(tmp_path, "a.yaml", body)]
     _measure(f"audit --from {shape}", args, tmp_path, 2, "400000 nodes")
 
@@ -671,7 +659,7 @@ def test_admission_server_refuses_ten_mb_reviews_in_bounded_memory(tmp_path: Pat
     stays under the bound and it still answers afterwards."""
     from test_admission_serve import serve
 
-    with serve(tmp_path, POLICY) as server:
+    with serve(tmp_path, PASS_POLICY) as server:
         big = b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": '
         bodies = {
             "10 MB": big + _nested_lists(TEN_MB - 200) + b"}",

@@ -15,22 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.minidocs import EMPTY_SCAN_RESULT, PASS_POLICY
 from fixtures.peak import SRC
 
 REG = "127.0.0.1:1/x/y:1"
 SPEC = "contents:\n  packages: [base-files]\narchs: [amd64]\n"
-POLICY = """apiVersion: policy.sigstore.dev/v1beta1
-kind: ClusterImagePolicy
-metadata:
-  name: p
-spec:
-  images:
-  - glob: "**"
-  authorities:
-  - static:
-      action: pass
-"""
-RESULT = '{"schema": "https://assay.dev/schemas/scan/v1", "subject": {"name": "x"}, "findings": []}'
+RESULT = EMPTY_SCAN_RESULT
 KEYLESS = ["--certificate-identity", "a@example.invalid", "--certificate-oidc-issuer", "https://i"]
 P = "pipe"
 
@@ -90,7 +80,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     os.mkfifo(tmp / P)
     os.mkfifo(tmp / "s.lock.json")
     (tmp / "s.yaml").write_text(SPEC)
-    (tmp / "p.yaml").write_text(POLICY)
+    (tmp / "p.yaml").write_text(PASS_POLICY)
     (tmp / "r.json").write_text(RESULT)
     (tmp / "k").write_text("not a key")
     (tmp / "empty").mkdir()

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.minidocs import PASS_POLICY
+
 DEEP = 100_000
 DEEP_JSON = b"[" * DEEP + b"]" * DEEP
 DEEP_OBJ = b'{"a":' * DEEP + b"1" + b"}" * DEEP
@@ -28,17 +30,6 @@ ALIAS_BOMB = "\n".join(
         for p, n in zip("abcdefgh", "bcdefghi", strict=True)
     ]
 )
-POLICY = """apiVersion: policy.sigstore.dev/v1beta1
-kind: ClusterImagePolicy
-metadata:
-  name: p
-spec:
-  images:
-  - glob: "**"
-  authorities:
-  - static:
-      action: pass
-"""
 DEEP_BLOCK = "a:\n" + "".join(" " * (i + 1) + "- \n" for i in range(200))
 VEX_OK = {
     "@context": "https://openvex.dev/ns/v0.2.0",
@@ -186,23 +177,23 @@ CASES: dict[str, tuple[Case, int, str]] = {
         lambda t: [
             "policy",
             "lint",
-            _write(t, "p.yaml", POLICY + "---\n" + "[" * DEEP + "]" * DEEP + "\n"),
+            _write(t, "p.yaml", PASS_POLICY + "---\n" + "[" * DEEP + "]" * DEEP + "\n"),
         ],
         2,
         "nested",
     ),
     "policy-second-doc-block-deep": (
-        lambda t: ["policy", "lint", _write(t, "p.yaml", POLICY + "---\n" + DEEP_BLOCK)],
+        lambda t: ["policy", "lint", _write(t, "p.yaml", PASS_POLICY + "---\n" + DEEP_BLOCK)],
         2,
         "nested more than 64",
     ),
     "policy-second-doc-alias": (
-        lambda t: ["policy", "lint", _write(t, "p.yaml", POLICY + "---\na: &a 1\nb: *a\n")],
+        lambda t: ["policy", "lint", _write(t, "p.yaml", PASS_POLICY + "---\na: &a 1\nb: *a\n")],
         2,
         "alias",
     ),
     "policy-second-doc-huge-int": (
-        lambda t: ["policy", "lint", _write(t, "p.yaml", POLICY + "---\na: " + "9" * 5000)],
+        lambda t: ["policy", "lint", _write(t, "p.yaml", PASS_POLICY + "---\na: " + "9" * 5000)],
         2,
         "digits",
     ),
@@ -211,7 +202,7 @@ CASES: dict[str, tuple[Case, int, str]] = {
             "admission",
             "audit",
             "--policy",
-            _write(t, "p.yaml", POLICY),
+            _write(t, "p.yaml", PASS_POLICY),
             "--from",
             _write(t, "w.yaml", "kind: List\nitems: []\n---\n" + ALIAS_BOMB),
         ],
@@ -223,7 +214,7 @@ CASES: dict[str, tuple[Case, int, str]] = {
             "admission",
             "audit",
             "--policy",
-            _write(t, "p.yaml", POLICY),
+            _write(t, "p.yaml", PASS_POLICY),
             "--from",
             _write(t, "w.yaml", "kind: List\nitems: []\n---\n" + "[" * DEEP + "]" * DEEP),
         ],
