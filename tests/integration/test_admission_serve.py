@@ -29,7 +29,7 @@ import pytest
 from assay.admission.certs import write_certs
 from assay.oci.registry import RegistryClient
 from fixtures.assets import INTEROP
-from fixtures.registry import free_port, start_registry
+from fixtures.registry import free_port, start_registry, stop_process
 from integration.policy_helpers import attest, cip, key_authority, new_key, push_image, sign
 
 CAPTURE = INTEROP / "kube-apiserver-1.36.2"
@@ -119,12 +119,7 @@ def serve(tmp: Path, policy: str, *extra: str) -> Iterator[Server]:
         yield server
     finally:
         server.client.close()
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def _body(name: str, images: dict[str, str]) -> dict[str, Any]:
