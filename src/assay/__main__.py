@@ -1,5 +1,5 @@
 """``python -m assay``: the same as the ``assay`` command."""
 
-from assay.cli.main import run
+from assay.cli.script import run
 
 run()

@@ -229,3 +229,86 @@ def test_verify_starts_without_keyless_store_or_rego(tmp_path: Path) -> None:
     assert "httpcore" in chains and "cryptography" in chains, sorted(chains)
     bad = _offending(chains, NOT_FOR_VERIFY)
     assert not bad, "\n".join(bad)
+
+
+# The registry client and the crypto (most of verify's start-up) are loaded only once the
+# arguments are checked and the key file is read: a usage error or a missing key says so first.
+_REGISTRY_STACK = ("httpx", "httpcore", "cryptography", "assay.oci.registry", "assay.attest.remote")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("verify", "registry.invalid/x:1", "--key", "MISSING"),
+        ("verify", "registry.invalid/x:1", "--key", "KEY", "--platform", "linux"),
+        ("verify", "registry.invalid/x:1"),
+        ("verify", "registry.invalid/x:1", "registry.invalid/y:1", "--key", "KEY"),
+        ("verify-attestation", "registry.invalid/x:1", "--key", "MISSING"),
+        ("verify-attestation", "registry.invalid/x:1", "--key", "KEY", "--platform", "linux"),
+    ],
+    ids=lambda argv: " ".join(argv),
+)
+def test_verify_reports_bad_arguments_before_loading_the_registry_stack(
+    tmp_path: Path, argv: tuple[str, ...]
+) -> None:
+    key = tmp_path / "cosign.pub"
+    key.write_text("not read by this test\n")
+    args = [
+        {"MISSING": str(tmp_path / "missing.pub"), "KEY": str(key)}.get(a, a) for a in argv
+    ]
+    env = {"PYTHONPATH": str(SRC), "PYTHONPROFILEIMPORTTIME": "1", "COLUMNS": "100"}
+    ran = run_script(*args, env=env, timeout=120)
+    assert ran.returncode == 2, ran.stderr[-2000:]
+    messages = [ln for ln in ran.stderr.splitlines() if not ln.startswith("import time:")]
+    assert len(messages) == 1 and messages[0].startswith("assay: error:"), messages
+    chains = _imports(ran.stderr)
+    assert "assay.cli.main" in chains, ran.stderr[-2000:]  # the profile really was read
+    bad = _offending(chains, _REGISTRY_STACK)
+    assert not bad, "\n".join(bad)
+
+
+def _python(code: str) -> list[str]:
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split()
+
+
+def test_the_console_script_loads_modules_with_the_collector_paused_then_frozen() -> None:
+    # the console script: collector paused while typer and the command load, then everything
+    # they made frozen, and the collector running again for the command's own work
+    seen = _python(
+        "import atexit, gc, sys\n"
+        "from assay.cli import _startup\n"
+        "sys.argv = ['assay', 'verify', '--help']\n"
+        "atexit.register(lambda: print(gc.isenabled(), gc.get_freeze_count() > 10000))\n"
+        "from assay.cli.script import run\n"
+        "run()\n"
+    )
+    assert seen[-2:] == ["True", "True"], seen
+    inside = _python(
+        "import gc\n"
+        "from assay.cli import _startup\n"
+        "_startup.enable()\n"
+        "with _startup.loading():\n"
+        "    print(gc.isenabled())\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 0)\n"
+    )
+    assert inside == ["False", "True", "True"], inside
+
+
+def test_importing_the_cli_leaves_the_collector_alone() -> None:
+    # tests and other programs import assay.cli.main and run it in their own process
+    seen = _python(
+        "import gc, sys\n"
+        "from assay.cli import _startup\n"
+        "from assay.cli.main import run\n"
+        "sys.argv = ['assay', '--version']\n"
+        "try:\n    run()\nexcept SystemExit:\n    pass\n"
+        "with _startup.loading():\n"
+        "    print(gc.isenabled())\n"
+        "print(gc.isenabled(), gc.get_freeze_count())\n"
+    )
+    assert seen[-3:] == ["True", "True", "0"], seen

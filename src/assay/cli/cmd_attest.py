@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from assay.cli import _console, _options
+from assay.cli import _console, _options, _startup
 from assay.cli.cmd_sign import (
     OutputFormat,
     check_keyless_args,
@@ -103,20 +103,23 @@ def register(app: typer.Typer) -> None:
         a valid attestation, or be covered by one on the index. Each attestation is counted once
         (the .att tag and the bundle referrer hold the same statement).
         """
-        from assay.attest import remote
-        from assay.attest.intoto import resolve_predicate_type
-        from assay.attest.keys import load_public_key
-
         check_keyless_args(certificate_identity, certificate_oidc_issuer)
         check_platform(platform)
         if (key is None) == (certificate_identity is None):
             raise UsageError(
                 "give either --key, or --certificate-identity with --certificate-oidc-issuer"
             )
+        pem = read_file(key, "public key", 64 << 10) if key else None
+        # the registry client and the crypto only after the arguments and the key file are read
+        with _startup.loading():
+            from assay.attest import remote
+            from assay.attest.intoto import resolve_predicate_type
+            from assay.attest.keys import load_public_key
+
         want = resolve_predicate_type(predicate_type) if predicate_type else None
         ref = remote.parse_image_ref(image)
         identity, issuer = certificate_identity, certificate_oidc_issuer
-        public = load_public_key(read_file(key, "public key", 64 << 10)) if key else None
+        public = load_public_key(pem) if pem is not None else None
 
         def verify_one(
             c: RegistryClient, r: remote.ImageRef

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from assay.cli import _console
+from assay.cli import _console, _startup
 from assay.cli.cmd_policy import NoMatch, OnError
 from assay.errors import InputError, UsageError, VerificationError
 
@@ -194,12 +194,6 @@ def register(app: typer.Typer) -> None:
                 insecure_registry=insecure_registry,
             )
             return
-        from assay.attest import remote
-        from assay.attest.bundle import verify_keyless
-        from assay.attest.intoto import SIGN_PREDICATE_TYPE, parse_statement
-        from assay.attest.keys import load_public_key
-        from assay.attest.verify import check_statement_subject
-
         if more_images:
             raise UsageError("verify takes one IMAGE unless --policy is given")
         if output is VerifyOutput.sarif:
@@ -215,7 +209,14 @@ def register(app: typer.Typer) -> None:
         if key is not None:
             if bundle is not None:
                 raise UsageError("--bundle is for keyless verification")
-            public = load_public_key(read_file(key, "public key", 64 << 10))
+            pem = read_file(key, "public key", 64 << 10)
+            # The registry client and the crypto are imported only now: a usage error or an
+            # unreadable key is reported before paying for them (bench/startup.py times this).
+            with _startup.loading():
+                from assay.attest import remote
+                from assay.attest.keys import load_public_key
+
+            public = load_public_key(pem)
             ref = remote.parse_image_ref(image)
             with client_for(ref, insecure_registry) as client:
                 resolved, checked = remote.verify_recursive(
@@ -227,6 +228,11 @@ def register(app: typer.Typer) -> None:
             report_checked(resolved.pinned, checked, output, "signature")
             return
         assert certificate_identity is not None and certificate_oidc_issuer is not None
+        from assay.attest import remote
+        from assay.attest.bundle import verify_keyless
+        from assay.attest.intoto import SIGN_PREDICATE_TYPE, parse_statement
+        from assay.attest.verify import check_statement_subject
+
         if bundle is not None and Path(image).is_file():
             raw = read_file(bundle, "bundle")
             artifact = read_file(Path(image), "file", MAX_BLOB_FILE)

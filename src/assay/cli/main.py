@@ -15,7 +15,7 @@ import typer.core
 import typer.main
 
 from assay import __version__
-from assay.cli import _console
+from assay.cli import _console, _startup
 from assay.errors import AssayError
 
 # httpx imports its own command-line client (click, rich, pygments: most of httpx's import
@@ -141,7 +141,8 @@ class _LazyGroup(typer.core.TyperGroup):
         import importlib
 
         sub = typer.Typer()
-        importlib.import_module(f"assay.cli.{module}").register(sub)
+        with _startup.loading():
+            importlib.import_module(f"assay.cli.{module}").register(sub)
         for name, command in typer.main.get_group(sub).commands.items():
             _plain_help(command)
             self.add_command(command, name)
