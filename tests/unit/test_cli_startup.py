@@ -253,9 +253,7 @@ def test_verify_reports_bad_arguments_before_loading_the_registry_stack(
 ) -> None:
     key = tmp_path / "cosign.pub"
     key.write_text("not read by this test\n")
-    args = [
-        {"MISSING": str(tmp_path / "missing.pub"), "KEY": str(key)}.get(a, a) for a in argv
-    ]
+    args = [{"MISSING": str(tmp_path / "missing.pub"), "KEY": str(key)}.get(a, a) for a in argv]
     env = {"PYTHONPATH": str(SRC), "PYTHONPROFILEIMPORTTIME": "1", "COLUMNS": "100"}
     ran = run_script(*args, env=env, timeout=120)
     assert ran.returncode == 2, ran.stderr[-2000:]
