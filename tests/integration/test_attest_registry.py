@@ -414,10 +414,12 @@ class _TamperingProxy:
     manifest it serves by digest (a registry or man-in-the-middle lying about content)."""
 
     def __init__(self, upstream: str) -> None:
+        import contextlib
         import http.server
-        import threading
 
         import httpx
+
+        from fixtures.httpserve import serving
 
         upstream_client = httpx.Client(base_url=upstream)
 
@@ -450,14 +452,12 @@ class _TamperingProxy:
 
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = _relay
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self._serving = contextlib.ExitStack()
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = self._serving.enter_context(serving(server)).removeprefix("http://")
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serving.close()
 
 
 def test_registry_manifest_digest_mismatch_refused(

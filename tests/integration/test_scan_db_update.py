@@ -9,7 +9,6 @@ import io
 import os
 import shutil
 import sys
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from assay.vuln.db import AdvisoryDB
 from assay.vuln.feeds import FEEDS
 from assay.vuln.feeds import osv as osv_mod
 from assay.vuln.feeds._interface import read_bounded
+from fixtures.httpserve import serving
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "vuln"
 
@@ -34,14 +34,8 @@ def serve(root: Path, log: list[str]) -> Iterator[str]:
         def log_message(self, *a: object) -> None:
             log.append(self.path)
 
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}"
-    finally:
-        srv.shutdown()
-        srv.server_close()
+    with serving(http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)) as url:
+        yield url
 
 
 def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str]:
