@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -119,6 +120,13 @@ def _write(tmp: Path, name: str, data: bytes | str) -> str:
     path = tmp / name
     path.write_bytes(data.encode() if isinstance(data, str) else data)
     return name
+
+
+def _vex_statement(tmp: Path, **fields: object) -> str:
+    """``v.json``: VEX_OK with these fields of its one statement replaced."""
+    (first,) = cast("list[dict[str, object]]", VEX_OK["statements"])
+    statement = {**first, **fields}
+    return _write(tmp, "v.json", json.dumps({**VEX_OK, "statements": [statement]}))
 
 
 CASES: dict[str, tuple[Case, int, str]] = {
@@ -282,22 +290,7 @@ CASES: dict[str, tuple[Case, int, str]] = {
     ),
     # VEX, scan results, SBOM inputs
     "vex-identifiers-string": (
-        lambda t: [
-            "vex",
-            "merge",
-            _write(
-                t,
-                "v.json",
-                json.dumps(
-                    {
-                        **VEX_OK,
-                        "statements": [
-                            {**VEX_OK["statements"][0], "products": [{"identifiers": "x"}]}
-                        ],
-                    }  # type: ignore[dict-item]
-                ),
-            ),
-        ],
+        lambda t: ["vex", "merge", _vex_statement(t, products=[{"identifiers": "x"}])],
         2,
         "identifiers must be an object",
     ),
@@ -305,21 +298,7 @@ CASES: dict[str, tuple[Case, int, str]] = {
         lambda t: [
             "vex",
             "merge",
-            _write(
-                t,
-                "v.json",
-                json.dumps(
-                    {
-                        **VEX_OK,
-                        "statements": [
-                            {
-                                **VEX_OK["statements"][0],  # type: ignore[dict-item]
-                                "vulnerability": {"name": "CVE-1", "aliases": 5},
-                            }
-                        ],
-                    }
-                ),
-            ),
+            _vex_statement(t, vulnerability={"name": "CVE-1", "aliases": 5}),
         ],
         2,
         "aliases must be a list",
