@@ -66,6 +66,16 @@ def _cdx(path: Path) -> Path:
     return path
 
 
+def _spdx_package(spdx_id: str, name: str, purl: str) -> dict[str, object]:
+    ref = {"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl"}
+    return {
+        "SPDXID": spdx_id,
+        "name": name,
+        "downloadLocation": "NOASSERTION",
+        "externalRefs": [{**ref, "referenceLocator": purl}],
+    }
+
+
 def _spdx(path: Path) -> Path:
     path.write_text(
         json.dumps(
@@ -77,30 +87,8 @@ def _spdx(path: Path) -> Path:
                 "documentNamespace": "https://example.invalid/x",
                 "creationInfo": {"created": "2025-01-01T00:00:00Z", "creators": ["Tool: t"]},
                 "packages": [
-                    {
-                        "SPDXID": "SPDXRef-img",
-                        "name": "python",
-                        "downloadLocation": "NOASSERTION",
-                        "externalRefs": [
-                            {
-                                "referenceCategory": "PACKAGE-MANAGER",
-                                "referenceType": "purl",
-                                "referenceLocator": f"pkg:oci/python@{DIGEST}",
-                            }
-                        ],
-                    },
-                    {
-                        "SPDXID": "SPDXRef-ssl",
-                        "name": "libssl3",
-                        "downloadLocation": "NOASSERTION",
-                        "externalRefs": [
-                            {
-                                "referenceCategory": "PACKAGE-MANAGER",
-                                "referenceType": "purl",
-                                "referenceLocator": SSL_PURL,
-                            }
-                        ],
-                    },
+                    _spdx_package("SPDXRef-img", "python", f"pkg:oci/python@{DIGEST}"),
+                    _spdx_package("SPDXRef-ssl", "libssl3", SSL_PURL),
                 ],
             }
         )
