@@ -9,7 +9,7 @@ loudly when no sources are configured or the mirror is unreachable.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,23 +32,16 @@ pytestmark = [
 ]
 
 
-def apt_root(tmp: Path, sources: Sequence[RepoSource], arch: str) -> aptsim.AptRoot:
-    root = aptsim.AptRoot(
-        tmp,
-        [aptsim.AptSource(s.uri, s.suite, s.components, s.signed_by) for s in sources],
-        arch,
-    )
-    root.update()
-    return root
-
-
 @pytest.fixture(scope="module")
 def mirror_apt(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, tuple[aptsim.AptRoot, list[RepoSource]]]]:
     sources = mirror_or_skip()
     yield {
-        arch: (apt_root(tmp_path_factory.mktemp(f"apt-mirror-{arch}"), sources, arch), sources)
+        arch: (
+            aptsim.apt_root(tmp_path_factory.mktemp(f"apt-mirror-{arch}"), sources, arch),
+            sources,
+        )
         for arch in ("amd64", "arm64")
     }
 
