@@ -8,7 +8,8 @@ layers of ``--mib`` MiB per platform plus one shared layer), then:
     can mount or skip anything);
   * warm: pushes the same image again to the same repository (nothing to upload).
 
-``assay push`` and ``skopeo copy`` run as child processes; the assay library (``push_image``)
+``assay push`` (the installed console script, see ``bench/_script.py``) and ``skopeo copy`` run
+as child processes; the assay library (``push_image``)
 is also timed in-process, without interpreter start-up. Medians of wall time; ratios against
 skopeo (< 1 means assay is faster).
 
@@ -30,6 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+
+from _script import console_script, script_env  # noqa: E402
 
 from assay.oci import mediatypes as mt  # noqa: E402
 from assay.oci.layout import OciLayout  # noqa: E402
@@ -69,7 +72,8 @@ def main() -> None:
         auth = work / "auth.json"
         auth.write_text('{"auths":{}}')
         env = {**os.environ, "REGISTRY_AUTH_FILE": str(auth)}
-        assay = [sys.executable, "-c", "from assay.cli.main import run; run()"]
+        assay_env = script_env(work / "pyc", env)
+        assay = [console_script()]
         total = 0
         with start_registry(work / "registry") as reg:
 
@@ -85,13 +89,18 @@ def main() -> None:
             results: dict[tuple[str, str], list[float]] = {}
             for i in range(args.repeat):
                 # fresh random content per tool and round: nothing can be mounted or skipped
-                for tool, make in (("assay CLI", assay_cmd), ("skopeo", skopeo_cmd)):
+                for tool, make, tool_env in (
+                    ("assay CLI", assay_cmd, assay_env),
+                    ("skopeo", skopeo_cmd, env),
+                ):
                     layout = work / f"layout-{i}-{tool.split()[0]}"
                     build_layout(layout, args.layers, args.mib)
                     total = sum(p.stat().st_size for p in (layout / "blobs/sha256").iterdir())
                     repo = f"bench/{tool.split()[0]}-{uuid.uuid4().hex[:8]}"
-                    results.setdefault((tool, "cold"), []).append(timed(make(layout, repo), env))
-                    results.setdefault((tool, "warm"), []).append(timed(make(layout, repo), env))
+                    cold = timed(make(layout, repo), tool_env)
+                    results.setdefault((tool, "cold"), []).append(cold)
+                    warm = timed(make(layout, repo), tool_env)
+                    results.setdefault((tool, "warm"), []).append(warm)
                     shutil.rmtree(layout)
                 # the library alone (no interpreter start-up)
                 layout = work / f"layout-{i}-lib"

@@ -3,9 +3,10 @@
 Both sides answer the same question over the same repositories (the spec's sources: the host's
 apt sources or ASSAY_DEBIAN_MIRROR) for every architecture the spec lists:
 
-* assay: ``assay lock SPEC`` as a process (interpreter start, InRelease revalidation and gpgv
-  verification, reading the cached Packages indexes, resolving, writing the lock), and the same
-  work in-process (library only, no interpreter start);
+* assay: ``assay lock SPEC`` as a process (the installed console script, ``bench/_script.py``:
+  interpreter start, InRelease revalidation and gpgv verification, reading the cached Packages
+  indexes, resolving, writing the lock), and the same work in-process (library only, no
+  interpreter start);
 * apt:   ``apt-get install --no-install-recommends -s PACKAGES`` in a throw-away configuration
   per architecture (empty dpkg status, warm ``pkgcache.bin``), one process per architecture.
 
@@ -27,6 +28,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _script import console_script, script_env
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -106,22 +109,18 @@ def main() -> None:
             lock = lock_spec(spec, spec_copy, client)
         write_lock(lock_path_for(spec_copy), lock)
 
-    env = dict(os.environ, ASSAY_QUIET="1")
+    env = script_env(work / "pyc", dict(os.environ, ASSAY_QUIET="1"))
+    exe = console_script()
 
     def run_cli() -> None:
-        subprocess.run(
-            [sys.executable, "-c", "from assay.cli.main import run; run()", "lock", str(spec_copy)],
-            check=True,
-            capture_output=True,
-            env=env,
-        )
+        subprocess.run([exe, "lock", str(spec_copy)], check=True, capture_output=True, env=env)
 
     run_lib()
     apt_t, apt_c = median_time(run_apt, args.runs)
     lib_t, lib_c = median_time(run_lib, args.runs)
     cli_t, cli_c = median_time(run_cli, args.runs)
     start_t, start_c = median_time(
-        lambda: subprocess.run([sys.executable, "-c", "import assay.cli.main"], check=True),
+        lambda: subprocess.run([exe, "--version"], check=True, capture_output=True, env=env),
         args.runs,
     )
     print(f"{'':34} {'wall':>7} {'ratio':>6}   {'cpu':>7} {'ratio':>6}")
@@ -129,7 +128,7 @@ def main() -> None:
         (f"apt-get install -s ({len(apt_roots)} archs)", apt_t, apt_c),
         ("assay lock (process)", cli_t, cli_c),
         ("assay lock (in-process library)", lib_t, lib_c),
-        ("  interpreter + CLI import alone", start_t, start_c),
+        ("  console script start (--version)", start_t, start_c),
     ]
     for label, wall, cpu in rows:
         print(f"{label:34} {wall:6.2f}s {wall / apt_t:5.2f}x   {cpu:6.2f}s {cpu / apt_c:5.2f}x")

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import socket
 import statistics
 import subprocess
@@ -53,7 +52,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _script import console_script, script_env
+
 GOAL_S = 0.12
 PYTHON = "python3 -c pass"
 VERIFY_START = "assay verify (to its start: opens --key)"
@@ -154,18 +154,6 @@ def _until_connect(
     return wall, usage.ru_utime + usage.ru_stime
 
 
-def _console_script() -> str | None:
-    """The ``assay`` script pip installed beside this interpreter, else the first on PATH.
-
-    A version manager's shim found first on PATH (pyenv's is a bash script that runs pyenv to
-    pick the interpreter: 0.05-0.1 s of CPU) is no part of assay, and ``python3 -c pass`` runs
-    this interpreter directly; both sides of the comparison start the interpreter the same way."""
-    beside = Path(sys.executable).with_name("assay")
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    return shutil.which("assay")
-
-
 def _public_key(path: Path) -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -183,13 +171,10 @@ def main() -> int:
     parser.add_argument("-n", type=int, default=15, help="runs per command (median is shown)")
     args = parser.parse_args()
 
-    exe = _console_script()
-    if exe is None:
-        sys.exit("the assay console script is not installed (pip install -e .)")
+    exe = console_script()
     with tempfile.TemporaryDirectory() as tmp, socket.socket() as listener:
-        path = os.pathsep.join(p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH")) if p)
-        env = dict(os.environ, PYTHONPATH=path, PYTHONPYCACHEPREFIX=f"{tmp}/pyc")
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env = script_env(f"{tmp}/pyc")
+        path = env["PYTHONPATH"]
         pub = Path(tmp) / "cosign.pub"
         _public_key(pub)
         listener.bind(("127.0.0.1", 0))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from assay.cli import _console, _options, _startup
+from assay.cli import _console, _options
 from assay.cli.cmd_sign import (
     OutputFormat,
     check_keyless_args,
@@ -111,10 +111,9 @@ def register(app: typer.Typer) -> None:
             )
         pem = read_file(key, "public key", 64 << 10) if key else None
         # the registry client and the crypto only after the arguments and the key file are read
-        with _startup.loading():
-            from assay.attest import remote
-            from assay.attest.intoto import resolve_predicate_type
-            from assay.attest.keys import load_public_key
+        from assay.attest import remote
+        from assay.attest.intoto import resolve_predicate_type
+        from assay.attest.keys import load_public_key
 
         want = resolve_predicate_type(predicate_type) if predicate_type else None
         ref = remote.parse_image_ref(image)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from assay.cli import _console, _startup
+from assay.cli import _console
 from assay.cli.cmd_policy import NoMatch, OnError
 from assay.errors import InputError, UsageError, VerificationError
 
@@ -212,9 +212,8 @@ def register(app: typer.Typer) -> None:
             pem = read_file(key, "public key", 64 << 10)
             # The registry client and the crypto are imported only now: a usage error or an
             # unreadable key is reported before paying for them (bench/startup.py times this).
-            with _startup.loading():
-                from assay.attest import remote
-                from assay.attest.keys import load_public_key
+            from assay.attest import remote
+            from assay.attest.keys import load_public_key
 
             public = load_public_key(pem)
             ref = remote.parse_image_ref(image)
