@@ -18,6 +18,7 @@ from typing import cast
 import pytest
 
 from fixtures.minidocs import PASS_POLICY
+from fixtures.vulnfeeds import db_import
 
 DEEP = 100_000
 DEEP_JSON = b"[" * DEEP + b"]" * DEEP
@@ -231,60 +232,36 @@ CASES: dict[str, tuple[Case, int, str]] = {
     ),
     # feeds
     "tracker-deep": (
-        lambda t: [
-            "db",
-            "import",
-            "--db",
-            "v.db",
-            "--debian-tracker",
-            _write(t, "t.json", DEEP_OBJ),
-        ],
+        lambda t: db_import("--debian-tracker", _write(t, "t.json", DEEP_OBJ)),
         2,
         "nested",
     ),
     "tracker-gz-bomb": (
-        lambda t: [
-            "db",
-            "import",
-            "--db",
-            "v.db",
-            "--debian-tracker",
-            _write(t, "t.json.gz", gzip.compress(b" " * (256 << 20), 9)),
-        ],
+        lambda t: db_import(
+            "--debian-tracker", _write(t, "t.json.gz", gzip.compress(b" " * (256 << 20), 9))
+        ),
         2,
         "decompression bomb",
     ),
     "osv-severity-number": (
-        lambda t: [
-            "db",
-            "import",
-            "--db",
-            "v.db",
-            "--osv",
-            _write(t, "o.json", json.dumps({"id": "X-1", "severity": 5})),
-        ],
+        lambda t: db_import("--osv", _write(t, "o.json", json.dumps({"id": "X-1", "severity": 5}))),
         2,
         "severity must be a list",
     ),
     "osv-deep": (
-        lambda t: ["db", "import", "--db", "v.db", "--osv", _write(t, "o.json", DEEP_JSON)],
+        lambda t: db_import("--osv", _write(t, "o.json", DEEP_JSON)),
         2,
         "nested",
     ),
     "kev-huge-int": (
-        lambda t: ["db", "import", "--db", "v.db", "--kev", _write(t, "k.json", HUGE_INT)],
+        lambda t: db_import("--kev", _write(t, "k.json", HUGE_INT)),
         2,
         "digits",
     ),
     "epss-huge-field": (
-        lambda t: [
-            "db",
-            "import",
-            "--db",
-            "v.db",
-            "--epss",
-            _write(t, "e.csv", 'cve,epss,percentile\n"' + "x" * 200_000 + '",0.1,0.2\n'),
-        ],
+        lambda t: db_import(
+            "--epss", _write(t, "e.csv", 'cve,epss,percentile\n"' + "x" * 200_000 + '",0.1,0.2\n')
+        ),
         2,
         "not valid CSV",
     ),
