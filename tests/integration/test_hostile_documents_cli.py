@@ -13,10 +13,12 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from fixtures.minidocs import PASS_POLICY
+from fixtures.vulnfeeds import db_import
 
 DEEP = 100_000
 DEEP_JSON = b"[" * DEEP + b"]" * DEEP
@@ -121,6 +123,13 @@ def _write(tmp: Path, name: str, data: bytes | str) -> str:
     return name
 
 
+def _vex_statement(tmp: Path, **fields: object) -> str:
+    """``v.json``: VEX_OK with these fields of its one statement replaced."""
+    (first,) = cast("list[dict[str, object]]", VEX_OK["statements"])
+    statement = {**first, **fields}
+    return _write(tmp, "v.json", json.dumps({**VEX_OK, "statements": [statement]}))
+
+
 CASES: dict[str, tuple[Case, int, str]] = {
     # OCI documents
     "index-deep": (lambda t: ["inspect", f"oci:{_layout(t, index=DEEP_JSON)}"], 2, "nested"),
@@ -223,81 +232,42 @@ CASES: dict[str, tuple[Case, int, str]] = {
     ),
     # feeds
     "tracker-deep": (
-        lambda t: [
-            "db",
-            "import",
-            "--db",
-            "v.db",
-            "--debian-tracker",
-            _write(t, "t.json", DEEP_OBJ),
-        ],
+        lambda t: db_import("--debian-tracker", _write(t, "t.json", DEEP_OBJ)),
         2,
         "nested",
     ),
     "tracker-gz-bomb": (
-        lambda t: [
-            "db",
-            "import",
-            "--db",
-            "v.db",
-            "--debian-tracker",
-            _write(t, "t.json.gz", gzip.compress(b" " * (256 << 20), 9)),
-        ],
+        lambda t: db_import(
+            "--debian-tracker", _write(t, "t.json.gz", gzip.compress(b" " * (256 << 20), 9))
+        ),
         2,
         "decompression bomb",
     ),
     "osv-severity-number": (
-        lambda t: [
-            "db",
-            "import",
-            "--db",
-            "v.db",
-            "--osv",
-            _write(t, "o.json", json.dumps({"id": "X-1", "severity": 5})),
-        ],
+        lambda t: db_import("--osv", _write(t, "o.json", json.dumps({"id": "X-1", "severity": 5}))),
         2,
         "severity must be a list",
     ),
     "osv-deep": (
-        lambda t: ["db", "import", "--db", "v.db", "--osv", _write(t, "o.json", DEEP_JSON)],
+        lambda t: db_import("--osv", _write(t, "o.json", DEEP_JSON)),
         2,
         "nested",
     ),
     "kev-huge-int": (
-        lambda t: ["db", "import", "--db", "v.db", "--kev", _write(t, "k.json", HUGE_INT)],
+        lambda t: db_import("--kev", _write(t, "k.json", HUGE_INT)),
         2,
         "digits",
     ),
     "epss-huge-field": (
-        lambda t: [
-            "db",
-            "import",
-            "--db",
-            "v.db",
-            "--epss",
-            _write(t, "e.csv", 'cve,epss,percentile\n"' + "x" * 200_000 + '",0.1,0.2\n'),
-        ],
+        lambda t: db_import(
+            "--epss", _write(t, "e.csv", 'cve,epss,percentile\n"' + "x" * 200_000 + '",0.1,0.2\n')
+        ),
         2,
         "not valid CSV",
     ),
     # VEX, scan results, SBOM inputs
     "vex-identifiers-string": (
-        lambda t: [
-            "vex",
-            "merge",
-            _write(
-                t,
-                "v.json",
-                json.dumps(
-                    {
-                        **VEX_OK,
-                        "statements": [
-                            {**VEX_OK["statements"][0], "products": [{"identifiers": "x"}]}
-                        ],
-                    }  # type: ignore[dict-item]
-                ),
-            ),
-        ],
+        lambda t: ["vex", "merge", _vex_statement(t, products=[{"identifiers": "x"}])],
         2,
         "identifiers must be an object",
     ),
@@ -305,21 +275,7 @@ CASES: dict[str, tuple[Case, int, str]] = {
         lambda t: [
             "vex",
             "merge",
-            _write(
-                t,
-                "v.json",
-                json.dumps(
-                    {
-                        **VEX_OK,
-                        "statements": [
-                            {
-                                **VEX_OK["statements"][0],  # type: ignore[dict-item]
-                                "vulnerability": {"name": "CVE-1", "aliases": 5},
-                            }
-                        ],
-                    }
-                ),
-            ),
+            _vex_statement(t, vulnerability={"name": "CVE-1", "aliases": 5}),
         ],
         2,
         "aliases must be a list",

@@ -34,16 +34,6 @@ aptsim = asset_module("resolver/aptsim.py", "aptsim")
 pytestmark = pytest.mark.skipif(shutil.which("apt-get") is None, reason="apt-get not installed")
 
 
-def apt_root(tmp: Path, sources: Sequence[RepoSource], arch: str) -> aptsim.AptRoot:
-    root = aptsim.AptRoot(
-        tmp,
-        [aptsim.AptSource(s.uri, s.suite, s.components, s.signed_by) for s in sources],
-        arch,
-    )
-    root.update()
-    return root
-
-
 def assay_choice(
     client: RepoClient, sources: Sequence[RepoSource], arch: str, packages: Sequence[str]
 ) -> dict[str, str]:
@@ -184,7 +174,7 @@ def tricky_apt(
 ) -> tuple[aptsim.AptRoot, list[RepoSource]]:
     repo, url = tricky_repo
     sources = repo.sources(url)
-    return apt_root(tmp_path_factory.mktemp("apt-tricky"), sources, "amd64"), sources
+    return aptsim.apt_root(tmp_path_factory.mktemp("apt-tricky"), sources, "amd64"), sources
 
 
 @pytest.mark.parametrize("packages", TRICKY_REQUESTS, ids=lambda p: "+".join(p))
@@ -205,7 +195,10 @@ def sample_apt(
     repo, url = sample_repo
     sources = repo.sources(url)
     return {
-        arch: (apt_root(tmp_path_factory.mktemp(f"apt-sample-{arch}"), sources, arch), sources)
+        arch: (
+            aptsim.apt_root(tmp_path_factory.mktemp(f"apt-sample-{arch}"), sources, arch),
+            sources,
+        )
         for arch in ("amd64", "arm64")
     }
 

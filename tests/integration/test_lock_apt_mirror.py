@@ -9,10 +9,9 @@ loudly when no sources are configured or the mirror is unreachable.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from assay.build.spec import ImageSpec
@@ -20,6 +19,7 @@ from assay.debian.model import PackageRecord, RepoSource
 from assay.debian.repo import RepoClient
 from assay.debian.resolver import resolve
 from fixtures.assets import asset_module
+from fixtures.examples import mirror_or_skip
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -32,39 +32,16 @@ pytestmark = [
 ]
 
 
-def apt_root(tmp: Path, sources: Sequence[RepoSource], arch: str) -> aptsim.AptRoot:
-    root = aptsim.AptRoot(
-        tmp,
-        [aptsim.AptSource(s.uri, s.suite, s.components, s.signed_by) for s in sources],
-        arch,
-    )
-    root.update()
-    return root
-
-
-def _host_sources_or_skip() -> list[RepoSource]:
-    from assay.debian.sources import sources_from_env_or_host
-    from assay.errors import UsageError
-
-    try:
-        sources = sources_from_env_or_host()
-    except UsageError as exc:
-        pytest.skip(f"NETWORK TEST SKIPPED: no Debian sources configured ({exc})")
-    probe = f"{sources[0].uri}/dists/{sources[0].suite}/InRelease"
-    try:
-        httpx.head(probe, timeout=10, follow_redirects=True).raise_for_status()
-    except httpx.HTTPError as exc:
-        pytest.skip(f"NETWORK TEST SKIPPED: the Debian mirror is unreachable ({probe}: {exc})")
-    return sources
-
-
 @pytest.fixture(scope="module")
 def mirror_apt(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, tuple[aptsim.AptRoot, list[RepoSource]]]]:
-    sources = _host_sources_or_skip()
+    sources = mirror_or_skip()
     yield {
-        arch: (apt_root(tmp_path_factory.mktemp(f"apt-mirror-{arch}"), sources, arch), sources)
+        arch: (
+            aptsim.apt_root(tmp_path_factory.mktemp(f"apt-mirror-{arch}"), sources, arch),
+            sources,
+        )
         for arch in ("amd64", "arm64")
     }
 

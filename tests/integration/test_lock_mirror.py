@@ -11,7 +11,6 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-import httpx
 import pytest
 
 from assay.build.lock import lock_path_for, lock_spec, read_lock, write_lock
@@ -20,6 +19,7 @@ from assay.debian.model import RepoSource
 from assay.debian.repo import RepoClient, RepoIndex
 from assay.debian.resolver import resolve
 from assay.errors import ResolutionError
+from fixtures.examples import mirror_or_skip
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -42,18 +42,7 @@ class OnceClient:
 
 @pytest.fixture(scope="module")
 def mirror() -> OnceClient:
-    from assay.debian.sources import sources_from_env_or_host
-    from assay.errors import UsageError
-
-    try:
-        sources = sources_from_env_or_host()
-    except UsageError as exc:
-        pytest.skip(f"NETWORK TEST SKIPPED: no Debian sources configured ({exc})")
-    probe = f"{sources[0].uri}/dists/{sources[0].suite}/InRelease"
-    try:
-        httpx.head(probe, timeout=10, follow_redirects=True).raise_for_status()
-    except httpx.HTTPError as exc:
-        pytest.skip(f"NETWORK TEST SKIPPED: the Debian mirror is unreachable ({probe}: {exc})")
+    mirror_or_skip()
     client = OnceClient()
     yield client
     client.client.close()

@@ -43,6 +43,16 @@ def other_keypair() -> tuple[Any, str]:
     return new_key()
 
 
+def _demo(registry: Any, client: RegistryClient, repo: str, signed_by: Any = None) -> str:
+    """``HOST/REPO:demo`` of a freshly pushed one-layer image, signed when ``signed_by`` (a
+    signing key) is given."""
+    ref = f"{registry.host}/{repo}:demo"
+    push_image(client, repo, "demo")
+    if signed_by is not None:
+        sign(client, ref, signed_by)
+    return ref
+
+
 def _engine(tmp_path: Path, *docs: str, **kw: Any) -> Engine:
     paths = []
     for i, doc in enumerate(docs):
@@ -103,9 +113,7 @@ def test_every_matching_policy_must_pass_static_fail(
     registry: Any, client: RegistryClient, repo: str, tmp_path: Path, keypair: Any
 ) -> None:
     key, pub = keypair
-    ref = f"{registry.host}/{repo}:demo"
-    push_image(client, repo, "demo")
-    sign(client, ref, key)
+    ref = _demo(registry, client, repo, signed_by=key)
     fail = cip("static-fail", "**", "  - static:\n      action: fail\n")
     passing = cip("static-pass", "**", "  - static:\n      action: pass\n")
     keyed = cip("key", "**", key_authority(pub))
@@ -127,9 +135,7 @@ def test_any_authority_within_a_policy(
 ) -> None:
     key, pub = keypair
     _, other_pub = other_keypair
-    ref = f"{registry.host}/{repo}:demo"
-    push_image(client, repo, "demo")
-    sign(client, ref, key)
+    ref = _demo(registry, client, repo, signed_by=key)
     both = cip("either", "**", key_authority(other_pub, name="a") + key_authority(pub, name="b"))
     with _engine(tmp_path, both) as e:
         d = e.decide([ref])
@@ -142,8 +148,7 @@ def test_warn_mode_and_no_match(
     registry: Any, client: RegistryClient, repo: str, tmp_path: Path, keypair: Any
 ) -> None:
     _, pub = keypair
-    ref = f"{registry.host}/{repo}:demo"
-    push_image(client, repo, "demo")
+    ref = _demo(registry, client, repo)
     warn = cip("warn-only", "**demo**", key_authority(pub), extra="  mode: warn\n")
     with _engine(tmp_path, warn) as e:
         d = e.decide([ref])
@@ -166,8 +171,7 @@ def test_warn_mode_and_no_match(
 def test_unsupported_key_sources_are_errors_not_crashes(
     registry: Any, client: RegistryClient, repo: str, tmp_path: Path
 ) -> None:
-    ref = f"{registry.host}/{repo}:demo"
-    push_image(client, repo, "demo")
+    ref = _demo(registry, client, repo)
     policy = cip("secret", "**", "  - key:\n      secretRef:\n        name: cip-secret\n")
     with _engine(tmp_path, policy) as e:
         d = e.decide([ref])
@@ -209,9 +213,7 @@ def test_attestation_rego_pass_fail(
     registry: Any, client: RegistryClient, repo: str, tmp_path: Path, keypair: Any
 ) -> None:
     key, pub = keypair
-    ref = f"{registry.host}/{repo}:demo"
-    push_image(client, repo, "demo")
-    sign(client, ref, key)
+    ref = _demo(registry, client, repo, signed_by=key)
     atts = (
         "    attestations:\n    - name: custom-match-predicate\n"
         "      predicateType: https://cosign.sigstore.dev/attestation/v1\n" + REGO
@@ -239,8 +241,7 @@ def test_match_resource_and_labels(
     registry: Any, client: RegistryClient, repo: str, tmp_path: Path, keypair: Any
 ) -> None:
     _, pub = keypair
-    ref = f"{registry.host}/{repo}:demo"
-    push_image(client, repo, "demo")
+    ref = _demo(registry, client, repo)
     match = (
         "  match:\n  - resource: pods\n    version: '*'\n"
         "    selector:\n      matchLabels:\n        match: match\n"

@@ -213,9 +213,8 @@ def test_verify_provenance_accepts_and_rejects(
 ) -> None:
     built, ref = pushed
     pub = str(keys["pub"])
-    ok = assay(
-        "verify-provenance", ref, "--key", pub, "--builder-id", DEFAULT_BUILDER_ID, "-o", "json"
-    )
+    verify = ("verify-provenance", ref, "--key", pub, "--builder-id", DEFAULT_BUILDER_ID)
+    ok = assay(*verify, "-o", "json")
     checked = json.loads(ok.stdout)
     assert {c["arch"] for c in checked} == {"amd64", "arm64"}
     source = checked[0]["source"]
@@ -237,29 +236,10 @@ def test_verify_provenance_accepts_and_rejects(
 
     if source:
         good_src = assay(
-            "verify-provenance",
-            ref,
-            "--key",
-            pub,
-            "--builder-id",
-            DEFAULT_BUILDER_ID,
-            "--source-uri",
-            source["uri"],
-            "--source-commit",
-            source["commit"],
+            *verify, "--source-uri", source["uri"], "--source-commit", source["commit"]
         )
         assert good_src.returncode == 0
-    wrong_src = assay(
-        "verify-provenance",
-        ref,
-        "--key",
-        pub,
-        "--builder-id",
-        DEFAULT_BUILDER_ID,
-        "--source-uri",
-        "git+https://git.example/not/this",
-        check=False,
-    )
+    wrong_src = assay(*verify, "--source-uri", "git+https://git.example/not/this", check=False)
     assert wrong_src.returncode == 1
     assert (
         "externalParameters.source.uri: expected git+https://git.example/not/this"

@@ -11,13 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_scan_db_update import feeds_dir
-from test_scan_db_update import serve as serve_feeds
 
 from fixtures.assets import INTEROP
 from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, test_key
 from fixtures.proxy import RunningProxy, start_tinyproxy
 from fixtures.registry import RunningRegistry, free_port
+from fixtures.vulnfeeds import FEED_SITE_PATHS, feeds_dir, serve_feeds, update_args
 
 __all__ = ["feeds_dir", "test_key"]  # pytest fixtures, imported for use here
 
@@ -148,25 +147,13 @@ def test_db_update_downloads_the_feeds_through_the_proxy(
     served: list[str] = []
     with serve_feeds(feeds_dir, served) as url:
         r = assay(
-            "db",
-            "update",
-            "--debian-tracker-url",
-            f"{url}/tracker.json",
-            "--osv-url",
-            url + "/{ecosystem}/all.zip",
-            "--osv-ecosystem",
-            "npm",
-            "--kev-url",
-            f"{url}/kev.json",
-            "--nvd-url",
-            f"{url}/nvd.json",
+            *update_args(url),
             "--epss-url",
             f"{url}/epss.csv.gz",
             cwd=tmp_path,
             env={"https_proxy": "http://127.0.0.1:9", "http_proxy": proxy.url},
         )
     assert r.returncode == 0, r.stderr
-    paths = ["/tracker.json", "/npm/all.zip", "/kev.json", "/nvd.json", "/epss.csv.gz"]
-    assert sorted(p.split("?")[0] for p in served) == sorted(paths)
+    assert sorted(p.split("?")[0] for p in served) == sorted(FEED_SITE_PATHS)
     seen = sorted(line.split("?")[0].split(" ")[1] for line in proxy.requests())
-    assert seen == sorted(url + p for p in paths)
+    assert seen == sorted(url + p for p in FEED_SITE_PATHS)

@@ -10,12 +10,10 @@ file differs from the recorded one (exit 1, naming it).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import shutil
 import subprocess
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import pytest
 
 from fixtures.debrepo import FakePkg, TestKey, python_base, serve_stable, signed_contents, test_key
 from fixtures.examples import assay
+from fixtures.wheels import write_wheel
 
 __all__ = ["test_key"]  # the pytest fixture, imported for use here
 
@@ -281,10 +280,6 @@ def test_app_on_a_local_base_rebuilds_with_source(
 # ----------------------------------------------------------------------------- python: wheels
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-
-
 def _pure_wheel(house: Path) -> Path:
     path = house / "tiny_app-1.2.0-py3-none-any.whl"
     members = {
@@ -294,15 +289,7 @@ def _pure_wheel(house: Path) -> Path:
         "tiny_app-1.2.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\n"
         b"Tag: py3-none-any\n",
     }
-    record = "".join(f"{n},sha256={_b64(d)},{len(d)}\n" for n, d in members.items())
-    with zipfile.ZipFile(path, "w") as zf:
-        for n, d in members.items():
-            zf.writestr(zipfile.ZipInfo(n, (2020, 1, 1, 0, 0, 0)), d)
-        zf.writestr(
-            zipfile.ZipInfo("tiny_app-1.2.0.dist-info/RECORD", (2020, 1, 1, 0, 0, 0)),
-            record + "tiny_app-1.2.0.dist-info/RECORD,,\n",
-        )
-    return path
+    return write_wheel(path, members, "tiny_app-1.2.0.dist-info", (2020, 1, 1, 0, 0, 0))
 
 
 @pytest.fixture(scope="module")

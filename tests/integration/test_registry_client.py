@@ -6,7 +6,6 @@ import contextlib
 import hashlib
 import json
 import os
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import pytest
 from assay.errors import NetworkError, UsageError, VerificationError
 from assay.oci.auth import Credentials
 from assay.oci.registry import RegistryClient, referrers_fallback_tag
+from fixtures.httpserve import serving
 from fixtures.ociimage import OCI_LAYER_TAR, push_image_blobs
 from fixtures.registry import RunningRegistry
 
@@ -340,27 +340,22 @@ def test_bearer_token_refused_for_wrong_password(registry_token: RunningRegistry
 
 @pytest.fixture
 def http_server() -> Iterator[Callable[[Callable[[BaseHTTPRequestHandler], None]], str]]:
-    servers: list[ThreadingHTTPServer] = []
+    with contextlib.ExitStack() as servers:
 
-    def start(handle: Callable[[BaseHTTPRequestHandler], None]) -> str:
-        class H(BaseHTTPRequestHandler):
-            def log_message(self, *a: object) -> None:
-                pass
+        def start(handle: Callable[[BaseHTTPRequestHandler], None]) -> str:
+            class H(BaseHTTPRequestHandler):
+                def log_message(self, *a: object) -> None:
+                    pass
 
-            def do_GET(self) -> None:
-                handle(self)
+                def do_GET(self) -> None:
+                    handle(self)
 
-            do_HEAD = do_GET
+                do_HEAD = do_GET
 
-        srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        servers.append(srv)
-        return f"127.0.0.1:{srv.server_address[1]}"
+            url = servers.enter_context(serving(ThreadingHTTPServer(("127.0.0.1", 0), H)))
+            return url.removeprefix("http://")
 
-    yield start
-    for s in servers:
-        s.shutdown()
-        s.server_close()
+        yield start
 
 
 def _reply(h: BaseHTTPRequestHandler, code: int, body: bytes, headers: dict[str, str]) -> None:
@@ -517,13 +512,12 @@ class DroppingProxy:
 
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _relay
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self._serving = contextlib.ExitStack()
+        url = self._serving.enter_context(serving(ThreadingHTTPServer(("127.0.0.1", 0), H)))
+        self.host = url.removeprefix("http://")
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serving.close()
 
 
 @pytest.mark.parametrize(

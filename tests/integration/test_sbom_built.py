@@ -5,7 +5,6 @@ no re-scan), ``assay sbom`` of the built image, and syft on the same image must 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from fixtures.assets import sbom_asset
+from fixtures.syft import syft_json
 
 ROOT = Path(__file__).resolve().parents[2]
-SYFT_ENV = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}  # no traffic off this machine
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
@@ -65,14 +64,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _syft(layout: Path, tmp: Path) -> set[Triple]:
     # a single-platform build tags its manifest directly: syft reads the layout as it is
-    raw = subprocess.run(
-        ["syft", f"oci-dir:{layout}", "-o", "syft-json", "-q"],
-        check=True,
-        capture_output=True,
-        env=SYFT_ENV,
-        timeout=300,
-    ).stdout
-    return {(a["name"], a["version"], a["purl"]) for a in json.loads(raw)["artifacts"]}
+    doc = syft_json(f"oci-dir:{layout}")
+    return {(a["name"], a["version"], a["purl"]) for a in doc["artifacts"]}
 
 
 def test_build_sboms_validate(built: Path) -> None:

@@ -12,7 +12,6 @@ else fails the test.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,8 +20,7 @@ import pytest
 
 from assay.sbom.image import catalog_image
 from fixtures.assets import sbom_asset
-
-SYFT_ENV = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}  # no traffic off this machine
+from fixtures.syft import syft_json
 
 pytestmark = pytest.mark.skipif(shutil.which("syft") is None, reason="syft not installed")
 
@@ -46,14 +44,8 @@ DELIBERATE: dict[Triple, str] = {
 
 
 def _syft(ref: str) -> set[Triple]:
-    out = subprocess.run(
-        ["syft", ref, "-o", "syft-json", "-q"],
-        check=True,
-        capture_output=True,
-        env=SYFT_ENV,
-        timeout=120,
-    ).stdout
-    return {(a["name"], a["version"], a["purl"]) for a in json.loads(out)["artifacts"]}
+    doc = syft_json(ref, timeout=120)
+    return {(a["name"], a["version"], a["purl"]) for a in doc["artifacts"]}
 
 
 def _assay_cli(*args: str) -> bytes:

@@ -9,9 +9,7 @@ Every command is the installed ``assay`` console script in a subprocess, as a us
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,12 +18,12 @@ import pytest
 from fixtures.assets import sbom_asset
 from fixtures.cli import Ran, run_script
 from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, signed_contents, test_key
+from fixtures.syft import syft_json
 from fixtures.vulnfeeds import import_args
 
 __all__ = ["test_key"]  # the pytest fixture, imported for use here
 
 DATE = 1_700_000_000
-SYFT_ENV = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}  # no traffic off this machine
 
 
 def assay(*args: str, env: dict[str, str], check: bool = True) -> Ran:
@@ -122,14 +120,7 @@ def test_syft_sees_debian(built: str, tmp_path: Path) -> None:
     layout = built.removeprefix("oci:").rsplit(":", 1)[0]
     flat = tmp_path / "flat"
     sbom_asset("foreign_rootfs").single_arch_layout(Path(layout), flat, arch=None)
-    raw = subprocess.run(
-        ["syft", f"oci-dir:{flat}", "-o", "syft-json", "-q"],
-        check=True,
-        capture_output=True,
-        env=SYFT_ENV,
-        timeout=300,
-    ).stdout
-    doc = json.loads(raw)
+    doc = syft_json(f"oci-dir:{flat}")
     assert doc["distro"]["id"] == "debian" and doc["distro"]["versionID"] == "12"
     names = {a["name"] for a in doc["artifacts"] if a["type"] == "deb"}
     assert names == {"libssl3"}

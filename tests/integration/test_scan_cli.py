@@ -66,6 +66,16 @@ def _cdx(path: Path) -> Path:
     return path
 
 
+def _spdx_package(spdx_id: str, name: str, purl: str) -> dict[str, object]:
+    ref = {"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl"}
+    return {
+        "SPDXID": spdx_id,
+        "name": name,
+        "downloadLocation": "NOASSERTION",
+        "externalRefs": [{**ref, "referenceLocator": purl}],
+    }
+
+
 def _spdx(path: Path) -> Path:
     path.write_text(
         json.dumps(
@@ -77,30 +87,8 @@ def _spdx(path: Path) -> Path:
                 "documentNamespace": "https://example.invalid/x",
                 "creationInfo": {"created": "2025-01-01T00:00:00Z", "creators": ["Tool: t"]},
                 "packages": [
-                    {
-                        "SPDXID": "SPDXRef-img",
-                        "name": "python",
-                        "downloadLocation": "NOASSERTION",
-                        "externalRefs": [
-                            {
-                                "referenceCategory": "PACKAGE-MANAGER",
-                                "referenceType": "purl",
-                                "referenceLocator": f"pkg:oci/python@{DIGEST}",
-                            }
-                        ],
-                    },
-                    {
-                        "SPDXID": "SPDXRef-ssl",
-                        "name": "libssl3",
-                        "downloadLocation": "NOASSERTION",
-                        "externalRefs": [
-                            {
-                                "referenceCategory": "PACKAGE-MANAGER",
-                                "referenceType": "purl",
-                                "referenceLocator": SSL_PURL,
-                            }
-                        ],
-                    },
+                    _spdx_package("SPDXRef-img", "python", f"pkg:oci/python@{DIGEST}"),
+                    _spdx_package("SPDXRef-ssl", "libssl3", SSL_PURL),
                 ],
             }
         )
@@ -178,39 +166,12 @@ def test_vex_create_then_scan_suppresses_and_fail_on_passes(
 def test_vex_merge_and_apply(env: dict[str, str], tmp_path: Path) -> None:
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     prod = f"pkg:oci/python@{DIGEST}"
-    assert (
-        assay(
-            "vex",
-            "create",
-            "--product",
-            prod,
-            "--vuln",
-            "CVE-2023-0464",
-            "--status",
-            "under_investigation",
-            "--file",
-            str(a),
-            env=env,
-        ).returncode
-        == 0
-    )
+    create = ("vex", "create", "--product", prod, "--vuln", "CVE-2023-0464", "--status")
+    r = assay(*create, "under_investigation", "--file", str(a), env=env)
+    assert r.returncode == 0, r.stderr
     e2 = dict(env, SOURCE_DATE_EPOCH="4102444800")  # 2100: later than a
-    assert (
-        assay(
-            "vex",
-            "create",
-            "--product",
-            prod,
-            "--vuln",
-            "CVE-2023-0464",
-            "--status",
-            "fixed",
-            "--file",
-            str(b),
-            env=e2,
-        ).returncode
-        == 0
-    )
+    r = assay(*create, "fixed", "--file", str(b), env=e2)
+    assert r.returncode == 0, r.stderr
     merged = tmp_path / "m.json"
     r = assay("vex", "merge", str(a), str(b), "--file", str(merged), env=env)
     assert r.returncode == 0, r.stderr

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import http.server
 import io
 import os
-import shutil
 import sys
-import threading
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,27 +17,11 @@ from assay.vuln.db import AdvisoryDB
 from assay.vuln.feeds import FEEDS
 from assay.vuln.feeds import osv as osv_mod
 from assay.vuln.feeds._interface import read_bounded
+from fixtures.vulnfeeds import FEED_SITE_PATHS, feeds_dir, serve_feeds, update_args
+
+__all__ = ["feeds_dir"]  # a pytest fixture, imported for use here
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "vuln"
-
-
-@contextlib.contextmanager
-def serve(root: Path, log: list[str]) -> Iterator[str]:
-    class H(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a: object, **k: object) -> None:
-            super().__init__(*a, directory=str(root), **k)  # type: ignore[arg-type]
-
-        def log_message(self, *a: object) -> None:
-            log.append(self.path)
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}"
-    finally:
-        srv.shutdown()
-        srv.server_close()
 
 
 def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str]:
@@ -66,43 +46,16 @@ def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str]:
     return int(code or 0), err.getvalue()
 
 
-@pytest.fixture
-def feeds_dir(tmp_path: Path) -> Path:
-    root = tmp_path / "www"
-    (root / "npm").mkdir(parents=True)
-    shutil.copy(ASSETS / "tracker.json", root / "tracker.json")
-    shutil.copy(ASSETS / "kev.json", root / "kev.json")
-    (root / "epss.csv.gz").write_bytes(gzip.compress((ASSETS / "epss.csv").read_bytes()))
-    shutil.copy(ASSETS / "nvd" / "cves-page.json", root / "nvd.json")
-    with zipfile.ZipFile(root / "npm" / "all.zip", "w") as zf:
-        for f in sorted((ASSETS / "osv").glob("*.json")):
-            zf.write(f, f.name)
-    return root
-
-
 def test_db_update_from_configured_urls(tmp_path: Path, feeds_dir: Path) -> None:
     log: list[str] = []
     env = dict(os.environ, ASSAY_VULN_DB=str(tmp_path / "v.db"))
-    with serve(feeds_dir, log) as url:
+    with serve_feeds(feeds_dir, log) as url:
         code, err = run_cli(
-            "db",
-            "update",
-            "--debian-tracker-url",
-            f"{url}/tracker.json",
-            "--osv-url",
-            url + "/{ecosystem}/all.zip",
-            "--osv-ecosystem",
-            "npm",
-            "--kev-url",
-            f"{url}/kev.json",
-            "--nvd-url",
-            f"{url}/nvd.json",
+            *update_args(url),
             env=dict(env, ASSAY_FEED_EPSS=f"{url}/epss.csv.gz"),  # env var form of --epss-url
         )
     assert code == 0, err
-    assert sorted(p.split("?")[0] for p in log) == sorted(
-        ["/tracker.json", "/npm/all.zip", "/kev.json", "/epss.csv.gz", "/nvd.json"]
-    )
+    assert sorted(p.split("?")[0] for p in log) == sorted(FEED_SITE_PATHS)
     with AdvisoryDB(tmp_path / "v.db") as db:
         c = db.counts()
         assert (c["debian"], c["osv"], c["kev"], c["epss"]) == (16, 7, 2, 4)
@@ -115,7 +68,7 @@ def test_db_update_failure_keeps_previous_data(tmp_path: Path, feeds_dir: Path) 
     env = dict(os.environ, ASSAY_VULN_DB=str(tmp_path / "v.db"))
     with AdvisoryDB(tmp_path / "v.db") as db:
         FEEDS["kev"].import_path(db, ASSETS / "kev.json")
-    with serve(feeds_dir, []) as url:
+    with serve_feeds(feeds_dir, []) as url:
         code, err = run_cli(
             "db", "update", "--only", "kev", "--kev-url", f"{url}/missing.json", env=env
         )

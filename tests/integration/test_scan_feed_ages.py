@@ -157,7 +157,8 @@ def test_schema_2_database_is_migrated(tmp_path: Path) -> None:
 @pytest.mark.parametrize("modified", ["Sat, 06 May 2023 07:08:09 GMT", None])
 def test_db_update_dates_the_tracker_by_last_modified(tmp_path: Path, modified: str | None) -> None:
     import http.server
-    import threading
+
+    from fixtures.httpserve import serving
 
     body = (ASSETS / "tracker.json").read_bytes()
 
@@ -173,17 +174,12 @@ def test_db_update_dates_the_tracker_by_last_modified(tmp_path: Path, modified: 
         def log_message(self, *a: object) -> None:
             pass
 
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{srv.server_address[1]}/json"
     env = {"ASSAY_VULN_DB": str(tmp_path / "v.db")}
-    try:
+    with serving(http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)) as base:
+        url = base + "/json"
         r = run_script(
             "db", "update", "--only", "debian-tracker", "--debian-tracker-url", url, env=env
         )
-    finally:
-        srv.shutdown()
-        srv.server_close()
     assert r.returncode == 0, r.stderr
     (src,) = json.loads(run_script("db", "status", "-o", "json", env=env).stdout)["sources"]
     if modified:

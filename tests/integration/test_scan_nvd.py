@@ -11,7 +11,6 @@ import copy
 import datetime as dt
 import http.server
 import json
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from assay.errors import InputError
 from assay.vuln.db import AdvisoryDB
 from assay.vuln.feeds import NvdFeed
 from fixtures.cli import run_script
+from fixtures.httpserve import serving
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "vuln"
 NVD = ASSETS / "nvd" / "cves-page.json"
@@ -248,13 +248,8 @@ class _Api:
 @pytest.fixture
 def api() -> Iterator[_Api]:
     a = _Api()
-    t = threading.Thread(target=a.server.serve_forever, daemon=True)
-    t.start()
-    try:
+    with serving(a.server):
         yield a
-    finally:
-        a.server.shutdown()
-        a.server.server_close()
 
 
 def test_db_update_pages_then_asks_for_changes_only(api: _Api, tmp_path: Path) -> None:

@@ -12,9 +12,7 @@ when it cannot be reached) and ``slow``. Every command is the installed console 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,10 +20,10 @@ import pytest
 from fixtures.assets import sbom_asset
 from fixtures.cli import run_script
 from fixtures.examples import mirror_or_skip
+from fixtures.syft import syft_json
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
-SYFT_ENV = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}  # no traffic off this machine
 # A tracker fixture in the Debian tracker's JSON shape naming the image's source packages.
 # CVE-2023-27043 (email.utils address parsing) is open in bookworm's python3.11.
 TRACKER = {
@@ -98,14 +96,7 @@ def test_syft_sees_debian(image: tuple[str, Path], tmp_path: Path) -> None:
     _, layout = image
     flat = tmp_path / "flat"
     sbom_asset("foreign_rootfs").single_arch_layout(layout, flat, arch=None)  # syft: no nesting
-    raw = subprocess.run(
-        ["syft", f"oci-dir:{flat}", "-o", "syft-json", "-q"],
-        check=True,
-        capture_output=True,
-        env=SYFT_ENV,
-        timeout=300,
-    ).stdout
-    doc = json.loads(raw)
+    doc = syft_json(f"oci-dir:{flat}")
     assert doc["distro"]["id"] == "debian" and doc["distro"]["versionID"] == "12"
     debs = {a["name"] for a in doc["artifacts"] if a["type"] == "deb"}
     assert "python3.11-minimal" in debs

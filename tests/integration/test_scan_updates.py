@@ -17,8 +17,10 @@ from assay.vuln.db import AdvisoryDB
 from assay.vuln.feeds import FEEDS
 from assay.vuln.updates import changelog_cves, check_updates, read_changelog
 from fixtures.debrepo import FakePkg, make_repo, serve, test_key  # noqa: F401
+from fixtures.examples import bookworm_sources_or_skip
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "vuln"
+BOOKWORM = Distro("debian", "12", "bookworm")
 
 CHANGELOG_NEW = """\
 openssl (3.0.13-1~deb12u1) bookworm-security; urgency=medium
@@ -45,6 +47,24 @@ openssl (3.0.11-1~deb12u1) bookworm-security; urgency=medium
 
  -- Sebastian Andrzej Siewior <sebastian@breakpoint.cc>  Tue, 19 Sep 2023 20:55:49 +0200
 """
+
+
+def _deb(name: str, version: str, **source: str) -> Package:
+    """An amd64 Debian package of an inventory (``source``: source_name, source_version)."""
+    purl = f"pkg:deb/debian/{name}@{version}?arch=amd64"
+    return Package(
+        name=name, version=version, ecosystem="deb", architecture="amd64", purl=purl, **source
+    )
+
+
+def _inventory(*packages: Package, distro: Distro | None = BOOKWORM) -> Inventory:
+    return Inventory(
+        subject_name="t",
+        subject_digest="",
+        architecture="amd64",
+        distro=distro,
+        packages=packages,
+    )
 
 
 def _pkg(version: str, changelog: str) -> FakePkg:
@@ -78,28 +98,8 @@ def test_updates_from_served_signed_repo(tmp_path: Path, test_key) -> None:  # n
         archs=("amd64",),
         key=test_key,
     )
-    inv = Inventory(
-        subject_name="t",
-        subject_digest="",
-        architecture="amd64",
-        distro=Distro("debian", "12", "bookworm"),
-        packages=(
-            Package(
-                name="libssl3",
-                version="3.0.11-1~deb12u2",
-                ecosystem="deb",
-                architecture="amd64",
-                purl="pkg:deb/debian/libssl3@3.0.11-1~deb12u2?arch=amd64",
-                source_name="openssl",
-            ),
-            Package(
-                name="base-files",
-                version="12.4",
-                ecosystem="deb",
-                architecture="amd64",
-                purl="pkg:deb/debian/base-files@12.4?arch=amd64",
-            ),
-        ),
+    inv = _inventory(
+        _deb("libssl3", "3.0.11-1~deb12u2", source_name="openssl"), _deb("base-files", "12.4")
     )
     log: list[str] = []
     with serve(repo.root, log=log) as url:
@@ -119,21 +119,7 @@ def test_package_without_changelog_is_reported_not_dropped(tmp_path: Path, test_
     repo = make_repo(
         tmp_path / "repo", {"stable": [FakePkg("hello", "2.0")]}, archs=("amd64",), key=test_key
     )
-    inv = Inventory(
-        subject_name="t",
-        subject_digest="",
-        architecture="amd64",
-        distro=None,
-        packages=(
-            Package(
-                name="hello",
-                version="1.0",
-                ecosystem="deb",
-                architecture="amd64",
-                purl="pkg:deb/debian/hello@1.0?arch=amd64",
-            ),
-        ),
-    )
+    inv = _inventory(_deb("hello", "1.0"), distro=None)
     with serve(repo.root) as url:
         [info] = check_updates(inv, repo.sources(url), cache_dir=tmp_path / "cache")
     assert info.candidate == "2.0" and info.cves == () and "changelog.Debian.gz" in info.note
@@ -165,22 +151,8 @@ def test_real_mirror_libssl3_older_than_security_suite(tmp_path: Path) -> None:
     except AssayError as exc:
         pytest.skip(f"SKIPPED LOUDLY: Debian mirror unreachable: {exc}")
     old = next(r for r in idx.packages["amd64"] if r.name == "libssl3")
-    inv = Inventory(
-        subject_name="t",
-        subject_digest="",
-        architecture="amd64",
-        distro=Distro("debian", "12", "bookworm"),
-        packages=(
-            Package(
-                name="libssl3",
-                version=old.version,
-                ecosystem="deb",
-                architecture="amd64",
-                purl=f"pkg:deb/debian/libssl3@{old.version}?arch=amd64",
-                source_name=old.source,
-                source_version=old.source_version,
-            ),
-        ),
+    inv = _inventory(
+        _deb("libssl3", old.version, source_name=old.source, source_version=old.source_version)
     )
     infos = check_updates(inv, sources, cache_dir=tmp_path / "c")
     if not infos:
@@ -197,20 +169,10 @@ def test_real_built_image_with_older_libssl3_reports_security_cves(tmp_path: Pat
     import json
 
     pytest.importorskip("assay.build.lock", reason="SKIPPED LOUDLY: the image builder is missing")
-    from assay.debian.sources import host_sources
-    from assay.errors import AssayError
-
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from test_scan_cli import assay as run_assay
 
-    try:
-        hosts = host_sources()
-    except AssayError as exc:
-        pytest.skip(f"SKIPPED LOUDLY: no host apt sources: {exc}")
-    main = next((s for s in hosts if s.suite == "bookworm"), None)
-    sec = next((s for s in hosts if s.suite == "bookworm-security"), None)
-    if main is None or sec is None:
-        pytest.skip("SKIPPED LOUDLY: host apt sources lack bookworm and bookworm-security")
+    main, sec = bookworm_sources_or_skip()
     spec = tmp_path / "ssl.yaml"
     spec.write_text("contents:\n  packages: [libssl3]\narchs: [amd64]\n")
     env = dict(

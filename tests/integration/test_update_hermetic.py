@@ -119,6 +119,22 @@ KEV = {
 }
 
 
+def _publish(
+    root: Path,
+    key: TestKey,
+    stable: list[FakePkg],
+    security: list[FakePkg],
+    *,
+    day: int = 0,
+    codenames: dict[str, str] | None = None,
+) -> None:
+    """(Re)write the amd64 repository of suites stable and stable-security, dated DATE + ``day``
+    days."""
+    suites = {"stable": stable, "stable-security": security}
+    date = rfc2822(DATE + day * 86400)
+    make_repo(root, suites, archs=("amd64",), key=key, date=date, codenames=codenames)
+
+
 def _touch_inrelease(root: Path) -> None:
     """http.server's Last-Modified has one-second resolution: a republish within the second of
     the last fetch would be answered 304 to If-Modified-Since."""
@@ -143,14 +159,7 @@ def test_update_rebuilds_names_cves_and_is_then_a_noop(
     tmp_path: Path, test_key: TestKey, registry: RunningRegistry
 ) -> None:
     root = tmp_path / "repo"
-    make_repo(
-        root,
-        {"stable": _base(), "stable-security": []},
-        archs=("amd64",),
-        key=test_key,
-        date=rfc2822(DATE),
-        codenames=CODENAMES,
-    )
+    _publish(root, test_key, _base(), [], codenames=CODENAMES)
     env = {
         "ASSAY_CACHE_DIR": str(tmp_path / "cache"),
         "ASSAY_VULN_DB": str(_advisory_db(tmp_path)),
@@ -169,14 +178,7 @@ def test_update_rebuilds_names_cves_and_is_then_a_noop(
         noop = json.loads(assay("update", str(spec), "-o", "json", "-q", env=env).stdout)
         assert noop["updated"] is False and noop["updates"][0]["packages"] == []
 
-        make_repo(
-            root,
-            {"stable": _base(), "stable-security": [_fixed()]},
-            archs=("amd64",),
-            key=test_key,
-            date=rfc2822(DATE + 86400),
-            codenames=CODENAMES,
-        )
+        _publish(root, test_key, _base(), [_fixed()], day=1, codenames=CODENAMES)
         _touch_inrelease(root)
         proc = assay(
             "update",
@@ -306,13 +308,7 @@ def test_security_only_takes_only_security_suite_versions(
 
     monkeypatch.setenv("ASSAY_CACHE_DIR", str(tmp_path / "cache"))
     root = tmp_path / "repo"
-    make_repo(
-        root,
-        {"stable": _base(), "stable-security": []},
-        archs=("amd64",),
-        key=test_key,
-        date=rfc2822(DATE),
-    )
+    _publish(root, test_key, _base(), [])
     with serve(root) as url:
         spec = _spec(tmp_path, url, test_key)
         raw = spec.read_bytes()
@@ -322,13 +318,7 @@ def test_security_only_takes_only_security_suite_versions(
         newer_hello = FakePkg(
             "hello", "1.0-2", depends="libhello (>= 1.0)", files={"usr/bin/hello": b"hi2\n"}
         )
-        make_repo(
-            root,
-            {"stable": [*_base(), newer_hello], "stable-security": [_fixed()]},
-            archs=("amd64",),
-            key=test_key,
-            date=rfc2822(DATE + 86400),
-        )
+        _publish(root, test_key, [*_base(), newer_hello], [_fixed()], day=1)
         _touch_inrelease(root)
         with RepoClient(keyrings=image.keyring_paths(tmp_path)) as client:
             everything = plan_update(spec, raw, old, client)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.examples import assay
+from fixtures.examples import assay, bookworm_sources_or_skip
 
 
 def _repo(uri: str, suites: list[str], keyring: str) -> str:
@@ -22,17 +22,7 @@ def _repo(uri: str, suites: list[str], keyring: str) -> str:
 def test_point_release_lock_updated_with_security_suite_names_changelog_cves(
     tmp_path: Path,
 ) -> None:
-    from assay.debian.sources import host_sources
-    from assay.errors import AssayError
-
-    try:
-        hosts = host_sources()
-    except AssayError as exc:
-        pytest.skip(f"SKIPPED LOUDLY: no host apt sources: {exc}")
-    main = next((s for s in hosts if s.suite == "bookworm"), None)
-    sec = next((s for s in hosts if s.suite == "bookworm-security"), None)
-    if main is None or sec is None:
-        pytest.skip("SKIPPED LOUDLY: host apt sources lack bookworm and bookworm-security")
+    main, sec = bookworm_sources_or_skip()
     keyring = main.signed_by or "/usr/share/keyrings/debian-archive-keyring.gpg"
     env = {"ASSAY_CACHE_DIR": str(tmp_path / "cache"), "ASSAY_VULN_DB": str(tmp_path / "none")}
     spec = tmp_path / "ssl.yaml"

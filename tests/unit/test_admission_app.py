@@ -18,6 +18,7 @@ from assay.admission.alerts import WebhookAlert
 from assay.admission.metrics import Metrics
 from assay.errors import UsageError
 from fixtures.assets import INTEROP
+from fixtures.httpserve import serving
 
 CAPTURE = INTEROP / "kube-apiserver-1.36.2"
 DIGEST_BODY = (CAPTURE / "04-pod-create-digest-validate.json").read_bytes()
@@ -90,11 +91,9 @@ class _Receiver(BaseHTTPRequestHandler):
 
 
 def test_a_deny_is_posted_to_the_alert_receiver_but_not_a_dry_run() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
     _Receiver.got = []
-    try:
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)) as base:
+        url = base + "/hook"
         alert = WebhookAlert(url)
         app = create_app(lambda m: Webhook(AllowList(), Settings(), metrics=m, alert=alert))
         dry = json.loads((CAPTURE / "12-pod-create-dryrun-validate.json").read_text())
@@ -112,8 +111,6 @@ def test_a_deny_is_posted_to_the_alert_receiver_but_not_a_dry_run() -> None:
         text = _Receiver.got[0]["text"]
         assert set(_Receiver.got[0]) == {"text"}
         assert "capture-test/pod-digest" in text and "failed policy" in text and "admin" in text
-    finally:
-        server.shutdown()
 
 
 def test_alert_url_must_be_http() -> None:

@@ -29,6 +29,7 @@ from assay.build.wheels import (
 from assay.errors import InputError, VerificationError
 from assay.oci.entry import EntryType
 from assay.oci.layer import read_layer, write_layer
+from fixtures.wheels import wheel_record
 
 SITE = "usr/local/lib/python3.11/dist-packages"
 LAYOUT = {
@@ -189,10 +190,6 @@ def test_sdist_only_is_a_clear_error() -> None:
         target_tags((3, 11), "mips64el", (2, 36))
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-
-
 def _handmade(
     tmp_path: Path, members: dict[str, bytes], *, unlisted: str = "", symlink: str = ""
 ) -> Path:
@@ -202,7 +199,7 @@ def _handmade(
         "evil-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\n",
         **members,
     }
-    record = "".join(f"{n},sha256={_b64(d)},{len(d)}\n" for n, d in members.items())
+    record_name, record = wheel_record(members, "evil-1.0.dist-info")
     with zipfile.ZipFile(path, "w") as zf:
         for n, d in members.items():
             zf.writestr(n, d)
@@ -212,7 +209,7 @@ def _handmade(
             info = zipfile.ZipInfo(symlink)
             info.external_attr = (stat.S_IFLNK | 0o777) << 16
             zf.writestr(info, b"/etc/passwd")
-        zf.writestr("evil-1.0.dist-info/RECORD", record + "evil-1.0.dist-info/RECORD,,\n")
+        zf.writestr(record_name, record)
     return path
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from assay.debian.fetch import DebCache
 from assay.errors import InputError, NetworkError, VerificationError
 from fixtures.debrepo import FakePkg, build_deb, serve
+from fixtures.httpserve import serving
 
 
 @pytest.fixture(scope="module")
@@ -163,14 +163,8 @@ def truncating_server(blob: bytes) -> Iterator[tuple[str, list[int]]]:
             self.wfile.flush()
             self.close_connection = True
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", hits
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as url:
+        yield url, hits
 
 
 def test_interrupted_download_leaves_nothing_valid(

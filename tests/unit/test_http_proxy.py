@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import re
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,6 +31,7 @@ from assay.admission.alerts import WebhookAlert
 from assay.errors import NetworkError, UsageError
 from assay.oci.registry import RegistryClient
 from fixtures.drip import DripServer
+from fixtures.httpserve import serving
 from fixtures.kubeapi import kube_api
 from fixtures.proxy import RunningProxy, start_tinyproxy
 from fixtures.registry import free_port
@@ -80,15 +80,8 @@ def web() -> Iterator[str]:
     """``http://127.0.0.1:PORT`` of a plain HTTP server (a full one: a proxy writes a request in
     several pieces, and a server that answers and closes after the first makes it fail)."""
     _Web.bodies = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Web)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), _Web)) as url:
+        yield url
 
 
 ENVIRONMENTS: list[dict[str, str]] = [

@@ -12,7 +12,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,6 +26,7 @@ from assay.attest.keys import generate_keypair
 from assay.errors import NetworkError, UsageError
 from assay.oci.registry import RegistryClient
 from fixtures.drip import DripServer
+from fixtures.httpserve import serving
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -51,14 +51,8 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     ctx.load_cert_chain(certs.cert, certs.key)
     ctx.set_alpn_protocols(["http/1.1"])
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server.server_address[1], certs.ca_cert
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def _context(t: httpx.HTTPTransport) -> ssl.SSLContext:

@@ -569,6 +569,27 @@ class RegistryClient:
             self._cancel_upload(location)
         return result == "mounted"
 
+    def _send_empty(
+        self,
+        method: str,
+        url: httpx.URL,
+        repository: str,
+        scopes: tuple[str, ...],
+        *,
+        retry: bool = True,
+    ) -> httpx.Response:
+        """``_send`` a POST or PUT with an empty body, its ``Content-Length: 0`` stated (a
+        registry may refuse either without a length: 411)."""
+        return self._send(
+            method,
+            url,
+            repository=repository,
+            scopes=scopes,
+            headers={"Content-Length": "0"},
+            content=b"",
+            retry=retry,
+        )
+
     def _start_upload(
         self, repository: str, digest: str | None = None, mount_from: str | None = None
     ) -> tuple[str, httpx.URL | None]:
@@ -579,14 +600,7 @@ class RegistryClient:
             _check_repo(mount_from)
             url = url.copy_merge_params({"mount": digest, "from": mount_from})
             scopes = (*scopes, f"repository:{mount_from}:pull")
-        resp = self._send(
-            "POST",
-            url,
-            repository=repository,
-            scopes=scopes,
-            headers={"Content-Length": "0"},
-            content=b"",
-        )
+        resp = self._send_empty("POST", url, repository, scopes)
         try:
             if resp.status_code == 201 and mount_from:
                 return "mounted", None
@@ -723,15 +737,7 @@ class RegistryClient:
                         offset = end + 1
                     self._check_local(digest, size, h, offset)
                     final = location.copy_merge_params({"digest": digest})
-                    resp = self._send(
-                        "PUT",
-                        final,
-                        repository=repository,
-                        scopes=scopes,
-                        headers={"Content-Length": "0"},
-                        content=b"",
-                        retry=False,
-                    )
+                    resp = self._send_empty("PUT", final, repository, scopes, retry=False)
         except BaseException:
             self._cancel_upload(location)
             raise

@@ -23,6 +23,18 @@ def distro_qualifier(distro_id: str, version_id: str) -> str:
     return f"{distro_id}-{version_id}" if distro_id and version_id else ""
 
 
+def _distro_purl(
+    kind: str, namespace: str, name: str, version: str, *, arch: str, distro: str, upstream: str
+) -> str:
+    """A distribution package's purl; the ``arch``, ``distro`` and ``upstream`` qualifiers are
+    left out when empty."""
+    qualifiers = _qualifiers(arch=arch, distro=distro, upstream=upstream)
+    purl = PackageURL(
+        type=kind, namespace=namespace, name=name, version=version, qualifiers=qualifiers
+    )
+    return str(purl.to_string())
+
+
 def deb_purl(
     name: str,
     version: str,
@@ -38,18 +50,10 @@ def deb_purl(
         upstream = source_name
     if source_name and source_version and source_version != version:
         upstream = f"{source_name}@{source_version}"
-    purl = PackageURL(
-        type="deb",
-        namespace=distro_id or "debian",
-        name=name,
-        version=version,
-        qualifiers=_qualifiers(
-            arch=arch,
-            distro=distro_qualifier(distro_id, distro_version),
-            upstream=upstream,
-        ),
+    distro = distro_qualifier(distro_id, distro_version)
+    return _distro_purl(
+        "deb", distro_id or "debian", name, version, arch=arch, distro=distro, upstream=upstream
     )
-    return str(purl.to_string())
 
 
 def apk_purl(
@@ -61,18 +65,11 @@ def apk_purl(
     distro_id: str = "alpine",
     distro_version: str = "",
 ) -> str:
-    purl = PackageURL(
-        type="apk",
-        namespace=distro_id or "alpine",
-        name=name,
-        version=version,
-        qualifiers=_qualifiers(
-            arch=arch,
-            distro=distro_qualifier(distro_id, distro_version),
-            upstream=origin if origin and origin != name else "",
-        ),
+    upstream = origin if origin and origin != name else ""
+    distro = distro_qualifier(distro_id, distro_version)
+    return _distro_purl(
+        "apk", distro_id or "alpine", name, version, arch=arch, distro=distro, upstream=upstream
     )
-    return str(purl.to_string())
 
 
 def pypi_purl(name: str, version: str) -> str:

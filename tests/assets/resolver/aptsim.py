@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 _INST = re.compile(r"^Inst (\S+) (?:\[[^\]]*\] )?\((\S+) ")
 
@@ -106,3 +107,25 @@ class AptRoot:
     def packages_files(self) -> list[Path]:
         lists = self.root / "var/lib/apt/lists"
         return sorted(p for p in lists.iterdir() if p.name.endswith("_Packages"))
+
+
+class RepoSourceLike(Protocol):
+    """What ``apt_root`` reads of a source (assay's ``RepoSource`` has it)."""
+
+    @property
+    def uri(self) -> str: ...
+    @property
+    def suite(self) -> str: ...
+    @property
+    def components(self) -> tuple[str, ...]: ...
+    @property
+    def signed_by(self) -> str | None: ...
+
+
+def apt_root(root: Path, sources: Sequence[RepoSourceLike], arch: str) -> AptRoot:
+    """A throw-away apt for ``sources`` and ``arch`` in ``root``, after its ``apt-get update``."""
+    apt = AptRoot(
+        root, [AptSource(s.uri, s.suite, s.components, s.signed_by) for s in sources], arch
+    )
+    apt.update()
+    return apt
