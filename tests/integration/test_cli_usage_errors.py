@@ -185,3 +185,20 @@ def test_old_spellings_still_work_with_a_warning(tmp_path: Path) -> None:
         r = run_inprocess(*args, env=env)
         assert f"assay: warning: {warning}" in r.stderr, (args, r.stderr)
         assert r.returncode != 0  # each then fails on its (deliberately bad) input
+
+
+def test_an_unusable_key_file_is_named_in_the_error(tmp_path: Path) -> None:
+    """Every command taking a --key names the file when it is no key at all (a cosign.pub mixed
+    up with another file is the usual mistake), for public and private keys alike."""
+    not_pem = tmp_path / "notes.txt"
+    not_pem.write_text("this is no key\n")
+    cases = [
+        ["verify", "registry.invalid/x:1", "--key", str(not_pem)],
+        ["verify-attestation", "registry.invalid/x:1", "--key", str(not_pem)],
+        ["sign", "registry.invalid/x:1", "--key", str(not_pem)],
+    ]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda a: _assay(a, {"ASSAY_PASSWORD": ""}), cases))
+    for args, r in zip(cases, results, strict=True):
+        line = _one_line_usage_error(r, args)
+        assert f"{not_pem}: " in line and "not a PEM block" in line, line

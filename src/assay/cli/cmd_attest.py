@@ -14,6 +14,7 @@ from assay.cli.cmd_sign import (
     check_platform,
     client_for,
     load_signing_key,
+    load_verification_key,
     read_file,
     report_checked,
 )
@@ -109,16 +110,14 @@ def register(app: typer.Typer) -> None:
             raise UsageError(
                 "give either --key, or --certificate-identity with --certificate-oidc-issuer"
             )
-        pem = read_file(key, "public key", 64 << 10) if key else None
-        # the registry client and the crypto only after the arguments and the key file are read
+        public = load_verification_key(key) if key else None
+        # the registry client only after the arguments and the key file are checked
         from assay.attest import remote
         from assay.attest.intoto import resolve_predicate_type
-        from assay.attest.keys import load_public_key
 
         want = resolve_predicate_type(predicate_type) if predicate_type else None
         ref = remote.parse_image_ref(image)
         identity, issuer = certificate_identity, certificate_oidc_issuer
-        public = load_public_key(pem) if pem is not None else None
 
         def verify_one(
             c: RegistryClient, r: remote.ImageRef

@@ -114,13 +114,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check a bundle offline: signed manifest, every file with its digest, nothing missing
         or extra; list what it holds. Exit 0 valid, 1 not valid, 2 unreadable input."""
-        from assay.attest.keys import load_public_key
-        from assay.cli.cmd_sign import read_file
+        from assay.cli.cmd_sign import load_verification_key, read_file
         from assay.compliance.bundle import MAX_BUNDLE, verify_bundle
 
         if bundle_file.is_dir():
             raise UsageError(f"{bundle_file} is a directory; give the bundle's tar file")
-        public = load_public_key(read_file(key, "public key", 64 << 10))
+        public = load_verification_key(key)
         contents = verify_bundle(read_file(bundle_file, "evidence bundle", MAX_BUNDLE), public)
         if output is VerifyOutput.json:
             doc = {"verified": True, **contents.to_dict()}

@@ -68,11 +68,10 @@ def _statements(
     image: str, key: Path, insecure: bool, platform: str | None = None
 ) -> list[tuple[str, str, dict[str, Any]]]:
     from assay.attest import remote
-    from assay.attest.keys import load_public_key
-    from assay.cli.cmd_sign import read_file
+    from assay.cli.cmd_sign import load_verification_key
     from assay.oci.registry import RegistryClient
 
-    public = load_public_key(read_file(key, "public key", 64 << 10))
+    public = load_verification_key(key)
     rref, platforms = _platform_refs(image, insecure, platform)
     out: list[tuple[str, str, dict[str, Any]]] = []
     with RegistryClient(rref.host, insecure=insecure) as client:

@@ -55,11 +55,10 @@ def gather(
     today: dt.date,
 ) -> ImageEvidence:
     """Verify and collect the image's evidence (and decide it with --policy); warn on gaps."""
-    from assay.attest.keys import load_public_key
-    from assay.cli.cmd_sign import read_file
+    from assay.cli.cmd_sign import load_verification_key
     from assay.compliance import collect
 
-    public = load_public_key(read_file(key, "public key", 64 << 10))
+    public = load_verification_key(key)
     if insecure_registry:
         _console.warn("--insecure-registry: talking to the registry without TLS verification")
     if policy:

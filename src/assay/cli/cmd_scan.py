@@ -240,8 +240,7 @@ def _record(inventory: Inventory, distro: Distro | None, url: str | None) -> Non
 def attested_vex(target: str, key: Path, insecure: bool) -> list[VexDocument]:
     """Verified OpenVEX attestations of a registry image ([] when none is attached)."""
     from assay.attest import remote
-    from assay.attest.keys import load_public_key
-    from assay.cli.cmd_sign import client_for, read_file
+    from assay.cli.cmd_sign import client_for, load_verification_key
     from assay.errors import VerificationError
     from assay.vuln.vex import vex_from_statements
 
@@ -251,7 +250,7 @@ def attested_vex(target: str, key: Path, insecure: bool) -> list[VexDocument]:
     ):
         raise UsageError("--key applies VEX attestations of a registry image: HOST/REPO[:TAG]")
     ref = remote.parse_image_ref(target.removeprefix("docker://"))
-    public = load_public_key(read_file(key, "public key", 64 << 10))
+    public = load_verification_key(key)
     with client_for(ref, insecure) as client:
         try:
             _, atts = remote.verify_image_attestations(client, ref, public, "openvex")

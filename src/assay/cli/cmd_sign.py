@@ -19,7 +19,7 @@ from assay.errors import InputError, UsageError, VerificationError
 # `assay verify --help` and the other commands importing this module's helpers start fast.
 if TYPE_CHECKING:
     from assay.attest import remote
-    from assay.attest.keys import SigningKey
+    from assay.attest.keys import PublicKey, SigningKey
     from assay.oci.registry import RegistryClient
 
 MAX_BLOB_FILE = 1 << 30
@@ -61,7 +61,23 @@ def load_signing_key(path: Path) -> SigningKey:
     from assay.cli.cmd_keygen import read_password
 
     pem = read_file(path, "private key", 64 << 10)
-    return load_private_key(pem, read_password(confirm=False))
+    password = read_password(confirm=False)
+    try:
+        return load_private_key(pem, password)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
+def load_verification_key(path: Path) -> PublicKey:
+    """The public key in the file at ``path``: read first, and only then the crypto imported
+    (a missing file is reported without loading it); a bad key's error names the file."""
+    pem = read_file(path, "public key", 64 << 10)
+    from assay.attest.keys import load_public_key
+
+    try:
+        return load_public_key(pem)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
 
 
 def check_keyless_args(identity: str | None, issuer: str | None) -> None:
@@ -209,13 +225,11 @@ def register(app: typer.Typer) -> None:
         if key is not None:
             if bundle is not None:
                 raise UsageError("--bundle is for keyless verification")
-            pem = read_file(key, "public key", 64 << 10)
-            # The registry client and the crypto are imported only now: a usage error or an
-            # unreadable key is reported before paying for them (bench/startup.py times this).
+            public = load_verification_key(key)
+            # The registry client is imported only now: a usage error or an unreadable key is
+            # reported before paying for it (bench/startup.py times this start).
             from assay.attest import remote
-            from assay.attest.keys import load_public_key
 
-            public = load_public_key(pem)
             ref = remote.parse_image_ref(image)
             with client_for(ref, insecure_registry) as client:
                 resolved, checked = remote.verify_recursive(
