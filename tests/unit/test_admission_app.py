@@ -1,6 +1,6 @@
-"""The ASGI app in-process (starlette's TestClient runs its lifespan): readiness waits for the
-policies, hostile bodies are refused, /metrics counts, and a deny is sent to a real HTTP alert
-receiver on 127.0.0.1."""
+"""The ASGI app served by a real uvicorn on 127.0.0.1 (which runs its lifespan): readiness waits
+for the policies, hostile bodies are refused, /metrics counts, and a deny is sent to a real HTTP
+alert receiver on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
-from starlette.testclient import TestClient
+import httpx
 from test_admission_review import D_APP, AllowList
 
 from assay.admission import Settings, Webhook, create_app
 from assay.admission.alerts import WebhookAlert
 from assay.admission.metrics import Metrics
 from assay.errors import UsageError
+from fixtures.asgiserve import running
 from fixtures.assets import INTEROP
 from fixtures.httpserve import serving
 
@@ -24,7 +25,7 @@ CAPTURE = INTEROP / "kube-apiserver-1.36.2"
 DIGEST_BODY = (CAPTURE / "04-pod-create-digest-validate.json").read_bytes()
 
 
-def _wait_ready(client: TestClient, seconds: float = 30) -> None:
+def _wait_ready(client: httpx.Client, seconds: float = 30) -> None:
     """Policies load in the background at start-up; under load that takes a moment."""
     deadline = time.monotonic() + seconds
     while client.get("/readyz").status_code != 200:
@@ -39,7 +40,7 @@ def test_ready_only_after_policies_load_and_bodies_are_bounded() -> None:
         gate.wait(10)
         return Webhook(AllowList(allowed={D_APP}), Settings(), metrics=m)
 
-    with TestClient(create_app(slow_load)) as client:
+    with running(create_app(slow_load)) as client:
         assert client.get("/healthz").status_code == 200  # alive while loading
         r = client.get("/readyz")
         assert r.status_code == 503 and "loading policies" in r.text
@@ -50,7 +51,7 @@ def test_ready_only_after_policies_load_and_bodies_are_bounded() -> None:
             assert time.monotonic() < deadline
             time.sleep(0.05)
     app = create_app(lambda m: Webhook(AllowList(allowed={D_APP}), Settings(), metrics=m))
-    with TestClient(app) as client:
+    with running(app) as client:
         assert client.get("/healthz").status_code == 200
         _wait_ready(client)
         r = client.post("/validate", content=DIGEST_BODY)
@@ -68,7 +69,7 @@ def test_not_ready_when_policies_fail_to_load() -> None:
     def load(m: Metrics) -> Webhook:
         raise UsageError("policies/bad.yaml: document 1: spec.images is required")
 
-    with TestClient(create_app(load)) as client:
+    with running(create_app(load)) as client:
         deadline = time.monotonic() + 10
         while "loading" in (r := client.get("/readyz")).text and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -98,7 +99,7 @@ def test_a_deny_is_posted_to_the_alert_receiver_but_not_a_dry_run() -> None:
         app = create_app(lambda m: Webhook(AllowList(), Settings(), metrics=m, alert=alert))
         dry = json.loads((CAPTURE / "12-pod-create-dryrun-validate.json").read_text())
         dry["request"]["object"]["spec"]["containers"][0]["image"] = f"x.example/a@{D_APP}"
-        with TestClient(app) as client:
+        with running(app) as client:
             _wait_ready(client)
             client.post("/validate", content=json.dumps(dry))
             assert client.post("/validate", content=DIGEST_BODY).json()["response"]["allowed"] is (
