@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -19,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_attest_registry import IMAGE_DIGEST, _layout_blob, push_manifest_tree
 
 from fixtures.assets import INTEROP
+from fixtures.cli import Ran, run_script
 
 BUNDLES = INTEROP / "sigstore-python-bundles"
 GH_IDENTITY = (
@@ -27,19 +27,14 @@ GH_IDENTITY = (
 GH_ISSUER = "https://token.actions.githubusercontent.com"
 
 
-def assay(*args: str, cwd: Path, password: str | None = "pw") -> subprocess.CompletedProcess[str]:
-    """Run the real ``assay`` entry point in a subprocess."""
-    env = {k: v for k, v in os.environ.items() if k not in ("ASSAY_PASSWORD", "COSIGN_PASSWORD")}
-    if password is not None:
-        env["ASSAY_PASSWORD"] = password
-    return subprocess.run(
-        [sys.executable, "-c", "from assay.cli.main import run; run()", *args],
+def assay(*args: str, cwd: Path, password: str | None = "pw") -> Ran:
+    """Run the installed ``assay`` console script in a subprocess."""
+    return run_script(
+        *args,
+        env=None if password is None else {"ASSAY_PASSWORD": password},
+        drop=("ASSAY_PASSWORD", "COSIGN_PASSWORD"),
         cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
         timeout=120,
-        stdin=subprocess.DEVNULL,
     )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from assay.build.lock import read_lock
+from fixtures.cli import run_script
 from fixtures.debrepo import FakeRepo, sample_repo, signed_contents, test_key
 
 __all__ = ["sample_repo", "test_key"]  # pytest fixtures used below
@@ -218,14 +218,7 @@ def test_json_output_and_arch_merge(workdir: tuple[Path, FakeRepo, str]) -> None
 
 def test_help_mentions_the_options() -> None:
     # The real console script, in a separate process.
-    proc = subprocess.run(
-        [sys.executable, "-c", "from assay.cli.main import run; run()", "lock", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=dict(os.environ, COLUMNS="200"),
-    )
+    proc = run_script("lock", "--help", env={"COLUMNS": "200"}, timeout=120)
     assert proc.returncode == 0
     for word in ("--why", "--arch", "--check", "--output", "Exit codes"):
         assert word in proc.stdout

@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 from test_registry_push import build_layout
 
 from assay.oci.layout import OciLayout
+from fixtures.cli import Ran, run_script
 from fixtures.registry import RunningRegistry
 
 
-def assay(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from assay.cli.main import run; run()", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def assay(*args: str) -> Ran:
+    return run_script(*args, timeout=120)
 
 
 def test_push_prints_the_digest_and_second_push_uploads_nothing(
