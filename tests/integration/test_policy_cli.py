@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,27 +12,15 @@ import pytest
 
 from assay.oci.registry import RegistryClient
 from fixtures.assets import INTEROP
-from fixtures.cli import run_inprocess
+from fixtures.cli import Ran, run_inprocess, run_script
 from integration.policy_helpers import cip, key_authority, new_key, push_image, sign
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 PC = INTEROP / "policy-controller"
 
 
-def assay(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("assay")
-    if exe is None:
-        pytest.fail("the assay console script is not installed (pip install -e .)")
-    env = dict(os.environ, PYTHONPATH=str(SRC))
-    return subprocess.run(
-        [exe, *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+def assay(*args: str, cwd: Path) -> Ran:
+    return run_script(*args, env={"PYTHONPATH": str(SRC)}, cwd=cwd, timeout=120)
 
 
 @pytest.fixture()

@@ -5,7 +5,6 @@ signed fixture Debian repository, all on 127.0.0.1."""
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.assets import INTEROP
+from fixtures.cli import Ran, run_script
 from fixtures.debrepo import FakePkg, TestKey, make_repo, rfc2822, serve, test_key
 from fixtures.proxy import RunningProxy, start_tinyproxy
 from fixtures.registry import RunningRegistry, free_port
@@ -24,22 +24,15 @@ _PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
 LAYOUT = INTEROP / "skopeo-1.13.3-signed-oci"
 
 
-def assay(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def assay(*args: str, cwd: Path, env: dict[str, str]) -> Ran:
     """The installed console script, with only the proxy variables ``env`` gives."""
-    full = {
-        k: v
-        for k, v in os.environ.items()
-        if k.lower() not in _PROXY_VARIABLES and k not in ("ASSAY_PASSWORD", "COSIGN_PASSWORD")
-    }
-    full.update({"ASSAY_PASSWORD": "", "ASSAY_CACHE_DIR": str(cwd / "cache"), **env})
-    return subprocess.run(
-        ["assay", *args],
+    proxies = tuple(k for k in os.environ if k.lower() in _PROXY_VARIABLES)  # any spelling
+    return run_script(
+        *args,
+        env={"ASSAY_PASSWORD": "", "ASSAY_CACHE_DIR": str(cwd / "cache"), **env},
+        drop=(*proxies, "ASSAY_PASSWORD", "COSIGN_PASSWORD"),
         cwd=cwd,
-        env=full,
-        capture_output=True,
-        text=True,
         timeout=120,
-        stdin=subprocess.DEVNULL,
     )
 
 
