@@ -107,17 +107,18 @@ _FLOORS.update({f"{name}, gc paused": _PAUSED.format(code) for name, code in lis
 
 
 def _once(argv: list[str], env: dict[str, str], must_succeed: bool = False) -> tuple[float, float]:
-    start = time.perf_counter()
-    stderr = subprocess.PIPE if must_succeed else subprocess.DEVNULL
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4
-    if proc.stderr is not None:
-        err = proc.stderr.read().decode(errors="replace").strip()
-        proc.stderr.close()
-        if proc.returncode != 0:
-            sys.exit(f"{' '.join(argv)} exited {proc.returncode} before the timed point: {err}")
+    # stderr to a file, not a pipe: the child is reaped before it is read, and a pipe it filled
+    # would block it
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4
+        if must_succeed and proc.returncode != 0:
+            err.seek(0)
+            text = err.read().decode(errors="replace").strip()
+            sys.exit(f"{' '.join(argv)} exited {proc.returncode} before the timed point: {text}")
     return wall, usage.ru_utime + usage.ru_stime
 
 
